@@ -1,0 +1,28 @@
+//! Domain types of Mamori, shared by every crate.
+//!
+//! Nothing here does I/O. The main types:
+//! - [`Tenant`] with its [`LocalGovCode`] (全国地方公共団体コード), [`TenantKind`],
+//!   contacts, network ranges and service subscriptions from the [`catalog`] (F30–F51).
+//! - [`Role`], [`Permission`], [`Principal`] and [`Scope`]: who acts and which tenants'
+//!   data a request may reach. Store functions take a `&Scope`, so no handler can forget
+//!   tenant isolation; [`Scope::All`] can only be had from an operator principal.
+//! - [`Event`]: the normalized event (a subset of OCSF 1.x classes and field names).
+//! - [`PolicyDocument`] and [`PolicyValidator`]: versioned per-tenant policies.
+//! - [`Problem`] / [`Problems`]: validation errors with Japanese and English text.
+#![deny(missing_docs)]
+
+pub mod catalog;
+mod event;
+mod ids;
+mod policy;
+mod problem;
+mod role;
+mod tenant;
+pub mod time;
+
+pub use event::{Disposition, Endpoint, Event, EventClass, Product, Severity};
+pub use ids::{EventId, TenantId, TokenId, UserId};
+pub use policy::{PolicyDocument, PolicyValidator};
+pub use problem::{Problem, Problems};
+pub use role::{Actor, ActorKind, CrossTenant, Permission, Principal, Role, Scope, TokenScope};
+pub use tenant::{CheckedTenant, Contact, LocalGovCode, NewTenant, Tenant, TenantKind, validate_kana};

@@ -1,0 +1,79 @@
+//! Time helpers. Times are kept as Unix milliseconds (UTC); people see them in
+//! Japan Standard Time (UTC+9, no daylight saving).
+
+use time::{OffsetDateTime, UtcOffset, macros::format_description};
+
+/// Japan Standard Time.
+pub const JST: UtcOffset = match UtcOffset::from_hms(9, 0, 0) {
+    Ok(o) => o,
+    Err(_) => UtcOffset::UTC,
+};
+
+/// Returns the current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Formats Unix milliseconds as `YYYY-MM-DD HH:MM:SS` in JST.
+pub fn format_jst(ms: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map(|t| t.to_offset(JST).format(&fmt).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Formats Unix milliseconds as RFC 3339 in UTC (for APIs and exports).
+pub fn format_rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Parses a time given by a person or a client: RFC 3339 (`2026-11-22T10:00:00+09:00`),
+/// `YYYY-MM-DDTHH:MM` or `YYYY-MM-DD HH:MM[:SS]` (taken as JST, as typed in the console),
+/// `YYYY-MM-DD` (JST midnight), or Unix milliseconds. Returns None when it is none of these.
+pub fn parse_time(input: &str) -> Option<i64> {
+    let s = input.trim();
+    if s.is_empty() || s.len() > 64 {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i64>().ok();
+    }
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let s2 = s.replace('T', " ");
+    let formats = [
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]"),
+    ];
+    for f in formats {
+        if let Ok(t) = time::PrimitiveDateTime::parse(&s2, &f) {
+            return Some((t.assume_offset(JST).unix_timestamp_nanos() / 1_000_000) as i64);
+        }
+    }
+    if let Ok(d) = time::Date::parse(s, &format_description!("[year]-[month]-[day]")) {
+        return Some((d.midnight().assume_offset(JST).unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_people_type() {
+        let a = parse_time("2026-11-22T10:00:00+09:00").unwrap();
+        assert_eq!(parse_time("2026-11-22 10:00"), Some(a));
+        assert_eq!(parse_time("2026-11-22T10:00"), Some(a));
+        assert_eq!(parse_time("2026-11-22"), Some(a - 10 * 3_600_000));
+        assert_eq!(parse_time("1763773200000"), Some(1_763_773_200_000));
+        assert_eq!(format_jst(a), "2026-11-22 10:00:00");
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time(""), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Embedded event store (being written).

@@ -1,0 +1,399 @@
+//! The single writer thread: group commit of appends and retention purges.
+
+use super::day::{DAY_MS, END_TIME_MS, MIN_TIME_MS, day_of, day_start, list_partitions, partition_path};
+use super::schema::{INSERT_EVENT, INSERT_FTS, open_writer};
+use super::{EventStoreError, PurgeReport};
+use mamori_core::{Event, Problem, Problems, TenantId};
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use tokio::sync::oneshot;
+
+// The limits `Event::from_ocsf` applies when the store reads an event back (the
+// constants of mamori-core are not exported); an event beyond them is refused at
+// append, so every stored row can be read.
+const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+const MAX_RAW_BYTES: usize = 64 * 1024;
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+const MAX_DEPTH: usize = 8;
+/// Problems reported for one refused batch, at most.
+const MAX_PROBLEMS: usize = 20;
+/// Rows written in one group commit, at most (more wait for the next one).
+const MAX_GROUP_ROWS: usize = 50_000;
+/// Partition connections the writer keeps open.
+const CACHED_PARTITIONS: usize = 8;
+
+/// An event ready to be written.
+pub(crate) struct Row {
+    day: i64,
+    time: i64,
+    id: String,
+    tenant: String,
+    class_uid: i64,
+    severity_id: i64,
+    disposition_id: Option<i64>,
+    src_ip: Option<String>,
+    dst_ip: Option<String>,
+    user: Option<String>,
+    message: String,
+    doc: String,
+    text: String,
+}
+
+/// Where the writer sends a result.
+pub(crate) enum Reply<T> {
+    /// An `async` caller.
+    Async(oneshot::Sender<Result<T, EventStoreError>>),
+    /// A blocking caller.
+    Blocking(SyncSender<Result<T, EventStoreError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, EventStoreError>) {
+        // A caller that went away no longer wants the answer; the work is done anyway.
+        match self {
+            Reply::Async(s) => {
+                let _ = s.send(result);
+            }
+            Reply::Blocking(s) => {
+                let _ = s.send(result);
+            }
+        }
+    }
+}
+
+/// What the writer thread is asked to do.
+pub(crate) enum Command {
+    /// Appends rows.
+    Append { rows: Vec<Row>, reply: Reply<u64> },
+    /// Applies retention.
+    Purge { now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>, reply: Reply<PurgeReport> },
+}
+
+/// Checks and serializes a batch; refuses the whole batch when any event is out of
+/// bounds (time outside 2000–2200, id time differing from the event time, or beyond
+/// the limits the store needs to read it back).
+pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
+    let mut problems = Problems::default();
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        if problems.0.len() >= MAX_PROBLEMS {
+            break;
+        }
+        let at = format!("events[{i}].");
+        if !(MIN_TIME_MS..END_TIME_MS).contains(&e.time) {
+            problems.push(
+                Problem::new("time", "time_out_of_range", "イベントの時刻が範囲外です（2000年〜2200年のみ記録できます）", "event time must be within the years 2000-2200")
+                    .within(&at),
+            );
+        } else if e.id.time_ms() != e.time {
+            problems.push(
+                Problem::new("metadata.uid", "id_time_mismatch", "イベントIDに埋め込まれた時刻がイベントの時刻と一致しません", "the time embedded in the event id differs from the event time")
+                    .within(&at),
+            );
+        }
+        if !(1000..=99_999).contains(&e.class.0) {
+            problems.push(Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class").within(&at));
+        }
+        for (name, v) in [("activity_id", Some(e.activity_id)), ("severity_id", Some(e.severity.0)), ("disposition_id", e.disposition.map(|d| d.0))] {
+            if v.is_some_and(|v| v > 99) {
+                problems.push(Problem::new(name, "invalid_number", format!("{name} は0〜99の整数で指定してください"), format!("{name} must be an integer 0-99")).within(&at));
+            }
+        }
+        if e.message.len() > MAX_MESSAGE_BYTES {
+            problems.push(Problem::new("message", "too_long", "message が長すぎます（8 KiB まで）", "message is too long (at most 8 KiB)").within(&at));
+        }
+        if e.raw.as_ref().is_some_and(|r| r.len() > MAX_RAW_BYTES) {
+            problems.push(Problem::new("raw_data", "too_long", "raw_data が長すぎます（64 KiB まで）", "raw_data is too long (at most 64 KiB)").within(&at));
+        }
+        let ocsf = e.to_ocsf();
+        if depth(&ocsf) > MAX_DEPTH + 2 {
+            problems.push(Problem::new("", "too_deep", "イベントの入れ子が深すぎます", "event nesting is too deep").within(&at));
+        }
+        let doc = match serde_json::to_string(&ocsf) {
+            Ok(d) => d,
+            Err(_) => {
+                problems.push(Problem::new("", "not_serializable", "イベントをJSONにできません", "the event cannot be written as JSON").within(&at));
+                String::new()
+            }
+        };
+        if doc.len() > MAX_EVENT_BYTES {
+            problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)").within(&at));
+        }
+        if !problems.is_empty() {
+            // The batch is refused anyway; the rest is only checked.
+            continue;
+        }
+        let text = e.search_text();
+        rows.push(Row {
+            day: day_of(e.time),
+            time: e.time,
+            id: e.id.to_string(),
+            tenant: e.tenant.to_string(),
+            class_uid: i64::from(e.class.0),
+            severity_id: i64::from(e.severity.0),
+            disposition_id: e.disposition.map(|d| i64::from(d.0)),
+            src_ip: e.src.and_then(|s| s.ip),
+            dst_ip: e.dst.and_then(|d| d.ip),
+            user: e.user,
+            message: e.message,
+            doc,
+            text,
+        });
+    }
+    if problems.is_empty() { Ok(rows) } else { Err(EventStoreError::Rejected(problems)) }
+}
+
+/// Returns the nesting depth of a JSON value (iteratively: hostile nesting cannot
+/// overflow the stack).
+fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Returns a copy of an error for another waiter of the same failed commit.
+fn copy_error(e: &EventStoreError) -> EventStoreError {
+    match e {
+        EventStoreError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => EventStoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone())),
+        EventStoreError::Io(io) => EventStoreError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        EventStoreError::Closed => EventStoreError::Closed,
+        other => EventStoreError::Write(other.to_string()),
+    }
+}
+
+/// The writer's state: the store's folder and the partitions it keeps open.
+struct Writer {
+    dir: PathBuf,
+    /// Open partitions, least recently used first.
+    conns: Vec<(i64, Connection)>,
+}
+
+/// Runs the writer loop until every sender is gone.
+pub(crate) fn run(dir: PathBuf, rx: Receiver<Command>) {
+    let mut w = Writer { dir, conns: Vec::new() };
+    let mut pending: Vec<(Vec<Row>, Reply<u64>)> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut rows = 0usize;
+        // Group commit: take everything already queued.
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Append { rows: r, reply } => {
+                    rows += r.len();
+                    pending.push((r, reply));
+                }
+                Command::Purge { now_ms, default_days, per_tenant, reply } => {
+                    w.flush(&mut pending);
+                    rows = 0;
+                    reply.send(w.purge(now_ms, default_days, &per_tenant));
+                }
+            }
+            if rows >= MAX_GROUP_ROWS {
+                w.flush(&mut pending);
+                rows = 0;
+            }
+            next = rx.try_recv().ok();
+        }
+        w.flush(&mut pending);
+    }
+    tracing::debug!("event store writer stopped");
+}
+
+impl Writer {
+    /// Returns the cached connection of a day, opening (and creating) it when needed.
+    fn conn(&mut self, day: i64) -> Result<&mut Connection, EventStoreError> {
+        if let Some(pos) = self.conns.iter().position(|(d, _)| *d == day) {
+            let entry = self.conns.remove(pos);
+            self.conns.push(entry);
+        } else {
+            let conn = open_writer(&partition_path(&self.dir, day))?;
+            if self.conns.len() >= CACHED_PARTITIONS {
+                self.conns.remove(0);
+            }
+            self.conns.push((day, conn));
+        }
+        match self.conns.last_mut() {
+            Some((_, c)) => Ok(c),
+            None => Err(EventStoreError::Write("no partition connection".into())),
+        }
+    }
+
+    /// Closes the cached connection of a day, if any.
+    fn forget(&mut self, day: i64) {
+        self.conns.retain(|(d, _)| *d != day);
+    }
+
+    /// Writes every pending batch (one transaction per day) and answers the callers.
+    fn flush(&mut self, pending: &mut Vec<(Vec<Row>, Reply<u64>)>) {
+        if pending.is_empty() {
+            return;
+        }
+        let batches = std::mem::take(pending);
+        let mut by_day: BTreeMap<i64, Vec<(usize, usize)>> = BTreeMap::new();
+        for (b, (rows, _)) in batches.iter().enumerate() {
+            for (r, row) in rows.iter().enumerate() {
+                by_day.entry(row.day).or_default().push((b, r));
+            }
+        }
+        let mut failed: Vec<Option<EventStoreError>> = batches.iter().map(|_| None).collect();
+        for (day, refs) in &by_day {
+            if let Err(e) = self.write_day(*day, &batches, refs) {
+                tracing::error!(day = %super::day::day_name(*day), error = %e, "event store: commit failed");
+                for (b, _) in refs {
+                    if let Some(slot) = failed.get_mut(*b)
+                        && slot.is_none()
+                    {
+                        *slot = Some(copy_error(&e));
+                    }
+                }
+                // A broken connection is reopened next time.
+                self.forget(*day);
+            }
+        }
+        for ((rows, reply), fail) in batches.into_iter().zip(failed) {
+            reply.send(match fail {
+                Some(e) => Err(e),
+                None => Ok(rows.len() as u64),
+            });
+        }
+    }
+
+    /// Writes the given rows of one day in one transaction.
+    fn write_day(&mut self, day: i64, batches: &[(Vec<Row>, Reply<u64>)], refs: &[(usize, usize)]) -> Result<(), EventStoreError> {
+        let conn = self.conn(day)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
+            let mut fts = tx.prepare_cached(INSERT_FTS)?;
+            for (b, r) in refs {
+                let Some(row) = batches.get(*b).and_then(|(rows, _)| rows.get(*r)) else { continue };
+                ins.execute(params![
+                    row.id,
+                    row.time,
+                    row.tenant,
+                    row.class_uid,
+                    row.severity_id,
+                    row.disposition_id,
+                    row.src_ip,
+                    row.dst_ip,
+                    row.user,
+                    row.message,
+                    row.doc
+                ])?;
+                let seq = tx.last_insert_rowid();
+                fts.execute(params![seq, row.text])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies retention: drops partitions older than the longest retention and
+    /// deletes the rows of shorter-retention tenants from the others.
+    fn purge(&mut self, now_ms: i64, default_days: u32, per_tenant: &HashMap<TenantId, u32>) -> Result<PurgeReport, EventStoreError> {
+        let cutoff = |days: u32| now_ms.saturating_sub(i64::from(days) * DAY_MS);
+        let longest = per_tenant.values().copied().fold(default_days, u32::max);
+        let drop_before = cutoff(longest);
+        let mut report = PurgeReport::default();
+        for (day, path) in list_partitions(&self.dir)? {
+            let start = day_start(day);
+            if start.saturating_add(DAY_MS) <= drop_before {
+                self.forget(day);
+                remove_partition(&path)?;
+                report.partitions_dropped += 1;
+                tracing::info!(day = %super::day::day_name(day), "event store: partition dropped by retention");
+                continue;
+            }
+            let default_cutoff = cutoff(default_days);
+            let tenant_cutoffs: Vec<(String, i64)> =
+                per_tenant.iter().map(|(t, d)| (t.to_string(), cutoff(*d))).filter(|(_, c)| *c > start).collect();
+            if default_cutoff <= start && tenant_cutoffs.is_empty() {
+                continue;
+            }
+            let explicit: Vec<String> = per_tenant.keys().map(|t| t.to_string()).collect();
+            let explicit = serde_json::to_string(&explicit).map_err(|e| EventStoreError::Write(e.to_string()))?;
+            let deleted = match self.conns.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, conn)) => purge_day(conn, start, default_cutoff, &explicit, &tenant_cutoffs)?,
+                None => purge_day(&mut open_writer(&path)?, start, default_cutoff, &explicit, &tenant_cutoffs)?,
+            };
+            report.events_deleted += deleted;
+        }
+        Ok(report)
+    }
+}
+
+/// Deletes the expired rows (and their full-text rows) of one partition.
+fn purge_day(conn: &mut Connection, start: i64, default_cutoff: i64, explicit_json: &str, tenant_cutoffs: &[(String, i64)]) -> Result<u64, EventStoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deleted = 0u64;
+    for (tenant, cutoff) in tenant_cutoffs {
+        tx.execute("DELETE FROM events_fts WHERE rowid IN (SELECT seq FROM events WHERE tenant = ?1 AND time < ?2)", params![tenant, cutoff])?;
+        deleted += tx.execute("DELETE FROM events WHERE tenant = ?1 AND time < ?2", params![tenant, cutoff])? as u64;
+    }
+    if default_cutoff > start {
+        let others = "tenant NOT IN (SELECT value FROM json_each(?1)) AND time < ?2";
+        tx.execute(&format!("DELETE FROM events_fts WHERE rowid IN (SELECT seq FROM events WHERE {others})"), params![explicit_json, default_cutoff])?;
+        deleted += tx.execute(&format!("DELETE FROM events WHERE {others}"), params![explicit_json, default_cutoff])? as u64;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Deletes a partition file and its WAL and shared-memory files.
+fn remove_partition(path: &Path) -> Result<(), EventStoreError> {
+    std::fs::remove_file(path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(p)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_core::{EventClass, EventId};
+
+    #[test]
+    fn prepare_refuses_the_whole_batch_for_one_bad_event() {
+        let t = TenantId::new();
+        let good = Event::new(t, 1_763_800_000_000, EventClass::HTTP_ACTIVITY, "ok", "test");
+        let old = Event::new(t, 946_684_799_999, EventClass::HTTP_ACTIVITY, "1999", "test");
+        let future = Event::new(t, END_TIME_MS, EventClass::HTTP_ACTIVITY, "2201", "test");
+        let mut moved = good.clone();
+        moved.time += 1;
+        let mut huge = good.clone();
+        huge.message = "あ".repeat(5000);
+        let Err(EventStoreError::Rejected(p)) = prepare(vec![good.clone(), old, future, moved, huge]) else { panic!("not rejected") };
+        let got: Vec<(&str, &str)> = p.0.iter().map(|p| (p.field.as_str(), p.code)).collect();
+        assert_eq!(
+            got,
+            [
+                ("events[1].time", "time_out_of_range"),
+                ("events[2].time", "time_out_of_range"),
+                ("events[3].metadata.uid", "id_time_mismatch"),
+                ("events[4].message", "too_long")
+            ]
+        );
+        assert!(p.0.iter().all(|p| !p.ja.is_empty() && !p.en.is_empty()));
+        let mut ok = good.clone();
+        ok.id = EventId::at(ok.time);
+        assert_eq!(prepare(vec![good, ok]).map(|r| r.len()).ok(), Some(2));
+    }
+}

@@ -1,0 +1,210 @@
+//! Versioned per-tenant policy documents and the watch through which running
+//! components see changes.
+//!
+//! Every save inserts a new version (nothing is overwritten, so any version can be
+//! looked at or restored) and takes the next global `revision`. A [`PolicyWatch`] wakes
+//! when the revision moves: at once for saves made in this process, and within the
+//! poll interval for saves made by another node on the same PostgreSQL database.
+
+use crate::audit::{self, Change};
+use crate::{Db, Store, StoreError};
+use mamori_core::{Actor, PolicyDocument, PolicyValidator, Problem, Scope, TenantId};
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Largest policy document accepted, in bytes.
+pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
+
+pub(crate) async fn current_revision(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies").fetch_one(&db.pool).await?.try_get(0)?)
+}
+
+fn tenant_key(t: Option<TenantId>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_default()
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<PolicyDocument, StoreError> {
+    let tenant: String = r.try_get(0)?;
+    Ok(PolicyDocument {
+        tenant: if tenant.is_empty() { None } else { Some(tenant.parse().map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?) },
+        component: r.try_get(1)?,
+        version: r.try_get(2)?,
+        revision: r.try_get(3)?,
+        document: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
+        created_by: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+    })
+}
+
+const COLUMNS: &str = "tenant_id, component, version, revision, document, created_by, created_at";
+
+fn readable(scope: &Scope, tenant: Option<TenantId>) -> bool {
+    match tenant {
+        // The platform default is no tenant's data; everyone may read it.
+        None => !matches!(scope, Scope::Nothing),
+        Some(t) => scope.includes(t),
+    }
+}
+
+impl Store {
+    /// Returns the newest version of a component's policy for `tenant` (None: the
+    /// platform default), if any was saved.
+    pub async fn policy(&self, scope: &Scope, tenant: Option<TenantId>, component: &str) -> Result<Option<PolicyDocument>, StoreError> {
+        if !readable(scope, tenant) {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 ORDER BY version DESC LIMIT 1"))
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Returns the saved versions, newest first.
+    pub async fn policy_versions(&self, scope: &Scope, tenant: Option<TenantId>, component: &str, limit: i64) -> Result<Vec<PolicyDocument>, StoreError> {
+        if !readable(scope, tenant) {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 ORDER BY version DESC LIMIT $3"))
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Returns the newest version of every tenant's policy of a component (the
+    /// platform default has `tenant: None`). For the component runtime.
+    pub async fn latest_policies(&self, component: &str) -> Result<Vec<PolicyDocument>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND version = (SELECT MAX(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
+        ))
+        .bind(component)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Validates and saves a new version of a policy. A document the component's
+    /// validator refuses is not stored; the error lists every problem.
+    pub async fn put_policy(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        document: Value,
+    ) -> Result<PolicyDocument, StoreError> {
+        match (scope, tenant) {
+            (Scope::All(_), _) => {}
+            (Scope::Tenant(own), Some(t)) if *own == t => {}
+            (Scope::Tenant(_), None) => return Err(StoreError::Forbidden("only operators change the platform default")),
+            _ => return Err(StoreError::NotFound),
+        }
+        if document.to_string().len() > MAX_POLICY_BYTES {
+            return Err(Problem::new("document", "too_large", "ポリシーが大きすぎます（1 MiB まで）", "policy is too large (at most 1 MiB)").into());
+        }
+        validator.validate(&document).map_err(StoreError::Invalid)?;
+        let component = validator.component();
+        let (_guard, mut tx) = self.begin_write().await?;
+        if let Some(t) = tenant {
+            let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(t.to_string()).fetch_optional(&mut *tx).await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+        }
+        let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM policies WHERE tenant_id = $1 AND component = $2")
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
+        let doc = PolicyDocument { tenant, component: component.to_string(), version, revision, document, created_by: actor.name.clone(), created_at: mamori_core::time::now_ms() };
+        sqlx::query(&format!("INSERT INTO policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .bind(version)
+            .bind(revision)
+            .bind(doc.document.to_string())
+            .bind(&doc.created_by)
+            .bind(doc.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let before = sqlx::query("SELECT document FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3")
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .bind(version - 1)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+        audit::append(
+            &mut tx,
+            Change { actor, tenant, action: "policy.update", target_kind: "policy", target_id: Some(format!("{component}@{version}")), before, after: Some(json!(doc.document)) },
+        )
+        .await?;
+        tx.commit().await?;
+        self.inner.policy_rev.send_if_modified(|r| {
+            let newer = revision > *r;
+            if newer {
+                *r = revision;
+            }
+            newer
+        });
+        Ok(doc)
+    }
+
+    /// Returns a watch that wakes when any policy changes.
+    pub fn watch_policies(&self) -> PolicyWatch {
+        PolicyWatch { rx: self.inner.policy_rev.subscribe() }
+    }
+
+    /// Polls the database for policy revisions saved by other nodes, every `every`.
+    /// Returns the task; abort it to stop.
+    pub fn spawn_policy_poller(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match current_revision(&store.db).await {
+                    Ok(rev) => {
+                        store.inner.policy_rev.send_if_modified(|r| {
+                            let newer = rev > *r;
+                            if newer {
+                                *r = rev;
+                            }
+                            newer
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "policy poll failed"),
+                }
+            }
+        })
+    }
+}
+
+/// Wakes a component when policies change.
+#[derive(Clone, Debug)]
+pub struct PolicyWatch {
+    rx: watch::Receiver<i64>,
+}
+
+impl PolicyWatch {
+    /// Waits until the policy revision moves past the last one seen; returns it.
+    pub async fn changed(&mut self) -> Option<i64> {
+        self.rx.changed().await.ok()?;
+        Some(*self.rx.borrow_and_update())
+    }
+
+    /// Returns the newest revision known.
+    pub fn revision(&self) -> i64 {
+        *self.rx.borrow()
+    }
+}

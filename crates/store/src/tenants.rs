@@ -1,0 +1,292 @@
+//! Tenants: the prefecture and its member organizations.
+
+use crate::audit::{self, Change};
+use crate::{Store, StoreError};
+use mamori_core::{Actor, CheckedTenant, Problem, Problems, Scope, Tenant, TenantId};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+
+const COLUMNS: &str = "id, code, name, kana, kind, contacts, network_ranges, services, retention_days, notes, created_at, updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
+    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("tenant {what}: {e}"));
+    let id: String = r.try_get(0)?;
+    let code: String = r.try_get(1)?;
+    let kind: String = r.try_get(4)?;
+    Ok(Tenant {
+        id: id.parse().map_err(|e: uuid::Error| corrupt("id", e.to_string()))?,
+        code: code.parse().map_err(|e: Problem| corrupt("code", e.en))?,
+        name: r.try_get(2)?,
+        kana: r.try_get(3)?,
+        kind: kind.parse().map_err(|e: Problem| corrupt("kind", e.en))?,
+        contacts: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+        network_ranges: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
+        services: serde_json::from_str(&r.try_get::<String, _>(7)?)?,
+        retention_days: u32::try_from(r.try_get::<i64, _>(8)?).unwrap_or(365),
+        notes: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+        updated_at: r.try_get(11)?,
+    })
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    /// Tenants created.
+    pub created: usize,
+    /// Tenants updated (matched by code).
+    pub updated: usize,
+}
+
+impl Store {
+    /// Returns the tenants in `scope`, ordered by code.
+    pub async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>, StoreError> {
+        let rows = match scope {
+            Scope::Tenant(t) => {
+                sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(t.to_string()).fetch_all(&self.db.pool).await?
+            }
+            Scope::All(_) => sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY code")).fetch_all(&self.db.pool).await?,
+            Scope::Nothing => return Ok(Vec::new()),
+        };
+        self.note_scope(scope, "tenants").await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Returns one tenant if it is in `scope`.
+    pub async fn get_tenant(&self, scope: &Scope, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        if !scope.includes(id) {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.db.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Returns the tenant with this code if it is in `scope`.
+    pub async fn tenant_by_code(&self, scope: &Scope, code: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE code = $1")).bind(code.trim()).fetch_optional(&self.db.pool).await?;
+        let tenant = row.as_ref().map(from_row).transpose()?;
+        Ok(tenant.filter(|t| scope.includes(t.id)))
+    }
+
+    /// Creates a tenant. Only a cross-tenant scope may create tenants.
+    pub async fn create_tenant(&self, scope: &Scope, actor: &Actor, t: CheckedTenant) -> Result<Tenant, StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators create tenants"));
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let tenant = insert(&mut tx, actor, t).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    /// Replaces a tenant's fields.
+    pub async fn update_tenant(&self, scope: &Scope, actor: &Actor, id: TenantId, t: CheckedTenant) -> Result<Tenant, StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators change tenants"));
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let tenant = update(&mut tx, actor, before, t).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    /// Changes only the contacts of a tenant: tenant admins keep their own up to date.
+    pub async fn update_contacts(&self, scope: &Scope, actor: &Actor, id: TenantId, contacts: Vec<mamori_core::Contact>) -> Result<Tenant, StoreError> {
+        if !scope.includes(id) {
+            return Err(StoreError::NotFound);
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let mut after = before.clone();
+        after.contacts = contacts;
+        after.updated_at = mamori_core::time::now_ms();
+        sqlx::query("UPDATE tenants SET contacts = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(&after.contacts)?)
+            .bind(after.updated_at)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            Change { actor, tenant: Some(id), action: "tenant.contacts_update", target_kind: "tenant", target_id: Some(id.to_string()), before: Some(json!(before.contacts)), after: Some(json!(after.contacts)) },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a tenant that has no accounts left.
+    pub async fn delete_tenant(&self, scope: &Scope, actor: &Actor, id: TenantId) -> Result<(), StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators delete tenants"));
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let users: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE tenant_id = $1").bind(id.to_string()).fetch_one(&mut *tx).await?.try_get(0)?;
+        if users > 0 {
+            return Err(Problem::new(
+                "tenant",
+                "has_users",
+                format!("この団体には利用者が{users}人登録されています。先に利用者を削除してください"),
+                format!("the tenant still has {users} accounts; delete them first"),
+            )
+            .into());
+        }
+        sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        audit::append(&mut tx, Change { actor, tenant: Some(id), action: "tenant.delete", target_kind: "tenant", target_id: Some(id.to_string()), before: Some(json!(before)), after: None }).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Imports tenants: each row creates a tenant or replaces the one with the same code.
+    /// All rows are applied in one transaction, so a failure changes nothing.
+    pub async fn import_tenants(&self, scope: &Scope, actor: &Actor, rows: Vec<CheckedTenant>) -> Result<ImportReport, StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators import tenants"));
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let mut report = ImportReport::default();
+        for t in rows {
+            let existing = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE code = $1")).bind(t.code.to_string()).fetch_optional(&mut *tx).await?;
+            match existing.as_ref().map(from_row).transpose()? {
+                Some(before) => {
+                    update(&mut tx, actor, before, t).await?;
+                    report.updated += 1;
+                }
+                None => {
+                    insert(&mut tx, actor, t).await?;
+                    report.created += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+async fn load(tx: &mut crate::Tx<'_>, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(id.to_string()).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Refuses a network range that overlaps another tenant's: traffic and logs are
+/// attributed to tenants by address, so an overlap would be ambiguous.
+async fn check_ranges(tx: &mut crate::Tx<'_>, own: Option<TenantId>, t: &CheckedTenant) -> Result<(), StoreError> {
+    if t.network_ranges.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query("SELECT id, name, network_ranges FROM tenants").fetch_all(&mut **tx).await?;
+    let mut problems = Problems::default();
+    for r in &rows {
+        let id: String = r.try_get(0)?;
+        if own.is_some_and(|o| o.to_string() == id) {
+            continue;
+        }
+        let name: String = r.try_get(1)?;
+        let ranges: Vec<ipnet::IpNet> = serde_json::from_str(&r.try_get::<String, _>(2)?)?;
+        for mine in &t.network_ranges {
+            if let Some(theirs) = ranges.iter().find(|x| x.contains(&mine.network()) || mine.contains(&x.network())) {
+                problems.push(Problem::new(
+                    "network_ranges",
+                    "range_overlap",
+                    format!("ネットワーク範囲 {mine} は「{name}」の {theirs} と重なっています"),
+                    format!("network range {mine} overlaps {theirs} of '{name}'"),
+                ));
+            }
+        }
+    }
+    problems.into_result(()).map_err(StoreError::Invalid)
+}
+
+async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Result<Tenant, StoreError> {
+    check_ranges(tx, None, &t).await?;
+    let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1").bind(t.code.to_string()).fetch_optional(&mut **tx).await?;
+    if let Some(r) = taken {
+        let name: String = r.try_get(0)?;
+        return Err(Problem::new(
+            "code",
+            "duplicate_code",
+            format!("団体コード {} は「{name}」で登録済みです", t.code),
+            format!("local government code {} is already used by '{name}'", t.code),
+        )
+        .into());
+    }
+    let now = mamori_core::time::now_ms();
+    let tenant = Tenant {
+        id: TenantId::new(),
+        code: t.code,
+        name: t.name,
+        kana: t.kana,
+        kind: t.kind,
+        contacts: t.contacts,
+        network_ranges: t.network_ranges,
+        services: t.services,
+        retention_days: t.retention_days,
+        notes: t.notes,
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+        .bind(tenant.id.to_string())
+        .bind(tenant.code.to_string())
+        .bind(&tenant.name)
+        .bind(&tenant.kana)
+        .bind(tenant.kind.as_str())
+        .bind(serde_json::to_string(&tenant.contacts)?)
+        .bind(serde_json::to_string(&tenant.network_ranges)?)
+        .bind(serde_json::to_string(&tenant.services)?)
+        .bind(i64::from(tenant.retention_days))
+        .bind(&tenant.notes)
+        .bind(tenant.created_at)
+        .bind(tenant.updated_at)
+        .execute(&mut **tx)
+        .await?;
+    audit::append(tx, Change { actor, tenant: Some(tenant.id), action: "tenant.create", target_kind: "tenant", target_id: Some(tenant.id.to_string()), before: None, after: Some(json!(tenant)) }).await?;
+    Ok(tenant)
+}
+
+async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: CheckedTenant) -> Result<Tenant, StoreError> {
+    check_ranges(tx, Some(before.id), &t).await?;
+    if t.code != before.code {
+        let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1 AND id <> $2").bind(t.code.to_string()).bind(before.id.to_string()).fetch_optional(&mut **tx).await?;
+        if let Some(r) = taken {
+            let name: String = r.try_get(0)?;
+            return Err(Problem::new("code", "duplicate_code", format!("団体コード {} は「{name}」で登録済みです", t.code), format!("local government code {} is already used by '{name}'", t.code)).into());
+        }
+    }
+    let after = Tenant {
+        id: before.id,
+        code: t.code,
+        name: t.name,
+        kana: t.kana,
+        kind: t.kind,
+        contacts: t.contacts,
+        network_ranges: t.network_ranges,
+        services: t.services,
+        retention_days: t.retention_days,
+        notes: t.notes,
+        created_at: before.created_at,
+        updated_at: mamori_core::time::now_ms(),
+    };
+    if (Tenant { updated_at: before.updated_at, ..after.clone() }) == before {
+        return Ok(before);
+    }
+    sqlx::query("UPDATE tenants SET code = $1, name = $2, kana = $3, kind = $4, contacts = $5, network_ranges = $6, services = $7, retention_days = $8, notes = $9, updated_at = $10 WHERE id = $11")
+        .bind(after.code.to_string())
+        .bind(&after.name)
+        .bind(&after.kana)
+        .bind(after.kind.as_str())
+        .bind(serde_json::to_string(&after.contacts)?)
+        .bind(serde_json::to_string(&after.network_ranges)?)
+        .bind(serde_json::to_string(&after.services)?)
+        .bind(i64::from(after.retention_days))
+        .bind(&after.notes)
+        .bind(after.updated_at)
+        .bind(after.id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    audit::append(tx, Change { actor, tenant: Some(after.id), action: "tenant.update", target_kind: "tenant", target_id: Some(after.id.to_string()), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    Ok(after)
+}

@@ -1,0 +1,213 @@
+//! Config store behavior, run against SQLite and PostgreSQL alike.
+
+use mamori_core::{Actor, CrossTenant, NewTenant, Principal, Role, Scope, TenantId, UserId};
+use mamori_store::{AuditFilter, NewUser, Store, StoreError, UserFilter, UserPatch};
+use serde_json::json;
+
+fn system() -> Scope {
+    Scope::All(CrossTenant::system(Actor::system()))
+}
+
+fn city(code5: &str, name: &str, range: &str) -> mamori_core::CheckedTenant {
+    NewTenant {
+        code: mamori_core::LocalGovCode::from_five(code5).unwrap().to_string(),
+        name: name.into(),
+        kana: "テスト".into(),
+        kind: "city".into(),
+        network_ranges: vec![range.into()],
+        ..Default::default()
+    }
+    .check()
+    .unwrap()
+}
+
+fn new_user(name: &str, role: Role, tenant: Option<TenantId>) -> NewUser {
+    NewUser { username: name.into(), display_name: name.into(), email: String::new(), role, tenant_id: tenant, password_hash: "x".into(), must_change_password: false }
+}
+
+async fn each_backend<F, Fut>(f: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    for (name, url) in mamori_store::testing::backends(dir.path()).await {
+        eprintln!("backend: {name}");
+        let store = Store::open(&url).await.unwrap();
+        f(store.clone()).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn tenants_are_created_scoped_and_audited() {
+    each_backend(|store| async move {
+        let actor = Actor::system();
+        let a = store.create_tenant(&system(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
+        let b = store.create_tenant(&system(), &actor, city("13102", "中央区", "198.51.100.0/24")).await.unwrap();
+        // Duplicate code and overlapping ranges are refused with clear problems.
+        match store.create_tenant(&system(), &actor, city("13101", "X", "203.0.113.0/24")).await {
+            Err(StoreError::Invalid(p)) => assert_eq!(p.0[0].code, "duplicate_code"),
+            other => panic!("{other:?}"),
+        }
+        match store.create_tenant(&system(), &actor, city("13103", "港区", "192.0.2.128/25")).await {
+            Err(StoreError::Invalid(p)) => assert_eq!(p.0[0].code, "range_overlap"),
+            other => panic!("{other:?}"),
+        }
+        // A tenant scope sees only its own tenant and cannot create or change tenants.
+        let scope_a = Scope::Tenant(a.id);
+        let seen: Vec<_> = store.list_tenants(&scope_a).await.unwrap().into_iter().map(|t| t.id).collect();
+        assert_eq!(seen, vec![a.id]);
+        assert!(store.get_tenant(&scope_a, b.id).await.unwrap().is_none());
+        assert!(store.tenant_by_code(&scope_a, &b.code.to_string()).await.unwrap().is_none());
+        assert!(matches!(store.create_tenant(&scope_a, &actor, city("13104", "新宿区", "203.0.113.0/24")).await, Err(StoreError::Forbidden(_))));
+        assert!(matches!(store.update_contacts(&scope_a, &actor, b.id, vec![]).await, Err(StoreError::NotFound)));
+        assert_eq!(store.list_tenants(&system()).await.unwrap().len(), 2);
+        // Updating writes before and after into the audit log.
+        let mut changed = city("13101", "千代田区役所", "192.0.2.0/24");
+        changed.retention_days = 30;
+        store.update_tenant(&system(), &actor, a.id, changed).await.unwrap();
+        let log = store.list_audit(&system(), &AuditFilter::default(), None, 10).await.unwrap();
+        assert_eq!(log[0].action, "tenant.update");
+        assert_eq!(log[0].before.as_ref().unwrap()["name"], "千代田区");
+        assert_eq!(log[0].after.as_ref().unwrap()["name"], "千代田区役所");
+        // The tenant's own audit view holds only its entries.
+        let own = store.list_audit(&scope_a, &AuditFilter::default(), None, 100).await.unwrap();
+        assert!(own.iter().all(|e| e.tenant_id.as_deref() == Some(a.id.to_string().as_str())));
+        assert!(store.verify_audit().await.unwrap().first_bad.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn import_is_all_or_nothing() {
+    each_backend(|store| async move {
+        let actor = Actor::system();
+        store.create_tenant(&system(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
+        let rows = vec![city("13101", "千代田区（更新）", "192.0.2.0/24"), city("13102", "中央区", "198.51.100.0/24"), city("13103", "港区", "198.51.100.0/25")];
+        assert!(store.import_tenants(&system(), &actor, rows).await.is_err(), "overlap in the last row");
+        let names: Vec<_> = store.list_tenants(&system()).await.unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["千代田区"], "nothing changed");
+        let rows = vec![city("13101", "千代田区（更新）", "192.0.2.0/24"), city("13102", "中央区", "198.51.100.0/24")];
+        let report = store.import_tenants(&system(), &actor, rows).await.unwrap();
+        assert_eq!((report.created, report.updated), (1, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn users_stay_in_their_tenant() {
+    each_backend(|store| async move {
+        let actor = Actor::system();
+        let a = store.create_tenant(&system(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
+        let b = store.create_tenant(&system(), &actor, city("13102", "中央区", "198.51.100.0/24")).await.unwrap();
+        let ua = store.create_user(&system(), &actor, new_user("admin-a", Role::TenantAdmin, Some(a.id))).await.unwrap();
+        let ub = store.create_user(&system(), &actor, new_user("admin-b", Role::TenantAdmin, Some(b.id))).await.unwrap();
+        let op = store.create_user(&system(), &actor, new_user("operator", Role::OperatorAdmin, None)).await.unwrap();
+        let sa = Scope::Tenant(a.id);
+        let listed: Vec<_> = store.list_users(&sa, &UserFilter::default()).await.unwrap().into_iter().map(|u| u.id).collect();
+        assert_eq!(listed, vec![ua.id]);
+        assert!(store.get_user(&sa, ub.id).await.unwrap().is_none());
+        assert!(store.get_user(&sa, op.id).await.unwrap().is_none(), "operators are outside every tenant");
+        // A tenant admin cannot create accounts elsewhere, operator accounts, or move an account out.
+        assert!(store.create_user(&sa, &actor, new_user("x1", Role::TenantUser, Some(b.id))).await.is_err());
+        assert!(store.create_user(&sa, &actor, new_user("x2", Role::Auditor, None)).await.is_err());
+        assert!(store.update_user(&sa, &actor, ua.id, UserPatch { tenant_id: Some(Some(b.id)), ..Default::default() }).await.is_err());
+        assert!(matches!(store.update_user(&sa, &actor, ub.id, UserPatch { disabled: Some(true), ..Default::default() }).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.set_password(&sa, &actor, ub.id, "h", true, None).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.delete_user(&sa, &actor, op.id).await, Err(StoreError::NotFound)));
+        // Role and tenant must agree; names are unique.
+        assert!(store.create_user(&system(), &actor, new_user("x3", Role::TenantUser, None)).await.is_err());
+        assert!(store.create_user(&system(), &actor, new_user("x4", Role::Auditor, Some(a.id))).await.is_err());
+        match store.create_user(&system(), &actor, new_user("ADMIN-A", Role::TenantUser, Some(a.id))).await {
+            Err(StoreError::Invalid(p)) => assert_eq!(p.0[0].code, "duplicate_username"),
+            other => panic!("{other:?}"),
+        }
+        // Lockout after the threshold.
+        assert!(!store.login_failed(ua.id, 3, 60_000).await.unwrap());
+        assert!(!store.login_failed(ua.id, 3, 60_000).await.unwrap());
+        assert!(store.login_failed(ua.id, 3, 60_000).await.unwrap());
+        let rec = store.login_record("admin-a").await.unwrap().unwrap();
+        assert!(rec.user.locked_until > mamori_core::time::now_ms());
+        store.unlock_user(&sa, &actor, ua.id).await.unwrap();
+        // TOTP steps are accepted once.
+        assert!(store.use_totp_step(ua.id, 100).await.unwrap());
+        assert!(!store.use_totp_step(ua.id, 100).await.unwrap());
+        assert!(store.verify_audit().await.unwrap().first_bad.is_none());
+    })
+    .await;
+}
+
+struct Retention;
+impl mamori_core::PolicyValidator for Retention {
+    fn component(&self) -> &'static str {
+        "test"
+    }
+    fn default_policy(&self) -> serde_json::Value {
+        json!({"days": 1})
+    }
+    fn validate(&self, d: &serde_json::Value) -> Result<(), mamori_core::Problems> {
+        match d.get("days").and_then(|v| v.as_u64()) {
+            Some(1..=10) => Ok(()),
+            _ => Err(mamori_core::Problem::new("days", "bad", "日数が不正です", "bad days").into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn policies_are_versioned_validated_and_watched() {
+    each_backend(|store| async move {
+        let actor = Actor::system();
+        let a = store.create_tenant(&system(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
+        let b = store.create_tenant(&system(), &actor, city("13102", "中央区", "198.51.100.0/24")).await.unwrap();
+        let mut watch = store.watch_policies();
+        let p1 = store.put_policy(&system(), &actor, Some(a.id), &Retention, json!({"days": 3})).await.unwrap();
+        assert_eq!(p1.version, 1);
+        assert_eq!(watch.changed().await, Some(p1.revision));
+        let p2 = store.put_policy(&Scope::Tenant(a.id), &actor, Some(a.id), &Retention, json!({"days": 4})).await.unwrap();
+        assert_eq!((p2.version, p2.revision), (2, p1.revision + 1));
+        assert!(matches!(store.put_policy(&system(), &actor, Some(a.id), &Retention, json!({"days": 99})).await, Err(StoreError::Invalid(_))));
+        assert!(store.put_policy(&Scope::Tenant(a.id), &actor, Some(b.id), &Retention, json!({"days": 4})).await.is_err());
+        assert!(store.put_policy(&Scope::Tenant(a.id), &actor, None, &Retention, json!({"days": 4})).await.is_err());
+        assert!(store.policy(&Scope::Tenant(b.id), Some(a.id), "test").await.unwrap().is_none());
+        assert_eq!(store.policy(&system(), Some(a.id), "test").await.unwrap().unwrap().document, json!({"days": 4}));
+        assert_eq!(store.policy_versions(&system(), Some(a.id), "test", 10).await.unwrap().len(), 2);
+        assert_eq!(store.latest_policies("test").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cross_tenant_reads_by_people_are_audited_once_per_window() {
+    each_backend(|store| async move {
+        let p = Principal { user_id: UserId::new(), username: "soc1".into(), display_name: "SOC".into(), role: Role::SocAnalyst, tenant_id: None, token: None, ip: Some("127.0.0.1".into()) };
+        store.list_tenants(&p.scope()).await.unwrap();
+        store.list_tenants(&p.scope()).await.unwrap();
+        let log = store.list_audit(&system(), &AuditFilter { action: Some("access.".into()), ..Default::default() }, None, 10).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!((log[0].actor_name.as_str(), log[0].target_kind.as_str()), ("soc1", "tenants"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_verify_detects_a_modified_row_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url).await.unwrap();
+    let actor = Actor::system();
+    for (c, n, r) in [("13101", "千代田区", "192.0.2.0/24"), ("13102", "中央区", "198.51.100.0/24"), ("13103", "港区", "203.0.113.0/24")] {
+        store.create_tenant(&system(), &actor, city(c, n, r)).await.unwrap();
+    }
+    assert_eq!(store.verify_audit().await.unwrap().entries, 3);
+    // The append-only trigger refuses a plain UPDATE.
+    assert!(sqlx::query("UPDATE audit_log SET actor_name = 'x' WHERE seq = 2").execute(store.db_pool()).await.is_err());
+    // Someone with file access drops the trigger and edits a row: verify names it.
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor_name = 'mallory' WHERE seq = 2").execute(store.db_pool()).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!(report.first_bad.as_ref().map(|b| b.0), Some(2), "{report:?}");
+    // A removed row is found too.
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 1").execute(store.db_pool()).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().first_bad.map(|b| b.0), Some(2));
+}
