@@ -1,1 +1,153 @@
-//! placeholder
+//! The web console (Japanese first, English available) and the REST API of Mamori.
+//!
+//! - Pages ([`pages`]) are rendered on the server with maud: no JavaScript build step,
+//!   charts as inline SVG, a strict Content-Security-Policy (no inline script at all).
+//! - The REST API ([`api`]) under `/api/v1` does everything the console does; its
+//!   OpenAPI 3 document is served at `/api/openapi.json` and built from the same route
+//!   table ([`api::ROUTES`]) the router is built from.
+//! - Authentication ([`auth`]): Argon2id passwords, TOTP (RFC 6238, mandatory for
+//!   operator roles), lockout, sessions in secure cookies with CSRF tokens, API tokens
+//!   with scopes and expiry.
+//! - Every handler derives a [`mamori_core::Scope`] from the principal and passes it to
+//!   the store, which enforces tenant isolation.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+mod csv_io;
+mod error;
+mod i18n;
+mod metrics;
+pub mod pages;
+mod security;
+mod svg;
+
+pub use csv_io::{export_audit as export_audit_csv, export_tenants as export_tenants_csv, import_tenants as import_tenants_csv};
+pub use error::AppError;
+pub use i18n::Lang;
+pub use metrics::Metrics;
+
+use axum::Router;
+use mamori_bus::{Bus, Registry};
+use mamori_store::Store;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Console settings (`[console]` of mamori.toml).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark cookies `Secure` and use the `__Host-` cookie prefix. On whenever the
+    /// console is served over TLS; off only for plain HTTP on loopback.
+    pub secure_cookies: bool,
+    /// Largest request body accepted, in bytes (CSV imports included).
+    pub max_body_bytes: usize,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { secure_cookies: false, max_body_bytes: 4 * 1024 * 1024, argon2_memory_kib: 19_456, argon2_iterations: 2 }
+    }
+}
+
+/// Security settings that operators change in the console (stored as settings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Failed logins in a row before the account is locked.
+    pub lockout_threshold: i64,
+    /// How long a lockout lasts, in minutes.
+    pub lockout_minutes: i64,
+    /// A session ends after this many idle minutes.
+    pub session_idle_minutes: i64,
+    /// A session ends this many hours after login, active or not.
+    pub session_max_hours: i64,
+    /// Shortest password accepted.
+    pub password_min_length: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { lockout_threshold: 5, lockout_minutes: 15, session_idle_minutes: 30, session_max_hours: 12, password_min_length: 12 }
+    }
+}
+
+impl AuthSettings {
+    /// Checks ranges; returns every problem.
+    pub fn check(&self) -> Result<(), mamori_core::Problems> {
+        use mamori_core::Problem;
+        let mut p = mamori_core::Problems::default();
+        if !(3..=20).contains(&self.lockout_threshold) {
+            p.push(Problem::new("lockout_threshold", "range", "ロックまでの失敗回数は3〜20回です", "lockout threshold must be 3-20"));
+        }
+        if !(1..=1440).contains(&self.lockout_minutes) {
+            p.push(Problem::new("lockout_minutes", "range", "ロック時間は1〜1440分です", "lockout must be 1-1440 minutes"));
+        }
+        if !(5..=480).contains(&self.session_idle_minutes) {
+            p.push(Problem::new("session_idle_minutes", "range", "無操作タイムアウトは5〜480分です", "idle timeout must be 5-480 minutes"));
+        }
+        if !(1..=24).contains(&self.session_max_hours) {
+            p.push(Problem::new("session_max_hours", "range", "セッションの最長時間は1〜24時間です", "session maximum must be 1-24 hours"));
+        }
+        if !(10..=128).contains(&self.password_min_length) {
+            p.push(Problem::new("password_min_length", "range", "パスワードの最小文字数は10〜128です", "minimum password length must be 10-128"));
+        }
+        p.into_result(())
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Config store.
+    pub store: Store,
+    /// Event bus (and through it the event store).
+    pub bus: Bus,
+    /// Built-in components (for policy validators).
+    pub registry: Registry,
+    /// Console settings.
+    pub config: Arc<ConsoleConfig>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Version string shown in the console.
+    pub version: &'static str,
+}
+
+impl AppState {
+    /// Returns the security settings in force.
+    pub async fn auth_settings(&self) -> AuthSettings {
+        match self.store.setting("auth").await {
+            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            _ => AuthSettings::default(),
+        }
+    }
+
+    /// Returns the password hasher with the configured cost.
+    pub fn hasher(&self) -> auth::PasswordHasher {
+        auth::PasswordHasher::new(self.config.argon2_memory_kib, self.config.argon2_iterations)
+    }
+}
+
+/// Builds the whole HTTP application: pages, API, health and metrics.
+pub fn router(state: AppState) -> Router {
+    let app = Router::new()
+        .merge(pages::routes())
+        .merge(api::routes())
+        .route("/healthz", axum::routing::get(health))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route("/static/app.css", axum::routing::get(security::stylesheet))
+        .fallback(security::not_found);
+    security::layers(app, state.clone()).with_state(state)
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.store.db().schema_version().await {
+        Ok(v) if v > 0 => (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "schema": v, "version": state.version}))).into_response(),
+        _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"}))).into_response(),
+    }
+}

@@ -237,8 +237,6 @@ pub struct Tenant {
     pub network_ranges: Vec<IpNet>,
     /// Subscribed optional services: catalog id (e.g. `F41`) → quantity.
     pub services: BTreeMap<String, u32>,
-    /// How long the tenant's events are kept.
-    pub retention_days: u32,
     /// Free notes for operators.
     pub notes: String,
     /// Creation time (Unix ms).
@@ -268,9 +266,6 @@ pub struct NewTenant {
     /// Catalog id → quantity.
     #[serde(default)]
     pub services: BTreeMap<String, u32>,
-    /// Event retention in days (default 365).
-    #[serde(default)]
-    pub retention_days: Option<u32>,
     /// Notes.
     #[serde(default)]
     pub notes: String,
@@ -293,8 +288,6 @@ pub struct CheckedTenant {
     pub network_ranges: Vec<IpNet>,
     /// Services.
     pub services: BTreeMap<String, u32>,
-    /// Retention.
-    pub retention_days: u32,
     /// Notes.
     pub notes: String,
 }
@@ -425,15 +418,6 @@ impl NewTenant {
                 }
             }
         }
-        let retention_days = self.retention_days.unwrap_or(365);
-        if !(1..=3650).contains(&retention_days) {
-            problems.push(Problem::new(
-                "retention_days",
-                "invalid_retention",
-                "イベント保存期間は1〜3650日で指定してください",
-                "event retention must be 1-3650 days",
-            ));
-        }
         let notes = self.notes.trim().to_string();
         if notes.chars().count() > MAX_NOTES {
             problems.push(Problem::new("notes", "too_long", "備考が長すぎます（4000文字まで）", "notes are too long (at most 4000 characters)"));
@@ -458,7 +442,6 @@ impl NewTenant {
                 contacts,
                 network_ranges: ranges,
                 services,
-                retention_days,
                 notes,
             }),
             _ => Err(problems),
@@ -548,12 +531,11 @@ mod tests {
             kind: "metropolis".into(),
             network_ranges: vec!["10.0.0.0/33".into()],
             services: [("F99".to_string(), 1)].into_iter().collect(),
-            retention_days: Some(0),
             ..Default::default()
         };
         let problems = t.check().unwrap_err();
         let codes: Vec<_> = problems.0.iter().map(|p| p.code).collect();
-        for c in ["invalid_check_digit", "required", "invalid_kana", "invalid_kind", "invalid_range", "unknown_service", "invalid_retention"] {
+        for c in ["invalid_check_digit", "required", "invalid_kana", "invalid_kind", "invalid_range", "unknown_service"] {
             assert!(codes.contains(&c), "{c} missing from {codes:?}");
         }
     }
@@ -573,7 +555,6 @@ mod tests {
         assert_eq!(c.kana, "チヨダク");
         assert_eq!(c.network_ranges[0].to_string(), "192.0.2.0/24");
         assert_eq!(c.network_ranges[2].to_string(), "198.51.100.1/32");
-        assert_eq!(c.retention_days, 365);
     }
 
     #[test]

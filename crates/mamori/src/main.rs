@@ -1,1 +1,141 @@
-fn main() {}
+//! `mamori`: the one binary of the Mamori municipal information security cloud.
+//!
+//! `mamori serve` runs the product (console, API, components); `mamori init` writes a
+//! commented `mamori.toml`; the other subcommands are what an operator needs before
+//! the console is reachable (first operator, password reset, unlock, migrations, audit
+//! verification, tenant import/export).
+
+mod admin;
+mod config;
+mod seed;
+mod serve;
+mod tls;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "mamori", version, about = "Mamori (守り): municipal information security cloud / 自治体情報セキュリティクラウド")]
+struct Cli {
+    /// Configuration file (default: ./mamori.toml if present, else built-in defaults).
+    #[arg(long, global = true, env = "MAMORI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides server.data_dir).
+    #[arg(long, global = true, env = "MAMORI_DATA")]
+    data: Option<PathBuf>,
+    /// Database URL (overrides database.url): sqlite://PATH or postgres://…
+    #[arg(long, global = true, env = "MAMORI_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the product: console, REST API and components.
+    Serve(serve::ServeArgs),
+    /// Write a commented mamori.toml with the defaults.
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "mamori.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage accounts before the console is reachable.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Import or export tenants as CSV.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Check or export the audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// Apply database migrations and report the schema version.
+    Migrate,
+    /// Print the version.
+    Version,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAMORI_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let mut config = config::Config::load(cli.config.as_deref())?;
+    if let Some(d) = cli.data {
+        config.server.data_dir = d;
+    }
+    if let Some(u) = cli.database_url {
+        config.database.url = u;
+    }
+    config.check()?;
+    match cli.command {
+        Command::Serve(args) => serve::run(config, args).await.map(|_| std::process::ExitCode::SUCCESS),
+        Command::Init { path, force } => {
+            if path.exists() && !force {
+                anyhow::bail!("{} exists; use --force to overwrite", path.display());
+            }
+            std::fs::write(&path, config::TEMPLATE)?;
+            println!("wrote {}", path.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::User(c) => admin::user(&config, c).await,
+        Command::Tenant(c) => admin::tenant(&config, c).await,
+        Command::Audit(c) => admin::audit(&config, c).await,
+        Command::Migrate => {
+            prepare_data_dir(&config.server.data_dir)?;
+            let db = mamori_store::Db::connect(&config.database_url()).await?;
+            let ran = db.migrate().await?;
+            println!("applied {ran} migration(s); schema version {}", db.schema_version().await?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("mamori {} (schema {})", env!("CARGO_PKG_VERSION"), mamori_store::latest_schema_version());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Creates the data directory readable by its owner only.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<bool> {
+    let existed = dir.exists();
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(!existed)
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)?;
+    Ok(())
+}

@@ -143,7 +143,7 @@ impl Store {
 
     /// Records that a person used a cross-tenant scope to read `resource`, at most once
     /// per actor and resource every ten minutes.
-    pub(crate) async fn note_scope(&self, scope: &Scope, resource: &str) -> Result<(), StoreError> {
+    pub async fn note_scope(&self, scope: &Scope, resource: &str) -> Result<(), StoreError> {
         let Scope::All(grant) = scope else { return Ok(()) };
         self.note_cross_tenant(grant, resource).await
     }

@@ -52,6 +52,8 @@ pub struct Session {
     pub last_seen_at: i64,
     /// Address at login.
     pub ip: String,
+    /// A TOTP secret offered for enrollment and not yet confirmed.
+    pub pending_totp: Option<String>,
 }
 
 impl Store {
@@ -74,7 +76,7 @@ impl Store {
 
     /// Returns the session with this token hash, if it has not expired.
     pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query("SELECT id_hash, user_id, stage, csrf, created_at, expires_at, last_seen_at, ip FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+        let row = sqlx::query("SELECT id_hash, user_id, stage, csrf, created_at, expires_at, last_seen_at, ip, pending_totp FROM sessions WHERE id_hash = $1 AND expires_at > $2")
             .bind(id_hash)
             .bind(now)
             .fetch_optional(&self.db.pool)
@@ -91,12 +93,25 @@ impl Store {
             expires_at: r.try_get(5)?,
             last_seen_at: r.try_get(6)?,
             ip: r.try_get(7)?,
+            pending_totp: r.try_get(8)?,
         }))
     }
 
     /// Moves a session to another stage and extends it.
     pub async fn set_session_stage(&self, id_hash: &str, stage: SessionStage, expires_at: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET stage = $1, expires_at = $2 WHERE id_hash = $3").bind(stage.as_str()).bind(expires_at).bind(id_hash).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    /// Keeps (or clears) a TOTP secret offered for enrollment in this session.
+    pub async fn set_session_pending_totp(&self, id_hash: &str, secret: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET pending_totp = $1 WHERE id_hash = $2").bind(secret).bind(id_hash).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    /// Ends every session of an account except `keep`.
+    pub async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2").bind(user.to_string()).bind(keep.unwrap_or("")).execute(&self.db.pool).await?;
         Ok(())
     }
 

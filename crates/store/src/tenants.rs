@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-const COLUMNS: &str = "id, code, name, kana, kind, contacts, network_ranges, services, retention_days, notes, created_at, updated_at";
+const COLUMNS: &str = "id, code, name, kana, kind, contacts, network_ranges, services, notes, created_at, updated_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
     let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("tenant {what}: {e}"));
@@ -23,10 +23,9 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
         contacts: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
         network_ranges: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
         services: serde_json::from_str(&r.try_get::<String, _>(7)?)?,
-        retention_days: u32::try_from(r.try_get::<i64, _>(8)?).unwrap_or(365),
-        notes: r.try_get(9)?,
-        created_at: r.try_get(10)?,
-        updated_at: r.try_get(11)?,
+        notes: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+        updated_at: r.try_get(10)?,
     })
 }
 
@@ -223,12 +222,11 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
         contacts: t.contacts,
         network_ranges: t.network_ranges,
         services: t.services,
-        retention_days: t.retention_days,
         notes: t.notes,
         created_at: now,
         updated_at: now,
     };
-    sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+    sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
         .bind(tenant.id.to_string())
         .bind(tenant.code.to_string())
         .bind(&tenant.name)
@@ -237,7 +235,6 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
         .bind(serde_json::to_string(&tenant.contacts)?)
         .bind(serde_json::to_string(&tenant.network_ranges)?)
         .bind(serde_json::to_string(&tenant.services)?)
-        .bind(i64::from(tenant.retention_days))
         .bind(&tenant.notes)
         .bind(tenant.created_at)
         .bind(tenant.updated_at)
@@ -265,7 +262,6 @@ async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: Checke
         contacts: t.contacts,
         network_ranges: t.network_ranges,
         services: t.services,
-        retention_days: t.retention_days,
         notes: t.notes,
         created_at: before.created_at,
         updated_at: mamori_core::time::now_ms(),
@@ -273,7 +269,7 @@ async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: Checke
     if (Tenant { updated_at: before.updated_at, ..after.clone() }) == before {
         return Ok(before);
     }
-    sqlx::query("UPDATE tenants SET code = $1, name = $2, kana = $3, kind = $4, contacts = $5, network_ranges = $6, services = $7, retention_days = $8, notes = $9, updated_at = $10 WHERE id = $11")
+    sqlx::query("UPDATE tenants SET code = $1, name = $2, kana = $3, kind = $4, contacts = $5, network_ranges = $6, services = $7, notes = $8, updated_at = $9 WHERE id = $10")
         .bind(after.code.to_string())
         .bind(&after.name)
         .bind(&after.kana)
@@ -281,7 +277,6 @@ async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: Checke
         .bind(serde_json::to_string(&after.contacts)?)
         .bind(serde_json::to_string(&after.network_ranges)?)
         .bind(serde_json::to_string(&after.services)?)
-        .bind(i64::from(after.retention_days))
         .bind(&after.notes)
         .bind(after.updated_at)
         .bind(after.id.to_string())

@@ -64,8 +64,7 @@ async fn tenants_are_created_scoped_and_audited() {
         assert!(matches!(store.update_contacts(&scope_a, &actor, b.id, vec![]).await, Err(StoreError::NotFound)));
         assert_eq!(store.list_tenants(&system()).await.unwrap().len(), 2);
         // Updating writes before and after into the audit log.
-        let mut changed = city("13101", "千代田区役所", "192.0.2.0/24");
-        changed.retention_days = 30;
+        let changed = city("13101", "千代田区役所", "192.0.2.0/24");
         store.update_tenant(&system(), &actor, a.id, changed).await.unwrap();
         let log = store.list_audit(&system(), &AuditFilter::default(), None, 10).await.unwrap();
         assert_eq!(log[0].action, "tenant.update");

@@ -58,6 +58,9 @@ pub(crate) fn list_partitions(dir: &Path) -> io::Result<BTreeMap<i64, PathBuf>> 
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let Some(stem) = name.strip_suffix(EXT) else { continue };

@@ -1,1 +1,243 @@
-//! Embedded event store (being written).
+//! Embedded event store: append-only, partitioned by UTC day.
+//!
+//! # Design
+//! - One SQLite file per day, `DIR/YYYY-MM-DD.sqlite`, in WAL mode with
+//!   `synchronous=FULL`: once [`EventStore::append`] returns, the events survive a
+//!   crash or power loss. Retention drops whole files, which costs nothing.
+//! - Table `events(seq INTEGER PRIMARY KEY, id, time, tenant, class_uid, severity_id,
+//!   disposition_id, src_ip, dst_ip, user, message, doc)`, where `doc` is the event's
+//!   OCSF JSON ([`Event::to_ocsf`]); indexes on `(time)`, `(tenant, time)` and
+//!   `(tenant, class_uid, time)`. Full text lives in a contentless FTS5 table
+//!   `events_fts` (trigram tokenizer, rowid = `seq`) over [`Event::search_text`], so a
+//!   Japanese substring such as 「不正アクセス」 matches without a word splitter.
+//! - Writes go through ONE writer thread fed by a channel. It takes every batch
+//!   already queued (group commit), writes each day's rows in one transaction with
+//!   cached prepared statements, commits (one fsync per day touched) and then answers
+//!   every waiter. It keeps the last few partitions open. Retention
+//!   ([`EventStore::purge`]) runs on the same thread, so it never races an append.
+//!   A batch that spans several days is committed one day at a time: when a commit
+//!   fails, the batch reports the error although its other days may be stored.
+//! - Reads run in `spawn_blocking` on connections opened per call with
+//!   `query_only`, newest partition first, and stop as soon as the page is full.
+//!   Paging is by key: the cursor `time.seq.day` names the last row returned, so
+//!   pages neither repeat nor skip rows while appends go on.
+//! - Every value in a query is a bound parameter. Search text is split on white
+//!   space; each word of 3 or more characters becomes a quoted FTS5 phrase (so
+//!   `"`, `NEAR(`, `*` or `OR` are just text), shorter words use `LIKE` with its
+//!   wildcards escaped over the message and the strings of the document. Field paths
+//!   are checked against `^[a-z][a-z0-9_]*(\.[a-z0-9_]+){0,7}$` and bound too.
+//! - Tenant isolation: every read takes a [`Scope`]; a tenant scope adds
+//!   `tenant = ?` to every statement, [`Scope::Nothing`] reads nothing.
+//!
+//! Only one [`EventStore`] may be open on a folder at a time (a second one would
+//! still be safe, SQLite locks, but would defeat group commit).
+
+mod day;
+mod query;
+mod schema;
+mod writer;
+
+pub use query::{EventPage, EventQuery, FieldFilter, Histogram, MAX_BUCKETS, MAX_FIELD_FILTERS, MAX_LIMIT, MAX_RANGE_DAYS, MAX_TEXT_CHARS, StoredEvent};
+
+use mamori_core::{Event, EventId, Problem, Problems, Scope, Severity, TenantId};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel, sync_channel};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+use writer::{Command, Reply};
+
+/// An error of the event store.
+#[derive(Debug, thiserror::Error)]
+pub enum EventStoreError {
+    /// SQLite failed.
+    #[error("event store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("event store i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The query is invalid; the problems say why, in Japanese and English.
+    #[error("invalid event query: {0}")]
+    BadQuery(Problems),
+    /// The batch was refused before anything was written.
+    #[error("events refused: {0}")]
+    Rejected(Problems),
+    /// The writer thread has stopped.
+    #[error("event store writer has stopped")]
+    Closed,
+    /// A write failed for a reason other than SQLite or I/O (every batch of a failed
+    /// group commit gets a copy of the cause).
+    #[error("event store write failed: {0}")]
+    Write(String),
+    /// A partition holds something the store cannot read.
+    #[error("event store data is corrupt: {0}")]
+    Corrupt(String),
+    /// A background task failed.
+    #[error("event store task failed: {0}")]
+    Task(String),
+}
+
+/// What [`EventStore::purge`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    /// Whole day partitions deleted.
+    pub partitions_dropped: u64,
+    /// Events deleted from the partitions kept.
+    pub events_deleted: u64,
+}
+
+/// One day partition on disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartitionInfo {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Size of the database and its write-ahead log, in bytes.
+    pub bytes: u64,
+}
+
+/// Handle on the event store; cheap to clone. The writer thread stops (after writing
+/// what is queued) when the last handle is dropped.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    tx: Option<Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop once the queue is written.
+        self.tx.take();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("event store writer panicked");
+        }
+    }
+}
+
+impl fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStore").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl EventStore {
+    /// Returns the store kept in `dir` (created when missing), with its writer thread
+    /// started.
+    pub fn open(dir: &Path) -> Result<EventStore, EventStoreError> {
+        std::fs::create_dir_all(dir)?;
+        // Fails early on an unreadable folder.
+        day::list_partitions(dir)?;
+        let (tx, rx) = channel();
+        let writer_dir = dir.to_path_buf();
+        let thread = std::thread::Builder::new().name("mamori-event-writer".into()).spawn(move || writer::run(writer_dir, rx))?;
+        Ok(EventStore { inner: Arc::new(Inner { dir: dir.to_path_buf(), tx: Some(tx), thread: Some(thread) }) })
+    }
+
+    /// Returns the folder of the store.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), EventStoreError> {
+        match &self.inner.tx {
+            Some(tx) => tx.send(cmd).map_err(|_| EventStoreError::Closed),
+            None => Err(EventStoreError::Closed),
+        }
+    }
+
+    /// Appends events and returns how many were written, once they are committed to
+    /// disk. The whole batch is refused ([`EventStoreError::Rejected`]) when an event
+    /// is out of bounds (time outside the years 2000–2200, an id whose embedded time
+    /// is not the event time, sizes `Event::from_ocsf` would refuse). Events are
+    /// serialized on the calling task, so batches of about a thousand suit best.
+    /// Dropping the future after it started does not cancel the write.
+    pub async fn append(&self, events: Vec<Event>) -> Result<u64, EventStoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let rows = writer::prepare(events)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Append { rows, reply: Reply::Async(tx) })?;
+        rx.await.map_err(|_| EventStoreError::Closed)?
+    }
+
+    /// Returns what [`EventStore::append`] returns, blocking the calling thread (for
+    /// the command line and benchmarks; usable inside or outside a runtime, but it
+    /// blocks the thread it runs on).
+    pub fn append_blocking(&self, events: Vec<Event>) -> Result<u64, EventStoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let rows = writer::prepare(events)?;
+        let (tx, rx) = sync_channel(1);
+        self.send(Command::Append { rows, reply: Reply::Blocking(tx) })?;
+        rx.recv().map_err(|_| EventStoreError::Closed)?
+    }
+
+    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EventStoreError> + Send + 'static) -> Result<T, EventStoreError> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| EventStoreError::Task(e.to_string()))?
+    }
+
+    /// Returns one page of the events matching `q` within `scope`, newest first
+    /// (time, then arrival order). An invalid query gives [`EventStoreError::BadQuery`].
+    pub async fn query(&self, scope: &Scope, q: &EventQuery) -> Result<EventPage, EventStoreError> {
+        let cursor = query::validate(q, true)?;
+        let Some(filter) = query::filter(scope, q) else { return Ok(EventPage { events: Vec::new(), next_cursor: None }) };
+        let (dir, q) = (self.inner.dir.clone(), q.clone());
+        Self::blocking(move || query::run_query(&dir, &filter, &q, cursor)).await
+    }
+
+    /// Returns the event with this id, or None when it does not exist or is outside
+    /// `scope`.
+    pub async fn get(&self, scope: &Scope, id: EventId) -> Result<Option<StoredEvent>, EventStoreError> {
+        let (dir, scope) = (self.inner.dir.clone(), scope.clone());
+        Self::blocking(move || query::run_get(&dir, &scope, id)).await
+    }
+
+    /// Returns the counts of the events matching `q` (its cursor and limit ignored)
+    /// over `buckets` (1..=200) equal slices of its time range.
+    pub async fn histogram(&self, scope: &Scope, q: &EventQuery, buckets: usize) -> Result<Histogram, EventStoreError> {
+        query::validate(q, false)?;
+        query::validate_buckets(buckets)?;
+        let filter = query::filter(scope, q);
+        let (dir, q) = (self.inner.dir.clone(), q.clone());
+        Self::blocking(move || query::run_histogram(&dir, filter.as_ref(), &q, buckets)).await
+    }
+
+    /// Returns the number of events of each tenant within `scope` in
+    /// `from_ms..to_ms`, counting only those at least `min_severity` when given.
+    pub async fn count_by_tenant(&self, scope: &Scope, from_ms: i64, to_ms: i64, min_severity: Option<Severity>) -> Result<HashMap<TenantId, u64>, EventStoreError> {
+        query::validate_range(from_ms, to_ms)?;
+        let (dir, scope) = (self.inner.dir.clone(), scope.clone());
+        Self::blocking(move || query::run_counts(&dir, &scope, from_ms, to_ms, min_severity)).await
+    }
+
+    /// Applies retention as of `now_ms`: a tenant's events older than its number of
+    /// days in `per_tenant` (else `default_days`) are deleted, and a day partition
+    /// older than the longest retention is deleted whole. Runs on the writer thread
+    /// after the appends queued before it. Retention days must be at least 1.
+    pub async fn purge(&self, now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>) -> Result<PurgeReport, EventStoreError> {
+        if default_days == 0 || per_tenant.values().any(|d| *d == 0) {
+            return Err(EventStoreError::BadQuery(
+                Problem::new("retention_days", "invalid_retention", "保存期間は1日以上で指定してください", "retention must be at least 1 day").into(),
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Purge { now_ms, default_days, per_tenant, reply: Reply::Async(tx) })?;
+        rx.await.map_err(|_| EventStoreError::Closed)?
+    }
+
+    /// Returns the day partitions on disk, oldest first, with their sizes.
+    pub fn partitions(&self) -> Result<Vec<PartitionInfo>, EventStoreError> {
+        Ok(query::partition_sizes(&self.inner.dir)?.into_iter().map(|(d, bytes)| PartitionInfo { day: day::day_name(d), bytes }).collect())
+    }
+}

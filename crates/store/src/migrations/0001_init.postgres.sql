@@ -8,7 +8,6 @@ CREATE TABLE tenants (
     contacts       TEXT NOT NULL DEFAULT '[]',
     network_ranges TEXT NOT NULL DEFAULT '[]',
     services       TEXT NOT NULL DEFAULT '{}',
-    retention_days BIGINT NOT NULL DEFAULT 365,
     notes          TEXT NOT NULL DEFAULT '',
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
@@ -44,7 +43,8 @@ CREATE TABLE sessions (
     expires_at   BIGINT NOT NULL,
     last_seen_at BIGINT NOT NULL,
     ip           TEXT NOT NULL DEFAULT '',
-    user_agent   TEXT NOT NULL DEFAULT ''
+    user_agent   TEXT NOT NULL DEFAULT '',
+    pending_totp TEXT
 );
 CREATE INDEX sessions_user ON sessions(user_id);
 

@@ -1,0 +1,168 @@
+//! The REST API under `/api/v1`: everything the console does, as JSON.
+//!
+//! Authentication: `Authorization: Bearer mmr_…` (an API token, acting with its
+//! owner's role narrowed to its scopes), or the console session cookie (then
+//! state-changing requests need `X-CSRF-Token`). Errors are
+//! `{"error", "message", "message_ja", "problems": [{field, code, ja, en}]}`.
+//!
+//! [`ROUTES`] lists every endpoint; [`routes`] builds the router beside it and
+//! [`openapi`] describes the same table, so the three cannot drift apart silently (a
+//! test walks the table against the router).
+
+mod audit;
+mod events;
+pub mod openapi;
+mod policies;
+mod tenants;
+mod tokens;
+mod users;
+
+use crate::auth::ApiAuth;
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use mamori_core::Permission;
+use serde_json::{Value, json};
+
+/// One documented endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path with `{param}`s.
+    pub path: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// Summary (English).
+    pub summary: &'static str,
+    /// Permission needed, if any beyond being logged in.
+    pub permission: Option<Permission>,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+    /// Request body schema name (in `components.schemas`), if any.
+    pub body: Option<&'static str>,
+    /// Whether the endpoint changes something.
+    pub writes: bool,
+}
+
+const fn r(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str, permission: Option<Permission>, query: &'static [&'static str], body: Option<&'static str>) -> RouteDoc {
+    let writes = !matches!(method.as_bytes(), b"GET");
+    RouteDoc { method, path, tag, summary, permission, query, body, writes }
+}
+
+use Permission::*;
+
+const EVENT_QUERY: &[&str] = &["from", "to", "tenant", "class", "severity", "disposition", "q", "fields", "limit", "cursor"];
+const AUDIT_QUERY: &[&str] = &["actor", "action", "tenant", "from", "to", "before", "limit"];
+
+/// Every API endpoint.
+pub const ROUTES: &[RouteDoc] = &[
+    r("GET", "/api/v1/me", "account", "The caller: account, role, tenant, permissions", None, &[], None),
+    r("GET", "/api/v1/catalog", "tenants", "The service catalog (F05, F17, F21, F30-F51)", None, &[], None),
+    r("GET", "/api/v1/tenants", "tenants", "List tenants in scope", Some(TenantsRead), &[], None),
+    r("POST", "/api/v1/tenants", "tenants", "Create a tenant", Some(TenantsWrite), &[], Some("NewTenant")),
+    r("GET", "/api/v1/tenants/export", "tenants", "Export tenants as CSV", Some(TenantsRead), &[], None),
+    r("POST", "/api/v1/tenants/import", "tenants", "Import tenants from CSV (all or nothing)", Some(TenantsWrite), &[], Some("CsvText")),
+    r("GET", "/api/v1/tenants/{id}", "tenants", "Get a tenant", Some(TenantsRead), &[], None),
+    r("PUT", "/api/v1/tenants/{id}", "tenants", "Replace a tenant's fields", Some(TenantsWrite), &[], Some("NewTenant")),
+    r("DELETE", "/api/v1/tenants/{id}", "tenants", "Delete a tenant without accounts", Some(TenantsWrite), &[], None),
+    r("PUT", "/api/v1/tenants/{id}/contacts", "tenants", "Replace a tenant's contacts (tenant admins: their own)", Some(TenantsRead), &[], Some("Contacts")),
+    r("GET", "/api/v1/users", "users", "List accounts in scope", Some(UsersRead), &["tenant"], None),
+    r("POST", "/api/v1/users", "users", "Create an account (returns a one-time password)", Some(UsersWrite), &[], Some("NewUser")),
+    r("GET", "/api/v1/users/{id}", "users", "Get an account", Some(UsersRead), &[], None),
+    r("PATCH", "/api/v1/users/{id}", "users", "Change an account", Some(UsersWrite), &[], Some("UserPatch")),
+    r("DELETE", "/api/v1/users/{id}", "users", "Delete an account", Some(UsersWrite), &[], None),
+    r("POST", "/api/v1/users/{id}/reset-password", "users", "Reset the password (returns a one-time password)", Some(UsersWrite), &[], None),
+    r("POST", "/api/v1/users/{id}/unlock", "users", "Lift a lockout", Some(UsersWrite), &[], None),
+    r("POST", "/api/v1/users/{id}/reset-totp", "users", "Remove the TOTP second factor", Some(UsersWrite), &[], None),
+    r("GET", "/api/v1/events", "events", "Search events (newest first, keyset paging)", Some(EventsRead), EVENT_QUERY, None),
+    r("POST", "/api/v1/events", "events", "Submit OCSF events (one object or an array of up to 1000)", Some(EventsWrite), &[], Some("OcsfEvents")),
+    r("GET", "/api/v1/events/histogram", "events", "Event counts over time", Some(EventsRead), &["from", "to", "tenant", "class", "severity", "disposition", "q", "fields", "buckets"], None),
+    r("GET", "/api/v1/events/{id}", "events", "Get one event", Some(EventsRead), &[], None),
+    r("GET", "/api/v1/audit", "audit", "List audit entries (newest first)", Some(AuditRead), AUDIT_QUERY, None),
+    r("GET", "/api/v1/audit/export", "audit", "Export audit entries as CSV", Some(AuditRead), &["actor", "action", "tenant", "from", "to"], None),
+    r("GET", "/api/v1/audit/verify", "audit", "Verify the audit hash chain (operator roles)", Some(AuditRead), &[], None),
+    r("GET", "/api/v1/policies", "policies", "Components with policies and their defaults", Some(PoliciesRead), &[], None),
+    r("GET", "/api/v1/policies/{component}", "policies", "The policy in force (tenant's own, else the default)", Some(PoliciesRead), &["tenant"], None),
+    r("PUT", "/api/v1/policies/{component}", "policies", "Validate and save a new policy version", Some(PoliciesWrite), &["tenant"], Some("PolicyDocument")),
+    r("GET", "/api/v1/policies/{component}/versions", "policies", "Saved versions, newest first", Some(PoliciesRead), &["tenant"], None),
+    r("GET", "/api/v1/tokens", "account", "The caller's API tokens", None, &[], None),
+    r("POST", "/api/v1/tokens", "account", "Create an API token (the secret is returned once)", None, &[], Some("NewToken")),
+    r("DELETE", "/api/v1/tokens/{id}", "account", "Revoke an API token", None, &[], None),
+    r("GET", "/api/v1/settings/auth", "settings", "Login and session settings", Some(SettingsWrite), &[], None),
+    r("PUT", "/api/v1/settings/auth", "settings", "Change login and session settings", Some(SettingsWrite), &[], Some("AuthSettings")),
+];
+
+/// Builds the API router (and `/api/openapi.json`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/catalog", get(catalog))
+        .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
+        .route("/api/v1/tenants/export", get(tenants::export))
+        .route("/api/v1/tenants/import", post(tenants::import))
+        .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update).delete(tenants::delete))
+        .route("/api/v1/tenants/{id}/contacts", put(tenants::contacts))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route("/api/v1/users/{id}/reset-password", post(users::reset_password))
+        .route("/api/v1/users/{id}/unlock", post(users::unlock))
+        .route("/api/v1/users/{id}/reset-totp", post(users::reset_totp))
+        .route("/api/v1/events", get(events::search).post(events::submit))
+        .route("/api/v1/events/histogram", get(events::histogram))
+        .route("/api/v1/events/{id}", get(events::get))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/export", get(audit::export))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/policies", get(policies::list))
+        .route("/api/v1/policies/{component}", get(policies::get).put(policies::put))
+        .route("/api/v1/policies/{component}/versions", get(policies::versions))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/api/v1/settings/auth", get(settings_get).put(settings_put))
+}
+
+/// The JSON result of an API handler.
+pub type ApiResult = Result<axum::response::Response, AppError>;
+
+/// Returns 200 with `v`.
+pub fn ok(v: Value) -> ApiResult {
+    Ok(axum::response::IntoResponse::into_response(Json(v)))
+}
+
+/// Returns 201 with `v`.
+pub fn created(v: Value) -> ApiResult {
+    Ok(axum::response::IntoResponse::into_response((axum::http::StatusCode::CREATED, Json(v))))
+}
+
+/// Reads a JSON body, turning syntax and type errors into clear problems.
+pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        mamori_core::Problem::new("body", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON body: {e}")).into()
+    })
+}
+
+async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
+    let perms: Vec<Permission> = [TenantsRead, TenantsWrite, UsersRead, UsersWrite, EventsRead, EventsWrite, AuditRead, PoliciesRead, PoliciesWrite, SettingsWrite].into_iter().filter(|p| a.principal.can(*p)).collect();
+    ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token.as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
+}
+
+async fn catalog(ApiAuth(_a): ApiAuth) -> ApiResult {
+    ok(json!(mamori_core::catalog::SERVICES))
+}
+
+async fn settings_get(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    a.require(SettingsWrite)?;
+    ok(json!(state.auth_settings().await))
+}
+
+async fn settings_put(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: axum::body::Bytes) -> ApiResult {
+    a.require(SettingsWrite)?;
+    let s: crate::AuthSettings = body(&bytes)?;
+    s.check()?;
+    state.store.put_setting(&a.principal.actor(), "auth", &json!(s)).await?;
+    ok(json!(s))
+}

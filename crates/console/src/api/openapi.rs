@@ -1,0 +1,129 @@
+//! The OpenAPI 3.0 document of the REST API, built from [`super::ROUTES`].
+
+use super::ROUTES;
+use crate::AppState;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+fn schemas() -> Value {
+    let string = json!({"type": "string"});
+    json!({
+        "Problem": {"type": "object", "properties": {"field": string, "code": string, "ja": string, "en": string}},
+        "Error": {"type": "object", "properties": {"error": string, "message": string, "message_ja": string, "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}},
+        "Contact": {"type": "object", "required": ["name"], "properties": {"name": string, "department": string, "email": string, "phone": string}},
+        "Contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}},
+        "NewTenant": {
+            "type": "object", "required": ["code", "name", "kana", "kind"],
+            "properties": {
+                "code": {"type": "string", "pattern": "^[0-9]{6}$", "description": "全国地方公共団体コード with check digit"},
+                "name": string, "kana": {"type": "string", "description": "katakana (hiragana is converted)"},
+                "kind": {"type": "string", "enum": ["prefecture", "city", "ward", "town", "village", "joint_association"]},
+                "contacts": {"$ref": "#/components/schemas/Contacts"},
+                "network_ranges": {"type": "array", "items": {"type": "string", "description": "CIDR"}},
+                "services": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}, "description": "catalog id → quantity"},
+                "notes": string
+            }
+        },
+        "Tenant": {"allOf": [{"$ref": "#/components/schemas/NewTenant"}, {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}}]},
+        "NewUser": {
+            "type": "object", "required": ["username", "display_name", "role"],
+            "properties": {"username": string, "display_name": string, "email": string,
+                "role": {"type": "string", "enum": ["operator_admin", "soc_analyst", "helpdesk", "auditor", "tenant_admin", "tenant_user"]},
+                "tenant_id": {"type": "string", "format": "uuid"}, "password": string}
+        },
+        "UserPatch": {"type": "object", "properties": {"display_name": string, "email": string, "role": string, "tenant_id": {"type": "string", "format": "uuid", "nullable": true}, "disabled": {"type": "boolean"}, "lang": {"type": "string", "enum": ["ja", "en"]}}},
+        "OcsfEvent": {"type": "object", "required": ["class_uid"], "description": "An OCSF 1.3 event: time, class_uid, activity_id, severity_id, disposition_id, message, src_endpoint, dst_endpoint, actor.user.name, metadata.tenant_uid, raw_data, class attributes", "additionalProperties": true},
+        "OcsfEvents": {"oneOf": [{"$ref": "#/components/schemas/OcsfEvent"}, {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/OcsfEvent"}}]},
+        "PolicyDocument": {"type": "object", "additionalProperties": true},
+        "NewToken": {"type": "object", "required": ["name", "scopes"], "properties": {"name": string, "days": {"type": "integer", "minimum": 1, "maximum": 400},
+            "scopes": {"type": "array", "items": {"type": "string", "enum": mamori_core::TokenScope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}}}},
+        "AuthSettings": {"type": "object", "properties": {"lockout_threshold": {"type": "integer"}, "lockout_minutes": {"type": "integer"}, "session_idle_minutes": {"type": "integer"}, "session_max_hours": {"type": "integer"}, "password_min_length": {"type": "integer"}}},
+        "CsvText": {"type": "string", "description": "CSV with the header code,name,kana,kind,network_ranges,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes"}
+    })
+}
+
+/// Returns the OpenAPI document.
+pub fn document(version: &str) -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for r in ROUTES {
+        let mut op = Map::new();
+        op.insert("tags".into(), json!([r.tag]));
+        op.insert("summary".into(), json!(r.summary));
+        op.insert("operationId".into(), json!(format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/api/v1/").replace(['/', '{', '}', '-'], "_"))));
+        let mut params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        params.extend(r.query.iter().map(|q| json!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}})));
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(b) = r.body {
+            let media = if b == "CsvText" { "text/csv" } else { "application/json" };
+            op.insert("requestBody".into(), json!({"required": true, "content": {media: {"schema": {"$ref": format!("#/components/schemas/{b}")}}}}));
+        }
+        if let Some(p) = r.permission {
+            op.insert("description".into(), json!(format!("Needs permission `{}`.", serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())));
+        }
+        let ok_code = if r.method == "POST" && r.body.is_some() && r.path != "/api/v1/tenants/import" { "201" } else { "200" };
+        let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        op.insert(
+            "responses".into(),
+            json!({
+                ok_code: {"description": "Success"},
+                "401": {"description": "Not authenticated", "content": error["content"]},
+                "403": {"description": "Not allowed", "content": error["content"]},
+                "404": {"description": "Not found, or outside the caller's tenant", "content": error["content"]},
+                "422": {"description": "Invalid input; every problem is listed", "content": error["content"]}
+            }),
+        );
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert(r.method.to_lowercase(), Value::Object(op));
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Mamori API", "version": version, "description": "REST API of the Mamori municipal information security cloud. Errors carry Japanese (message_ja) and English messages."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer", "description": "API token (mmr_…) created under Settings → API tokens"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "mamori_session", "description": "Console session; state-changing requests also need the X-CSRF-Token header"}
+            }
+        },
+        "security": [{"token": []}, {"session": []}]
+    })
+}
+
+/// GET /api/openapi.json
+pub async fn serve(State(state): State<AppState>) -> Json<Value> {
+    Json(document(state.version))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented_once_with_its_parameters() {
+        let doc = super::document("test");
+        let mut n = 0;
+        for r in super::ROUTES {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(op.is_object(), "{} {}", r.method, r.path);
+            n += 1;
+            if r.path.contains("{id}") {
+                assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "id" && p["in"] == "path"));
+            }
+            if let Some(b) = r.body {
+                assert!(doc["components"]["schemas"][b].is_object() || doc["components"]["schemas"][b]["type"].is_string(), "schema {b}");
+            }
+        }
+        let ops: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(ops, n, "no duplicate method+path in ROUTES");
+    }
+}

@@ -1,0 +1,76 @@
+//! `/api/v1/tenants`
+
+use super::{ApiResult, body, created, ok};
+use crate::auth::ApiAuth;
+use crate::{AppError, AppState};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use mamori_core::{Contact, NewTenant, Permission, TenantId};
+use serde_json::json;
+
+fn id(s: &str) -> Result<TenantId, AppError> {
+    s.parse().map_err(|_| AppError::NotFound)
+}
+
+pub async fn list(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    a.require(Permission::TenantsRead)?;
+    ok(json!(state.store.list_tenants(&a.principal.scope()).await?))
+}
+
+pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+    a.require(Permission::TenantsWrite)?;
+    let input: NewTenant = body(&bytes)?;
+    let t = state.store.create_tenant(&a.principal.scope(), &a.principal.actor(), input.check()?).await?;
+    created(json!(t))
+}
+
+pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>) -> ApiResult {
+    a.require(Permission::TenantsRead)?;
+    ok(json!(state.store.get_tenant(&a.principal.scope(), id(&tid)?).await?.ok_or(AppError::NotFound)?))
+}
+
+pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::TenantsWrite)?;
+    let input: NewTenant = body(&bytes)?;
+    ok(json!(state.store.update_tenant(&a.principal.scope(), &a.principal.actor(), id(&tid)?, input.check()?).await?))
+}
+
+pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>) -> ApiResult {
+    a.require(Permission::TenantsWrite)?;
+    state.store.delete_tenant(&a.principal.scope(), &a.principal.actor(), id(&tid)?).await?;
+    ok(json!({"deleted": tid}))
+}
+
+pub async fn contacts(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>, bytes: Bytes) -> ApiResult {
+    let tid = id(&tid)?;
+    if !(a.principal.can(Permission::TenantsWrite) || (a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(tid))) {
+        return Err(AppError::Forbidden);
+    }
+    let contacts: Vec<Contact> = body(&bytes)?;
+    let scope = a.principal.scope();
+    let current = state.store.get_tenant(&scope, tid).await?.ok_or(AppError::NotFound)?;
+    let whole = NewTenant {
+        code: current.code.to_string(),
+        name: current.name,
+        kana: current.kana,
+        kind: current.kind.as_str().into(),
+        contacts,
+        network_ranges: current.network_ranges.iter().map(ToString::to_string).collect(),
+        services: current.services,
+        notes: current.notes,
+    };
+    let checked = whole.check()?;
+    ok(json!(state.store.update_contacts(&scope, &a.principal.actor(), tid, checked.contacts).await?))
+}
+
+pub async fn export(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    a.require(Permission::TenantsRead)?;
+    let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+    Ok(crate::pages::tenants_csv_response(crate::csv_io::export_tenants(&tenants)))
+}
+
+pub async fn import(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+    a.require(Permission::TenantsWrite)?;
+    let rows = crate::csv_io::import_tenants(&bytes)?;
+    ok(json!(state.store.import_tenants(&a.principal.scope(), &a.principal.actor(), rows).await?))
+}

@@ -1,0 +1,139 @@
+//! The audit log: filters, paging, chain verification and CSV export.
+
+use super::{layout, page_result, when};
+use crate::auth::PageAuth;
+use crate::{AppError, AppState};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use maud::html;
+use mamori_core::Permission;
+use mamori_store::AuditFilter;
+use serde::Deserialize;
+
+/// Filters from the query string.
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    tenant: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<i64>,
+    verify: Option<String>,
+}
+
+impl AuditQuery {
+    /// Returns the store filter, or the problems of the time fields.
+    pub fn filter(&self) -> Result<AuditFilter, AppError> {
+        let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, AppError> {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => mamori_core::time::parse_time(s).map(Some).ok_or_else(|| {
+                    mamori_core::Problem::new(field, "invalid_time", format!("日時「{s}」を読めません（例: 2026-11-22 09:00）"), format!("cannot read time '{s}' (e.g. 2026-11-22 09:00)")).into()
+                }),
+            }
+        };
+        Ok(AuditFilter {
+            tenant: self.tenant.as_deref().and_then(|t| t.parse().ok()),
+            actor: self.actor.clone().filter(|s| !s.trim().is_empty()),
+            action: self.action.clone().filter(|s| !s.trim().is_empty()),
+            from_ms: time("from", &self.from)?,
+            to_ms: time("to", &self.to)?,
+        })
+    }
+}
+
+const PAGE: i64 = 100;
+
+/// GET /audit
+pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::AuditRead)?;
+        let scope = a.principal.scope();
+        let filter = q.filter()?;
+        let entries = state.store.list_audit(&scope, &filter, q.before, PAGE).await?;
+        let tenants = state.store.list_tenants(&scope).await?;
+        let verify = if q.verify.is_some() && a.principal.tenant_id.is_none() { Some(state.store.verify_audit().await?) } else { None };
+        let next = (entries.len() as i64 == PAGE).then(|| entries.last().map(|e| e.seq)).flatten();
+        let keep = |before: i64| {
+            let mut s = format!("/audit?before={before}");
+            for (k, v) in [("actor", &q.actor), ("action", &q.action), ("tenant", &q.tenant), ("from", &q.from), ("to", &q.to)] {
+                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                    s.push_str(&format!("&{k}={}", urlencode(v)));
+                }
+            }
+            s
+        };
+        let body = html! {
+            form.filters method="get" action="/audit" {
+                label { (l.t("実行者", "Actor")) input type="text" name="actor" value=(q.actor.clone().unwrap_or_default()); }
+                label { (l.t("操作（前方一致）", "Action (prefix)")) input type="text" name="action" value=(q.action.clone().unwrap_or_default()) placeholder="tenant."; }
+                @if a.principal.tenant_id.is_none() {
+                    label { (l.t("団体", "Tenant")) select name="tenant" {
+                        option value="" { (l.t("すべて", "All")) }
+                        @for t in &tenants { option value=(t.id) selected[q.tenant.as_deref() == Some(&t.id.to_string())] { (t.name) } }
+                    } }
+                }
+                label { (l.t("開始", "From")) input type="text" name="from" value=(q.from.clone().unwrap_or_default()) placeholder="2026-11-01 00:00"; }
+                label { (l.t("終了", "To")) input type="text" name="to" value=(q.to.clone().unwrap_or_default()); }
+                button type="submit" { (l.t("絞り込み", "Filter")) }
+                a.button href="/audit/export.csv" { (l.t("CSV 出力", "Export CSV")) }
+                @if a.principal.tenant_id.is_none() { a.button href="/audit?verify=1" { (l.t("改ざん検査", "Verify chain")) } }
+            }
+            @if let Some(v) = &verify {
+                @match &v.first_bad {
+                    None => div.ok role="status" { (l.t("ハッシュチェーンは正常です", "The hash chain is intact")) " (" (v.entries) (l.t("件", " entries")) ", head " code { (&v.head[..16]) } ")" },
+                    Some((seq, why)) => div.error role="alert" { (l.t("改ざんを検出しました", "Tampering detected")) ": seq " (seq) " — " (why) },
+                }
+            }
+            table {
+                thead { tr { th { "#" } th { (l.t("日時", "Time")) } th { (l.t("実行者", "Actor")) } th { (l.t("接続元", "From")) } th { (l.t("操作", "Action")) } th { (l.t("対象", "Target")) } th { (l.t("変更内容", "Change")) } } }
+                tbody { @for e in &entries { tr {
+                    td { (e.seq) }
+                    td { (when(e.time)) }
+                    td { (e.actor_name) }
+                    td { (e.source_ip.clone().unwrap_or_default()) }
+                    td { code { (e.action) } }
+                    td { (e.target_kind) " " small { (e.target_id.clone().unwrap_or_default()) } }
+                    td { @if e.before.is_some() || e.after.is_some() {
+                        details { summary { (l.t("表示", "Show")) }
+                            @if let Some(b) = &e.before { p { (l.t("変更前", "Before")) } pre { (serde_json::to_string_pretty(b).unwrap_or_default()) } }
+                            @if let Some(af) = &e.after { p { (l.t("変更後", "After")) } pre { (serde_json::to_string_pretty(af).unwrap_or_default()) } }
+                        }
+                    } }
+                } } }
+            }
+            @if let Some(n) = next { p { a href=(keep(n)) { (l.t("さらに古い記録", "Older entries")) " →" } } }
+        };
+        Ok(layout(&a, l.t("監査ログ", "Audit log"), "/audit", body))
+    }
+    .await)
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// GET /audit/export.csv
+pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::AuditRead)?;
+        let entries = export_entries(&state, &a.principal, &q).await?;
+        Ok(super::tenants::csv_response("audit-log.csv", crate::csv_io::export_audit(&entries)))
+    }
+    .await)
+}
+
+/// Returns up to 100,000 entries for an export, and records the export in the log.
+pub async fn export_entries(state: &AppState, p: &mamori_core::Principal, q: &AuditQuery) -> Result<Vec<mamori_store::AuditEntry>, AppError> {
+    let scope = p.scope();
+    let entries = state.store.list_audit(&scope, &q.filter()?, None, 100_000).await?;
+    state
+        .store
+        .record(mamori_store::Change { actor: &p.actor(), tenant: p.tenant_id, action: "audit.export", target_kind: "audit_log", target_id: None, before: None, after: Some(serde_json::json!({"entries": entries.len()})) })
+        .await?;
+    Ok(entries)
+}

@@ -1,0 +1,425 @@
+//! Login: password, then TOTP (or its enrollment, mandatory for operator roles), then a
+//! forced password change where one is due. Every step is its own page; the session
+//! only becomes "full" at the end. Failures count toward the lockout, are published as
+//! Authentication events, and never say whether the login name exists.
+
+use super::{bare, see_other};
+use crate::auth::{self, Totp, check_password_policy, random_token, session_cookie, sha256_hex};
+use crate::{AppError, AppState, Lang};
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{PreEscaped, html};
+use mamori_core::{Event, EventClass, Severity, TenantId};
+use mamori_store::{LoginRecord, Session, SessionStage};
+use serde::Deserialize;
+
+/// Minutes a half-finished login may take.
+const PENDING_MINUTES: i64 = 10;
+
+/// Returns the page of a login stage.
+pub fn stage_path(stage: SessionStage) -> &'static str {
+    match stage {
+        SessionStage::Totp => "/login/totp",
+        SessionStage::Enroll => "/login/enroll",
+        SessionStage::ChangePassword => "/login/password",
+        SessionStage::Full => "/",
+    }
+}
+
+fn login_page(lang: Lang, error: Option<&str>, username: &str) -> Response {
+    bare(lang, lang.t("ログイン", "Log in"), html! {
+        @if let Some(e) = error { div.error role="alert" { (e) } }
+        form method="post" action="/login" {
+            label { (lang.t("ログイン名", "Login name")) input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
+            label { (lang.t("パスワード", "Password")) input type="password" name="password" autocomplete="current-password" required; }
+            button type="submit" { (lang.t("ログイン", "Log in")) }
+        }
+        p.hint { (lang.t("自治体情報セキュリティクラウド 運用コンソール", "Municipal information security cloud console")) }
+    })
+}
+
+/// GET /login
+pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Ok(Some(s)) = auth::session_of(&state, &headers).await {
+        return Redirect::to(stage_path(s.stage)).into_response();
+    }
+    login_page(Lang::from_headers(&headers), None, "")
+}
+
+/// The login form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+fn client_ip(headers: &HeaderMap, parts_ip: Option<String>) -> String {
+    let _ = headers;
+    parts_ip.unwrap_or_default()
+}
+
+/// POST /login
+pub async fn submit(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let ip = client_ip(&headers, Some(peer.ip().to_string()));
+    let failed = || login_page(lang, Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")), &f.username);
+    if f.username.len() > 64 || f.password.len() > 1024 {
+        return failed();
+    }
+    let rec = match state.store.login_record(&f.username).await {
+        Ok(r) => r,
+        Err(e) => return super::error_page(lang, &e.into()),
+    };
+    let hasher = state.hasher();
+    let Some(rec) = rec else {
+        // Same work as a real check, so timing does not reveal unknown names.
+        tokio::task::spawn_blocking(move || hasher.waste()).await.ok();
+        state.metrics.login("failed");
+        auth_event(&state, None, &f.username, &ip, false, "unknown login name").await;
+        return failed();
+    };
+    let now = mamori_core::time::now_ms();
+    let phc = rec.password_hash.clone();
+    let password = f.password.clone();
+    let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, &phc)).await.unwrap_or(false);
+    if rec.user.locked_until > now || rec.user.disabled {
+        state.metrics.login("locked");
+        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, if rec.user.disabled { "account disabled" } else { "account locked" }).await;
+        return failed();
+    }
+    if !ok {
+        let settings = state.auth_settings().await;
+        let locked = state.store.login_failed(rec.user.id, settings.lockout_threshold, settings.lockout_minutes * 60_000).await.unwrap_or(false);
+        state.metrics.login(if locked { "locked" } else { "failed" });
+        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, if locked { "wrong password; account locked" } else { "wrong password" }).await;
+        return failed();
+    }
+    let stage = next_stage(&rec, false);
+    let token = random_token(32);
+    let session = Session {
+        id_hash: sha256_hex(&token),
+        user_id: rec.user.id,
+        stage,
+        csrf: random_token(24),
+        created_at: now,
+        expires_at: now + PENDING_MINUTES * 60_000,
+        last_seen_at: now,
+        ip: ip.clone(),
+        pending_totp: None,
+    };
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Err(e) = state.store.create_session(&session, ua).await {
+        return super::error_page(lang, &e.into());
+    }
+    if stage == SessionStage::Full {
+        if let Err(e) = finish(&state, &session, &rec, &ip).await {
+            return super::error_page(lang, &e);
+        }
+    }
+    let mut r = see_other(stage_path(stage));
+    set_cookie(&mut r, &session_cookie(state.config.secure_cookies, &token, 24 * 3600));
+    r
+}
+
+fn set_cookie(r: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Returns the stage after the password (and, with `totp_done`, after TOTP).
+fn next_stage(rec: &LoginRecord, totp_done: bool) -> SessionStage {
+    if !totp_done && rec.totp_secret.is_some() {
+        SessionStage::Totp
+    } else if !totp_done && rec.user.role.is_operator() {
+        SessionStage::Enroll
+    } else if rec.user.must_change_password {
+        SessionStage::ChangePassword
+    } else {
+        SessionStage::Full
+    }
+}
+
+async fn finish(state: &AppState, session: &Session, rec: &LoginRecord, ip: &str) -> Result<(), AppError> {
+    let settings = state.auth_settings().await;
+    let now = mamori_core::time::now_ms();
+    let expires = (now + settings.session_idle_minutes * 60_000).min(session.created_at + settings.session_max_hours * 3_600_000);
+    state.store.set_session_stage(&session.id_hash, SessionStage::Full, expires).await?;
+    state.store.login_succeeded(rec.user.id).await?;
+    state.metrics.login("ok");
+    auth_event(state, rec.user.tenant_id, &rec.user.username, ip, true, "login").await;
+    Ok(())
+}
+
+/// Publishes an OCSF Authentication event (3002, activity 1 Logon) for the tenant of the
+/// account, or the prefecture for operators and unknown names.
+async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: &str, ip: &str, ok: bool, reason: &str) {
+    let tenant = match tenant {
+        Some(t) => Some(t),
+        None => platform_tenant(state).await,
+    };
+    let Some(tenant) = tenant else { return };
+    let now = mamori_core::time::now_ms();
+    let msg = if ok { format!("コンソールにログインしました: {user}") } else { format!("コンソールへのログインに失敗しました: {user}（{reason}）") };
+    let mut e = Event::new(tenant, now, EventClass::AUTHENTICATION, msg, "mamori-console");
+    e.activity_id = 1;
+    e.severity = if ok { Severity::INFO } else { Severity::LOW };
+    e.user = Some(user.chars().take(64).collect());
+    e.src = Some(mamori_core::Endpoint { ip: Some(ip.to_string()), port: None, hostname: None });
+    e.fields.insert("status_id".into(), serde_json::json!(if ok { 1 } else { 2 }));
+    e.fields.insert("status".into(), serde_json::json!(if ok { "Success" } else { "Failure" }));
+    e.fields.insert("status_detail".into(), serde_json::json!(reason));
+    e.fields.insert("auth_protocol".into(), serde_json::json!("password"));
+    if let Err(err) = state.bus.publish(vec![e]).await {
+        tracing::warn!(error = %err, "could not record authentication event");
+    }
+}
+
+/// Returns the prefecture's tenant id (the platform's own records go there).
+pub async fn platform_tenant(state: &AppState) -> Option<TenantId> {
+    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    state.store.list_tenants(&scope).await.ok()?.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture).map(|t| t.id)
+}
+
+async fn pending(state: &AppState, headers: &HeaderMap, stage: SessionStage) -> Result<(Session, LoginRecord), Response> {
+    let session = auth::session_of(state, headers).await.ok().flatten().ok_or_else(|| Redirect::to("/login").into_response())?;
+    if session.stage != stage {
+        return Err(Redirect::to(stage_path(session.stage)).into_response());
+    }
+    let rec = state.store.login_record_by_id(session.user_id).await.ok().flatten().ok_or_else(|| Redirect::to("/login").into_response())?;
+    Ok((session, rec))
+}
+
+/// A form with one code.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+fn totp_page(lang: Lang, csrf: &str, error: Option<&str>) -> Response {
+    bare(lang, lang.t("確認コード", "Verification code"), html! {
+        @if let Some(e) = error { div.error role="alert" { (e) } }
+        p { (lang.t("認証アプリに表示されている6桁の確認コードを入力してください。", "Enter the 6-digit code shown by your authenticator app.")) }
+        form method="post" action="/login/totp" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { (lang.t("確認コード", "Code")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" required autofocus; }
+            button type="submit" { (lang.t("確認", "Verify")) }
+        }
+    })
+}
+
+/// GET /login/totp
+pub async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = Lang::from_headers(&headers);
+    match pending(&state, &headers, SessionStage::Totp).await {
+        Ok((s, _)) => totp_page(lang, &s.csrf, None),
+        Err(r) => r,
+    }
+}
+
+/// POST /login/totp
+pub async fn totp_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (session, rec) = match pending(&state, &headers, SessionStage::Totp).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if session.csrf != f.csrf {
+        return super::error_page(lang, &AppError::Csrf);
+    }
+    let ip = peer.ip().to_string();
+    let now = mamori_core::time::now_ms();
+    let step = rec.totp_secret.as_deref().and_then(Totp::from_base32).and_then(|t| t.check(&f.code, now));
+    let fresh = match step {
+        Some(s) => state.store.use_totp_step(rec.user.id, s).await.unwrap_or(false),
+        None => false,
+    };
+    if !fresh || rec.user.locked_until > now {
+        let settings = state.auth_settings().await;
+        let locked = state.store.login_failed(rec.user.id, settings.lockout_threshold, settings.lockout_minutes * 60_000).await.unwrap_or(false);
+        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, "wrong TOTP code").await;
+        state.metrics.login(if locked { "locked" } else { "failed" });
+        if locked {
+            let _ = state.store.delete_session(&session.id_hash).await;
+            return login_page(lang, Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")), "");
+        }
+        return totp_page(lang, &session.csrf, Some(lang.t("確認コードが正しくないか、使用済みです", "the code is wrong or was already used")));
+    }
+    advance(&state, &session, &rec, &ip).await
+}
+
+async fn advance(state: &AppState, session: &Session, rec: &LoginRecord, ip: &str) -> Response {
+    let lang = Lang::parse(&rec.user.lang).unwrap_or_default();
+    match next_stage(rec, true) {
+        SessionStage::Full => match finish(state, session, rec, ip).await {
+            Ok(()) => see_other("/"),
+            Err(e) => super::error_page(lang, &e),
+        },
+        stage => {
+            let expires = mamori_core::time::now_ms() + PENDING_MINUTES * 60_000;
+            match state.store.set_session_stage(&session.id_hash, stage, expires).await {
+                Ok(()) => see_other(stage_path(stage)),
+                Err(e) => super::error_page(lang, &e.into()),
+            }
+        }
+    }
+}
+
+fn enroll_page(lang: Lang, csrf: &str, secret: &str, account: &str, error: Option<&str>) -> Response {
+    let uri = Totp::uri(secret, account, "Mamori");
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map(|c| c.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build())
+        .unwrap_or_default();
+    let grouped: String = secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_string()).collect::<Vec<_>>().join(" ");
+    bare(lang, lang.t("二要素認証の設定", "Set up two-factor authentication"), html! {
+        @if let Some(e) = error { div.error role="alert" { (e) } }
+        p { (lang.t("運用担当のアカウントでは二要素認証（TOTP）が必須です。認証アプリ（Google Authenticator、Microsoft Authenticator など）で QR コードを読み取るか、次のキーを入力してください。",
+                    "Operator accounts must use two-factor authentication (TOTP). Scan the QR code with an authenticator app, or type in the key below.")) }
+        div.qr { (PreEscaped(qr)) }
+        p { (lang.t("キー", "Key")) ": " code #totp-secret data-secret=(secret) { (grouped) } }
+        form method="post" action="/login/enroll" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { (lang.t("アプリに表示された確認コード", "Code shown by the app")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+            button type="submit" { (lang.t("設定を完了", "Finish setup")) }
+        }
+    })
+}
+
+/// GET /login/enroll
+pub async fn enroll_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (session, rec) = match pending(&state, &headers, SessionStage::Enroll).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let secret = match session.pending_totp.clone() {
+        Some(s) => s,
+        None => {
+            let s = Totp::new_secret();
+            if let Err(e) = state.store.set_session_pending_totp(&session.id_hash, Some(&s)).await {
+                return super::error_page(lang, &e.into());
+            }
+            s
+        }
+    };
+    enroll_page(lang, &session.csrf, &secret, &rec.user.username, None)
+}
+
+/// POST /login/enroll
+pub async fn enroll_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (session, rec) = match pending(&state, &headers, SessionStage::Enroll).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if session.csrf != f.csrf {
+        return super::error_page(lang, &AppError::Csrf);
+    }
+    let Some(secret) = session.pending_totp.clone() else { return Redirect::to("/login/enroll").into_response() };
+    let now = mamori_core::time::now_ms();
+    let Some(step) = Totp::from_base32(&secret).and_then(|t| t.check(&f.code, now)) else {
+        return enroll_page(lang, &session.csrf, &secret, &rec.user.username, Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")));
+    };
+    let actor = mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
+    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    if let Err(e) = state.store.set_totp(&scope, &actor, rec.user.id, Some(&secret), step).await {
+        return super::error_page(lang, &e.into());
+    }
+    let _ = state.store.set_session_pending_totp(&session.id_hash, None).await;
+    let rec = LoginRecord { totp_secret: Some(secret), ..rec };
+    advance(&state, &session, &rec, &peer.ip().to_string()).await
+}
+
+/// The password change form.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    password: String,
+    confirm: String,
+}
+
+fn password_page(lang: Lang, csrf: &str, error: Option<&str>) -> Response {
+    bare(lang, lang.t("パスワードの変更", "Change your password"), html! {
+        @if let Some(e) = error { div.error role="alert" { (e) } }
+        p { (lang.t("初回ログインまたはパスワード再設定の後は、新しいパスワードを設定してください。", "After the first login or a reset, set a new password.")) }
+        form method="post" action="/login/password" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { (lang.t("新しいパスワード", "New password")) input type="password" name="password" autocomplete="new-password" required autofocus; }
+            label { (lang.t("新しいパスワード（確認）", "New password again")) input type="password" name="confirm" autocomplete="new-password" required; }
+            button type="submit" { (lang.t("変更する", "Change")) }
+        }
+    })
+}
+
+/// GET /login/password
+pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = Lang::from_headers(&headers);
+    match pending(&state, &headers, SessionStage::ChangePassword).await {
+        Ok((s, _)) => password_page(lang, &s.csrf, None),
+        Err(r) => r,
+    }
+}
+
+/// POST /login/password
+pub async fn password_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<PasswordForm>) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (session, rec) = match pending(&state, &headers, SessionStage::ChangePassword).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if session.csrf != f.csrf {
+        return super::error_page(lang, &AppError::Csrf);
+    }
+    if f.password != f.confirm {
+        return password_page(lang, &session.csrf, Some(lang.t("確認用のパスワードが一致しません", "the two passwords differ")));
+    }
+    let settings = state.auth_settings().await;
+    if let Err(p) = check_password_policy(&f.password, &rec.user.username, settings.password_min_length) {
+        return password_page(lang, &session.csrf, Some(p.message(lang.code())));
+    }
+    let hasher = state.hasher();
+    let new_password = f.password.clone();
+    let hash = match tokio::task::spawn_blocking(move || hasher.hash(&new_password)).await {
+        Ok(Ok(h)) => h,
+        _ => return super::error_page(lang, &AppError::Internal("password hashing failed".into())),
+    };
+    if hash.is_empty() || state.hasher().verify(&f.password, &rec.password_hash) {
+        return password_page(lang, &session.csrf, Some(lang.t("以前と同じパスワードは使えません", "choose a password you have not used now")));
+    }
+    let actor = mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
+    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    if let Err(e) = state.store.set_password(&scope, &actor, rec.user.id, &hash, false, Some(&session.id_hash)).await {
+        return super::error_page(lang, &e.into());
+    }
+    let rec = LoginRecord { user: mamori_store::User { must_change_password: false, ..rec.user }, password_hash: hash, ..rec };
+    match finish(&state, &session, &rec, &peer.ip().to_string()).await {
+        Ok(()) => see_other("/"),
+        Err(e) => super::error_page(lang, &e),
+    }
+}
+
+/// The logout form.
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf: String,
+}
+
+/// POST /logout
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
+    if let Ok(Some(s)) = auth::session_of(&state, &headers).await {
+        if s.csrf == f.csrf {
+            let _ = state.store.delete_session(&s.id_hash).await;
+        }
+    }
+    let mut r = see_other("/login");
+    set_cookie(&mut r, &session_cookie(state.config.secure_cookies, "", 0));
+    r
+}

@@ -1,0 +1,227 @@
+//! Console pages, server-rendered with maud. Japanese by default, English with
+//! `?lang=en`. Every page that shows tenant data derives its scope from the logged-in
+//! principal; forms carry the session's CSRF token.
+
+mod audit;
+mod dashboard;
+mod events;
+pub mod login;
+mod settings;
+mod tenants;
+mod users;
+
+use crate::auth::Authed;
+use crate::{AppError, AppState, Lang};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use mamori_core::Permission;
+
+pub use audit::{AuditQuery, export_entries as audit_export_entries};
+pub use events::SearchParams;
+pub use settings::issue_token;
+pub use tenants::csv_response as csv_download;
+
+/// Returns the tenant CSV as a download.
+pub fn tenants_csv_response(body: String) -> Response {
+    tenants::csv_response("tenants.csv", body)
+}
+
+/// Every console page path (GET), for the isolation test and the docs. `{id}` stands
+/// for an id of the kind the page shows.
+pub const PAGES: &[&str] = &[
+    "/",
+    "/tenants",
+    "/tenants/new",
+    "/tenants/{id}",
+    "/tenants/import",
+    "/tenants/export.csv",
+    "/users",
+    "/users/new",
+    "/users/{id}",
+    "/audit",
+    "/audit/export.csv",
+    "/events",
+    "/events/{id}",
+    "/settings",
+    "/settings/policies",
+    "/settings/tokens",
+];
+
+/// The page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/login/totp", get(login::totp_form).post(login::totp_submit))
+        .route("/login/enroll", get(login::enroll_form).post(login::enroll_submit))
+        .route("/login/password", get(login::password_form).post(login::password_submit))
+        .route("/logout", post(login::logout))
+        .route("/lang/{code}", get(set_lang))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route("/tenants/new", get(tenants::new_form))
+        .route("/tenants/import", get(tenants::import_form).post(tenants::import))
+        .route("/tenants/export.csv", get(tenants::export))
+        .route("/tenants/{id}", get(tenants::show).post(tenants::update))
+        .route("/tenants/{id}/contacts", post(tenants::update_contacts))
+        .route("/tenants/{id}/delete", post(tenants::delete))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/new", get(users::new_form))
+        .route("/users/{id}", get(users::show).post(users::update))
+        .route("/users/{id}/action", post(users::action))
+        .route("/audit", get(audit::page))
+        .route("/audit/export.csv", get(audit::export))
+        .route("/events", get(events::page))
+        .route("/events/{id}", get(events::show))
+        .route("/settings", get(settings::page).post(settings::save_account))
+        .route("/settings/security", post(settings::save_security))
+        .route("/settings/policies", get(settings::policies).post(settings::save_policy))
+        .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
+        .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
+}
+
+async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
+    let lang = Lang::parse(&code).unwrap_or_default();
+    // Go back where the person was, but only within this site.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let mut r = Redirect::to(&back).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("mamori_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code())) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// A navigation entry.
+struct Nav {
+    path: &'static str,
+    ja: &'static str,
+    en: &'static str,
+    needs: Option<Permission>,
+}
+
+const NAV: &[Nav] = &[
+    Nav { path: "/", ja: "ダッシュボード", en: "Dashboard", needs: None },
+    Nav { path: "/events", ja: "イベント検索", en: "Events", needs: Some(Permission::EventsRead) },
+    Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead) },
+    Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead) },
+    Nav { path: "/audit", ja: "監査ログ", en: "Audit log", needs: Some(Permission::AuditRead) },
+    Nav { path: "/settings", ja: "設定", en: "Settings", needs: None },
+];
+
+/// Renders a full page for a logged-in person.
+pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
+    let l = a.lang;
+    let scope_label = match a.principal.tenant_id {
+        None => l.t("全団体", "All tenants").to_string(),
+        Some(_) => l.t("自団体のみ", "Own tenant only").to_string(),
+    };
+    let markup = html! {
+        (DOCTYPE)
+        html lang=(l.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " | Mamori" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "守 Mamori" }
+                    nav {
+                        @for n in NAV {
+                            @if n.needs.is_none_or(|p| a.principal.can(p)) {
+                                a href=(n.path) class=[(active == n.path).then_some("active")] { (l.t(n.ja, n.en)) }
+                            }
+                        }
+                    }
+                    div.who {
+                        span.user { (a.user.display_name) " (" (l.t(a.principal.role.ja(), a.principal.role.en())) " / " (scope_label) ")" }
+                        @if l == Lang::Ja { a href="/lang/en" { "English" } } @else { a href="/lang/ja" { "日本語" } }
+                        form.inline method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(a.csrf());
+                            button.link type="submit" { (l.t("ログアウト", "Log out")) }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
+}
+
+/// Renders a page for someone not (fully) logged in.
+pub fn bare(lang: Lang, title: &str, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " | Mamori" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body.bare {
+                main.narrow {
+                    p.brand { "守 Mamori" }
+                    p.langs { @if lang == Lang::Ja { a href="/lang/en" { "English" } } @else { a href="/lang/ja" { "日本語" } } }
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
+}
+
+/// Renders an error page.
+pub fn error_page(lang: Lang, e: &AppError) -> Response {
+    if let AppError::Internal(detail) = e {
+        tracing::error!(error = %detail, "internal error");
+    }
+    let mut r = bare(lang, lang.t("エラー", "Error"), html! {
+        p.error { (e.message(lang)) }
+        p { a href="/" { (lang.t("ダッシュボードへ戻る", "Back to the dashboard")) } }
+    });
+    *r.status_mut() = e.status();
+    r
+}
+
+/// Renders the problems of a form.
+pub fn problems(lang: Lang, e: &AppError) -> Markup {
+    html! {
+        div.error role="alert" {
+            @match e {
+                AppError::Invalid(p) => ul { @for p in &p.0 { li { (p.message(lang.code())) } } },
+                other => p { (other.message(lang)) },
+            }
+        }
+    }
+}
+
+/// Turns a handler result into a page, rendering errors in the person's language.
+pub fn page_result(lang: Lang, r: Result<Response, AppError>) -> Response {
+    match r {
+        Ok(r) => r,
+        Err(AppError::Unauthorized) => Redirect::to("/login").into_response(),
+        Err(e) => error_page(lang, &e),
+    }
+}
+
+/// Returns "303 See Other" to `path` (after a successful POST).
+pub fn see_other(path: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_string())]).into_response()
+}
+
+/// Formats Unix ms for people (JST).
+pub fn when(ms: i64) -> String {
+    mamori_core::time::format_jst(ms)
+}

@@ -1,0 +1,379 @@
+//! Settings: one's own account (language, password), the platform's security settings
+//! (operator admins), per-tenant policies of components, and API tokens.
+
+use super::{layout, page_result, problems, see_other, when};
+use crate::auth::{Authed, PageAuth, check_password_policy, random_token, sha256_hex};
+use crate::{AppError, AppState, AuthSettings};
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use mamori_core::{Permission, Problem, TenantId, TokenScope};
+use mamori_store::{NewToken, UserPatch};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+fn tabs(a: &Authed, active: &str) -> Markup {
+    let l = a.lang;
+    html! {
+        nav.tabs {
+            a href="/settings" class=[(active == "account").then_some("active")] { (l.t("アカウントとセキュリティ", "Account and security")) }
+            @if a.principal.can(Permission::PoliciesRead) { a href="/settings/policies" class=[(active == "policies").then_some("active")] { (l.t("ポリシー", "Policies")) } }
+            a href="/settings/tokens" class=[(active == "tokens").then_some("active")] { (l.t("API トークン", "API tokens")) }
+        }
+    }
+}
+
+async fn account_page(state: &AppState, a: &Authed, error: Option<&AppError>, saved: bool) -> Result<Response, AppError> {
+    let l = a.lang;
+    let s = state.auth_settings().await;
+    let partitions = if a.principal.role == mamori_core::Role::OperatorAdmin { state.bus.events().partitions().unwrap_or_default() } else { Vec::new() };
+    let body = html! {
+        (tabs(a, "account"))
+        @if let Some(e) = error { (problems(l, e)) }
+        @if saved { div.ok role="status" { (l.t("保存しました", "Saved")) } }
+        h2 { (l.t("自分のアカウント", "My account")) }
+        form.grid method="post" action="/settings" {
+            input type="hidden" name="csrf" value=(a.csrf());
+            label { (l.t("表示言語", "Language")) select name="lang" {
+                option value="ja" selected[a.user.lang == "ja"] { "日本語" }
+                option value="en" selected[a.user.lang == "en"] { "English" }
+            } }
+            label { (l.t("現在のパスワード（変更する場合）", "Current password (to change it)")) input type="password" name="current" autocomplete="current-password"; }
+            label { (l.t("新しいパスワード", "New password")) input type="password" name="password" autocomplete="new-password"; }
+            label { (l.t("新しいパスワード（確認）", "New password again")) input type="password" name="confirm" autocomplete="new-password"; }
+            div.wide { button type="submit" { (l.t("保存", "Save")) } }
+        }
+        @if a.principal.can(Permission::SettingsWrite) {
+            h2 { (l.t("ログインとセッション", "Login and sessions")) }
+            form.grid method="post" action="/settings/security" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                label { (l.t("ロックまでの連続失敗回数", "Failures before lockout")) input type="number" name="lockout_threshold" value=(s.lockout_threshold) min="3" max="20"; }
+                label { (l.t("ロック時間（分）", "Lockout (minutes)")) input type="number" name="lockout_minutes" value=(s.lockout_minutes) min="1" max="1440"; }
+                label { (l.t("無操作タイムアウト（分）", "Idle timeout (minutes)")) input type="number" name="session_idle_minutes" value=(s.session_idle_minutes) min="5" max="480"; }
+                label { (l.t("セッション最長時間（時間）", "Session maximum (hours)")) input type="number" name="session_max_hours" value=(s.session_max_hours) min="1" max="24"; }
+                label { (l.t("パスワード最小文字数", "Minimum password length")) input type="number" name="password_min_length" value=(s.password_min_length) min="10" max="128"; }
+                div.wide { button type="submit" { (l.t("保存", "Save")) } }
+            }
+            h2 { (l.t("イベントストア", "Event store")) }
+            table.compact {
+                thead { tr { th { (l.t("日付（UTC）", "Day (UTC)")) } th.num { (l.t("サイズ", "Size")) } } }
+                tbody { @for p in &partitions { tr { td { (p.day) } td.num { (format!("{:.1} MiB", p.bytes as f64 / 1_048_576.0)) } } } }
+            }
+        }
+    };
+    let mut r = layout(a, l.t("設定", "Settings"), "/settings", body);
+    if let Some(e) = error {
+        *r.status_mut() = e.status();
+    }
+    Ok(r)
+}
+
+/// GET /settings
+pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    page_result(a.lang, account_page(&state, &a, None, q.contains_key("saved")).await)
+}
+
+/// The account form.
+#[derive(Deserialize)]
+pub struct AccountForm {
+    csrf: String,
+    lang: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// POST /settings
+pub async fn save_account(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<AccountForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.check_csrf(&f.csrf)?;
+        // One's own account is always in reach, whatever the role.
+        let own = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+        let result: Result<(), AppError> = async {
+            if !f.password.is_empty() {
+                if f.password != f.confirm {
+                    return Err(Problem::new("confirm", "mismatch", "確認用のパスワードが一致しません", "the two passwords differ").into());
+                }
+                let rec = state.store.login_record_by_id(a.user.id).await?.ok_or(AppError::NotFound)?;
+                let hasher = state.hasher();
+                if !hasher.verify(&f.current, &rec.password_hash) {
+                    return Err(Problem::new("current", "wrong_password", "現在のパスワードが違います", "the current password is wrong").into());
+                }
+                let settings = state.auth_settings().await;
+                check_password_policy(&f.password, &a.user.username, settings.password_min_length)?;
+                let pw = f.password.clone();
+                let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+                let keep = a.session.as_ref().map(|s| s.id_hash.as_str());
+                state.store.set_password(&own, &a.principal.actor(), a.user.id, &hash, false, keep).await?;
+            }
+            if f.lang != a.user.lang {
+                state.store.update_user(&own, &a.principal.actor(), a.user.id, UserPatch { lang: Some(f.lang.clone()), ..Default::default() }).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let mut r = see_other("/settings?saved=1");
+                if let Ok(v) = axum::http::HeaderValue::from_str(&format!("mamori_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", if f.lang == "en" { "en" } else { "ja" })) {
+                    r.headers_mut().append(axum::http::header::SET_COOKIE, v);
+                }
+                Ok(r)
+            }
+            Err(e @ AppError::Invalid(_)) => account_page(&state, &a, Some(&e), false).await,
+            Err(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+/// The security settings form.
+#[derive(Deserialize)]
+pub struct SecurityForm {
+    csrf: String,
+    lockout_threshold: i64,
+    lockout_minutes: i64,
+    session_idle_minutes: i64,
+    session_max_hours: i64,
+    password_min_length: usize,
+}
+
+/// POST /settings/security
+pub async fn save_security(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<SecurityForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::SettingsWrite)?;
+        a.check_csrf(&f.csrf)?;
+        let settings = AuthSettings {
+            lockout_threshold: f.lockout_threshold,
+            lockout_minutes: f.lockout_minutes,
+            session_idle_minutes: f.session_idle_minutes,
+            session_max_hours: f.session_max_hours,
+            password_min_length: f.password_min_length,
+        };
+        match settings.check() {
+            Ok(()) => {
+                state.store.put_setting(&a.principal.actor(), "auth", &serde_json::to_value(&settings).map_err(|e| AppError::Internal(e.to_string()))?).await?;
+                Ok(see_other("/settings?saved=1"))
+            }
+            Err(p) => account_page(&state, &a, Some(&AppError::Invalid(p)), false).await,
+        }
+    }
+    .await)
+}
+
+/// Which policy to show.
+#[derive(Deserialize, Default)]
+pub struct PolicyQuery {
+    tenant: Option<String>,
+    component: Option<String>,
+}
+
+async fn policies_page(state: &AppState, a: &Authed, q: &PolicyQuery, draft: Option<&str>, error: Option<&AppError>, saved: bool) -> Result<Response, AppError> {
+    let l = a.lang;
+    a.require(Permission::PoliciesRead)?;
+    let scope = a.principal.scope();
+    let tenants = state.store.list_tenants(&scope).await?;
+    let components = state.registry.policy_components();
+    let component = q.component.clone().filter(|c| components.contains(&c.as_str())).or_else(|| components.first().map(|c| c.to_string())).unwrap_or_default();
+    let tenant: Option<TenantId> = match q.tenant.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => Some(t.parse().map_err(|_| AppError::NotFound)?),
+        None => a.principal.tenant_id,
+    };
+    if let Some(t) = tenant {
+        if !scope.includes(t) {
+            return Err(AppError::NotFound);
+        }
+    }
+    let versions = state.store.policy_versions(&scope, tenant, &component, 20).await?;
+    let default_doc = state.registry.validator(&component).map(|v| v.default_policy()).unwrap_or_default();
+    let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
+    let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
+    let can_write = a.principal.can(Permission::PoliciesWrite) && (tenant.is_some() || a.principal.tenant_id.is_none());
+    let body = html! {
+        (tabs(a, "policies"))
+        form.filters method="get" action="/settings/policies" {
+            label { (l.t("コンポーネント", "Component")) select name="component" { @for c in &components { option value=(c) selected[*c == component] { (c) } } } }
+            label { (l.t("対象", "Applies to")) select name="tenant" {
+                @if a.principal.tenant_id.is_none() { option value="" selected[tenant.is_none()] { (l.t("全団体の既定値", "Platform default")) } }
+                @for t in &tenants { option value=(t.id) selected[tenant == Some(t.id)] { (t.name) } }
+            } }
+            button type="submit" { (l.t("表示", "Show")) }
+        }
+        @if let Some(e) = error { (problems(l, e)) p { (l.t("ポリシーは保存されていません。", "The policy was not saved.")) } }
+        @if saved { div.ok role="status" { (l.t("保存しました。稼働中のコンポーネントに数秒以内に反映されます。", "Saved. Running components pick it up within seconds.")) } }
+        p.muted { (l.t("既定値", "Default")) ": " code { (default_doc.to_string()) } }
+        @if can_write {
+            form method="post" action="/settings/policies" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                input type="hidden" name="component" value=(component);
+                input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                label { (l.t("ポリシー（JSON）", "Policy (JSON)")) textarea.code name="document" rows="10" { (text) } }
+                button type="submit" { (l.t("検証して保存", "Validate and save")) }
+            }
+        } @else { pre { (text) } }
+        h2 { (l.t("履歴", "History")) }
+        table.compact {
+            thead { tr { th { (l.t("版", "Version")) } th { (l.t("日時", "Time")) } th { (l.t("保存者", "By")) } th { (l.t("内容", "Document")) } } }
+            tbody { @for v in &versions { tr { td { (v.version) } td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } } } } }
+        }
+    };
+    let mut r = layout(a, l.t("ポリシー", "Policies"), "/settings", body);
+    if let Some(e) = error {
+        *r.status_mut() = e.status();
+    }
+    Ok(r)
+}
+
+/// GET /settings/policies
+pub async fn policies(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<PolicyQuery>) -> Response {
+    page_result(a.lang, policies_page(&state, &a, &q, None, None, false).await)
+}
+
+/// The policy form.
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    csrf: String,
+    component: String,
+    tenant: String,
+    document: String,
+}
+
+/// POST /settings/policies
+pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<PolicyForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::PoliciesWrite)?;
+        a.check_csrf(&f.csrf)?;
+        let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
+        let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+        let tenant = match f.tenant.trim() {
+            "" => None,
+            t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
+        };
+        let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
+            Ok(doc) => state.store.put_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
+            Err(e) => Err(Problem::new("document", "invalid_json", format!("JSON として読めません（{} 行 {} 列）", e.line(), e.column()), format!("not valid JSON (line {}, column {})", e.line(), e.column())).into()),
+        };
+        match result {
+            Ok(_) => policies_page(&state, &a, &q, None, None, true).await,
+            Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false).await,
+            Err(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+async fn tokens_page(state: &AppState, a: &Authed, created: Option<&str>, error: Option<&AppError>) -> Result<Response, AppError> {
+    let l = a.lang;
+    let tokens = state.store.list_tokens(a.user.id).await?;
+    let now = mamori_core::time::now_ms();
+    let body = html! {
+        (tabs(a, "tokens"))
+        @if let Some(t) = created {
+            div.ok role="status" {
+                p { (l.t("トークンを作成しました。この値は二度と表示されません。安全な場所に保管してください。", "Token created. It is not shown again; store it safely.")) }
+                code #new-token { (t) }
+            }
+        }
+        @if let Some(e) = error { (problems(l, e)) }
+        p { (l.t("API トークンは、自分のロールの権限のうち選んだスコープだけを持ちます。", "A token has the chosen scopes, within your own role's permissions.")) }
+        form.grid method="post" action="/settings/tokens" {
+            input type="hidden" name="csrf" value=(a.csrf());
+            label { (l.t("名前", "Name")) input type="text" name="name" required placeholder=(l.t("例: 監視スクリプト", "e.g. monitoring script")); }
+            label { (l.t("有効日数", "Valid for (days)")) input type="number" name="days" value="90" min="1" max="400"; }
+            fieldset.wide { legend { (l.t("スコープ", "Scopes")) }
+                @for s in TokenScope::ALL { @if a.user.role.allows(s.permission()) {
+                    label.check { input type="checkbox" name=(format!("scope_{}", s.as_str())); code { (s.as_str()) } }
+                } }
+            }
+            div.wide { button type="submit" { (l.t("作成", "Create")) } }
+        }
+        table {
+            thead { tr { th { (l.t("名前", "Name")) } th { (l.t("先頭", "Prefix")) } th { (l.t("スコープ", "Scopes")) } th { (l.t("有効期限", "Expires")) } th { (l.t("最終使用", "Last used")) } th {} } }
+            tbody { @for t in &tokens { tr {
+                td { (t.name) } td { code { (t.prefix) "…" } }
+                td { (t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")) }
+                td { (when(t.expires_at)) }
+                td { (t.last_used_at.map(when).unwrap_or_default()) }
+                td { @if t.revoked_at.is_some() { (l.t("失効済み", "Revoked")) } @else if t.expires_at <= now { (l.t("期限切れ", "Expired")) } @else {
+                    form.inline method="post" action=(format!("/settings/tokens/{}/revoke", t.id)) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        button.danger type="submit" { (l.t("失効", "Revoke")) }
+                    }
+                } }
+            } } }
+        }
+    };
+    let mut r = layout(a, l.t("API トークン", "API tokens"), "/settings", body);
+    if let Some(e) = error {
+        *r.status_mut() = e.status();
+    }
+    Ok(r)
+}
+
+/// GET /settings/tokens
+pub async fn tokens(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+    page_result(a.lang, tokens_page(&state, &a, None, None).await)
+}
+
+/// Creates a token for `a`'s own account; returns the secret (shown once).
+pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<TokenScope>, days: i64) -> Result<(mamori_store::ApiToken, String), AppError> {
+    if let Some(s) = scopes.iter().find(|s| !a.user.role.allows(s.permission())) {
+        return Err(Problem::new("scopes", "scope_beyond_role", format!("スコープ {} はあなたのロールにない権限です", s.as_str()), format!("scope {} exceeds your role", s.as_str())).into());
+    }
+    if a.principal.token.is_some() {
+        return Err(AppError::Forbidden);
+    }
+    let secret = format!("mmr_{}", random_token(32));
+    let now = mamori_core::time::now_ms();
+    let token = state
+        .store
+        .create_token(
+            &a.principal.actor(),
+            NewToken { user_id: a.user.id, name: name.to_string(), token_hash: sha256_hex(&secret), prefix: secret[..10].to_string(), scopes, expires_at: now + days.clamp(0, 400) * 86_400_000 },
+            a.user.tenant_id,
+        )
+        .await?;
+    Ok((token, secret))
+}
+
+/// POST /settings/tokens
+pub async fn create_token(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        a.check_csrf(&get("csrf"))?;
+        let scopes: Vec<TokenScope> = pairs.iter().filter_map(|(k, _)| k.strip_prefix("scope_")).filter_map(|s| s.parse().ok()).collect();
+        let days = get("days").trim().parse::<i64>().unwrap_or(0);
+        match issue_token(&state, &a, &get("name"), scopes, days).await {
+            Ok((_, secret)) => tokens_page(&state, &a, Some(&secret), None).await,
+            Err(e @ AppError::Invalid(_)) => tokens_page(&state, &a, None, Some(&e)).await,
+            Err(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+/// The revoke form.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// POST /settings/tokens/{id}/revoke
+pub async fn revoke_token(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.check_csrf(&f.csrf)?;
+        let id = id.parse().map_err(|_| AppError::NotFound)?;
+        state.store.revoke_token(&a.principal.scope(), &a.principal.actor(), a.user.id, id).await?;
+        Ok(see_other("/settings/tokens"))
+    }
+    .await)
+}

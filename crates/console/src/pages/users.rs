@@ -1,0 +1,331 @@
+//! Account pages: list, create, edit, reset password, unlock, reset TOTP, delete.
+
+use super::{layout, page_result, problems, see_other, when};
+use crate::auth::{Authed, PageAuth, random_token};
+use crate::{AppError, AppState, Lang};
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use mamori_core::{Permission, Role, Tenant, TenantId, UserId};
+use mamori_store::{NewUser, User, UserFilter, UserPatch};
+use serde::Deserialize;
+
+/// Query of the list.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    tenant: Option<String>,
+}
+
+/// GET /users
+pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<ListQuery>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersRead)?;
+        let scope = a.principal.scope();
+        let filter = UserFilter { tenant: q.tenant.as_deref().and_then(|t| t.parse().ok()) };
+        let users = state.store.list_users(&scope, &filter).await?;
+        let tenants = state.store.list_tenants(&scope).await?;
+        let now = mamori_core::time::now_ms();
+        let body = html! {
+            @if a.principal.can(Permission::UsersWrite) { div.toolbar { a.button href="/users/new" { (l.t("利用者を追加", "Add account")) } } }
+            table {
+                thead { tr { th { (l.t("ログイン名", "Login")) } th { (l.t("表示名", "Name")) } th { (l.t("ロール", "Role")) } th { (l.t("所属団体", "Tenant")) } th { (l.t("二要素認証", "2FA")) } th { (l.t("状態", "Status")) } th { (l.t("最終ログイン", "Last login")) } } }
+                tbody { @for u in &users { tr {
+                    td { a href=(format!("/users/{}", u.id)) { (u.username) } }
+                    td { (u.display_name) }
+                    td { (l.t(u.role.ja(), u.role.en())) }
+                    td { (tenant_name(&tenants, u.tenant_id, l)) }
+                    td { @if u.totp_enabled { "✔" } @else { "—" } }
+                    td { (status(l, u, now)) }
+                    td { (u.last_login_at.map(when).unwrap_or_default()) }
+                } } }
+            }
+        };
+        Ok(layout(&a, l.t("利用者", "Users"), "/users", body))
+    }
+    .await)
+}
+
+fn tenant_name(tenants: &[Tenant], id: Option<TenantId>, l: Lang) -> String {
+    match id {
+        None => l.t("（運用）", "(operator)").to_string(),
+        Some(t) => tenants.iter().find(|x| x.id == t).map(|x| x.name.clone()).unwrap_or_default(),
+    }
+}
+
+fn status(l: Lang, u: &User, now: i64) -> &'static str {
+    if u.disabled {
+        l.t("無効", "Disabled")
+    } else if u.locked_until > now {
+        l.t("ロック中", "Locked")
+    } else if u.must_change_password {
+        l.t("パスワード変更待ち", "Must change password")
+    } else {
+        l.t("有効", "Active")
+    }
+}
+
+/// The create/edit form.
+#[derive(Deserialize, Default, Clone)]
+pub struct UserForm {
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    disabled: Option<String>,
+}
+
+fn user_form(a: &Authed, tenants: &[Tenant], action: &str, f: &UserForm, creating: bool, error: Option<&AppError>) -> Markup {
+    let l = a.lang;
+    html! {
+        @if let Some(e) = error { (problems(l, e)) }
+        form.grid method="post" action=(action) {
+            input type="hidden" name="csrf" value=(a.csrf());
+            @if creating {
+                label { (l.t("ログイン名", "Login name")) input type="text" name="username" value=(f.username) required autocomplete="off"; }
+            }
+            label { (l.t("表示名", "Display name")) input type="text" name="display_name" value=(f.display_name) required; }
+            label { (l.t("メール", "E-mail")) input type="email" name="email" value=(f.email); }
+            label { (l.t("ロール", "Role"))
+                select name="role" { @for r in Role::ALL { @if a.principal.role.may_grant(r) { option value=(r.as_str()) selected[f.role == r.as_str()] { (l.t(r.ja(), r.en())) } } } }
+            }
+            label { (l.t("所属団体（団体のロールのみ）", "Tenant (tenant roles only)"))
+                select name="tenant" {
+                    @if a.principal.tenant_id.is_none() { option value="" { (l.t("（運用側）", "(operator)")) } }
+                    @for t in tenants { option value=(t.id) selected[f.tenant == t.id.to_string()] { (t.code) " " (t.name) } }
+                }
+            }
+            @if !creating {
+                label.check { input type="checkbox" name="disabled" checked[f.disabled.is_some()]; (l.t("このアカウントを無効にする", "Disable this account")) }
+            }
+            div.wide { button type="submit" { (l.t("保存", "Save")) } }
+        }
+    }
+}
+
+/// GET /users/new
+pub async fn new_form(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersWrite)?;
+        let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+        let f = UserForm { role: "tenant_user".into(), ..Default::default() };
+        Ok(layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, None)))
+    }
+    .await)
+}
+
+fn parse_tenant(s: &str) -> Option<TenantId> {
+    s.parse().ok()
+}
+
+/// POST /users
+pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<UserForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersWrite)?;
+        a.check_csrf(&f.csrf)?;
+        let scope = a.principal.scope();
+        let result = async {
+            let role: Role = f.role.parse()?;
+            if !a.principal.role.may_grant(role) {
+                return Err(AppError::Forbidden);
+            }
+            let once = random_token(12);
+            let hasher = state.hasher();
+            let pw = once.clone();
+            let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+            let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+            let user = state
+                .store
+                .create_user(&scope, &a.principal.actor(), NewUser { username: f.username.clone(), display_name: f.display_name.clone(), email: f.email.clone(), role, tenant_id: tenant, password_hash: hash, must_change_password: true })
+                .await?;
+            Ok((user, once))
+        }
+        .await;
+        match result {
+            Ok((user, once)) => Ok(one_time(&a, &user, &once)),
+            Err(e @ AppError::Invalid(_)) => {
+                let tenants = state.store.list_tenants(&scope).await?;
+                let mut r = layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, Some(&e)));
+                *r.status_mut() = e.status();
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+fn one_time(a: &Authed, user: &User, password: &str) -> Response {
+    let l = a.lang;
+    layout(a, l.t("初期パスワード", "One-time password"), "/users", html! {
+        div.ok role="status" {
+            p { (l.t("次の初期パスワードを本人に安全な方法で伝えてください。この画面を閉じると再表示できません。初回ログイン時にパスワードの変更を求められます。",
+                     "Give this one-time password to the person by a safe channel. It is not shown again; they must change it at first login.")) }
+            p { (l.t("ログイン名", "Login")) ": " code #new-username { (user.username) } }
+            p { (l.t("初期パスワード", "One-time password")) ": " code #one-time-password { (password) } }
+        }
+        p { a href=(format!("/users/{}", user.id)) { (l.t("利用者の詳細へ", "To the account")) } }
+    })
+}
+
+fn parse_id(s: &str) -> Result<UserId, AppError> {
+    s.parse().map_err(|_| AppError::NotFound)
+}
+
+/// GET /users/{id}
+pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersRead)?;
+        let scope = a.principal.scope();
+        let u = state.store.get_user(&scope, parse_id(&id)?).await?.ok_or(AppError::NotFound)?;
+        let tenants = state.store.list_tenants(&scope).await?;
+        Ok(layout(&a, &u.username, "/users", detail(&a, &u, &tenants, None)))
+    }
+    .await)
+}
+
+fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) -> Markup {
+    let l = a.lang;
+    let now = mamori_core::time::now_ms();
+    let f = UserForm {
+        csrf: String::new(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        email: u.email.clone(),
+        role: u.role.as_str().into(),
+        tenant: u.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        disabled: u.disabled.then(|| "on".into()),
+    };
+    let can_write = a.principal.can(Permission::UsersWrite) && a.principal.role.may_grant(u.role);
+    html! {
+        dl.facts {
+            dt { (l.t("ログイン名", "Login")) } dd { (u.username) }
+            dt { (l.t("ロール", "Role")) } dd { (l.t(u.role.ja(), u.role.en())) }
+            dt { (l.t("所属団体", "Tenant")) } dd { (tenant_name(tenants, u.tenant_id, l)) }
+            dt { (l.t("状態", "Status")) } dd { (status(l, u, now)) }
+            dt { (l.t("二要素認証", "Two-factor")) } dd { @if u.totp_enabled { (l.t("設定済み", "Enrolled")) } @else { (l.t("未設定", "Not enrolled")) } }
+            dt { (l.t("最終ログイン", "Last login")) } dd { (u.last_login_at.map(when).unwrap_or_default()) }
+            dt { (l.t("登録日時", "Created")) } dd { (when(u.created_at)) }
+        }
+        @if can_write {
+            h2 { (l.t("編集", "Edit")) }
+            (user_form(a, tenants, &format!("/users/{}", u.id), &f, false, error))
+            h2 { (l.t("操作", "Actions")) }
+            div.actions {
+                @for (action, ja, en) in [("reset_password", "パスワードを再設定", "Reset password"), ("unlock", "ロック解除", "Unlock"), ("reset_totp", "二要素認証をリセット", "Reset two-factor")] {
+                    form.inline method="post" action=(format!("/users/{}/action", u.id)) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        input type="hidden" name="action" value=(action);
+                        button type="submit" { (l.t(ja, en)) }
+                    }
+                }
+                @if a.principal.user_id != u.id {
+                    form.inline method="post" action=(format!("/users/{}/action", u.id)) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        input type="hidden" name="action" value="delete";
+                        button.danger type="submit" { (l.t("アカウントを削除", "Delete account")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// POST /users/{id}
+pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<UserForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersWrite)?;
+        a.check_csrf(&f.csrf)?;
+        let scope = a.principal.scope();
+        let id = parse_id(&id)?;
+        let current = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
+        if !a.principal.role.may_grant(current.role) {
+            return Err(AppError::Forbidden);
+        }
+        let result = async {
+            let role: Role = f.role.parse()?;
+            if !a.principal.role.may_grant(role) {
+                return Err(AppError::Forbidden);
+            }
+            if id == a.principal.user_id && (role != current.role || f.disabled.is_some()) {
+                return Err(mamori_core::Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into());
+            }
+            let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+            let patch = UserPatch { display_name: Some(f.display_name.clone()), email: Some(f.email.clone()), role: Some(role), tenant_id: Some(tenant), disabled: Some(f.disabled.is_some()), lang: None };
+            Ok(state.store.update_user(&scope, &a.principal.actor(), id, patch).await?)
+        }
+        .await;
+        match result {
+            Ok(u) => Ok(see_other(&format!("/users/{}", u.id))),
+            Err(e @ AppError::Invalid(_)) => {
+                let tenants = state.store.list_tenants(&scope).await?;
+                let mut r = layout(&a, &current.username, "/users", detail(&a, &current, &tenants, Some(&e)));
+                *r.status_mut() = e.status();
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+/// An action form.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    action: String,
+}
+
+/// POST /users/{id}/action
+pub async fn action(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<ActionForm>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::UsersWrite)?;
+        a.check_csrf(&f.csrf)?;
+        let scope = a.principal.scope();
+        let id = parse_id(&id)?;
+        let user = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
+        if !a.principal.role.may_grant(user.role) {
+            return Err(AppError::Forbidden);
+        }
+        let actor = a.principal.actor();
+        match f.action.as_str() {
+            "reset_password" => {
+                let once = random_token(12);
+                let hasher = state.hasher();
+                let pw = once.clone();
+                let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+                state.store.set_password(&scope, &actor, id, &hash, true, None).await?;
+                Ok(one_time(&a, &user, &once))
+            }
+            "unlock" => {
+                state.store.unlock_user(&scope, &actor, id).await?;
+                Ok(see_other(&format!("/users/{id}")))
+            }
+            "reset_totp" => {
+                state.store.set_totp(&scope, &actor, id, None, 0).await?;
+                state.store.delete_user_sessions(id, None).await?;
+                Ok(see_other(&format!("/users/{id}")))
+            }
+            "delete" if id != a.principal.user_id => {
+                state.store.delete_user(&scope, &actor, id).await?;
+                Ok(see_other("/users"))
+            }
+            _ => Err(AppError::Invalid(mamori_core::Problem::new("action", "unknown_action", "不明な操作です", "unknown action").into())),
+        }
+    }
+    .await)
+}

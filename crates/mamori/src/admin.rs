@@ -1,0 +1,178 @@
+//! Admin commands that work on the stores directly, for when the console is not
+//! reachable yet (or any more). Every change is written to the audit log as `cli:USER`.
+
+use crate::config::Config;
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use mamori_core::{Actor, CrossTenant, Role, Scope};
+use mamori_store::{AuditFilter, Store, UserFilter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account and print its one-time password.
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// operator_admin, soc_analyst, helpdesk, auditor, tenant_admin, tenant_user.
+        #[arg(long)]
+        role: String,
+        /// Local government code of the tenant (tenant roles).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Display name (default: the login name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Set a new one-time password (to be changed at next login) and print it.
+    ResetPassword { username: String },
+    /// Lift a lockout.
+    Unlock { username: String },
+    /// Remove the TOTP second factor (the person enrolls again at next login).
+    ResetTotp { username: String },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Import tenants from a CSV file (all rows or none).
+    Import { file: PathBuf },
+    /// Export tenants as CSV to standard output.
+    Export,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exit status 1 when it is broken.
+    Verify,
+    /// Export the audit log as CSV.
+    Export {
+        /// File to write (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn cli() -> (Actor, Scope) {
+    let actor = Actor::cli();
+    (actor.clone(), Scope::All(CrossTenant::system(actor)))
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    crate::prepare_data_dir(&config.server.data_dir)?;
+    Store::open(&config.database_url()).await.context("cannot open the config store")
+}
+
+fn hasher(config: &Config) -> mamori_console::auth::PasswordHasher {
+    mamori_console::auth::PasswordHasher::new(config.console.argon2_memory_kib, config.console.argon2_iterations)
+}
+
+async fn find(store: &Store, username: &str) -> anyhow::Result<mamori_store::User> {
+    Ok(store.login_record(username).await?.with_context(|| format!("no account named '{username}'"))?.user)
+}
+
+pub async fn user(config: &Config, c: UserCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, scope) = cli();
+    match c {
+        UserCommand::Create { username, role, tenant, display_name } => {
+            let role: Role = role.parse().map_err(|p: mamori_core::Problem| anyhow::anyhow!(p.en))?;
+            let tenant = match tenant {
+                Some(code) => {
+                    let t = store.tenant_by_code(&scope, &code).await?.with_context(|| format!("no tenant with code {code}"))?;
+                    Some((t.id, t.name))
+                }
+                None if !role.is_operator() => bail!("--tenant CODE is required for {role}"),
+                None => None,
+            };
+            let display = display_name.unwrap_or_else(|| username.clone());
+            let c = crate::seed::create_account(&store, &hasher(config), &actor, &username, &display, role, tenant).await?;
+            println!("created {} ({})", c.username, c.role);
+            println!("one-time password: {}", c.password);
+        }
+        UserCommand::ResetPassword { username } => {
+            let u = find(&store, &username).await?;
+            let password = mamori_console::auth::random_token(12);
+            let hash = hasher(config).hash(&password).map_err(anyhow::Error::msg)?;
+            store.set_password(&scope, &actor, u.id, &hash, true, None).await?;
+            println!("one-time password for {}: {password}", u.username);
+        }
+        UserCommand::Unlock { username } => {
+            let u = find(&store, &username).await?;
+            store.unlock_user(&scope, &actor, u.id).await?;
+            println!("unlocked {}", u.username);
+        }
+        UserCommand::ResetTotp { username } => {
+            let u = find(&store, &username).await?;
+            store.set_totp(&scope, &actor, u.id, None, 0).await?;
+            store.delete_user_sessions(u.id, None).await?;
+            println!("removed the second factor of {}; they enroll again at next login", u.username);
+        }
+        UserCommand::List => {
+            for u in store.list_users(&scope, &UserFilter::default()).await? {
+                println!("{:<24} {:<15} {:<38} {}", u.username, u.role.as_str(), u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), if u.disabled { "disabled" } else { "" });
+            }
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn tenant(config: &Config, c: TenantCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, scope) = cli();
+    match c {
+        TenantCommand::Import { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match mamori_console::import_tenants_csv(&bytes) {
+                Ok(rows) => {
+                    let r = store.import_tenants(&scope, &actor, rows).await?;
+                    println!("created {}, updated {}", r.created, r.updated);
+                }
+                Err(problems) => {
+                    for p in problems.0 {
+                        eprintln!("{}", p.ja);
+                    }
+                    bail!("nothing was imported");
+                }
+            }
+        }
+        TenantCommand::Export => print!("{}", mamori_console::export_tenants_csv(&store.list_tenants(&scope).await?)),
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let (_, scope) = cli();
+    let code = match c {
+        AuditCommand::Verify => {
+            let r = store.verify_audit().await?;
+            match r.first_bad {
+                None => {
+                    println!("audit log intact: {} entries, head {}", r.entries, r.head);
+                    ExitCode::SUCCESS
+                }
+                Some((seq, why)) => {
+                    println!("audit log BROKEN at entry {seq}: {why} ({} entries checked)", r.entries);
+                    ExitCode::from(1)
+                }
+            }
+        }
+        AuditCommand::Export { output } => {
+            let entries = store.list_audit(&scope, &AuditFilter::default(), None, i64::MAX).await?;
+            let csv = mamori_console::export_audit_csv(&entries);
+            match output {
+                Some(p) => std::fs::write(&p, csv).with_context(|| format!("cannot write {}", p.display()))?,
+                None => print!("{csv}"),
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    store.close().await;
+    Ok(code)
+}

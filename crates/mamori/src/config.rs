@@ -1,0 +1,163 @@
+//! `mamori.toml`: the node's configuration. Every key has a default, so the product runs
+//! with no file at all; `mamori init` writes a commented file with these defaults.
+
+use anyhow::{Context, bail};
+use mamori_console::ConsoleConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub console: ConsoleConfig,
+    pub tls: TlsConfig,
+    pub demo: DemoConfig,
+    /// `[components.NAME]` sections, handed to each component as JSON.
+    pub components: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir: PathBuf::from("data") }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite file `mamori.db` in the data directory. Else `postgres://…`.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Empty: plain HTTP on loopback, a self-signed certificate
+    /// (kept in DATA/tls) on any other address.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Seed the demo prefecture when the data directory is created.
+    pub seed: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { seed: true }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `path` is None and `./mamori.toml` is absent.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new("mamori.toml").exists() => PathBuf::from("mamori.toml"),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Returns the database URL in force.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() { format!("sqlite://{}", self.server.data_dir.join("mamori.db").display()) } else { self.database.url.clone() }
+    }
+
+    /// Checks what can be checked without I/O.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !self.database.url.is_empty() && !self.database.url.starts_with("postgres") && !self.database.url.starts_with("sqlite:") {
+            bail!("database.url must be empty (SQLite in the data directory), sqlite://PATH or postgres://…");
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            bail!("tls.cert and tls.key must be given together");
+        }
+        Ok(())
+    }
+}
+
+/// The commented file `mamori init` writes.
+pub const TEMPLATE: &str = r#"# Mamori configuration. Every key below shows its default; delete what you do not change.
+# Mamori の設定ファイル。各項目は既定値です。変更しない項目は削除して構いません。
+
+[server]
+# Address of the console and API. Outside loopback, Mamori serves HTTPS only.
+# コンソールと API の待ち受けアドレス。ループバック以外では HTTPS のみで待ち受けます。
+listen = "127.0.0.1:8080"
+# Where the config store (SQLite), the event store and certificates live.
+# 設定ストア（SQLite）、イベントストア、証明書を置くディレクトリ。
+data_dir = "data"
+
+[database]
+# Empty: SQLite file DATA/mamori.db. For several nodes or HA: "postgres://user:password@host/mamori".
+# 空: データディレクトリ内の SQLite。複数ノードや冗長構成では PostgreSQL の URL を指定します。
+url = ""
+
+[tls]
+# PEM files. Empty: a self-signed certificate in DATA/tls is made for non-loopback addresses.
+# PEM 形式の証明書と秘密鍵。空の場合、ループバック以外では自己署名証明書を DATA/tls に作成します。
+cert = ""
+key = ""
+
+[console]
+# Set automatically under TLS; only for plain HTTP on loopback may it be false.
+# TLS 使用時は自動で有効になります。
+secure_cookies = false
+# Largest request body (CSV imports included), bytes.
+# 受け付ける最大リクエストサイズ（バイト）。
+max_body_bytes = 4194304
+# Argon2id cost (OWASP recommendation: 19456 KiB, 2 iterations).
+# パスワードハッシュ（Argon2id）の強度。
+argon2_memory_kib = 19456
+argon2_iterations = 2
+
+[demo]
+# Seed the demo prefecture (サンプル県) when the data directory is first created.
+# Set to false for a real installation.
+# データディレクトリ作成時にデモ用の県（サンプル県）を登録します。本番では false にしてください。
+seed = true
+
+# Components read their own section. / 各コンポーネントの設定。
+[components.retention]
+# How often retention runs, in seconds (it also runs whenever a retention policy changes).
+# 保存期間の処理間隔（秒）。保存期間ポリシーの変更時にも実行されます。
+interval_secs = 3600
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c.server.listen, ServerConfig::default().listen);
+        assert_eq!(c.console.argon2_memory_kib, ConsoleConfig::default().argon2_memory_kib);
+        assert!(c.demo.seed);
+        assert!(c.components.contains_key("retention"));
+    }
+
+    #[test]
+    fn misspelled_keys_are_refused() {
+        let e = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+}
