@@ -39,7 +39,7 @@ impl From<StoreError> for AppError {
 impl From<EventStoreError> for AppError {
     fn from(e: EventStoreError) -> Self {
         match e {
-            EventStoreError::BadQuery(p) => AppError::Invalid(p),
+            EventStoreError::BadQuery(p) | EventStoreError::Rejected(p) => AppError::Invalid(p),
             other => AppError::Internal(other.to_string()),
         }
     }

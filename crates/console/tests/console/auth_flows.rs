@@ -1,0 +1,172 @@
+//! Login stages, TOTP, lockout, CSRF, API tokens, security headers.
+
+use crate::support::*;
+use axum::http::{StatusCode, header};
+use mamori_console::auth::Totp;
+use mamori_core::Role;
+use serde_json::json;
+
+fn secret_of(page: &str) -> String {
+    let i = page.find("data-secret=\"").expect("secret on page") + "data-secret=\"".len();
+    page[i..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn operators_must_enroll_totp_and_codes_work_once() {
+    each_backend(|c| async move {
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        // Password → enrollment (operators must have TOTP).
+        let (status, headers, _) = c.post_form("/login", &Auth::None, &[("username", "op1"), ("password", PASSWORD)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[header::LOCATION], "/login/enroll");
+        let cookie = session_cookie(&headers).unwrap();
+        let pending = Auth::Session { cookie: cookie.clone(), csrf: String::new() };
+        // Not logged in yet: pages and the API refuse the half-made session.
+        let (s, _) = c.get("/", &pending).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (s, _) = c.api("GET", "/api/v1/me", &pending, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (_, page) = c.get("/login/enroll", &pending).await;
+        let secret = secret_of(&page);
+        let csrf = csrf_of(&page).unwrap();
+        let totp = Totp::from_base32(&secret).unwrap();
+        let now = mamori_core::time::now_ms();
+        let (s, _, body) = c.post_form("/login/enroll", &pending, &[("csrf", &csrf), ("code", "000000")]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("確認コードが正しくありません"));
+        let code = totp.code_at_step(Totp::step_of(now));
+        let (s, h, _) = c.post_form("/login/enroll", &pending, &[("csrf", &csrf), ("code", &code)]).await;
+        assert_eq!((s, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"));
+        let (s, body) = c.api("GET", "/api/v1/me", &pending, None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        // A second login asks for the code; the same step is not accepted twice.
+        let (_, headers, _) = c.post_form("/login", &Auth::None, &[("username", "op1"), ("password", PASSWORD)]).await;
+        assert_eq!(headers[header::LOCATION], "/login/totp");
+        let second = Auth::Session { cookie: session_cookie(&headers).unwrap(), csrf: String::new() };
+        let (_, page) = c.get("/login/totp", &second).await;
+        let csrf2 = csrf_of(&page).unwrap();
+        let (s, _, body) = c.post_form("/login/totp", &second, &[("csrf", &csrf2), ("code", &code)]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("使用済み"), "replayed code refused");
+        let next = totp.code_at_step(Totp::step_of(now) + 1);
+        let (s, h, _) = c.post_form("/login/totp", &second, &[("csrf", &csrf2), ("code", &next)]).await;
+        assert_eq!((s, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"));
+        let user = c.state.store.get_user(&system(), op).await.unwrap().unwrap();
+        assert!(user.totp_enabled && user.last_login_at.is_some());
+        // Both logins, and the failures, are Authentication events of the platform.
+        let log = c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("user.totp".into()), ..Default::default() }, None, 10).await.unwrap();
+        assert_eq!(log.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        for _ in 0..5 {
+            let (s, _, body) = c.post_form("/login", &Auth::None, &[("username", "clerk"), ("password", "wrong-password-123")]).await;
+            assert_eq!(s, StatusCode::OK);
+            assert!(body.contains("ログイン名またはパスワードが違うか"));
+        }
+        let (s, _, _) = c.post_form("/login", &Auth::None, &[("username", "clerk"), ("password", PASSWORD)]).await;
+        assert_eq!(s, StatusCode::OK, "locked: the right password is refused too");
+        // Unknown names get the very same answer.
+        let (_, _, body) = c.post_form("/login", &Auth::None, &[("username", "nobody"), ("password", PASSWORD)]).await;
+        assert!(body.contains("ログイン名またはパスワードが違うか"));
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let (_, tok) = c.token(op, Role::OperatorAdmin, "t").await;
+        let (s, users) = c.api("GET", "/api/v1/users", &Auth::Bearer(tok.clone()), None).await;
+        assert_eq!(s, StatusCode::OK);
+        let clerk = serde_json::from_str::<serde_json::Value>(&users).unwrap().as_array().unwrap().iter().find(|u| u["username"] == "clerk").unwrap().clone();
+        assert!(clerk["locked_until"].as_i64().unwrap() > mamori_core::time::now_ms());
+        let (s, _) = c.api("POST", &format!("/api/v1/users/{}/unlock", clerk["id"].as_str().unwrap()), &Auth::Bearer(tok), None).await;
+        assert_eq!(s, StatusCode::OK);
+        c.login("clerk", PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn csrf_and_cross_site_requests_are_refused() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        let s = c.login("tadmin", PASSWORD).await;
+        let Auth::Session { cookie, .. } = &s else { unreachable!() };
+        let no_csrf = Auth::Session { cookie: cookie.clone(), csrf: "forged".into() };
+        let (status, _, _) = c.post_form(&format!("/tenants/{}/contacts", t.id), &no_csrf, &[("csrf", "forged"), ("contact_name_0", "x")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = c.api("POST", "/api/v1/tokens", &no_csrf, Some(json!({"name": "x", "scopes": ["events:read"]}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // Right token but a foreign Origin.
+        let req = s.apply(axum::http::Request::post(format!("/tenants/{}/contacts", t.id)))
+            .header(header::ORIGIN, "https://evil.example")
+            .header(header::HOST, "console.example")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(format!("csrf={}&contact_name_0=x", s.csrf())))
+            .unwrap();
+        let (status, _, _) = c.send(req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // With the session's token it works.
+        let (status, _, _) = c.post_form(&format!("/tenants/{}/contacts", t.id), &s, &[("csrf", s.csrf()), ("contact_name_0", "山田"), ("contact_email_0", "yamada@example.jp")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(c.state.store.get_tenant(&system(), t.id).await.unwrap().unwrap().contacts[0].name, "山田");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_are_scoped_expire_and_revoke() {
+    each_backend(|c| async move {
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (status, body) = c.api("POST", "/api/v1/tokens", &s, Some(json!({"name": "events only", "scopes": ["events:read"], "days": 30}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let secret = v["secret"].as_str().unwrap().to_string();
+        let id = v["token"]["id"].as_str().unwrap().to_string();
+        let bearer = Auth::Bearer(secret.clone());
+        assert_eq!(c.api("GET", "/api/v1/events", &bearer, None).await.0, StatusCode::OK);
+        assert_eq!(c.api("GET", "/api/v1/tenants", &bearer, None).await.0, StatusCode::FORBIDDEN);
+        // A token cannot mint tokens.
+        assert_eq!(c.api("POST", "/api/v1/tokens", &bearer, Some(json!({"name": "x", "scopes": ["events:read"]}))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(c.api("DELETE", &format!("/api/v1/tokens/{id}"), &s, None).await.0, StatusCode::OK);
+        assert_eq!(c.api("GET", "/api/v1/events", &bearer, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(c.api("GET", "/api/v1/events", &Auth::Bearer("mmr_forged".into()), None).await.0, StatusCode::UNAUTHORIZED);
+        // Scopes beyond the role are refused.
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let u = c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        let _ = u;
+        let cs = c.login("clerk", PASSWORD).await;
+        let (status, body) = c.api("POST", "/api/v1/tokens", &cs, Some(json!({"name": "x", "scopes": ["tenants:write"]}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        // Every change above is in the audit log, and the chain holds.
+        assert!(c.state.store.verify_audit().await.unwrap().first_bad.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_metrics_count_them() {
+    each_backend(|c| async move {
+        let (status, headers, body) = c.send(axum::http::Request::get("/login").body(axum::body::Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'none'"));
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert!(body.contains("lang=\"ja\"") && body.contains("ログイン"));
+        assert!(!body.contains("<script"), "no script on pages");
+        let (_, _, metrics) = c.send(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await;
+        assert!(metrics.contains("mamori_http_requests_total{kind=\"page\",status=\"200\"}"), "{metrics}");
+        let (status, _, body) = c.send(axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // English on request.
+        let (_, h, _) = c.send(axum::http::Request::get("/lang/en").body(axum::body::Body::empty()).unwrap()).await;
+        let lang_cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+        let (_, _, body) = c.send(axum::http::Request::get("/login").header(header::COOKIE, lang_cookie).body(axum::body::Body::empty()).unwrap()).await;
+        assert!(body.contains("Log in"));
+    })
+    .await;
+}

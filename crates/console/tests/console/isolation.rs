@@ -1,0 +1,172 @@
+//! Tenant isolation (issue "Platform foundation", item 4): a tenant admin of one
+//! municipality walks EVERY API endpoint of `api::ROUTES` and EVERY page of
+//! `pages::PAGES`, aimed at another municipality's objects, and nothing of the other
+//! municipality is readable or writable.
+
+use crate::support::*;
+use axum::http::StatusCode;
+use mamori_console::api::ROUTES;
+use mamori_console::pages::PAGES;
+use mamori_core::{Event, EventClass, Role};
+use serde_json::json;
+
+/// Strings that only the other municipality's data contains.
+const MARKERS: &[&str] = &["マーカー町", "marker-b-user", "マーカー職員", "MARKERB", "marker-b-token", "b-contact@marker.example.jp", "10.77.0.0/24"];
+
+#[tokio::test]
+async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
+    each_backend(|c| async move {
+        // Own municipality A, other municipality B with recognizable data.
+        let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let mut b_input = tenant_input("39342", "マーカー町", "10.77.0.0/24");
+        b_input.contacts = vec![mamori_core::Contact { name: "B担当".into(), department: "情報課".into(), email: "b-contact@marker.example.jp".into(), phone: String::new() }];
+        let b = c.state.store.create_tenant(&system(), &mamori_core::Actor::system(), b_input.check().unwrap()).await.unwrap();
+        let admin_a = c.user("admin-a", "A管理者", Role::TenantAdmin, Some(a.id)).await;
+        let user_b = c.user("marker-b-user", "マーカー職員", Role::TenantUser, Some(b.id)).await;
+        let (token_b, _) = c.token(user_b, Role::TenantUser, "marker-b-token").await;
+        let now = mamori_core::time::now_ms() - 60_000;
+        let event_b = Event::new(b.id, now, EventClass::HTTP_ACTIVITY, "MARKERB イベント", "test");
+        let event_a = Event::new(a.id, now, EventClass::HTTP_ACTIVITY, "own event", "test");
+        c.state.bus.publish(vec![event_b.clone(), event_a]).await.unwrap();
+        let retention = mamori_bus::retention::RetentionPolicy;
+        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 77})).await.unwrap();
+
+        let snapshot = || async {
+            let t = c.state.store.get_tenant(&system(), b.id).await.unwrap();
+            let u = c.state.store.get_user(&system(), user_b).await.unwrap();
+            let tokens = c.state.store.list_tokens(user_b).await.unwrap();
+            let pol = c.state.store.policy_versions(&system(), Some(b.id), "retention", 100).await.unwrap();
+            let ev = c.state.bus.events().count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None).await.unwrap().get(&b.id).copied();
+            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}")
+        };
+        let before = snapshot().await;
+
+        let (_, token_a) = c.token(admin_a, Role::TenantAdmin, "a-token").await;
+        let bearer = Auth::Bearer(token_a);
+        let session = c.login("admin-a", PASSWORD).await;
+
+        let leaks = |what: &str, body: &str| {
+            for m in MARKERS {
+                assert!(!body.contains(m), "{what} leaked '{m}' of the other tenant:\n{}", &body[..body.len().min(2000)]);
+            }
+        };
+
+        // Every API endpoint, by token and by session, aimed at B.
+        let b_csv = format!("code,name,kana,kind\n{},乗っ取り,ノットリ,town\n", b.code);
+        for r in ROUTES {
+            let path = r
+                .path
+                .replace("{id}", &match r.tag {
+                    "tenants" => b.id.to_string(),
+                    "users" => user_b.to_string(),
+                    "events" => event_b.id.to_string(),
+                    "account" => token_b.to_string(),
+                    _ => b.id.to_string(),
+                })
+                .replace("{component}", "retention");
+            let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
+            let body = match (r.method, r.path) {
+                ("POST", "/api/v1/tenants") | ("PUT", "/api/v1/tenants/{id}") => Some(json!({"code": b.code.to_string(), "name": "乗っ取り", "kana": "ノットリ", "kind": "town"})),
+                ("PUT", "/api/v1/tenants/{id}/contacts") => Some(json!([{"name": "乗っ取り"}])),
+                ("POST", "/api/v1/users") => Some(json!({"username": "intruder", "display_name": "x", "role": "tenant_user", "tenant_id": b.id})),
+                ("PATCH", "/api/v1/users/{id}") => Some(json!({"display_name": "乗っ取り", "disabled": true})),
+                ("POST", "/api/v1/events") => Some(json!({"class_uid": 4002, "message": "injected", "metadata": {"tenant_uid": b.id.to_string()}})),
+                ("PUT", "/api/v1/policies/{component}") => Some(json!({"events_days": 1})),
+                ("POST", "/api/v1/tokens") => Some(json!({"name": "t", "scopes": ["events:read"]})),
+                ("PUT", "/api/v1/settings/auth") => Some(json!({"lockout_threshold": 20})),
+                _ => None,
+            };
+            for auth in [&bearer, &session] {
+                let (status, text) = if r.path == "/api/v1/tenants/import" {
+                    let req = auth.apply(axum::http::Request::post(&path)).header("content-type", "text/csv").body(axum::body::Body::from(b_csv.clone())).unwrap();
+                    let (s, _, t) = c.send(req).await;
+                    (s, t)
+                } else {
+                    c.api(r.method, &path, auth, body.clone()).await
+                };
+                leaks(&format!("{} {path}", r.method), &text);
+                if r.writes && r.tag != "account" {
+                    assert!(
+                        matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY),
+                        "{} {path} answered {status}: {text}",
+                        r.method
+                    );
+                }
+            }
+        }
+
+        // Every page, with B's ids and B as filter.
+        for p in PAGES {
+            let variants: Vec<String> = match *p {
+                "/tenants/{id}" => vec![format!("/tenants/{}", b.id)],
+                "/users/{id}" => vec![format!("/users/{user_b}")],
+                "/events/{id}" => vec![format!("/events/{}", event_b.id)],
+                "/events" => vec!["/events".into(), format!("/events?tenant={}", b.id), "/events?q=%E3%82%A4%E3%83%99%E3%83%B3%E3%83%88".into(), format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id)],
+                "/users" => vec!["/users".into(), format!("/users?tenant={}", b.id)],
+                "/audit" => vec!["/audit".into(), format!("/audit?tenant={}", b.id), "/audit?verify=1".into()],
+                "/audit/export.csv" => vec!["/audit/export.csv".into(), format!("/audit/export.csv?tenant={}", b.id)],
+                "/settings/policies" => vec![format!("/settings/policies?tenant={}&component=retention", b.id)],
+                other => vec![other.to_string()],
+            };
+            for path in variants {
+                let (_, body) = c.get(&path, &session).await;
+                leaks(&format!("page {path}"), &body);
+            }
+        }
+        // Every form aimed at B.
+        let csrf = session.csrf().to_string();
+        for (path, form) in [
+            (format!("/tenants/{}", b.id), vec![("name", "乗っ取り"), ("code", "393423"), ("kana", "ノットリ"), ("kind", "town")]),
+            (format!("/tenants/{}/contacts", b.id), vec![("contact_name_0", "乗っ取り")]),
+            (format!("/tenants/{}/delete", b.id), vec![("confirm", "on")]),
+            (format!("/users/{user_b}"), vec![("display_name", "乗っ取り"), ("role", "tenant_user"), ("tenant", &a.id.to_string())]),
+            (format!("/users/{user_b}/action"), vec![("action", "reset_password")]),
+            (format!("/users/{user_b}/action"), vec![("action", "delete")]),
+            ("/settings/policies".into(), vec![("component", "retention"), ("tenant", &b.id.to_string()), ("document", "{\"events_days\": 1}")]),
+            (format!("/settings/tokens/{token_b}/revoke"), vec![]),
+            ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b.id.to_string())]),
+        ] {
+            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            form.push(("csrf", &csrf));
+            let (status, _, body) = c.post_form(&path, &session, &form).await;
+            leaks(&format!("form {path}"), &body);
+            assert!(!status.is_redirection() || path == "/users", "form {path} answered {status}");
+        }
+        // The user the tenant admin tried to create in B (as a tenant_user of their own
+        // tenant, since the tenant field is ignored for tenant admins) never lands in B.
+        let in_b = c.state.store.list_users(&mamori_core::Scope::Tenant(b.id), &Default::default()).await.unwrap();
+        assert!(in_b.iter().all(|u| u.username == "marker-b-user"), "{in_b:?}");
+        assert_eq!(snapshot().await, before, "the other tenant's data changed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    each_backend(|c| async move {
+        let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let (tok_id, tok) = c.token(op, Role::OperatorAdmin, "op").await;
+        let e = Event::new(a.id, mamori_core::time::now_ms() - 1000, EventClass::HTTP_ACTIVITY, "x", "t");
+        c.state.bus.publish(vec![e.clone()]).await.unwrap();
+        let auth = Auth::Bearer(tok);
+        for r in ROUTES.iter().filter(|r| r.method == "GET") {
+            let path = r.path.replace("{id}", &match r.tag {
+                "tenants" => a.id.to_string(),
+                "users" => op.to_string(),
+                "events" => e.id.to_string(),
+                _ => tok_id.to_string(),
+            }).replace("{component}", "retention");
+            let (status, body) = c.api("GET", &path, &auth, None).await;
+            assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        }
+        let (status, body) = c.api("GET", "/api/openapi.json", &Auth::None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+        for r in ROUTES {
+            assert!(doc["paths"][r.path][r.method.to_lowercase()].is_object(), "{} {} missing from OpenAPI", r.method, r.path);
+        }
+    })
+    .await;
+}

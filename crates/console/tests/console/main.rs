@@ -1,0 +1,9 @@
+//! Console and REST API behavior, in-process, on SQLite and PostgreSQL.
+//!
+//! One test binary (fewer links on 2 cores); each module is one concern.
+
+mod support;
+
+mod isolation;
+mod auth_flows;
+mod bad_input;

@@ -1,0 +1,427 @@
+// Browser end-to-end test of the Mamori console.
+//
+// Starts the real `mamori` binary on a free loopback port with a fresh data directory,
+// then drives the server-rendered console in headless Debian Chromium (playwright-core,
+// no bundled browser) at 1366×768:
+//   1. admin: first login with mandatory TOTP enrollment and password change → dashboard
+//   2. admin: log out, log in again through the TOTP step
+//   3. admin: create a municipality (/tenants/new) and its tenant_admin (/users/new)
+//   4. tenant admin: first login with password change; sees only its own municipality
+//      on the dashboard, /tenants and /events; another municipality's page is 404
+//   5. a wrong password shows the Japanese error; /lang/en switches the login page
+// Screenshots go to ./screenshots/ (git-ignored).
+//
+// Env: MAMORI_BIN (default ../../target/debug/mamori from this file), CHROMIUM
+// (default /usr/bin/chromium).
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const MAMORI_BIN = resolve(process.env.MAMORI_BIN || join(here, '../../target/debug/mamori'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = join(here, 'screenshots');
+
+// Test data. The code's check digit: 3·6+9·5+3·4+4·3+1·2 = 89, 89 mod 11 = 1, (11−1) mod 10 = 0.
+const NEW_TENANT = { five: '39341', name: '緑川町', kana: 'ミドリカワチョウ', kind: 'town', range: '10.39.40.0/24' };
+const NEW_ADMIN = { username: 'midorikawa-admin', display: '緑川町 情報政策担当' };
+const ADMIN_PASSWORD = 'Kumo-no-Ue-de-2026!';
+const TENANT_ADMIN_PASSWORD = 'Shinrin#Yoku-2026-Aki';
+const OTHER_TENANTS = ['桜川市', '青葉市', 'サンプル県', '若葉町', '星ヶ丘村'];
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/** Check digit of a 全国地方公共団体コード from its first five digits. */
+function withCheckDigit(five) {
+  const w = [6, 5, 4, 3, 2];
+  const sum = [...five].reduce((s, d, i) => s + Number(d) * w[i], 0);
+  return five + String((11 - (sum % 11)) % 10);
+}
+
+function base32Decode(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of s.replace(/[\s=]/g, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${c}`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+const stepNow = () => Math.floor(Date.now() / 30_000);
+
+/** RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits) for a time step. */
+function totpAt(secret, step) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigInt64BE(BigInt(step));
+  const h = createHmac('sha1', base32Decode(secret)).update(msg).digest();
+  const off = h[h.length - 1] & 0x0f;
+  const bin = ((h[off] & 0x7f) << 24) | (h[off + 1] << 16) | (h[off + 2] << 8) | h[off + 3];
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+/** Returns a free loopback port (closed again before the server takes it). */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts `mamori serve` and resolves once the admin's one-time password was printed. */
+async function startServer(dataDir, port) {
+  const child = spawn(MAMORI_BIN, ['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+  child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const m = stdout.match(/one-time password:\s*(\S+)/);
+    if (m) return { child, exited, adminPassword: m[1], output: () => stdout + stderr };
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`mamori exited early (${child.exitCode ?? child.signalCode}):\n${stdout}\n${stderr}`);
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`no one-time password printed within 120 s:\n${stdout}\n${stderr}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function waitHealthy(base) {
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.status === 200) return;
+      last = `status ${r.status}`;
+    } catch (e) {
+      last = String(e.cause?.code || e.message);
+    }
+    await sleep(200);
+  }
+  throw new Error(`/healthz not 200 within 60 s (${last})`);
+}
+
+async function stopServer(server) {
+  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
+  server.child.kill('SIGTERM');
+  const t = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
+  await server.exited;
+  clearTimeout(t);
+}
+
+/** Clicks a submit button and waits until the resulting page has loaded. */
+async function submit(page, button) {
+  const navigated = page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame(), timeout: 60_000 });
+  await button.click();
+  await navigated;
+  await page.waitForLoadState('load');
+}
+
+const pathOf = (page) => new URL(page.url()).pathname;
+const h1 = (page) => page.locator('main h1').innerText();
+const mainText = (page) => page.locator('main').innerText();
+const shot = (page, name) => page.screenshot({ path: join(SHOTS, name), fullPage: true });
+
+/** Password step of the login form. */
+async function login(page, base, username, password) {
+  await page.goto(`${base}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await submit(page, page.getByRole('button', { name: /^(ログイン|Log in)$/ }));
+}
+
+async function changePassword(page, password) {
+  assert.equal(pathOf(page), '/login/password', 'expected the forced password change');
+  await page.fill('input[name=password]', password);
+  await page.fill('input[name=confirm]', password);
+  await submit(page, page.getByRole('button', { name: '変更する' }));
+}
+
+async function logout(page) {
+  await submit(page, page.locator('header').getByRole('button', { name: 'ログアウト' }));
+  assert.equal(pathOf(page), '/login');
+}
+
+/** Texts of one column (1-based) of the first table under `main` matching `selector`. */
+async function column(page, tableSelector, n) {
+  return page.locator(`${tableSelector} tbody tr td:nth-child(${n})`).allInnerTexts().then((a) => a.map((s) => s.trim()));
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenario: steps run in order and share one browser and one server. Once a step
+// fails the later ones are skipped (they depend on it).
+
+describe('Mamori console in a browser', { timeout: 600_000 }, () => {
+  let tmp, server, base, context, page;
+  let failed = false;
+  let adminTotpSecret;
+  let lastTotpStep = -1;
+  let sakuragawaId;
+  let newTenantId;
+  let newAdminOneTimePassword;
+  const browserErrors = [];
+
+  const killOnSignal = () => { server?.child.kill('SIGKILL'); process.exit(130); };
+
+  before(async () => {
+    assert.ok(existsSync(MAMORI_BIN), `mamori binary not found at ${MAMORI_BIN} (build it: cargo build -p mamori, or set MAMORI_BIN)`);
+    assert.ok(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`);
+    mkdirSync(SHOTS, { recursive: true });
+    tmp = mkdtempSync(join(tmpdir(), 'mamori-browser-'));
+    process.once('SIGINT', killOnSignal);
+    process.once('SIGTERM', killOnSignal);
+    // A port picked as free may be taken before the server binds it: retry a few times.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const dataDir = join(tmp, `data-${attempt}`); // must not exist: a fresh dir is seeded
+      try {
+        server = await startServer(dataDir, port);
+        base = `http://127.0.0.1:${port}`;
+        break;
+      } catch (e) {
+        if (attempt >= 3 || !/Address already in use|cannot listen/.test(String(e.message))) throw e;
+      }
+    }
+    await waitHealthy(base);
+    // launchPersistentContext = chromium.launch with our own fresh user-data dir
+    // (playwright refuses --user-data-dir in launch()'s args).
+    context = await chromium.launchPersistentContext(join(tmp, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1366, height: 768 },
+      locale: 'ja-JP',
+      timeZoneId: 'Asia/Tokyo',
+    });
+    context.setDefaultTimeout(30_000);
+    context.setDefaultNavigationTimeout(60_000);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => { if (m.type() === 'error') browserErrors.push(`console: ${m.text()}`); });
+    page.on('pageerror', (e) => browserErrors.push(`pageerror: ${e.message}`));
+  });
+
+  after(async () => {
+    try {
+      await context?.close();
+    } finally {
+      await stopServer(server);
+      process.removeListener('SIGINT', killOnSignal);
+      process.removeListener('SIGTERM', killOnSignal);
+      if (failed && server) console.error(`--- mamori output ---\n${server.output().slice(-8000)}`);
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  // Wraps a step: skipped once an earlier step failed.
+  const step = (name, fn) => test(name, async (t) => {
+    if (failed) return t.skip('an earlier step failed');
+    try {
+      await fn(t);
+    } catch (e) {
+      failed = true;
+      try { await shot(page, `failure-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`); } catch {}
+      throw new Error(`${e.message}\n(page: ${page?.url()})`, { cause: e });
+    }
+  });
+
+  step('admin first login: TOTP enrollment, password change, dashboard', async () => {
+    await login(page, base, 'admin', server.adminPassword);
+    assert.equal(pathOf(page), '/login/enroll', 'operators must enroll TOTP');
+    assert.equal(await h1(page), '二要素認証の設定');
+    adminTotpSecret = await page.locator('#totp-secret').getAttribute('data-secret');
+    assert.match(adminTotpSecret, /^[A-Z2-7]{16,}$/);
+    // The shown key is the same secret, grouped by four for people.
+    assert.equal((await page.locator('#totp-secret').innerText()).replace(/\s/g, ''), adminTotpSecret);
+    assert.equal(await page.locator('.qr svg').count(), 1, 'the QR code is shown');
+    await shot(page, '00-enroll-totp.png');
+
+    // A wrong code is refused and the page stays.
+    const s = stepNow();
+    let wrong = '000000';
+    while ([s - 1, s, s + 1, s + 2].some((x) => totpAt(adminTotpSecret, x) === wrong)) wrong = String(Number(wrong) + 1).padStart(6, '0');
+    await page.fill('input[name=code]', wrong);
+    await submit(page, page.getByRole('button', { name: '設定を完了' }));
+    assert.equal(pathOf(page), '/login/enroll');
+    assert.match(await page.locator('[role=alert]').innerText(), /確認コードが正しくありません/);
+
+    lastTotpStep = stepNow();
+    await page.fill('input[name=code]', totpAt(adminTotpSecret, lastTotpStep));
+    await submit(page, page.getByRole('button', { name: '設定を完了' }));
+    await changePassword(page, ADMIN_PASSWORD);
+    assert.equal(pathOf(page), '/');
+    assert.equal(await h1(page), 'ダッシュボード');
+    const names = await column(page, 'main table', 2);
+    for (const n of ['サンプル県', '桜川市', '青葉市', '若葉町']) assert.ok(names.includes(n), `${n} on the admin dashboard (got ${names.join(', ')})`);
+    assert.match(await page.locator('header .who').innerText(), /全団体/);
+    await shot(page, '01-dashboard-admin.png');
+  });
+
+  step('admin logs out and logs in again with a TOTP code', async () => {
+    await logout(page);
+    // Once logged out, the console sends people back to the login page.
+    await page.goto(`${base}/`);
+    assert.equal(pathOf(page), '/login');
+
+    await login(page, base, 'admin', ADMIN_PASSWORD);
+    assert.equal(pathOf(page), '/login/totp', 'an enrolled operator gets the TOTP step');
+    // Reusing the enrollment's code is refused (one use per time step)...
+    if (stepNow() - lastTotpStep <= 1) {
+      await page.fill('input[name=code]', totpAt(adminTotpSecret, lastTotpStep));
+      await submit(page, page.getByRole('button', { name: '確認' }));
+      assert.equal(pathOf(page), '/login/totp');
+      assert.match(await page.locator('[role=alert]').innerText(), /確認コードが正しくないか、使用済みです/);
+    }
+    // ...so use a step after the last one; the server accepts the current step ±1.
+    let s = Math.max(stepNow(), lastTotpStep + 1);
+    while (s > stepNow() + 1) await sleep(500);
+    lastTotpStep = s;
+    await page.fill('input[name=code]', totpAt(adminTotpSecret, s));
+    await submit(page, page.getByRole('button', { name: '確認' }));
+    assert.equal(pathOf(page), '/');
+    assert.equal(await h1(page), 'ダッシュボード');
+  });
+
+  step('admin sees every municipality on /tenants and /events', async () => {
+    await page.goto(`${base}/tenants`);
+    assert.equal(await h1(page), '団体');
+    const link = page.locator('main table tbody a', { hasText: /^桜川市$/ });
+    const href = await link.getAttribute('href');
+    assert.match(href, /^\/tenants\/[^/]+$/);
+    sakuragawaId = href.split('/').pop();
+    await shot(page, '02-tenants-admin.png');
+
+    await page.goto(`${base}/events`);
+    assert.equal(await h1(page), 'イベント検索');
+    const tenants = new Set(await column(page, 'main > table', 2));
+    assert.ok(tenants.size > 1, `the operator's event search spans municipalities (got ${[...tenants].join(', ')})`);
+    await shot(page, '03-events-admin.png');
+  });
+
+  step('admin creates a municipality and its tenant admin', async () => {
+    await page.goto(`${base}/tenants/new`);
+    assert.equal(await h1(page), '団体を追加');
+    const code = withCheckDigit(NEW_TENANT.five);
+    assert.equal(code, '393410');
+    const form = page.locator('main form.grid');
+    await form.locator('input[name=code]').fill(code);
+    await form.locator('input[name=name]').fill(NEW_TENANT.name);
+    await form.locator('input[name=kana]').fill(NEW_TENANT.kana);
+    await form.locator('select[name=kind]').selectOption(NEW_TENANT.kind);
+    await form.locator('textarea[name=network_ranges]').fill(NEW_TENANT.range);
+    await form.locator('input[name=contact_name_0]').fill('緑川 一郎');
+    await form.locator('input[name=contact_department_0]').fill('総務課');
+    await form.locator('input[name=contact_email_0]').fill('joho@midorikawa.example.jp');
+    const services = form.locator('input[type=checkbox][name^=svc_]');
+    assert.ok((await services.count()) > 0, 'the service catalogue is listed');
+    await services.first().check();
+    await shot(page, '05-tenant-new-form.png');
+    await submit(page, form.getByRole('button', { name: '保存' }));
+    const m = pathOf(page).match(/^\/tenants\/([^/]+)$/);
+    assert.ok(m && m[1] !== 'new', `redirected to the new tenant's page (at ${pathOf(page)}; ${await page.locator('[role=alert]').allInnerTexts()})`);
+    newTenantId = m[1];
+    assert.equal(await h1(page), NEW_TENANT.name);
+    assert.match(await page.locator('dl.facts').innerText(), new RegExp(code));
+
+    await page.goto(`${base}/users/new`);
+    assert.equal(await h1(page), '利用者を追加');
+    await page.fill('input[name=username]', NEW_ADMIN.username);
+    await page.fill('input[name=display_name]', NEW_ADMIN.display);
+    await page.selectOption('select[name=role]', 'tenant_admin');
+    await page.selectOption('select[name=tenant]', { label: `${code} ${NEW_TENANT.name}` });
+    await submit(page, page.locator('main form').getByRole('button', { name: '保存' }));
+    assert.equal(await h1(page), '初期パスワード', await page.locator('main').innerText());
+    assert.equal(await page.locator('#new-username').innerText(), NEW_ADMIN.username);
+    newAdminOneTimePassword = (await page.locator('#one-time-password').innerText()).trim();
+    assert.ok(newAdminOneTimePassword.length >= 12, 'a one-time password is shown');
+  });
+
+  step('the new tenant admin logs in, changes the password and sees only its municipality', async () => {
+    await logout(page);
+    await login(page, base, NEW_ADMIN.username, newAdminOneTimePassword);
+    // Tenant roles need no TOTP, but must replace the one-time password.
+    await changePassword(page, TENANT_ADMIN_PASSWORD);
+    assert.equal(pathOf(page), '/');
+    assert.equal(await h1(page), 'ダッシュボード');
+    assert.match(await page.locator('header .who').innerText(), /自団体のみ/);
+    const dashboard = await mainText(page);
+    assert.deepEqual(await column(page, 'main table:first-of-type', 2), [NEW_TENANT.name]);
+    for (const other of OTHER_TENANTS) assert.ok(!dashboard.includes(other), `${other} must not appear on the tenant admin's dashboard`);
+    await shot(page, '04-dashboard-tenant-admin.png');
+
+    await page.goto(`${base}/tenants`);
+    assert.equal(await h1(page), '団体');
+    assert.deepEqual(await column(page, 'main table', 2), [NEW_TENANT.name]);
+    const tenants = await mainText(page);
+    for (const other of OTHER_TENANTS) assert.ok(!tenants.includes(other), `${other} must not appear on the tenant admin's /tenants`);
+    assert.equal(await page.locator('a[href="/tenants/new"]').count(), 0, 'a tenant admin cannot add municipalities');
+    await shot(page, '06-tenants-tenant-admin.png');
+
+    const own = await page.goto(`${base}/tenants/${newTenantId}`);
+    assert.equal(own.status(), 200);
+    const foreign = await page.goto(`${base}/tenants/${sakuragawaId}`);
+    assert.equal(foreign.status(), 404, "another municipality's page is not found");
+    assert.ok(!(await page.locator('body').innerText()).includes('桜川市'));
+
+    await page.goto(`${base}/events`);
+    assert.equal(await h1(page), 'イベント検索');
+    assert.equal(await page.locator('select[name=tenant]').count(), 0, 'no tenant picker for tenant staff');
+    const column2 = await column(page, 'main > table', 2);
+    // Its own login just made at least one event; an empty cell would be a tenant out of scope.
+    assert.ok(column2.length > 0, 'the tenant admin sees its own login event');
+    for (const name of column2) assert.equal(name, NEW_TENANT.name, `event of another tenant listed: "${name}"`);
+    const events = await mainText(page);
+    for (const other of OTHER_TENANTS) assert.ok(!events.includes(other), `${other} must not appear on the tenant admin's /events`);
+    await shot(page, '07-events-tenant-admin.png');
+  });
+
+  step('a wrong password shows the Japanese error; /lang/en switches to English', async () => {
+    await logout(page);
+    await login(page, base, NEW_ADMIN.username, 'not-the-password-at-all');
+    assert.equal(pathOf(page), '/login');
+    assert.match(await page.locator('[role=alert]').innerText(), /ログイン名またはパスワードが違うか/);
+    assert.equal(await page.locator('input[name=username]').inputValue(), NEW_ADMIN.username, 'the login name is kept');
+
+    await page.goto(`${base}/lang/en`);
+    assert.equal(pathOf(page), '/login');
+    assert.equal(await h1(page), 'Log in');
+    assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+    await login(page, base, NEW_ADMIN.username, 'still-not-the-password');
+    assert.match(await page.locator('[role=alert]').innerText(), /wrong login name or password/);
+    await shot(page, '08-login-error-en.png');
+  });
+
+  step('no script errors in the browser', async () => {
+    assert.deepEqual(browserErrors, []);
+  });
+});
