@@ -115,8 +115,8 @@ async fn purge(cx: &ComponentCx, policies: &crate::Policies) -> Result<(), Compo
     let now = mamori_core::time::now_ms();
     let report = cx.bus.events().purge(now, default_days, per_tenant).await.map_err(crate::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");
-    if report.events_deleted > 0 || report.partitions_dropped > 0 {
-        if let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) {
+    if (report.events_deleted > 0 || report.partitions_dropped > 0)
+        && let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) {
             let mut e = Event::new(
                 pref.id,
                 now,
@@ -127,7 +127,6 @@ async fn purge(cx: &ComponentCx, policies: &crate::Policies) -> Result<(), Compo
             e.fields.insert("unmapped".into(), json!({ "events_deleted": report.events_deleted, "partitions_dropped": report.partitions_dropped }));
             cx.bus.publish(vec![e]).await?;
         }
-    }
     Ok(())
 }
 

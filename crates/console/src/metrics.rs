@@ -37,7 +37,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("mamori");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0].into_iter());
+        let latency = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
         let logins = Family::<LoginLabels, Counter>::default();
         let events_published = Gauge::<i64, AtomicI64>::default();
         let live_lagged = Gauge::<i64, AtomicI64>::default();

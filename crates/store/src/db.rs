@@ -104,14 +104,13 @@ impl Db {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
-        if let Some(newest) = applied.iter().max() {
-            if *newest > latest_schema_version() {
+        if let Some(newest) = applied.iter().max()
+            && *newest > latest_schema_version() {
                 return Err(StoreError::Config(format!(
                     "database schema version {newest} is newer than this build knows ({}); upgrade mamori",
                     latest_schema_version()
                 )));
             }
-        }
         let mut ran = 0;
         for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             let sql = match self.dialect {

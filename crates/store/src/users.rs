@@ -261,11 +261,10 @@ impl Store {
         let role = patch.role.unwrap_or(before.role);
         let tenant = patch.tenant_id.unwrap_or(before.tenant_id);
         check_role_tenant(role, tenant)?;
-        if let Scope::Tenant(own) = scope {
-            if role.is_operator() || tenant != Some(*own) {
+        if let Scope::Tenant(own) = scope
+            && (role.is_operator() || tenant != Some(*own)) {
                 return Err(StoreError::Forbidden("account outside your tenant"));
             }
-        }
         let display_name = patch.display_name.map(|d| d.trim().to_string()).unwrap_or_else(|| before.display_name.clone());
         if display_name.is_empty() || display_name.chars().count() > 100 {
             return Err(Problem::new("display_name", "invalid_display_name", "表示名は1〜100文字で入力してください", "display name must be 1-100 characters").into());

@@ -107,11 +107,10 @@ pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid
     may_manage(&a, &u)?;
     let b: PatchBody = body(&bytes)?;
     let role = b.role.as_deref().map(str::parse::<Role>).transpose()?;
-    if let Some(r) = role {
-        if !a.principal.role.may_grant(r) {
+    if let Some(r) = role
+        && !a.principal.role.may_grant(r) {
             return Err(AppError::Forbidden);
         }
-    }
     if u.id == a.principal.user_id && (role.is_some_and(|r| r != u.role) || b.disabled == Some(true)) {
         return Err(Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into());
     }

@@ -56,11 +56,10 @@ pub fn check_password_policy(password: &str, username: &str, min: usize) -> Resu
         return Err(Problem::new("password", "contains_username", "パスワードにログイン名を含めないでください", "password must not contain the login name"));
     }
     let mut chars = password.chars();
-    if let Some(first) = chars.next() {
-        if chars.all(|c| c == first) {
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first) {
             return Err(Problem::new("password", "too_simple", "同じ文字の繰り返しはパスワードに使えません", "password must not repeat a single character"));
         }
-    }
     Ok(())
 }
 

@@ -118,11 +118,10 @@ pub async fn submit(
     if let Err(e) = state.store.create_session(&session, ua).await {
         return super::error_page(lang, &e.into());
     }
-    if stage == SessionStage::Full {
-        if let Err(e) = finish(&state, &session, &rec, &ip).await {
+    if stage == SessionStage::Full
+        && let Err(e) = finish(&state, &session, &rec, &ip).await {
             return super::error_page(lang, &e);
         }
-    }
     let mut r = see_other(stage_path(stage));
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, &token, 24 * 3600));
     r
@@ -414,11 +413,10 @@ pub struct LogoutForm {
 
 /// POST /logout
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
-    if let Ok(Some(s)) = auth::session_of(&state, &headers).await {
-        if s.csrf == f.csrf {
+    if let Ok(Some(s)) = auth::session_of(&state, &headers).await
+        && s.csrf == f.csrf {
             let _ = state.store.delete_session(&s.id_hash).await;
         }
-    }
     let mut r = see_other("/login");
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, "", 0));
     r

@@ -185,11 +185,10 @@ async fn policies_page(state: &AppState, a: &Authed, q: &PolicyQuery, draft: Opt
         Some(t) => Some(t.parse().map_err(|_| AppError::NotFound)?),
         None => a.principal.tenant_id,
     };
-    if let Some(t) = tenant {
-        if !scope.includes(t) {
+    if let Some(t) = tenant
+        && !scope.includes(t) {
             return Err(AppError::NotFound);
         }
-    }
     let versions = state.store.policy_versions(&scope, tenant, &component, 20).await?;
     let default_doc = state.registry.validator(&component).map(|v| v.default_policy()).unwrap_or_default();
     let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());

@@ -126,7 +126,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             (format!("/settings/tokens/{token_b}/revoke"), vec![]),
             ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b.id.to_string())]),
         ] {
-            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, *v)).collect();
             form.push(("csrf", &csrf));
             let (status, _, body) = c.post_form(&path, &session, &form).await;
             leaks(&format!("form {path}"), &body);
