@@ -152,7 +152,11 @@ async function submit(page, button) {
 const pathOf = (page) => new URL(page.url()).pathname;
 const h1 = (page) => page.locator('main h1').innerText();
 const mainText = (page) => page.locator('main').innerText();
-const shot = (page, name) => page.screenshot({ path: join(SHOTS, name), fullPage: true });
+/** Saves what a person sees at 1366×768 as NAME.png and the whole page as NAME-full.png. */
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, name) });
+  await page.screenshot({ path: join(SHOTS, name.replace(/\.png$/, '-full.png')), fullPage: true });
+}
 
 /** Password step of the login form. */
 async function login(page, base, username, password) {
@@ -174,7 +178,7 @@ async function logout(page) {
   assert.equal(pathOf(page), '/login');
 }
 
-/** Texts of one column (1-based) of the first table under `main` matching `selector`. */
+/** Trimmed texts of column `n` (1-based) of the body rows of the table(s) matching `tableSelector`. */
 async function column(page, tableSelector, n) {
   return page.locator(`${tableSelector} tbody tr td:nth-child(${n})`).allInnerTexts().then((a) => a.map((s) => s.trim()));
 }
@@ -186,18 +190,30 @@ async function column(page, tableSelector, n) {
 describe('Mamori console in a browser', { timeout: 600_000 }, () => {
   let tmp, server, base, context, page;
   let failed = false;
+
   let adminTotpSecret;
   let lastTotpStep = -1;
   let sakuragawaId;
   let newTenantId;
   let newAdminOneTimePassword;
   const browserErrors = [];
+  const failedResponses = [];
 
   const killOnSignal = () => { server?.child.kill('SIGKILL'); process.exit(130); };
 
   before(async () => {
+    try {
+      await setUp();
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  });
+
+  async function setUp() {
     assert.ok(existsSync(MAMORI_BIN), `mamori binary not found at ${MAMORI_BIN} (build it: cargo build -p mamori, or set MAMORI_BIN)`);
     assert.ok(existsSync(CHROMIUM), `chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`);
+    rmSync(SHOTS, { recursive: true, force: true }); // no stale pictures from an earlier run
     mkdirSync(SHOTS, { recursive: true });
     tmp = mkdtempSync(join(tmpdir(), 'mamori-browser-'));
     process.once('SIGINT', killOnSignal);
@@ -227,9 +243,11 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     context.setDefaultTimeout(30_000);
     context.setDefaultNavigationTimeout(60_000);
     page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => { if (m.type() === 'error') browserErrors.push(`console: ${m.text()}`); });
+    // Status errors are checked per request below; anything else (a CSP violation, say) counts.
+    page.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) browserErrors.push(`console: ${m.text()}`); });
+    page.on('response', (r) => { if (r.status() >= 400) failedResponses.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`); });
     page.on('pageerror', (e) => browserErrors.push(`pageerror: ${e.message}`));
-  });
+  }
 
   after(async () => {
     try {
@@ -253,6 +271,22 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
       try { await shot(page, `failure-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`); } catch {}
       throw new Error(`${e.message}\n(page: ${page?.url()})`, { cause: e });
     }
+  });
+
+  // Regression: under `Referrer-Policy: no-referrer` Chromium sends `Origin: null` with
+  // same-origin form POSTs, and the cross-site guard refused every form of the console.
+  // The Rust tests send no browser headers, so only a real browser can catch this.
+  test('a plain browser form POST reaches the server', async () => {
+    await page.goto(`${base}/login`);
+    await page.fill('input[name=username]', 'no-such-user');
+    await page.fill('input[name=password]', 'wrong-password-123');
+    const response = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/login');
+    await submit(page, page.getByRole('button', { name: 'ログイン' }));
+    const r = await response;
+    const origin = await r.request().headerValue('origin');
+    const text = await mainText(page);
+    assert.equal(r.status(), 200, `POST /login with Origin: ${origin} → ${r.status()}: ${text.replace(/\s+/g, ' ')}`);
+    assert.match(await page.locator('[role=alert]').innerText(), /ログイン名またはパスワードが違うか/);
   });
 
   step('admin first login: TOTP enrollment, password change, dashboard', async () => {
@@ -326,6 +360,18 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const tenants = new Set(await column(page, 'main > table', 2));
     assert.ok(tenants.size > 1, `the operator's event search spans municipalities (got ${[...tenants].join(', ')})`);
     await shot(page, '03-events-admin.png');
+  });
+
+  // Regression: the 高以上 cell was rendered with two class attributes, and browsers keep
+  // only the first, so counts above zero were not shown in red.
+  test('the dashboard highlights high-severity counts', async (t) => {
+    if (failed) return t.skip('an earlier step failed');
+    await page.goto(`${base}/`);
+    const table = page.locator('main table').first();
+    const high = (await table.locator('tbody tr td:nth-child(5)').allInnerTexts()).map((s) => Number(s.trim()));
+    const nonzero = high.filter((n) => n > 0).length;
+    const highlighted = await table.locator('tbody td.alert').count();
+    assert.equal(highlighted, nonzero, `${nonzero} municipalities have high-severity events, ${highlighted} are highlighted`);
   });
 
   step('admin creates a municipality and its tenant admin', async () => {
@@ -421,7 +467,11 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     await shot(page, '08-login-error-en.png');
   });
 
-  step('no script errors in the browser', async () => {
+  step('no script errors and no unexpected error responses in the browser', async () => {
     assert.deepEqual(browserErrors, []);
+    const expected = [
+      `404 GET /tenants/${sakuragawaId}`, // the tenant admin asking for another municipality
+    ];
+    assert.deepEqual(failedResponses, expected);
   });
 });

@@ -31,7 +31,9 @@ async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Res
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null`
+    // on our own form posts, which the cross-site guard below must then refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"));
     if !h.contains_key(header::CACHE_CONTROL) {
@@ -56,11 +58,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return too_large(is_api, lang, &msg_ja, &msg_en);
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !req.headers().contains_key(header::AUTHORIZATION) {
-        let site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let foreign_origin = origin.is_some_and(|o| o != "null" && o.split("://").nth(1) != Some(host));
-        if site == Some("cross-site") || foreign_origin || origin == Some("null") {
+        if !same_origin(req.headers()) {
             return if is_api { AppError::Csrf.json() } else { crate::pages::error_page(lang, &AppError::Csrf) };
         }
     }
@@ -69,6 +67,49 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return too_large(is_api, lang, "送信されたデータが大きすぎます", "request body too large");
     }
     res
+}
+
+/// Returns false when a browser tells us the request comes from another site:
+/// `Sec-Fetch-Site` other than `same-origin`/`none`, an `Origin` naming another host,
+/// or an opaque `Origin: null` that the browser does not vouch for as same-origin
+/// (sandboxed frames and `data:` pages send `null`). Clients that send neither header
+/// (scripts, curl) are judged by their CSRF token or bearer token alone.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    match origin {
+        None => true,
+        Some("null") => site == Some("same-origin"),
+        Some(o) => o.split_once("://").map(|(_, h)| h) == Some(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_own_posts_pass_and_foreign_ones_do_not() {
+        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "https://c.example"), ("sec-fetch-site", "same-origin")])));
+        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "same-origin")])), "no-referrer pages send Origin: null");
+        assert!(super::same_origin(&h(&[("host", "c.example")])), "non-browser clients");
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null")])), "opaque origin without the browser's word");
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "cross-site")])));
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "https://evil.example")])));
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("sec-fetch-site", "same-site")])), "a sibling subdomain is another site here");
+    }
 }
 
 fn too_large(is_api: bool, lang: Lang, ja: &str, en: &str) -> Response {

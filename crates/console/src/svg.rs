@@ -4,7 +4,7 @@ use maud::{Markup, html};
 
 /// Renders a bar histogram of `counts`, labelling the first, middle and last bucket.
 pub fn histogram(counts: &[u64], labels: [&str; 3], title: &str) -> Markup {
-    let (w, h, pad) = (960.0_f64, 140.0_f64, 24.0_f64);
+    let (w, h, pad) = (1200.0_f64, 110.0_f64, 24.0_f64);
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let n = counts.len().max(1) as f64;
     let bw = (w - 2.0 * pad) / n;

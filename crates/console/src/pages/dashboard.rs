@@ -54,7 +54,8 @@ async fn render(state: &AppState, a: &crate::auth::Authed) -> Result<Response, A
                         td { a href=(format!("/tenants/{}", t.id)) { (t.name) } }
                         td { (l.t(t.kind.ja(), t.kind.en())) }
                         td.num { a href=(format!("/events?tenant={}", t.id)) { (all.get(&t.id).copied().unwrap_or(0)) } }
-                        td.num class=[(high.get(&t.id).copied().unwrap_or(0) > 0).then_some("alert")] { (high.get(&t.id).copied().unwrap_or(0)) }
+                        @let h = high.get(&t.id).copied().unwrap_or(0);
+                        td class=(if h > 0 { "num alert" } else { "num" }) { (h) }
                         td.num { (users.iter().filter(|u| u.tenant_id == Some(t.id)).count()) }
                         td { (t.services.keys().cloned().collect::<Vec<_>>().join(" ")) }
                     }

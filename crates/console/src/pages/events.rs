@@ -135,7 +135,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
         let sel = |v: &Option<String>, x: String| nonempty(v) == Some(x.as_str());
         let body = html! {
             form.filters method="get" action="/events" {
-                label { (l.t("開始", "From")) input type="text" name="from" value=(p.from.clone().unwrap_or_default()) placeholder=(l.t("例: 2026-11-22 09:00（既定: 24時間前）", "e.g. 2026-11-22 09:00 (default: 24 h ago)")); }
+                label { (l.t("開始", "From")) input type="text" name="from" value=(p.from.clone().unwrap_or_default()) placeholder=(l.t("既定: 24時間前", "default: 24 h ago")) title=(l.t("例: 2026-11-22 09:00", "e.g. 2026-11-22 09:00")); }
                 label { (l.t("終了", "To")) input type="text" name="to" value=(p.to.clone().unwrap_or_default()) placeholder=(l.t("既定: 現在", "default: now")); }
                 @if a.principal.tenant_id.is_none() {
                     label { (l.t("団体", "Tenant")) select name="tenant" {
@@ -155,9 +155,9 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
                     option value="" { (l.t("すべて", "All")) }
                     @for d in Disposition::KNOWN { option value=(d.0) selected[sel(&p.disposition, d.0.to_string())] { (l.t(d.ja(), d.en())) } }
                 } }
-                label.wide { (l.t("キーワード（全文検索）", "Words (full text)")) input type="search" name="q" value=(p.q.clone().unwrap_or_default()); }
-                label.wide { (l.t("項目の条件（1行に1つ、例: src_endpoint.ip=192.0.2.1）", "Field conditions (one per line, e.g. src_endpoint.ip=192.0.2.1)"))
-                    textarea name="fields" rows="2" { (p.fields.clone().unwrap_or_default()) }
+                label.half { (l.t("キーワード（全文検索）", "Words (full text)")) input type="search" name="q" value=(p.q.clone().unwrap_or_default()); }
+                label.half { (l.t("項目の条件（例: src_endpoint.ip=192.0.2.1、複数は ; 区切り）", "Field conditions (e.g. src_endpoint.ip=192.0.2.1; separate with ;)"))
+                    input type="text" name="fields" value=(p.fields.clone().unwrap_or_default());
                 }
                 button type="submit" { (l.t("検索", "Search")) }
             }

@@ -131,6 +131,7 @@ pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " | Mamori" }
                 link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="data:,";
             }
             body {
                 header.top {
@@ -168,6 +169,7 @@ pub fn bare(lang: Lang, title: &str, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " | Mamori" }
                 link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="data:,";
             }
             body.bare {
                 main.narrow {

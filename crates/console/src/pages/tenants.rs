@@ -87,10 +87,10 @@ fn tenant_form(l: Lang, csrf: &str, action: &str, t: &NewTenant, error: Option<&
                 table.compact {
                     thead { tr { th { (l.t("氏名", "Name")) } th { (l.t("所属", "Department")) } th { (l.t("メール", "E-mail")) } th { (l.t("電話", "Phone")) } } }
                     tbody { @for (i, c) in contacts.iter().enumerate() { tr {
-                        td { input type="text" name=(format!("contact_name_{i}")) value=(c.name); }
-                        td { input type="text" name=(format!("contact_department_{i}")) value=(c.department); }
-                        td { input type="email" name=(format!("contact_email_{i}")) value=(c.email); }
-                        td { input type="tel" name=(format!("contact_phone_{i}")) value=(c.phone); }
+                        td { input type="text" name=(format!("contact_name_{i}")) aria-label=(l.t("氏名", "name")) value=(c.name); }
+                        td { input type="text" name=(format!("contact_department_{i}")) aria-label=(l.t("所属", "department")) value=(c.department); }
+                        td { input type="email" name=(format!("contact_email_{i}")) aria-label=(l.t("メール", "email")) value=(c.email); }
+                        td { input type="tel" name=(format!("contact_phone_{i}")) aria-label=(l.t("電話", "phone")) value=(c.phone); }
                     } } }
                 }
             }
@@ -247,10 +247,10 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
                     table.compact {
                         thead { tr { th { (l.t("氏名", "Name")) } th { (l.t("所属", "Department")) } th { (l.t("メール", "E-mail")) } th { (l.t("電話", "Phone")) } } }
                         tbody { @for (i, c) in t.contacts.iter().cloned().chain(std::iter::once(Contact::default())).enumerate() { tr {
-                            td { input type="text" name=(format!("contact_name_{i}")) value=(c.name); }
-                            td { input type="text" name=(format!("contact_department_{i}")) value=(c.department); }
-                            td { input type="email" name=(format!("contact_email_{i}")) value=(c.email); }
-                            td { input type="tel" name=(format!("contact_phone_{i}")) value=(c.phone); }
+                            td { input type="text" name=(format!("contact_name_{i}")) aria-label=(l.t("氏名", "name")) value=(c.name); }
+                            td { input type="text" name=(format!("contact_department_{i}")) aria-label=(l.t("所属", "department")) value=(c.department); }
+                            td { input type="email" name=(format!("contact_email_{i}")) aria-label=(l.t("メール", "email")) value=(c.email); }
+                            td { input type="tel" name=(format!("contact_phone_{i}")) aria-label=(l.t("電話", "phone")) value=(c.phone); }
                         } } }
                     }
                     button type="submit" { (l.t("連絡先を保存", "Save contacts")) }
