@@ -47,11 +47,21 @@ impl PolicyValidator for RetentionPolicy {
             return Err(Problem::new("", "not_object", "ポリシーは JSON オブジェクトで指定してください", "the policy must be a JSON object").into());
         };
         for key in obj.keys().filter(|k| k.as_str() != "events_days") {
-            problems.push(Problem::new(key.clone(), "unknown_key", format!("「{key}」は保存期間ポリシーの項目ではありません"), format!("'{key}' is not a retention policy key")));
+            problems.push(Problem::new(
+                key.clone(),
+                "unknown_key",
+                format!("「{key}」は保存期間ポリシーの項目ではありません"),
+                format!("'{key}' is not a retention policy key"),
+            ));
         }
         match obj.get("events_days").and_then(Value::as_u64) {
             Some(d) if DAYS.contains(&d) => {}
-            _ => problems.push(Problem::new("events_days", "invalid_days", "events_days（イベント保存日数）は1〜3650の整数で指定してください", "events_days must be an integer 1-3650")),
+            _ => problems.push(Problem::new(
+                "events_days",
+                "invalid_days",
+                "events_days（イベント保存日数）は1〜3650の整数で指定してください",
+                "events_days must be an integer 1-3650",
+            )),
         }
         problems.into_result(())
     }
@@ -76,7 +86,9 @@ impl Component for Retention {
             for (k, v) in obj {
                 match (k.as_str(), v.as_u64()) {
                     ("interval_secs", Some(60..=86_400)) => {}
-                    ("interval_secs", _) => problems.push(Problem::new("interval_secs", "invalid", "interval_secs は60〜86400で指定してください", "interval_secs must be 60-86400")),
+                    ("interval_secs", _) => {
+                        problems.push(Problem::new("interval_secs", "invalid", "interval_secs は60〜86400で指定してください", "interval_secs must be 60-86400"))
+                    }
                     _ => problems.push(Problem::new(k.clone(), "unknown_key", format!("不明な設定「{k}」"), format!("unknown key '{k}'"))),
                 }
             }
@@ -116,17 +128,18 @@ async fn purge(cx: &ComponentCx, policies: &crate::Policies) -> Result<(), Compo
     let report = cx.bus.events().purge(now, default_days, per_tenant).await.map_err(crate::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");
     if (report.events_deleted > 0 || report.partitions_dropped > 0)
-        && let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) {
-            let mut e = Event::new(
-                pref.id,
-                now,
-                EventClass::APPLICATION_LIFECYCLE,
-                format!("保存期間を過ぎたイベント {} 件を削除しました（日別パーティション {} 個）", report.events_deleted, report.partitions_dropped),
-                "mamori-retention",
-            );
-            e.fields.insert("unmapped".into(), json!({ "events_deleted": report.events_deleted, "partitions_dropped": report.partitions_dropped }));
-            cx.bus.publish(vec![e]).await?;
-        }
+        && let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture)
+    {
+        let mut e = Event::new(
+            pref.id,
+            now,
+            EventClass::APPLICATION_LIFECYCLE,
+            format!("保存期間を過ぎたイベント {} 件を削除しました（日別パーティション {} 個）", report.events_deleted, report.partitions_dropped),
+            "mamori-retention",
+        );
+        e.fields.insert("unmapped".into(), json!({ "events_deleted": report.events_deleted, "partitions_dropped": report.partitions_dropped }));
+        cx.bus.publish(vec![e]).await?;
+    }
     Ok(())
 }
 

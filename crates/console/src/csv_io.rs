@@ -19,7 +19,18 @@ use std::collections::BTreeMap;
 
 /// Columns of the tenant CSV, in order.
 pub const TENANT_COLUMNS: [&str; 12] = [
-    "code", "name", "kana", "kind", "network_ranges", "services", "contact_name", "contact_department", "contact_email", "contact_phone", "other_contacts", "notes",
+    "code",
+    "name",
+    "kana",
+    "kind",
+    "network_ranges",
+    "services",
+    "contact_name",
+    "contact_department",
+    "contact_email",
+    "contact_phone",
+    "other_contacts",
+    "notes",
 ];
 
 /// Most rows accepted in one import.
@@ -62,7 +73,9 @@ fn row_problem(row: usize, ja: String, en: String) -> Problem {
 /// Parses and checks a tenant CSV; returns every row checked, or every problem found.
 pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err(Problem::new("file", "not_utf8", "CSV ファイルは UTF-8 で保存してください（Excel では「CSV UTF-8」形式）", "the CSV file must be UTF-8").into());
+        return Err(
+            Problem::new("file", "not_utf8", "CSV ファイルは UTF-8 で保存してください（Excel では「CSV UTF-8」形式）", "the CSV file must be UTF-8").into()
+        );
     };
     let text = text.strip_prefix(BOM).unwrap_or(text);
     if text.trim().is_empty() {
@@ -77,15 +90,26 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
     let unknown: Vec<_> = headers.iter().filter(|h| !TENANT_COLUMNS.contains(&h.as_str())).cloned().collect();
     let mut problems = Problems::default();
     if !missing.is_empty() {
-        problems.push(Problem::new("file", "missing_column", format!("必須の列がありません: {}", missing.join(", ")), format!("required columns missing: {}", missing.join(", "))));
+        problems.push(Problem::new(
+            "file",
+            "missing_column",
+            format!("必須の列がありません: {}", missing.join(", ")),
+            format!("required columns missing: {}", missing.join(", ")),
+        ));
     }
     if !unknown.is_empty() {
-        problems.push(Problem::new("file", "unknown_column", format!("不明な列があります: {}", unknown.join(", ")), format!("unknown columns: {}", unknown.join(", "))));
+        problems.push(Problem::new(
+            "file",
+            "unknown_column",
+            format!("不明な列があります: {}", unknown.join(", ")),
+            format!("unknown columns: {}", unknown.join(", ")),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    let col = |rec: &csv::StringRecord, name: &str| -> String { headers.iter().position(|h| h == name).and_then(|i| rec.get(i)).unwrap_or("").trim().to_string() };
+    let col =
+        |rec: &csv::StringRecord, name: &str| -> String { headers.iter().position(|h| h == name).and_then(|i| rec.get(i)).unwrap_or("").trim().to_string() };
     let mut out = Vec::new();
     let mut seen_codes: BTreeMap<String, usize> = BTreeMap::new();
     for (i, rec) in reader.records().enumerate() {
@@ -108,10 +132,19 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
                 Ok(q) => {
                     services.insert(id.to_ascii_uppercase(), q);
                 }
-                Err(_) => problems.push(row_problem(row, format!("サービス「{item}」の数量が数字ではありません"), format!("quantity of service '{item}' is not a number"))),
+                Err(_) => problems.push(row_problem(
+                    row,
+                    format!("サービス「{item}」の数量が数字ではありません"),
+                    format!("quantity of service '{item}' is not a number"),
+                )),
             }
         }
-        let mut contacts = vec![Contact { name: col(&rec, "contact_name"), department: col(&rec, "contact_department"), email: col(&rec, "contact_email"), phone: col(&rec, "contact_phone") }];
+        let mut contacts = vec![Contact {
+            name: col(&rec, "contact_name"),
+            department: col(&rec, "contact_department"),
+            email: col(&rec, "contact_email"),
+            phone: col(&rec, "contact_phone"),
+        }];
         for c in col(&rec, "other_contacts").split(';').map(str::trim).filter(|c| !c.is_empty()) {
             let f: Vec<&str> = c.split('|').map(str::trim).collect();
             contacts.push(Contact {
@@ -132,13 +165,22 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
             notes: col(&rec, "notes"),
         };
         if let Some(first) = seen_codes.insert(input.code.clone(), row) {
-            problems.push(row_problem(row, format!("団体コード {} は{first}行目と重複しています", input.code), format!("code {} repeats row {first}", input.code)));
+            problems.push(row_problem(
+                row,
+                format!("団体コード {} は{first}行目と重複しています", input.code),
+                format!("code {} repeats row {first}", input.code),
+            ));
         }
         match input.check() {
             Ok(t) => out.push(t),
             Err(ps) => {
                 for p in ps.0 {
-                    problems.push(Problem { field: format!("row {row}.{}", p.field), code: p.code, ja: format!("{row}行目: {}", p.ja), en: format!("row {row}: {}", p.en) });
+                    problems.push(Problem {
+                        field: format!("row {row}.{}", p.field),
+                        code: p.code,
+                        ja: format!("{row}行目: {}", p.ja),
+                        en: format!("row {row}: {}", p.en),
+                    });
                 }
             }
         }
@@ -152,7 +194,22 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
 /// Writes audit entries as CSV (JST times beside the UTC ones).
 pub fn export_audit(entries: &[AuditEntry]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["seq", "time_utc", "time_jst", "actor_kind", "actor_name", "source_ip", "tenant_id", "action", "target_kind", "target_id", "before", "after", "prev_hash", "hash"]);
+    let _ = w.write_record([
+        "seq",
+        "time_utc",
+        "time_jst",
+        "actor_kind",
+        "actor_name",
+        "source_ip",
+        "tenant_id",
+        "action",
+        "target_kind",
+        "target_id",
+        "before",
+        "after",
+        "prev_hash",
+        "hash",
+    ]);
     for e in entries {
         let _ = w.write_record([
             e.seq.to_string().as_str(),

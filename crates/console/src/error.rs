@@ -76,7 +76,9 @@ impl AppError {
             AppError::Forbidden => lang.t("この操作を行う権限がありません", "you are not allowed to do this").into(),
             AppError::NotFound => lang.t("見つかりません", "not found").into(),
             AppError::Invalid(p) => p.0.iter().map(|p| p.message(lang.code()).to_string()).collect::<Vec<_>>().join(" / "),
-            AppError::Csrf => lang.t("フォームの有効期限が切れました。画面を再読み込みしてやり直してください", "the form has expired; reload the page and try again").into(),
+            AppError::Csrf => {
+                lang.t("フォームの有効期限が切れました。画面を再読み込みしてやり直してください", "the form has expired; reload the page and try again").into()
+            }
             AppError::Internal(_) => lang.t("内部エラーが発生しました。運用担当にお問い合わせください", "internal error; please contact the operators").into(),
         }
     }
@@ -101,7 +103,11 @@ impl AppError {
             AppError::Invalid(p) => json!(p),
             _ => json!([]),
         };
-        (self.status(), axum::Json(json!({"error": self.code(), "message": self.message(Lang::En), "message_ja": self.message(Lang::Ja), "problems": problems}))).into_response()
+        (
+            self.status(),
+            axum::Json(json!({"error": self.code(), "message": self.message(Lang::En), "message_ja": self.message(Lang::Ja), "problems": problems})),
+        )
+            .into_response()
     }
 }
 

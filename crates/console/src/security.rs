@@ -125,7 +125,10 @@ fn too_large(is_api: bool, lang: Lang, ja: &str, en: &str) -> Response {
 /// Serves the stylesheet.
 pub async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")), (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"))],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
         Body::from(include_str!("../static/app.css")),
     )
         .into_response()

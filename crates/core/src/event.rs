@@ -171,17 +171,8 @@ impl Disposition {
     pub const TAGGED: Self = Self(18);
 
     /// The dispositions Mamori names.
-    pub const KNOWN: [Self; 9] = [
-        Self::ALLOWED,
-        Self::BLOCKED,
-        Self::QUARANTINED,
-        Self::DELETED,
-        Self::DROPPED,
-        Self::CORRECTED,
-        Self::DETECTED,
-        Self::LOGGED,
-        Self::TAGGED,
-    ];
+    pub const KNOWN: [Self; 9] =
+        [Self::ALLOWED, Self::BLOCKED, Self::QUARANTINED, Self::DELETED, Self::DROPPED, Self::CORRECTED, Self::DETECTED, Self::LOGGED, Self::TAGGED];
 
     /// Returns the OCSF caption.
     pub fn en(&self) -> &'static str {
@@ -283,8 +274,22 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub const MAX_DEPTH: usize = 8;
 
 const RESERVED: &[&str] = &[
-    "metadata", "time", "class_uid", "class_name", "category_uid", "category_name", "activity_id", "type_uid",
-    "severity_id", "severity", "disposition_id", "disposition", "message", "src_endpoint", "dst_endpoint", "actor",
+    "metadata",
+    "time",
+    "class_uid",
+    "class_name",
+    "category_uid",
+    "category_name",
+    "activity_id",
+    "type_uid",
+    "severity_id",
+    "severity",
+    "disposition_id",
+    "disposition",
+    "message",
+    "src_endpoint",
+    "dst_endpoint",
+    "actor",
     "raw_data",
 ];
 
@@ -377,7 +382,12 @@ impl Event {
             Some(s) => match s.parse::<TenantId>() {
                 Ok(t) if allowed(t) => Some(t),
                 Ok(_) => {
-                    problems.push(Problem::new("metadata.tenant_uid", "tenant_forbidden", "この団体のイベントは登録できません", "you may not submit events for this tenant"));
+                    problems.push(Problem::new(
+                        "metadata.tenant_uid",
+                        "tenant_forbidden",
+                        "この団体のイベントは登録できません",
+                        "you may not submit events for this tenant",
+                    ));
                     None
                 }
                 Err(_) => {
@@ -436,7 +446,12 @@ impl Event {
             match serde_json::from_value::<Endpoint>(v.clone()) {
                 Ok(e) => Some(e),
                 Err(_) => {
-                    problems.push(Problem::new(key, "invalid_endpoint", format!("{key} の形式が正しくありません（ip, port, hostname）"), format!("{key} must have ip, port, hostname")));
+                    problems.push(Problem::new(
+                        key,
+                        "invalid_endpoint",
+                        format!("{key} の形式が正しくありません（ip, port, hostname）"),
+                        format!("{key} must have ip, port, hostname"),
+                    ));
                     None
                 }
             }

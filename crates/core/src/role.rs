@@ -30,14 +30,7 @@ pub enum Role {
 
 impl Role {
     /// Every role, in display order.
-    pub const ALL: [Role; 6] = [
-        Role::OperatorAdmin,
-        Role::SocAnalyst,
-        Role::Helpdesk,
-        Role::Auditor,
-        Role::TenantAdmin,
-        Role::TenantUser,
-    ];
+    pub const ALL: [Role; 6] = [Role::OperatorAdmin, Role::SocAnalyst, Role::Helpdesk, Role::Auditor, Role::TenantAdmin, Role::TenantUser];
 
     /// Returns the stable name.
     pub fn as_str(&self) -> &'static str {
@@ -113,9 +106,10 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = Problem;
     fn from_str(s: &str) -> Result<Self, Problem> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
-            Problem::new("role", "invalid_role", format!("ロール「{s}」は不明です"), format!("unknown role '{s}'"))
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| Problem::new("role", "invalid_role", format!("ロール「{s}」は不明です"), format!("unknown role '{s}'")))
     }
 }
 
@@ -232,9 +226,10 @@ impl TokenScope {
 impl FromStr for TokenScope {
     type Err = Problem;
     fn from_str(s: &str) -> Result<Self, Problem> {
-        TokenScope::ALL.into_iter().find(|t| t.as_str() == s.trim()).ok_or_else(|| {
-            Problem::new("scopes", "invalid_scope", format!("スコープ「{s}」は不明です"), format!("unknown scope '{s}'"))
-        })
+        TokenScope::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s.trim())
+            .ok_or_else(|| Problem::new("scopes", "invalid_scope", format!("スコープ「{s}」は不明です"), format!("unknown scope '{s}'")))
     }
 }
 

@@ -52,12 +52,7 @@ fn digits<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 fn bad_code(s: &str) -> Problem {
-    Problem::new(
-        "code",
-        "invalid_code",
-        format!("団体コード「{s}」は6桁の数字で入力してください"),
-        format!("local government code '{s}' must be 6 digits"),
-    )
+    Problem::new("code", "invalid_code", format!("団体コード「{s}」は6桁の数字で入力してください"), format!("local government code '{s}' must be 6 digits"))
 }
 
 impl FromStr for LocalGovCode {
@@ -137,14 +132,8 @@ pub enum TenantKind {
 
 impl TenantKind {
     /// Every kind, in display order.
-    pub const ALL: [TenantKind; 6] = [
-        TenantKind::Prefecture,
-        TenantKind::City,
-        TenantKind::Ward,
-        TenantKind::Town,
-        TenantKind::Village,
-        TenantKind::JointAssociation,
-    ];
+    pub const ALL: [TenantKind; 6] =
+        [TenantKind::Prefecture, TenantKind::City, TenantKind::Ward, TenantKind::Town, TenantKind::Village, TenantKind::JointAssociation];
 
     /// Returns the stable name used in the API and CSV.
     pub fn as_str(&self) -> &'static str {
@@ -187,17 +176,14 @@ impl FromStr for TenantKind {
     type Err = Problem;
     fn from_str(s: &str) -> Result<Self, Problem> {
         let t = s.trim();
-        TenantKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == t || k.ja() == t)
-            .ok_or_else(|| {
-                Problem::new(
-                    "kind",
-                    "invalid_kind",
-                    format!("団体種別「{t}」は不明です（prefecture, city, ward, town, village, joint_association のいずれか）"),
-                    format!("unknown organization type '{t}' (prefecture, city, ward, town, village, joint_association)"),
-                )
-            })
+        TenantKind::ALL.into_iter().find(|k| k.as_str() == t || k.ja() == t).ok_or_else(|| {
+            Problem::new(
+                "kind",
+                "invalid_kind",
+                format!("団体種別「{t}」は不明です（prefecture, city, ward, town, village, joint_association のいずれか）"),
+                format!("unknown organization type '{t}' (prefecture, city, ward, town, village, joint_association)"),
+            )
+        })
     }
 }
 
@@ -349,10 +335,7 @@ impl NewTenant {
             if c.name.is_empty() && c.email.is_empty() && c.phone.is_empty() {
                 continue;
             }
-            if [&c.name, &c.department, &c.email, &c.phone]
-                .iter()
-                .any(|v| v.chars().count() > MAX_TEXT || v.chars().any(char::is_control))
-            {
+            if [&c.name, &c.department, &c.email, &c.phone].iter().any(|v| v.chars().count() > MAX_TEXT || v.chars().any(char::is_control)) {
                 problems.push(Problem::new(
                     field.clone(),
                     "invalid_contact",
@@ -434,16 +417,7 @@ impl NewTenant {
             }
         }
         match (code, kind) {
-            (Some(code), Some(kind)) if problems.is_empty() => Ok(CheckedTenant {
-                code,
-                name,
-                kana,
-                kind,
-                contacts,
-                network_ranges: ranges,
-                services,
-                notes,
-            }),
+            (Some(code), Some(kind)) if problems.is_empty() => Ok(CheckedTenant { code, name, kana, kind, contacts, network_ranges: ranges, services, notes }),
             _ => Err(problems),
         }
     }
@@ -451,11 +425,7 @@ impl NewTenant {
 
 fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && s.chars().all(|c| c.is_ascii_graphic())
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// Checks a katakana reading and returns it normalized: hiragana converted to katakana,
@@ -473,8 +443,7 @@ pub fn validate_kana(input: &str) -> Result<String, Problem> {
     if normalized.is_empty() {
         return Err(Problem::new("kana", "required", "フリガナを入力してください", "kana reading is required"));
     }
-    let ok = normalized.chars().count() <= MAX_TEXT
-        && normalized.chars().all(|c| matches!(c, 'ァ'..='ヺ' | 'ー' | '・' | 'ヽ' | 'ヾ' | ' '));
+    let ok = normalized.chars().count() <= MAX_TEXT && normalized.chars().all(|c| matches!(c, 'ァ'..='ヺ' | 'ー' | '・' | 'ヽ' | 'ヾ' | ' '));
     if ok {
         Ok(normalized)
     } else {

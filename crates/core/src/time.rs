@@ -17,9 +17,7 @@ pub fn now_ms() -> i64 {
 /// Formats Unix milliseconds as `YYYY-MM-DD HH:MM:SS` in JST.
 pub fn format_jst(ms: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .map(|t| t.to_offset(JST).format(&fmt).unwrap_or_default())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).map(|t| t.to_offset(JST).format(&fmt).unwrap_or_default()).unwrap_or_default()
 }
 
 /// Formats Unix milliseconds as RFC 3339 in UTC (for APIs and exports).
@@ -45,10 +43,7 @@ pub fn parse_time(input: &str) -> Option<i64> {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
     let s2 = s.replace('T', " ");
-    let formats = [
-        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
-        format_description!("[year]-[month]-[day] [hour]:[minute]"),
-    ];
+    let formats = [format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"), format_description!("[year]-[month]-[day] [hour]:[minute]")];
     for f in formats {
         if let Ok(t) = time::PrimitiveDateTime::parse(&s2, &f) {
             return Some((t.assume_offset(JST).unix_timestamp_nanos() / 1_000_000) as i64);

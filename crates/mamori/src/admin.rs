@@ -113,7 +113,13 @@ pub async fn user(config: &Config, c: UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::List => {
             for u in store.list_users(&scope, &UserFilter::default()).await? {
-                println!("{:<24} {:<15} {:<38} {}", u.username, u.role.as_str(), u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), if u.disabled { "disabled" } else { "" });
+                println!(
+                    "{:<24} {:<15} {:<38} {}",
+                    u.username,
+                    u.role.as_str(),
+                    u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    if u.disabled { "disabled" } else { "" }
+                );
             }
         }
     }

@@ -23,11 +23,31 @@ fn system() -> Scope {
 }
 
 /// Creates an account with a one-time password (changed at first login).
-pub async fn create_account(store: &Store, hasher: &PasswordHasher, actor: &Actor, username: &str, display: &str, role: Role, tenant: Option<(TenantId, String)>) -> anyhow::Result<Credential> {
+pub async fn create_account(
+    store: &Store,
+    hasher: &PasswordHasher,
+    actor: &Actor,
+    username: &str,
+    display: &str,
+    role: Role,
+    tenant: Option<(TenantId, String)>,
+) -> anyhow::Result<Credential> {
     let password = random_token(12);
     let hash = hasher.hash(&password).map_err(anyhow::Error::msg)?;
     store
-        .create_user(&system(), actor, NewUser { username: username.into(), display_name: display.into(), email: String::new(), role, tenant_id: tenant.as_ref().map(|t| t.0), password_hash: hash, must_change_password: true })
+        .create_user(
+            &system(),
+            actor,
+            NewUser {
+                username: username.into(),
+                display_name: display.into(),
+                email: String::new(),
+                role,
+                tenant_id: tenant.as_ref().map(|t| t.0),
+                password_hash: hash,
+                must_change_password: true,
+            },
+        )
         .await
         .with_context(|| format!("cannot create account {username}"))?;
     Ok(Credential { username: username.into(), role, tenant: tenant.map(|t| t.1), password })
@@ -44,12 +64,60 @@ struct DemoTenant {
 }
 
 const DEMO: &[DemoTenant] = &[
-    DemoTenant { five: "39000", name: "サンプル県", kana: "サンプルケン", kind: "prefecture", slug: "pref", ranges: &["10.39.0.0/20", "192.0.2.0/27"], services: &[("F30", 1), ("F32", 1), ("F51", 1)] },
-    DemoTenant { five: "39291", name: "桜川市", kana: "サクラガワシ", kind: "city", slug: "sakuragawa", ranges: &["10.39.16.0/22", "192.0.2.32/28"], services: &[("F41", 2), ("F43", 1), ("F45", 1), ("F46", 1)] },
-    DemoTenant { five: "39292", name: "青葉市", kana: "アオバシ", kind: "city", slug: "aoba", ranges: &["10.39.20.0/22", "192.0.2.48/28"], services: &[("F05", 1), ("F42", 1), ("F45", 1)] },
-    DemoTenant { five: "39601", name: "若葉町", kana: "ワカバチョウ", kind: "town", slug: "wakaba", ranges: &["10.39.24.0/24", "198.51.100.0/28"], services: &[("F35", 1), ("F43", 1)] },
-    DemoTenant { five: "39701", name: "星ヶ丘村", kana: "ホシガオカムラ", kind: "village", slug: "hoshigaoka", ranges: &["10.39.25.0/24", "198.51.100.16/28"], services: &[("F38", 1)] },
-    DemoTenant { five: "39801", name: "サンプル県市町村総合事務組合", kana: "サンプルケンシチョウソンソウゴウジムクミアイ", kind: "joint_association", slug: "kumiai", ranges: &["10.39.26.0/24"], services: &[] },
+    DemoTenant {
+        five: "39000",
+        name: "サンプル県",
+        kana: "サンプルケン",
+        kind: "prefecture",
+        slug: "pref",
+        ranges: &["10.39.0.0/20", "192.0.2.0/27"],
+        services: &[("F30", 1), ("F32", 1), ("F51", 1)],
+    },
+    DemoTenant {
+        five: "39291",
+        name: "桜川市",
+        kana: "サクラガワシ",
+        kind: "city",
+        slug: "sakuragawa",
+        ranges: &["10.39.16.0/22", "192.0.2.32/28"],
+        services: &[("F41", 2), ("F43", 1), ("F45", 1), ("F46", 1)],
+    },
+    DemoTenant {
+        five: "39292",
+        name: "青葉市",
+        kana: "アオバシ",
+        kind: "city",
+        slug: "aoba",
+        ranges: &["10.39.20.0/22", "192.0.2.48/28"],
+        services: &[("F05", 1), ("F42", 1), ("F45", 1)],
+    },
+    DemoTenant {
+        five: "39601",
+        name: "若葉町",
+        kana: "ワカバチョウ",
+        kind: "town",
+        slug: "wakaba",
+        ranges: &["10.39.24.0/24", "198.51.100.0/28"],
+        services: &[("F35", 1), ("F43", 1)],
+    },
+    DemoTenant {
+        five: "39701",
+        name: "星ヶ丘村",
+        kana: "ホシガオカムラ",
+        kind: "village",
+        slug: "hoshigaoka",
+        ranges: &["10.39.25.0/24", "198.51.100.16/28"],
+        services: &[("F38", 1)],
+    },
+    DemoTenant {
+        five: "39801",
+        name: "サンプル県市町村総合事務組合",
+        kana: "サンプルケンシチョウソンソウゴウジムクミアイ",
+        kind: "joint_association",
+        slug: "kumiai",
+        ranges: &["10.39.26.0/24"],
+        services: &[],
+    },
 ];
 
 /// Seeds the demo prefecture; returns the demo accounts.
@@ -64,7 +132,12 @@ pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::
             kana: d.kana.into(),
             kind: d.kind.into(),
             contacts: vec![
-                Contact { name: "情報 太郎".into(), department: "情報政策課".into(), email: format!("joho@{}.example.jp", d.slug), phone: "0000-00-0000".into() },
+                Contact {
+                    name: "情報 太郎".into(),
+                    department: "情報政策課".into(),
+                    email: format!("joho@{}.example.jp", d.slug),
+                    phone: "0000-00-0000".into(),
+                },
                 Contact { name: "総務 花子".into(), department: "総務課".into(), email: format!("somu@{}.example.jp", d.slug), phone: String::new() },
             ],
             network_ranges: d.ranges.iter().map(|s| s.to_string()).collect(),
@@ -75,12 +148,19 @@ pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::
         tenants.push((store.create_tenant(&system(), &actor, checked).await?, d.slug));
     }
     let mut creds = Vec::new();
-    for (name, display, role) in [("soc", "SOC 分析 一郎", Role::SocAnalyst), ("helpdesk", "ヘルプデスク 次郎", Role::Helpdesk), ("auditor", "監査 三郎", Role::Auditor)] {
+    for (name, display, role) in
+        [("soc", "SOC 分析 一郎", Role::SocAnalyst), ("helpdesk", "ヘルプデスク 次郎", Role::Helpdesk), ("auditor", "監査 三郎", Role::Auditor)]
+    {
         creds.push(create_account(store, hasher, &actor, name, display, role, None).await?);
     }
     for (t, slug) in tenants.iter().skip(1).take(2) {
-        creds.push(create_account(store, hasher, &actor, &format!("{slug}-admin"), &format!("{} 管理者", t.name), Role::TenantAdmin, Some((t.id, t.name.clone()))).await?);
-        creds.push(create_account(store, hasher, &actor, &format!("{slug}-user"), &format!("{} 職員", t.name), Role::TenantUser, Some((t.id, t.name.clone()))).await?);
+        creds.push(
+            create_account(store, hasher, &actor, &format!("{slug}-admin"), &format!("{} 管理者", t.name), Role::TenantAdmin, Some((t.id, t.name.clone())))
+                .await?,
+        );
+        creds.push(
+            create_account(store, hasher, &actor, &format!("{slug}-user"), &format!("{} 職員", t.name), Role::TenantUser, Some((t.id, t.name.clone()))).await?,
+        );
     }
     // Policies: the platform default and one municipality's own, to show versions.
     let retention = mamori_bus::retention::RetentionPolicy;
@@ -120,11 +200,15 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
             }
             40..=54 => {
                 let site = sites[(i % 4) as usize];
-                let mut e = Event::new(tenant, time, EventClass::HTTP_ACTIVITY, format!("WAF: SQL インジェクションの試行を遮断しました（{site}）"), "mamori-edge");
+                let mut e =
+                    Event::new(tenant, time, EventClass::HTTP_ACTIVITY, format!("WAF: SQL インジェクションの試行を遮断しました（{site}）"), "mamori-edge");
                 e.activity_id = 3;
                 e.severity = Severity::MEDIUM;
                 e.disposition = Some(Disposition::BLOCKED);
-                e.fields.insert("http_request".into(), json!({"http_method": "GET", "url": {"hostname": site, "path": "/search", "query_string": "q=1%27%20OR%201=1--"}}));
+                e.fields.insert(
+                    "http_request".into(),
+                    json!({"http_method": "GET", "url": {"hostname": site, "path": "/search", "query_string": "q=1%27%20OR%201=1--"}}),
+                );
                 e.raw = Some(format!("{src} - - \"GET /search?q=1' OR 1=1-- HTTP/1.1\" 403"));
                 e
             }
@@ -137,7 +221,8 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
                 e
             }
             70..=84 => {
-                let mut e = Event::new(tenant, time, EventClass::DNS_ACTIVITY, "DNS 問い合わせ: malware.example.net（既知の不正ドメイン）を遮断", "mamori-gateway");
+                let mut e =
+                    Event::new(tenant, time, EventClass::DNS_ACTIVITY, "DNS 問い合わせ: malware.example.net（既知の不正ドメイン）を遮断", "mamori-gateway");
                 e.activity_id = 1;
                 e.severity = Severity::MEDIUM;
                 e.disposition = Some(Disposition::BLOCKED);
@@ -145,7 +230,8 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
                 e
             }
             85..=94 => {
-                let mut e = Event::new(tenant, time, EventClass::NETWORK_ACTIVITY, format!("ファイアウォール: {src} から 3389/tcp への接続を遮断"), "mamori-gateway");
+                let mut e =
+                    Event::new(tenant, time, EventClass::NETWORK_ACTIVITY, format!("ファイアウォール: {src} から 3389/tcp への接続を遮断"), "mamori-gateway");
                 e.activity_id = 5;
                 e.severity = Severity::LOW;
                 e.disposition = Some(Disposition::BLOCKED);
@@ -153,7 +239,8 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
                 e
             }
             _ => {
-                let mut e = Event::new(tenant, time, EventClass::DETECTION_FINDING, "県庁への不正アクセスを検知: 同一送信元からのログイン試行が多発", "mamori-soc");
+                let mut e =
+                    Event::new(tenant, time, EventClass::DETECTION_FINDING, "県庁への不正アクセスを検知: 同一送信元からのログイン試行が多発", "mamori-soc");
                 e.activity_id = 1;
                 e.severity = if kind == 99 { Severity::CRITICAL } else { Severity::HIGH };
                 e.disposition = Some(Disposition::DETECTED);

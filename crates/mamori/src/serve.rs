@@ -201,7 +201,9 @@ async fn serve_tls(listener: tokio::net::TcpListener, app: axum::Router, tls: Ar
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
             });
-            let conn = hyper::server::conn::http1::Builder::new().header_read_timeout(Duration::from_secs(30)).serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

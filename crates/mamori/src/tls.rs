@@ -8,15 +8,18 @@ use std::sync::Arc;
 /// Returns the rustls server config, and the certificate path in use.
 pub fn server_config(cert: &str, key: &str, data_dir: &Path, host: &str) -> anyhow::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
     let (cert_path, key_path) = if cert.is_empty() { self_signed(data_dir, host)? } else { (PathBuf::from(cert), PathBuf::from(key)) };
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&cert_path).with_context(|| format!("cannot open {}", cert_path.display()))?))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("cannot read certificates in {}", cert_path.display()))?;
+    let certs =
+        rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&cert_path).with_context(|| format!("cannot open {}", cert_path.display()))?))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("cannot read certificates in {}", cert_path.display()))?;
     if certs.is_empty() {
         bail!("no certificate in {}", cert_path.display());
     }
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&key_path).with_context(|| format!("cannot open {}", key_path.display()))?))
-        .with_context(|| format!("cannot read the key in {}", key_path.display()))?
-        .with_context(|| format!("no private key in {}", key_path.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(&key_path).with_context(|| format!("cannot open {}", key_path.display()))?,
+    ))
+    .with_context(|| format!("cannot read the key in {}", key_path.display()))?
+    .with_context(|| format!("no private key in {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

@@ -116,7 +116,8 @@ fn first_start_seeds_the_demo_and_prints_the_first_login() {
     assert!(admin_pw.len() >= 12);
     // A demo tenant user logs in with the printed password and must change it first.
     let pw = one_time_password(&server.stdout, "sakuragawa-user");
-    let (status, head, _) = http("POST", server.port, "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("username=sakuragawa-user&password={pw}"));
+    let (status, head, _) =
+        http("POST", server.port, "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &format!("username=sakuragawa-user&password={pw}"));
     assert_eq!(status, 303, "{head}");
     assert!(head.contains("location: /login/password"), "{head}");
     // The data directory is private.
@@ -184,7 +185,9 @@ fn admin_commands_work_before_the_console_is_reachable() {
     let (code, out) = mamori(&data, &["tenant", "import", csv.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(out.contains("検査数字"), "{out}");
-    for args in [vec!["user", "unlock", "clerk1"], vec!["user", "reset-password", "clerk1"], vec!["user", "reset-totp", "admin"], vec!["migrate"], vec!["version"]] {
+    for args in
+        [vec!["user", "unlock", "clerk1"], vec!["user", "reset-password", "clerk1"], vec!["user", "reset-totp", "admin"], vec!["migrate"], vec!["version"]]
+    {
         let (code, out) = mamori(&data, &args);
         assert_eq!(code, 0, "{args:?}: {out}");
     }

@@ -36,7 +36,8 @@ impl Rng {
     }
 }
 
-const PATHS: [&str; 8] = ["/", "/portal/login", "/kurashi/gomi.html", "/api/v1/forms", "/admin/login", "/bousai/index.html", "/wp-login.php", "/search?q=%E7%A8%8E"];
+const PATHS: [&str; 8] =
+    ["/", "/portal/login", "/kurashi/gomi.html", "/api/v1/forms", "/admin/login", "/bousai/index.html", "/wp-login.php", "/search?q=%E7%A8%8E"];
 const USERS: [&str; 6] = ["tanaka", "suzuki", "sato", "takahashi", "watanabe", "admin"];
 const DOMAINS: [&str; 5] = ["www.pref.example.lg.jp", "mail.example.lg.jp", "update.example.com", "cdn.example.net", "c2.bad.example"];
 

@@ -61,9 +61,7 @@ impl Db {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(30));
+        let options = AnyPoolOptions::new().max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 }).acquire_timeout(Duration::from_secs(30));
         let pool = options.connect(&url).await.map_err(|e| StoreError::Connect(redact_url(&url), e))?;
         if dialect == Dialect::Sqlite {
             // WAL lets readers run beside the writer and is a property of the file, so
@@ -105,12 +103,13 @@ impl Db {
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
         if let Some(newest) = applied.iter().max()
-            && *newest > latest_schema_version() {
-                return Err(StoreError::Config(format!(
-                    "database schema version {newest} is newer than this build knows ({}); upgrade mamori",
-                    latest_schema_version()
-                )));
-            }
+            && *newest > latest_schema_version()
+        {
+            return Err(StoreError::Config(format!(
+                "database schema version {newest} is newer than this build knows ({}); upgrade mamori",
+                latest_schema_version()
+            )));
+        }
         let mut ran = 0;
         for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             let sql = match self.dialect {

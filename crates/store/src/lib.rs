@@ -19,10 +19,10 @@ mod policies;
 mod sessions;
 mod settings;
 mod tenants;
-mod tokens;
-mod users;
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
+mod users;
 
 pub use audit::{AuditEntry, Change, GENESIS, VerifyReport};
 pub use db::{Db, Dialect, latest_schema_version, redact_url};
@@ -108,10 +108,7 @@ impl Store {
         db.migrate().await?;
         let rev = policies::current_revision(&db).await?;
         let (policy_rev, _) = watch::channel(rev);
-        Ok(Store {
-            db,
-            inner: Arc::new(Inner { audit_lock: tokio::sync::Mutex::new(()), cross_seen: Mutex::new(HashMap::new()), policy_rev }),
-        })
+        Ok(Store { db, inner: Arc::new(Inner { audit_lock: tokio::sync::Mutex::new(()), cross_seen: Mutex::new(HashMap::new()), policy_rev }) })
     }
 
     /// Returns the database handle.
@@ -163,16 +160,7 @@ impl Store {
             }
             seen.insert(key, now);
         }
-        self.record(Change {
-            actor,
-            tenant: None,
-            action: "access.cross_tenant",
-            target_kind: resource,
-            target_id: None,
-            before: None,
-            after: None,
-        })
-        .await?;
+        self.record(Change { actor, tenant: None, action: "access.cross_tenant", target_kind: resource, target_id: None, before: None, after: None }).await?;
         Ok(())
     }
 

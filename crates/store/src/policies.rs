@@ -124,7 +124,15 @@ impl Store {
             .await?
             .try_get(0)?;
         let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
-        let doc = PolicyDocument { tenant, component: component.to_string(), version, revision, document, created_by: actor.name.clone(), created_at: mamori_core::time::now_ms() };
+        let doc = PolicyDocument {
+            tenant,
+            component: component.to_string(),
+            version,
+            revision,
+            document,
+            created_by: actor.name.clone(),
+            created_at: mamori_core::time::now_ms(),
+        };
         sqlx::query(&format!("INSERT INTO policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(tenant_key(tenant))
             .bind(component)
@@ -146,7 +154,15 @@ impl Store {
             .and_then(|s| serde_json::from_str::<Value>(&s).ok());
         audit::append(
             &mut tx,
-            Change { actor, tenant, action: "policy.update", target_kind: "policy", target_id: Some(format!("{component}@{version}")), before, after: Some(json!(doc.document)) },
+            Change {
+                actor,
+                tenant,
+                action: "policy.update",
+                target_kind: "policy",
+                target_id: Some(format!("{component}@{version}")),
+                before,
+                after: Some(json!(doc.document)),
+            },
         )
         .await?;
         tx.commit().await?;

@@ -76,11 +76,13 @@ impl Store {
 
     /// Returns the session with this token hash, if it has not expired.
     pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query("SELECT id_hash, user_id, stage, csrf, created_at, expires_at, last_seen_at, ip, pending_totp FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, stage, csrf, created_at, expires_at, last_seen_at, ip, pending_totp FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let Some(r) = row else { return Ok(None) };
         let user: String = r.try_get(1)?;
         let stage: String = r.try_get(2)?;
@@ -99,7 +101,12 @@ impl Store {
 
     /// Moves a session to another stage and extends it.
     pub async fn set_session_stage(&self, id_hash: &str, stage: SessionStage, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET stage = $1, expires_at = $2 WHERE id_hash = $3").bind(stage.as_str()).bind(expires_at).bind(id_hash).execute(&self.db.pool).await?;
+        sqlx::query("UPDATE sessions SET stage = $1, expires_at = $2 WHERE id_hash = $3")
+            .bind(stage.as_str())
+            .bind(expires_at)
+            .bind(id_hash)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 
@@ -117,7 +124,12 @@ impl Store {
 
     /// Notes activity on a session (sliding expiry).
     pub async fn touch_session(&self, id_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3").bind(now).bind(expires_at).bind(id_hash).execute(&self.db.pool).await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3")
+            .bind(now)
+            .bind(expires_at)
+            .bind(id_hash)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 

@@ -23,7 +23,19 @@ impl Store {
             .bind(mamori_core::time::now_ms())
             .execute(&mut *tx)
             .await?;
-        audit::append(&mut tx, Change { actor, tenant: None, action: "setting.update", target_kind: "setting", target_id: Some(key.to_string()), before, after: Some(value.clone()) }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: None,
+                action: "setting.update",
+                target_kind: "setting",
+                target_id: Some(key.to_string()),
+                before,
+                after: Some(value.clone()),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

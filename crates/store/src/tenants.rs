@@ -42,9 +42,7 @@ impl Store {
     /// Returns the tenants in `scope`, ordered by code.
     pub async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>, StoreError> {
         let rows = match scope {
-            Scope::Tenant(t) => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(t.to_string()).fetch_all(&self.db.pool).await?
-            }
+            Scope::Tenant(t) => sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(t.to_string()).fetch_all(&self.db.pool).await?,
             Scope::All(_) => sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY code")).fetch_all(&self.db.pool).await?,
             Scope::Nothing => return Ok(Vec::new()),
         };
@@ -109,7 +107,15 @@ impl Store {
             .await?;
         audit::append(
             &mut tx,
-            Change { actor, tenant: Some(id), action: "tenant.contacts_update", target_kind: "tenant", target_id: Some(id.to_string()), before: Some(json!(before.contacts)), after: Some(json!(after.contacts)) },
+            Change {
+                actor,
+                tenant: Some(id),
+                action: "tenant.contacts_update",
+                target_kind: "tenant",
+                target_id: Some(id.to_string()),
+                before: Some(json!(before.contacts)),
+                after: Some(json!(after.contacts)),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -134,7 +140,19 @@ impl Store {
             .into());
         }
         sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-        audit::append(&mut tx, Change { actor, tenant: Some(id), action: "tenant.delete", target_kind: "tenant", target_id: Some(id.to_string()), before: Some(json!(before)), after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: Some(id),
+                action: "tenant.delete",
+                target_kind: "tenant",
+                target_id: Some(id.to_string()),
+                before: Some(json!(before)),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -240,17 +258,39 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
         .bind(tenant.updated_at)
         .execute(&mut **tx)
         .await?;
-    audit::append(tx, Change { actor, tenant: Some(tenant.id), action: "tenant.create", target_kind: "tenant", target_id: Some(tenant.id.to_string()), before: None, after: Some(json!(tenant)) }).await?;
+    audit::append(
+        tx,
+        Change {
+            actor,
+            tenant: Some(tenant.id),
+            action: "tenant.create",
+            target_kind: "tenant",
+            target_id: Some(tenant.id.to_string()),
+            before: None,
+            after: Some(json!(tenant)),
+        },
+    )
+    .await?;
     Ok(tenant)
 }
 
 async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: CheckedTenant) -> Result<Tenant, StoreError> {
     check_ranges(tx, Some(before.id), &t).await?;
     if t.code != before.code {
-        let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1 AND id <> $2").bind(t.code.to_string()).bind(before.id.to_string()).fetch_optional(&mut **tx).await?;
+        let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1 AND id <> $2")
+            .bind(t.code.to_string())
+            .bind(before.id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
         if let Some(r) = taken {
             let name: String = r.try_get(0)?;
-            return Err(Problem::new("code", "duplicate_code", format!("団体コード {} は「{name}」で登録済みです", t.code), format!("local government code {} is already used by '{name}'", t.code)).into());
+            return Err(Problem::new(
+                "code",
+                "duplicate_code",
+                format!("団体コード {} は「{name}」で登録済みです", t.code),
+                format!("local government code {} is already used by '{name}'", t.code),
+            )
+            .into());
         }
     }
     let after = Tenant {
@@ -282,6 +322,18 @@ async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: Checke
         .bind(after.id.to_string())
         .execute(&mut **tx)
         .await?;
-    audit::append(tx, Change { actor, tenant: Some(after.id), action: "tenant.update", target_kind: "tenant", target_id: Some(after.id.to_string()), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+    audit::append(
+        tx,
+        Change {
+            actor,
+            tenant: Some(after.id),
+            action: "tenant.update",
+            target_kind: "tenant",
+            target_id: Some(after.id.to_string()),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await?;
     Ok(after)
 }

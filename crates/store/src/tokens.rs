@@ -82,7 +82,17 @@ impl Store {
         if t.expires_at <= now || t.expires_at > now + 400 * 86_400_000 {
             return Err(Problem::new("expires_at", "invalid_expiry", "有効期限は1〜400日後の日付で指定してください", "expiry must be 1-400 days ahead").into());
         }
-        let token = ApiToken { id: TokenId::new(), user_id: t.user_id, name, prefix: t.prefix, scopes: t.scopes, created_at: now, expires_at: t.expires_at, last_used_at: None, revoked_at: None };
+        let token = ApiToken {
+            id: TokenId::new(),
+            user_id: t.user_id,
+            name,
+            prefix: t.prefix,
+            scopes: t.scopes,
+            created_at: now,
+            expires_at: t.expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
         let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(token.id.to_string())
@@ -95,14 +105,29 @@ impl Store {
             .bind(token.expires_at)
             .execute(&mut *tx)
             .await?;
-        audit::append(&mut tx, Change { actor, tenant, action: "token.create", target_kind: "api_token", target_id: Some(token.id.to_string()), before: None, after: Some(json!(token)) }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant,
+                action: "token.create",
+                target_kind: "api_token",
+                target_id: Some(token.id.to_string()),
+                before: None,
+                after: Some(json!(token)),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }
 
     /// Returns the tokens of one owner.
     pub async fn list_tokens(&self, owner: UserId) -> Result<Vec<ApiToken>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC")).bind(owner.to_string()).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC"))
+            .bind(owner.to_string())
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -138,7 +163,19 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        audit::append(&mut tx, Change { actor, tenant: scope.tenant(), action: "token.revoke", target_kind: "api_token", target_id: Some(id.to_string()), before: None, after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: scope.tenant(),
+                action: "token.revoke",
+                target_kind: "api_token",
+                target_id: Some(id.to_string()),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

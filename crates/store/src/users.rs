@@ -150,7 +150,9 @@ pub fn check_username(name: &str) -> Result<String, Problem> {
 
 fn check_role_tenant(role: Role, tenant: Option<TenantId>) -> Result<(), Problem> {
     match (role.is_operator(), tenant) {
-        (true, Some(_)) => Err(Problem::new("tenant_id", "operator_has_tenant", "運用側のロールには団体を指定できません", "operator roles belong to no tenant")),
+        (true, Some(_)) => {
+            Err(Problem::new("tenant_id", "operator_has_tenant", "運用側のロールには団体を指定できません", "operator roles belong to no tenant"))
+        }
         (false, None) => Err(Problem::new("tenant_id", "tenant_required", "団体のロールには所属団体が必要です", "tenant roles need a tenant")),
         _ => Ok(()),
     }
@@ -165,7 +167,9 @@ impl Store {
             Scope::Nothing => return Ok(Vec::new()),
         };
         let rows = match tenant {
-            Some(t) => sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY username")).bind(t.to_string()).fetch_all(&self.db.pool).await?,
+            Some(t) => {
+                sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY username")).bind(t.to_string()).fetch_all(&self.db.pool).await?
+            }
             None => sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY username")).fetch_all(&self.db.pool).await?,
         };
         self.note_scope(scope, "users").await?;
@@ -197,7 +201,9 @@ impl Store {
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(LoginRecord { user: from_row(&r)?, password_hash: r.try_get(15)?, totp_secret: r.try_get(16)?, totp_last_step: r.try_get(17)? })),
+            Some(r) => {
+                Ok(Some(LoginRecord { user: from_row(&r)?, password_hash: r.try_get(15)?, totp_secret: r.try_get(16)?, totp_last_step: r.try_get(17)? }))
+            }
         }
     }
 
@@ -217,7 +223,9 @@ impl Store {
         }
         let display_name = u.display_name.trim().to_string();
         if display_name.is_empty() || display_name.chars().count() > 100 {
-            return Err(Problem::new("display_name", "invalid_display_name", "表示名は1〜100文字で入力してください", "display name must be 1-100 characters").into());
+            return Err(
+                Problem::new("display_name", "invalid_display_name", "表示名は1〜100文字で入力してください", "display name must be 1-100 characters").into()
+            );
         }
         let (_guard, mut tx) = self.begin_write().await?;
         if let Some(t) = u.tenant_id {
@@ -228,7 +236,13 @@ impl Store {
         }
         let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1").bind(&username).fetch_optional(&mut *tx).await?;
         if taken.is_some() {
-            return Err(Problem::new("username", "duplicate_username", format!("ログイン名「{username}」は使用済みです"), format!("login name '{username}' is taken")).into());
+            return Err(Problem::new(
+                "username",
+                "duplicate_username",
+                format!("ログイン名「{username}」は使用済みです"),
+                format!("login name '{username}' is taken"),
+            )
+            .into());
         }
         let now = mamori_core::time::now_ms();
         let id = UserId::new();
@@ -249,7 +263,19 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let user = load(&mut tx, id).await?;
-        audit::append(&mut tx, Change { actor, tenant: user.tenant_id, action: "user.create", target_kind: "user", target_id: Some(id.to_string()), before: None, after: Some(json!(user)) }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: user.tenant_id,
+                action: "user.create",
+                target_kind: "user",
+                target_id: Some(id.to_string()),
+                before: None,
+                after: Some(json!(user)),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -262,12 +288,15 @@ impl Store {
         let tenant = patch.tenant_id.unwrap_or(before.tenant_id);
         check_role_tenant(role, tenant)?;
         if let Scope::Tenant(own) = scope
-            && (role.is_operator() || tenant != Some(*own)) {
-                return Err(StoreError::Forbidden("account outside your tenant"));
-            }
+            && (role.is_operator() || tenant != Some(*own))
+        {
+            return Err(StoreError::Forbidden("account outside your tenant"));
+        }
         let display_name = patch.display_name.map(|d| d.trim().to_string()).unwrap_or_else(|| before.display_name.clone());
         if display_name.is_empty() || display_name.chars().count() > 100 {
-            return Err(Problem::new("display_name", "invalid_display_name", "表示名は1〜100文字で入力してください", "display name must be 1-100 characters").into());
+            return Err(
+                Problem::new("display_name", "invalid_display_name", "表示名は1〜100文字で入力してください", "display name must be 1-100 characters").into()
+            );
         }
         let lang = patch.lang.unwrap_or_else(|| before.lang.clone());
         if lang != "ja" && lang != "en" {
@@ -288,13 +317,33 @@ impl Store {
         if after.disabled {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         }
-        audit::append(&mut tx, Change { actor, tenant: after.tenant_id, action: "user.update", target_kind: "user", target_id: Some(id.to_string()), before: Some(json!(before)), after: Some(json!(after)) }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: after.tenant_id,
+                action: "user.update",
+                target_kind: "user",
+                target_id: Some(id.to_string()),
+                before: Some(json!(before)),
+                after: Some(json!(after)),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(after)
     }
 
     /// Sets a new password hash; ends the account's other sessions.
-    pub async fn set_password(&self, scope: &Scope, actor: &Actor, id: UserId, hash: &str, must_change: bool, keep_session: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        id: UserId,
+        hash: &str,
+        must_change: bool,
+        keep_session: Option<&str>,
+    ) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
         let user = load_opt(&mut tx, id).await?.filter(|u| in_scope(scope, u)).ok_or(StoreError::NotFound)?;
         sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, locked_until = 0, updated_at = $3 WHERE id = $4")
@@ -304,9 +353,17 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2").bind(id.to_string()).bind(keep_session.unwrap_or("")).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(id.to_string())
+            .bind(keep_session.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
         let action = if must_change { "user.password_reset" } else { "user.password_change" };
-        audit::append(&mut tx, Change { actor, tenant: user.tenant_id, action, target_kind: "user", target_id: Some(id.to_string()), before: None, after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change { actor, tenant: user.tenant_id, action, target_kind: "user", target_id: Some(id.to_string()), before: None, after: None },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -323,7 +380,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let action = if secret.is_some() { "user.totp_enroll" } else { "user.totp_reset" };
-        audit::append(&mut tx, Change { actor, tenant: user.tenant_id, action, target_kind: "user", target_id: Some(id.to_string()), before: None, after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change { actor, tenant: user.tenant_id, action, target_kind: "user", target_id: Some(id.to_string()), before: None, after: None },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -331,7 +392,11 @@ impl Store {
     /// Records a TOTP step as used, if it is newer than the last one. Returns false when
     /// the step was already used (a replayed code).
     pub async fn use_totp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1").bind(step).bind(id.to_string()).execute(&self.db.pool).await?;
+        let done = sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
+            .bind(step)
+            .bind(id.to_string())
+            .execute(&self.db.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -349,7 +414,19 @@ impl Store {
         if locked.rows_affected() == 1 {
             let (_guard, mut tx) = self.begin_write().await?;
             let user = load(&mut tx, id).await?;
-            audit::append(&mut tx, Change { actor: &Actor::system(), tenant: user.tenant_id, action: "user.lock", target_kind: "user", target_id: Some(id.to_string()), before: None, after: Some(json!({"locked_until": now + lock_ms})) }).await?;
+            audit::append(
+                &mut tx,
+                Change {
+                    actor: &Actor::system(),
+                    tenant: user.tenant_id,
+                    action: "user.lock",
+                    target_kind: "user",
+                    target_id: Some(id.to_string()),
+                    before: None,
+                    after: Some(json!({"locked_until": now + lock_ms})),
+                },
+            )
+            .await?;
             tx.commit().await?;
         }
         Ok(locked.rows_affected() == 1)
@@ -357,7 +434,11 @@ impl Store {
 
     /// Records a successful login.
     pub async fn login_succeeded(&self, id: UserId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = $1 WHERE id = $2").bind(mamori_core::time::now_ms()).bind(id.to_string()).execute(&self.db.pool).await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = $1 WHERE id = $2")
+            .bind(mamori_core::time::now_ms())
+            .bind(id.to_string())
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 
@@ -366,7 +447,11 @@ impl Store {
         let (_guard, mut tx) = self.begin_write().await?;
         let user = load_opt(&mut tx, id).await?.filter(|u| in_scope(scope, u)).ok_or(StoreError::NotFound)?;
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-        audit::append(&mut tx, Change { actor, tenant: user.tenant_id, action: "user.unlock", target_kind: "user", target_id: Some(id.to_string()), before: None, after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change { actor, tenant: user.tenant_id, action: "user.unlock", target_kind: "user", target_id: Some(id.to_string()), before: None, after: None },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -378,7 +463,19 @@ impl Store {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-        audit::append(&mut tx, Change { actor, tenant: before.tenant_id, action: "user.delete", target_kind: "user", target_id: Some(id.to_string()), before: Some(json!(before)), after: None }).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant: before.tenant_id,
+                action: "user.delete",
+                target_kind: "user",
+                target_id: Some(id.to_string()),
+                before: Some(json!(before)),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

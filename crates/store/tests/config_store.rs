@@ -22,7 +22,15 @@ fn city(code5: &str, name: &str, range: &str) -> mamori_core::CheckedTenant {
 }
 
 fn new_user(name: &str, role: Role, tenant: Option<TenantId>) -> NewUser {
-    NewUser { username: name.into(), display_name: name.into(), email: String::new(), role, tenant_id: tenant, password_hash: "x".into(), must_change_password: false }
+    NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        email: String::new(),
+        role,
+        tenant_id: tenant,
+        password_hash: "x".into(),
+        must_change_password: false,
+    }
 }
 
 async fn each_backend<F, Fut>(f: F)
@@ -83,7 +91,8 @@ async fn import_is_all_or_nothing() {
     each_backend(|store| async move {
         let actor = Actor::system();
         store.create_tenant(&system(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
-        let rows = vec![city("13101", "千代田区（更新）", "192.0.2.0/24"), city("13102", "中央区", "198.51.100.0/24"), city("13103", "港区", "198.51.100.0/25")];
+        let rows =
+            vec![city("13101", "千代田区（更新）", "192.0.2.0/24"), city("13102", "中央区", "198.51.100.0/24"), city("13103", "港区", "198.51.100.0/25")];
         assert!(store.import_tenants(&system(), &actor, rows).await.is_err(), "overlap in the last row");
         let names: Vec<_> = store.list_tenants(&system()).await.unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["千代田区"], "nothing changed");
@@ -179,7 +188,15 @@ async fn policies_are_versioned_validated_and_watched() {
 #[tokio::test]
 async fn cross_tenant_reads_by_people_are_audited_once_per_window() {
     each_backend(|store| async move {
-        let p = Principal { user_id: UserId::new(), username: "soc1".into(), display_name: "SOC".into(), role: Role::SocAnalyst, tenant_id: None, token: None, ip: Some("127.0.0.1".into()) };
+        let p = Principal {
+            user_id: UserId::new(),
+            username: "soc1".into(),
+            display_name: "SOC".into(),
+            role: Role::SocAnalyst,
+            tenant_id: None,
+            token: None,
+            ip: Some("127.0.0.1".into()),
+        };
         store.list_tenants(&p.scope()).await.unwrap();
         store.list_tenants(&p.scope()).await.unwrap();
         let log = store.list_audit(&system(), &AuditFilter { action: Some("access.".into()), ..Default::default() }, None, 10).await.unwrap();

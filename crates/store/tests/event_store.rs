@@ -138,7 +138,10 @@ async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
             Box::new(|e| e.fields["http_request"]["url"]["hostname"] == "host2.example.lg.jp"),
         ),
         (EventQuery { fields: vec![FieldFilter::parse("http_response.code=404").unwrap()], ..range() }, Box::new(|e| e.fields["http_response"]["code"] == 404)),
-        (EventQuery { fields: vec![FieldFilter::parse("src_endpoint.port=40005").unwrap()], ..range() }, Box::new(|e| e.src.as_ref().and_then(|s| s.port) == Some(40005))),
+        (
+            EventQuery { fields: vec![FieldFilter::parse("src_endpoint.port=40005").unwrap()], ..range() },
+            Box::new(|e| e.src.as_ref().and_then(|s| s.port) == Some(40005)),
+        ),
         (
             EventQuery {
                 classes: vec![EventClass::HTTP_ACTIVITY],
@@ -148,7 +151,11 @@ async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
                 ..range()
             },
             Box::new(|e| {
-                e.class == EventClass::HTTP_ACTIVITY && e.severity >= Severity::LOW && e.disposition.is_some() && e.fields["http_response"]["code"] == 200 && e.user.as_deref() == Some("user1")
+                e.class == EventClass::HTTP_ACTIVITY
+                    && e.severity >= Severity::LOW
+                    && e.disposition.is_some()
+                    && e.fields["http_response"]["code"] == 200
+                    && e.user.as_deref() == Some("user1")
             }),
         ),
     ];
@@ -323,7 +330,13 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
     let left = walk(&store, &all(), &EventQuery { limit: 1000, ..EventQuery::between(now - 399 * DAY, now + DAY) }).await;
     let keep = |e: &Event| {
         let age = now - e.time;
-        let days = if e.tenant == short { 2 } else if e.tenant == long { 30 } else { 10 };
+        let days = if e.tenant == short {
+            2
+        } else if e.tenant == long {
+            30
+        } else {
+            10
+        };
         age < 30 * DAY && age <= days * DAY
     };
     let want: HashSet<EventId> = events.iter().filter(|e| keep(e)).map(|e| e.id).collect();
@@ -458,7 +471,18 @@ async fn hostile_queries_are_refused_or_harmless() {
         }
         other => panic!("not refused: {other:?}"),
     };
-    for cursor in ["", "abc", "1.2.3", "1763596800000.1", "1763596800000.1.20412.1", "1763596800000.0.20412", "1763596800000.1.20413", "9999999999999999999999.1.1", "-1.-1.-1", "1763596800000.1.20412; DROP TABLE events"] {
+    for cursor in [
+        "",
+        "abc",
+        "1.2.3",
+        "1763596800000.1",
+        "1763596800000.1.20412.1",
+        "1763596800000.0.20412",
+        "1763596800000.1.20413",
+        "9999999999999999999999.1.1",
+        "-1.-1.-1",
+        "1763596800000.1.20412; DROP TABLE events",
+    ] {
         let codes = bad(store.query(&s, &EventQuery { cursor: Some(cursor.into()), ..range() }).await);
         assert_eq!(codes, ["invalid_cursor"], "{cursor:?}");
     }
@@ -486,7 +510,27 @@ async fn hostile_queries_are_refused_or_harmless() {
     let p = store.query(&s, &EventQuery { cursor: Some("946684800000.1.10957".into()), ..range() }).await.unwrap();
     assert!(p.events.is_empty());
     // FTS5 syntax and SQL are only text.
-    for t in ["\"", "\"\"\"", "NEAR(", "NEAR(a b)", "*", "a*", "OR", "a OR b", "AND", "NOT x", "^県庁", "text:abc", "(", ")", "{text}:x", "'; DROP TABLE events; --", "\\", "%_%", "県庁\" OR \"GET"] {
+    for t in [
+        "\"",
+        "\"\"\"",
+        "NEAR(",
+        "NEAR(a b)",
+        "*",
+        "a*",
+        "OR",
+        "a OR b",
+        "AND",
+        "NOT x",
+        "^県庁",
+        "text:abc",
+        "(",
+        ")",
+        "{text}:x",
+        "'; DROP TABLE events; --",
+        "\\",
+        "%_%",
+        "県庁\" OR \"GET",
+    ] {
         let page = store.query(&s, &EventQuery { text: Some(t.into()), limit: 1000, ..range() }).await.unwrap_or_else(|e| panic!("{t:?}: {e}"));
         for e in &page.events {
             let text = e.event.search_text().to_lowercase();

@@ -34,5 +34,7 @@ pub async fn verify(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiRe
         return Err(AppError::Forbidden);
     }
     let report = state.store.verify_audit().await?;
-    ok(json!({ "entries": report.entries, "head": report.head, "intact": report.first_bad.is_none(), "first_bad": report.first_bad.map(|(seq, why)| json!({"seq": seq, "reason": why})) }))
+    ok(
+        json!({ "entries": report.entries, "head": report.head, "intact": report.first_bad.is_none(), "first_bad": report.first_bad.map(|(seq, why)| json!({"seq": seq, "reason": why})) }),
+    )
 }

@@ -53,7 +53,13 @@ pub async fn submit(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
         _ => return Err(Problem::new("body", "not_events", "イベントのオブジェクトか配列を送ってください", "send an event object or an array of them").into()),
     };
     if docs.len() > MAX_BATCH {
-        return Err(Problem::new("body", "too_many", format!("一度に送れるイベントは{MAX_BATCH}件までです"), format!("at most {MAX_BATCH} events per request")).into());
+        return Err(Problem::new(
+            "body",
+            "too_many",
+            format!("一度に送れるイベントは{MAX_BATCH}件までです"),
+            format!("at most {MAX_BATCH} events per request"),
+        )
+        .into());
     }
     let scope = a.principal.scope();
     let known: Vec<_> = state.store.list_tenants(&scope).await?.into_iter().map(|t| t.id).collect();

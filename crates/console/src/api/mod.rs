@@ -47,7 +47,15 @@ pub struct RouteDoc {
     pub writes: bool,
 }
 
-const fn r(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str, permission: Option<Permission>, query: &'static [&'static str], body: Option<&'static str>) -> RouteDoc {
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    permission: Option<Permission>,
+    query: &'static [&'static str],
+    body: Option<&'static str>,
+) -> RouteDoc {
     let writes = !matches!(method.as_bytes(), b"GET");
     RouteDoc { method, path, tag, summary, permission, query, body, writes }
 }
@@ -79,7 +87,15 @@ pub const ROUTES: &[RouteDoc] = &[
     r("POST", "/api/v1/users/{id}/reset-totp", "users", "Remove the TOTP second factor", Some(UsersWrite), &[], None),
     r("GET", "/api/v1/events", "events", "Search events (newest first, keyset paging)", Some(EventsRead), EVENT_QUERY, None),
     r("POST", "/api/v1/events", "events", "Submit OCSF events (one object or an array of up to 1000)", Some(EventsWrite), &[], Some("OcsfEvents")),
-    r("GET", "/api/v1/events/histogram", "events", "Event counts over time", Some(EventsRead), &["from", "to", "tenant", "class", "severity", "disposition", "q", "fields", "buckets"], None),
+    r(
+        "GET",
+        "/api/v1/events/histogram",
+        "events",
+        "Event counts over time",
+        Some(EventsRead),
+        &["from", "to", "tenant", "class", "severity", "disposition", "q", "fields", "buckets"],
+        None,
+    ),
     r("GET", "/api/v1/events/{id}", "events", "Get one event", Some(EventsRead), &[], None),
     r("GET", "/api/v1/audit", "audit", "List audit entries (newest first)", Some(AuditRead), AUDIT_QUERY, None),
     r("GET", "/api/v1/audit/export", "audit", "Export audit entries as CSV", Some(AuditRead), &["actor", "action", "tenant", "from", "to"], None),
@@ -140,13 +156,16 @@ pub fn created(v: Value) -> ApiResult {
 
 /// Reads a JSON body, turning syntax and type errors into clear problems.
 pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        mamori_core::Problem::new("body", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON body: {e}")).into()
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| mamori_core::Problem::new("body", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON body: {e}")).into())
 }
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
-    let perms: Vec<Permission> = [TenantsRead, TenantsWrite, UsersRead, UsersWrite, EventsRead, EventsWrite, AuditRead, PoliciesRead, PoliciesWrite, SettingsWrite].into_iter().filter(|p| a.principal.can(*p)).collect();
+    let perms: Vec<Permission> =
+        [TenantsRead, TenantsWrite, UsersRead, UsersWrite, EventsRead, EventsWrite, AuditRead, PoliciesRead, PoliciesWrite, SettingsWrite]
+            .into_iter()
+            .filter(|p| a.principal.can(*p))
+            .collect();
     ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token.as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
 }
 

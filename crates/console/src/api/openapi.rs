@@ -50,7 +50,10 @@ pub fn document(version: &str) -> Value {
         let mut op = Map::new();
         op.insert("tags".into(), json!([r.tag]));
         op.insert("summary".into(), json!(r.summary));
-        op.insert("operationId".into(), json!(format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/api/v1/").replace(['/', '{', '}', '-'], "_"))));
+        op.insert(
+            "operationId".into(),
+            json!(format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/api/v1/").replace(['/', '{', '}', '-'], "_"))),
+        );
         let mut params: Vec<Value> = r
             .path
             .split('/')
@@ -66,7 +69,10 @@ pub fn document(version: &str) -> Value {
             op.insert("requestBody".into(), json!({"required": true, "content": {media: {"schema": {"$ref": format!("#/components/schemas/{b}")}}}}));
         }
         if let Some(p) = r.permission {
-            op.insert("description".into(), json!(format!("Needs permission `{}`.", serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())));
+            op.insert(
+                "description".into(),
+                json!(format!("Needs permission `{}`.", serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())),
+            );
         }
         let ok_code = if r.method == "POST" && r.body.is_some() && r.path != "/api/v1/tenants/import" { "201" } else { "200" };
         let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});

@@ -63,7 +63,19 @@ pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
     let tenant = if role.is_operator() { b.tenant_id } else { b.tenant_id.or(a.principal.tenant_id) };
     let user = state
         .store
-        .create_user(&a.principal.scope(), &a.principal.actor(), NewUser { username: b.username, display_name: b.display_name, email: b.email, role, tenant_id: tenant, password_hash: hash(&state, password.clone()).await?, must_change_password: one_time })
+        .create_user(
+            &a.principal.scope(),
+            &a.principal.actor(),
+            NewUser {
+                username: b.username,
+                display_name: b.display_name,
+                email: b.email,
+                role,
+                tenant_id: tenant,
+                password_hash: hash(&state, password.clone()).await?,
+                must_change_password: one_time,
+            },
+        )
         .await?;
     created(json!({ "user": user, "one_time_password": one_time.then_some(password) }))
 }
@@ -108,11 +120,14 @@ pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid
     let b: PatchBody = body(&bytes)?;
     let role = b.role.as_deref().map(str::parse::<Role>).transpose()?;
     if let Some(r) = role
-        && !a.principal.role.may_grant(r) {
-            return Err(AppError::Forbidden);
-        }
+        && !a.principal.role.may_grant(r)
+    {
+        return Err(AppError::Forbidden);
+    }
     if u.id == a.principal.user_id && (role.is_some_and(|r| r != u.role) || b.disabled == Some(true)) {
-        return Err(Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into());
+        return Err(
+            Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into()
+        );
     }
     let patch = UserPatch { display_name: b.display_name, email: b.email, role, tenant_id: b.tenant_id, disabled: b.disabled, lang: b.lang };
     ok(json!(state.store.update_user(&a.principal.scope(), &a.principal.actor(), u.id, patch).await?))

@@ -100,7 +100,8 @@ impl Authed {
     }
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets in constant time.
+pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && a.ct_eq(b).into()
 }

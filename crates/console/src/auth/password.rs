@@ -47,7 +47,12 @@ impl PasswordHasher {
 pub fn check_password_policy(password: &str, username: &str, min: usize) -> Result<(), Problem> {
     let n = password.chars().count();
     if n < min {
-        return Err(Problem::new("password", "too_short", format!("パスワードは{min}文字以上にしてください"), format!("password must be at least {min} characters")));
+        return Err(Problem::new(
+            "password",
+            "too_short",
+            format!("パスワードは{min}文字以上にしてください"),
+            format!("password must be at least {min} characters"),
+        ));
     }
     if n > 256 {
         return Err(Problem::new("password", "too_long", "パスワードは256文字以内にしてください", "password must be at most 256 characters"));
@@ -57,9 +62,10 @@ pub fn check_password_policy(password: &str, username: &str, min: usize) -> Resu
     }
     let mut chars = password.chars();
     if let Some(first) = chars.next()
-        && chars.all(|c| c == first) {
-            return Err(Problem::new("password", "too_simple", "同じ文字の繰り返しはパスワードに使えません", "password must not repeat a single character"));
-        }
+        && chars.all(|c| c == first)
+    {
+        return Err(Problem::new("password", "too_simple", "同じ文字の繰り返しはパスワードに使えません", "password must not repeat a single character"));
+    }
     Ok(())
 }
 

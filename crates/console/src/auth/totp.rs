@@ -88,7 +88,11 @@ impl Totp {
 
     /// Returns the `otpauth://` URI for authenticator apps.
     pub fn uri(secret: &str, account: &str, issuer: &str) -> String {
-        let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") }).collect::<String>();
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| if b.is_ascii_alphanumeric() || b"-._".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+                .collect::<String>()
+        };
         format!("otpauth://totp/{}:{}?secret={secret}&issuer={}&algorithm=SHA1&digits=6&period=30", enc(issuer), enc(account), enc(issuer))
     }
 }

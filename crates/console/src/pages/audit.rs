@@ -5,9 +5,9 @@ use crate::auth::PageAuth;
 use crate::{AppError, AppState};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use maud::html;
 use mamori_core::Permission;
 use mamori_store::AuditFilter;
+use maud::html;
 use serde::Deserialize;
 
 /// Filters from the query string.
@@ -29,7 +29,13 @@ impl AuditQuery {
             match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                 None => Ok(None),
                 Some(s) => mamori_core::time::parse_time(s).map(Some).ok_or_else(|| {
-                    mamori_core::Problem::new(field, "invalid_time", format!("日時「{s}」を読めません（例: 2026-11-22 09:00）"), format!("cannot read time '{s}' (e.g. 2026-11-22 09:00)")).into()
+                    mamori_core::Problem::new(
+                        field,
+                        "invalid_time",
+                        format!("日時「{s}」を読めません（例: 2026-11-22 09:00）"),
+                        format!("cannot read time '{s}' (e.g. 2026-11-22 09:00)"),
+                    )
+                    .into()
                 }),
             }
         };
@@ -119,12 +125,15 @@ pub fn urlencode(s: &str) -> String {
 /// GET /audit/export.csv
 pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::AuditRead)?;
-        let entries = export_entries(&state, &a.principal, &q).await?;
-        Ok(super::tenants::csv_response("audit-log.csv", crate::csv_io::export_audit(&entries)))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::AuditRead)?;
+            let entries = export_entries(&state, &a.principal, &q).await?;
+            Ok(super::tenants::csv_response("audit-log.csv", crate::csv_io::export_audit(&entries)))
+        }
+        .await,
+    )
 }
 
 /// Returns up to 100,000 entries for an export, and records the export in the log.
@@ -133,7 +142,15 @@ pub async fn export_entries(state: &AppState, p: &mamori_core::Principal, q: &Au
     let entries = state.store.list_audit(&scope, &q.filter()?, None, 100_000).await?;
     state
         .store
-        .record(mamori_store::Change { actor: &p.actor(), tenant: p.tenant_id, action: "audit.export", target_kind: "audit_log", target_id: None, before: None, after: Some(serde_json::json!({"entries": entries.len()})) })
+        .record(mamori_store::Change {
+            actor: &p.actor(),
+            tenant: p.tenant_id,
+            action: "audit.export",
+            target_kind: "audit_log",
+            target_id: None,
+            before: None,
+            after: Some(serde_json::json!({"entries": entries.len()})),
+        })
         .await?;
     Ok(entries)
 }

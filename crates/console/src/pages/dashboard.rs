@@ -5,10 +5,10 @@ use crate::auth::PageAuth;
 use crate::{AppError, AppState};
 use axum::extract::State;
 use axum::response::Response;
-use maud::html;
 use mamori_core::{Permission, Severity};
 use mamori_store::UserFilter;
 use mamori_store::events::EventQuery;
+use maud::html;
 
 /// GET /
 pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {

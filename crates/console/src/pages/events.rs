@@ -6,9 +6,9 @@ use crate::auth::PageAuth;
 use crate::{AppError, AppState, Lang};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use maud::html;
 use mamori_core::{Disposition, EventClass, Permission, Problem, Problems, Scope, Severity, TenantId};
 use mamori_store::events::{EventQuery, FieldFilter};
+use maud::html;
 use serde::Deserialize;
 
 /// Search form, also the query string of the API (`GET /api/v1/events`).
@@ -48,7 +48,12 @@ impl SearchParams {
         let mut time = |field: &'static str, v: &Option<String>, default: i64| match nonempty(v) {
             None => default,
             Some(s) => mamori_core::time::parse_time(s).unwrap_or_else(|| {
-                problems.push(Problem::new(field, "invalid_time", format!("日時「{s}」を読めません（例: 2026-11-22 09:00）"), format!("cannot read time '{s}' (e.g. 2026-11-22 09:00)")));
+                problems.push(Problem::new(
+                    field,
+                    "invalid_time",
+                    format!("日時「{s}」を読めません（例: 2026-11-22 09:00）"),
+                    format!("cannot read time '{s}' (e.g. 2026-11-22 09:00)"),
+                ));
                 default
             }),
         };
@@ -56,7 +61,11 @@ impl SearchParams {
         let to_ms = time("to", &self.to, now + 1);
         let mut number = |field: &'static str, v: &Option<String>| -> Option<u32> {
             let s = nonempty(v)?;
-            s.parse::<u32>().map_err(|_| problems.push(Problem::new(field, "invalid_number", format!("{field} は数値で指定してください"), format!("{field} must be a number")))).ok()
+            s.parse::<u32>()
+                .map_err(|_| {
+                    problems.push(Problem::new(field, "invalid_number", format!("{field} は数値で指定してください"), format!("{field} must be a number")))
+                })
+                .ok()
         };
         let class = number("class", &self.class);
         let severity = number("severity", &self.severity);
@@ -78,24 +87,34 @@ impl SearchParams {
                 Err(p) => problems.push(p),
             }
         }
-        problems.into_result(EventQuery {
-            from_ms,
-            to_ms,
-            classes: class.map(EventClass).into_iter().collect(),
-            min_severity: severity.map(|s| Severity(s.min(99) as u8)),
-            dispositions: disposition.map(|d| Disposition(d.min(99) as u8)).into_iter().collect(),
-            tenants,
-            text: nonempty(&self.q).map(str::to_string),
-            fields,
-            limit: self.limit.unwrap_or(50),
-            cursor: nonempty(&self.cursor).map(str::to_string),
-        })
-        .map_err(AppError::Invalid)
+        problems
+            .into_result(EventQuery {
+                from_ms,
+                to_ms,
+                classes: class.map(EventClass).into_iter().collect(),
+                min_severity: severity.map(|s| Severity(s.min(99) as u8)),
+                dispositions: disposition.map(|d| Disposition(d.min(99) as u8)).into_iter().collect(),
+                tenants,
+                text: nonempty(&self.q).map(str::to_string),
+                fields,
+                limit: self.limit.unwrap_or(50),
+                cursor: nonempty(&self.cursor).map(str::to_string),
+            })
+            .map_err(AppError::Invalid)
     }
 
     fn link_with_cursor(&self, cursor: &str) -> String {
         let mut s = String::from("/events?");
-        for (k, v) in [("from", &self.from), ("to", &self.to), ("tenant", &self.tenant), ("class", &self.class), ("severity", &self.severity), ("disposition", &self.disposition), ("q", &self.q), ("fields", &self.fields)] {
+        for (k, v) in [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("tenant", &self.tenant),
+            ("class", &self.class),
+            ("severity", &self.severity),
+            ("disposition", &self.disposition),
+            ("q", &self.q),
+            ("fields", &self.fields),
+        ] {
             if let Some(v) = nonempty(v) {
                 s.push_str(&format!("{k}={}&", super::audit::urlencode(v)));
             }
@@ -188,28 +207,31 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
 /// GET /events/{id}
 pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
     let l: Lang = a.lang;
-    page_result(l, async {
-        a.require(Permission::EventsRead)?;
-        let scope = a.principal.scope();
-        let id = id.parse().map_err(|_| AppError::NotFound)?;
-        audited_scope(&state, &scope).await?;
-        let s = state.bus.events().get(&scope, id).await?.ok_or(AppError::NotFound)?;
-        let tenant = state.store.get_tenant(&scope, s.event.tenant).await?;
-        let e = &s.event;
-        let body = html! {
-            dl.facts {
-                dt { (l.t("日時", "Time")) } dd { (when(e.time)) }
-                dt { (l.t("団体", "Tenant")) } dd { (tenant.map(|t| t.name).unwrap_or_default()) }
-                dt { (l.t("種類", "Class")) } dd { (l.t(e.class.ja(), e.class.en())) " (" (e.class.0) ")" }
-                dt { (l.t("重大度", "Severity")) } dd { (l.t(e.severity.ja(), e.severity.en())) }
-                dt { (l.t("内容", "Message")) } dd { (e.message) }
-                dt { (l.t("製品", "Product")) } dd { (e.product.name) }
-            }
-            h2 { "OCSF" }
-            pre { (serde_json::to_string_pretty(&s.doc).unwrap_or_default()) }
-            @if let Some(raw) = &e.raw { h2 { (l.t("元のログ", "Original record")) } pre { (raw) } }
-        };
-        Ok(layout(&a, l.t("イベント詳細", "Event"), "/events", body))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::EventsRead)?;
+            let scope = a.principal.scope();
+            let id = id.parse().map_err(|_| AppError::NotFound)?;
+            audited_scope(&state, &scope).await?;
+            let s = state.bus.events().get(&scope, id).await?.ok_or(AppError::NotFound)?;
+            let tenant = state.store.get_tenant(&scope, s.event.tenant).await?;
+            let e = &s.event;
+            let body = html! {
+                dl.facts {
+                    dt { (l.t("日時", "Time")) } dd { (when(e.time)) }
+                    dt { (l.t("団体", "Tenant")) } dd { (tenant.map(|t| t.name).unwrap_or_default()) }
+                    dt { (l.t("種類", "Class")) } dd { (l.t(e.class.ja(), e.class.en())) " (" (e.class.0) ")" }
+                    dt { (l.t("重大度", "Severity")) } dd { (l.t(e.severity.ja(), e.severity.en())) }
+                    dt { (l.t("内容", "Message")) } dd { (e.message) }
+                    dt { (l.t("製品", "Product")) } dd { (e.product.name) }
+                }
+                h2 { "OCSF" }
+                pre { (serde_json::to_string_pretty(&s.doc).unwrap_or_default()) }
+                @if let Some(raw) = &e.raw { h2 { (l.t("元のログ", "Original record")) } pre { (raw) } }
+            };
+            Ok(layout(&a, l.t("イベント詳細", "Event"), "/events", body))
+        }
+        .await,
+    )
 }

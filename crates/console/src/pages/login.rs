@@ -10,9 +10,9 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{PreEscaped, html};
 use mamori_core::{Event, EventClass, Severity, TenantId};
 use mamori_store::{LoginRecord, Session, SessionStage};
+use maud::{PreEscaped, html};
 use serde::Deserialize;
 
 /// Minutes a half-finished login may take.
@@ -29,15 +29,19 @@ pub fn stage_path(stage: SessionStage) -> &'static str {
 }
 
 fn login_page(lang: Lang, error: Option<&str>, username: &str) -> Response {
-    bare(lang, lang.t("ログイン", "Log in"), html! {
-        @if let Some(e) = error { div.error role="alert" { (e) } }
-        form method="post" action="/login" {
-            label { (lang.t("ログイン名", "Login name")) input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
-            label { (lang.t("パスワード", "Password")) input type="password" name="password" autocomplete="current-password" required; }
-            button type="submit" { (lang.t("ログイン", "Log in")) }
-        }
-        p.hint { (lang.t("自治体情報セキュリティクラウド 運用コンソール", "Municipal information security cloud console")) }
-    })
+    bare(
+        lang,
+        lang.t("ログイン", "Log in"),
+        html! {
+            @if let Some(e) = error { div.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                label { (lang.t("ログイン名", "Login name")) input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
+                label { (lang.t("パスワード", "Password")) input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { (lang.t("ログイン", "Log in")) }
+            }
+            p.hint { (lang.t("自治体情報セキュリティクラウド 運用コンソール", "Municipal information security cloud console")) }
+        },
+    )
 }
 
 /// GET /login
@@ -55,11 +59,6 @@ pub struct LoginForm {
     password: String,
 }
 
-fn client_ip(headers: &HeaderMap, parts_ip: Option<String>) -> String {
-    let _ = headers;
-    parts_ip.unwrap_or_default()
-}
-
 /// POST /login
 pub async fn submit(
     State(state): State<AppState>,
@@ -68,8 +67,14 @@ pub async fn submit(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let ip = client_ip(&headers, Some(peer.ip().to_string()));
-    let failed = || login_page(lang, Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")), &f.username);
+    let ip = peer.ip().to_string();
+    let failed = || {
+        login_page(
+            lang,
+            Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
+            &f.username,
+        )
+    };
     if f.username.len() > 64 || f.password.len() > 1024 {
         return failed();
     }
@@ -119,9 +124,10 @@ pub async fn submit(
         return super::error_page(lang, &e.into());
     }
     if stage == SessionStage::Full
-        && let Err(e) = finish(&state, &session, &rec, &ip).await {
-            return super::error_page(lang, &e);
-        }
+        && let Err(e) = finish(&state, &session, &rec, &ip).await
+    {
+        return super::error_page(lang, &e);
+    }
     let mut r = see_other(stage_path(stage));
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, &token, 24 * 3600));
     r
@@ -166,7 +172,11 @@ async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: &str, ip: 
     };
     let Some(tenant) = tenant else { return };
     let now = mamori_core::time::now_ms();
-    let msg = if ok { format!("コンソールにログインしました: {user}") } else { format!("コンソールへのログインに失敗しました: {user}（{reason}）") };
+    let msg = if ok {
+        format!("コンソールにログインしました: {user}")
+    } else {
+        format!("コンソールへのログインに失敗しました: {user}（{reason}）")
+    };
     let mut e = Event::new(tenant, now, EventClass::AUTHENTICATION, msg, "mamori-console");
     e.activity_id = 1;
     e.severity = if ok { Severity::INFO } else { Severity::LOW };
@@ -204,15 +214,19 @@ pub struct CodeForm {
 }
 
 fn totp_page(lang: Lang, csrf: &str, error: Option<&str>) -> Response {
-    bare(lang, lang.t("確認コード", "Verification code"), html! {
-        @if let Some(e) = error { div.error role="alert" { (e) } }
-        p { (lang.t("認証アプリに表示されている6桁の確認コードを入力してください。", "Enter the 6-digit code shown by your authenticator app.")) }
-        form method="post" action="/login/totp" {
-            input type="hidden" name="csrf" value=(csrf);
-            label { (lang.t("確認コード", "Code")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" required autofocus; }
-            button type="submit" { (lang.t("確認", "Verify")) }
-        }
-    })
+    bare(
+        lang,
+        lang.t("確認コード", "Verification code"),
+        html! {
+            @if let Some(e) = error { div.error role="alert" { (e) } }
+            p { (lang.t("認証アプリに表示されている6桁の確認コードを入力してください。", "Enter the 6-digit code shown by your authenticator app.")) }
+            form method="post" action="/login/totp" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { (lang.t("確認コード", "Code")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" required autofocus; }
+                button type="submit" { (lang.t("確認", "Verify")) }
+            }
+        },
+    )
 }
 
 /// GET /login/totp
@@ -225,13 +239,18 @@ pub async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Res
 }
 
 /// POST /login/totp
-pub async fn totp_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+pub async fn totp_submit(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
     let lang = Lang::from_headers(&headers);
     let (session, rec) = match pending(&state, &headers, SessionStage::Totp).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if session.csrf != f.csrf {
+    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
         return super::error_page(lang, &AppError::Csrf);
     }
     let ip = peer.ip().to_string();
@@ -248,7 +267,11 @@ pub async fn totp_submit(State(state): State<AppState>, axum::extract::ConnectIn
         state.metrics.login(if locked { "locked" } else { "failed" });
         if locked {
             let _ = state.store.delete_session(&session.id_hash).await;
-            return login_page(lang, Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")), "");
+            return login_page(
+                lang,
+                Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
+                "",
+            );
         }
         return totp_page(lang, &session.csrf, Some(lang.t("確認コードが正しくないか、使用済みです", "the code is wrong or was already used")));
     }
@@ -274,22 +297,24 @@ async fn advance(state: &AppState, session: &Session, rec: &LoginRecord, ip: &st
 
 fn enroll_page(lang: Lang, csrf: &str, secret: &str, account: &str, error: Option<&str>) -> Response {
     let uri = Totp::uri(secret, account, "Mamori");
-    let qr = qrcode::QrCode::new(uri.as_bytes())
-        .map(|c| c.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build())
-        .unwrap_or_default();
+    let qr = qrcode::QrCode::new(uri.as_bytes()).map(|c| c.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build()).unwrap_or_default();
     let grouped: String = secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_string()).collect::<Vec<_>>().join(" ");
-    bare(lang, lang.t("二要素認証の設定", "Set up two-factor authentication"), html! {
-        @if let Some(e) = error { div.error role="alert" { (e) } }
-        p { (lang.t("運用担当のアカウントでは二要素認証（TOTP）が必須です。認証アプリ（Google Authenticator、Microsoft Authenticator など）で QR コードを読み取るか、次のキーを入力してください。",
-                    "Operator accounts must use two-factor authentication (TOTP). Scan the QR code with an authenticator app, or type in the key below.")) }
-        div.qr { (PreEscaped(qr)) }
-        p { (lang.t("キー", "Key")) ": " code #totp-secret data-secret=(secret) { (grouped) } }
-        form method="post" action="/login/enroll" {
-            input type="hidden" name="csrf" value=(csrf);
-            label { (lang.t("アプリに表示された確認コード", "Code shown by the app")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
-            button type="submit" { (lang.t("設定を完了", "Finish setup")) }
-        }
-    })
+    bare(
+        lang,
+        lang.t("二要素認証の設定", "Set up two-factor authentication"),
+        html! {
+            @if let Some(e) = error { div.error role="alert" { (e) } }
+            p { (lang.t("運用担当のアカウントでは二要素認証（TOTP）が必須です。認証アプリ（Google Authenticator、Microsoft Authenticator など）で QR コードを読み取るか、次のキーを入力してください。",
+                        "Operator accounts must use two-factor authentication (TOTP). Scan the QR code with an authenticator app, or type in the key below.")) }
+            div.qr { (PreEscaped(qr)) }
+            p { (lang.t("キー", "Key")) ": " code #totp-secret data-secret=(secret) { (grouped) } }
+            form method="post" action="/login/enroll" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { (lang.t("アプリに表示された確認コード", "Code shown by the app")) input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+                button type="submit" { (lang.t("設定を完了", "Finish setup")) }
+            }
+        },
+    )
 }
 
 /// GET /login/enroll
@@ -313,21 +338,33 @@ pub async fn enroll_form(State(state): State<AppState>, headers: HeaderMap) -> R
 }
 
 /// POST /login/enroll
-pub async fn enroll_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+pub async fn enroll_submit(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
     let lang = Lang::from_headers(&headers);
     let (session, rec) = match pending(&state, &headers, SessionStage::Enroll).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if session.csrf != f.csrf {
+    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
         return super::error_page(lang, &AppError::Csrf);
     }
     let Some(secret) = session.pending_totp.clone() else { return Redirect::to("/login/enroll").into_response() };
     let now = mamori_core::time::now_ms();
     let Some(step) = Totp::from_base32(&secret).and_then(|t| t.check(&f.code, now)) else {
-        return enroll_page(lang, &session.csrf, &secret, &rec.user.username, Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")));
+        return enroll_page(
+            lang,
+            &session.csrf,
+            &secret,
+            &rec.user.username,
+            Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")),
+        );
     };
-    let actor = mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
+    let actor =
+        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
     let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
     if let Err(e) = state.store.set_totp(&scope, &actor, rec.user.id, Some(&secret), step).await {
         return super::error_page(lang, &e.into());
@@ -346,16 +383,20 @@ pub struct PasswordForm {
 }
 
 fn password_page(lang: Lang, csrf: &str, error: Option<&str>) -> Response {
-    bare(lang, lang.t("パスワードの変更", "Change your password"), html! {
-        @if let Some(e) = error { div.error role="alert" { (e) } }
-        p { (lang.t("初回ログインまたはパスワード再設定の後は、新しいパスワードを設定してください。", "After the first login or a reset, set a new password.")) }
-        form method="post" action="/login/password" {
-            input type="hidden" name="csrf" value=(csrf);
-            label { (lang.t("新しいパスワード", "New password")) input type="password" name="password" autocomplete="new-password" required autofocus; }
-            label { (lang.t("新しいパスワード（確認）", "New password again")) input type="password" name="confirm" autocomplete="new-password" required; }
-            button type="submit" { (lang.t("変更する", "Change")) }
-        }
-    })
+    bare(
+        lang,
+        lang.t("パスワードの変更", "Change your password"),
+        html! {
+            @if let Some(e) = error { div.error role="alert" { (e) } }
+            p { (lang.t("初回ログインまたはパスワード再設定の後は、新しいパスワードを設定してください。", "After the first login or a reset, set a new password.")) }
+            form method="post" action="/login/password" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { (lang.t("新しいパスワード", "New password")) input type="password" name="password" autocomplete="new-password" required autofocus; }
+                label { (lang.t("新しいパスワード（確認）", "New password again")) input type="password" name="confirm" autocomplete="new-password" required; }
+                button type="submit" { (lang.t("変更する", "Change")) }
+            }
+        },
+    )
 }
 
 /// GET /login/password
@@ -368,13 +409,18 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) ->
 }
 
 /// POST /login/password
-pub async fn password_submit(State(state): State<AppState>, axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>, headers: HeaderMap, Form(f): Form<PasswordForm>) -> Response {
+pub async fn password_submit(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Response {
     let lang = Lang::from_headers(&headers);
     let (session, rec) = match pending(&state, &headers, SessionStage::ChangePassword).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if session.csrf != f.csrf {
+    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
         return super::error_page(lang, &AppError::Csrf);
     }
     if f.password != f.confirm {
@@ -391,9 +437,10 @@ pub async fn password_submit(State(state): State<AppState>, axum::extract::Conne
         _ => return super::error_page(lang, &AppError::Internal("password hashing failed".into())),
     };
     if hash.is_empty() || state.hasher().verify(&f.password, &rec.password_hash) {
-        return password_page(lang, &session.csrf, Some(lang.t("以前と同じパスワードは使えません", "choose a password you have not used now")));
+        return password_page(lang, &session.csrf, Some(lang.t("現在と同じパスワードは使えません", "the new password must differ from the current one")));
     }
-    let actor = mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
+    let actor =
+        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
     let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
     if let Err(e) = state.store.set_password(&scope, &actor, rec.user.id, &hash, false, Some(&session.id_hash)).await {
         return super::error_page(lang, &e.into());
@@ -414,9 +461,10 @@ pub struct LogoutForm {
 /// POST /logout
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
     if let Ok(Some(s)) = auth::session_of(&state, &headers).await
-        && s.csrf == f.csrf {
-            let _ = state.store.delete_session(&s.id_hash).await;
-        }
+        && auth::constant_eq(s.csrf.as_bytes(), f.csrf.as_bytes())
+    {
+        let _ = state.store.delete_session(&s.id_hash).await;
+    }
     let mut r = see_other("/login");
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, "", 0));
     r

@@ -16,8 +16,8 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, html};
 use mamori_core::Permission;
+use maud::{DOCTYPE, Markup, html};
 
 pub use audit::{AuditQuery, export_entries as audit_export_entries};
 pub use events::SearchParams;
@@ -189,10 +189,14 @@ pub fn error_page(lang: Lang, e: &AppError) -> Response {
     if let AppError::Internal(detail) = e {
         tracing::error!(error = %detail, "internal error");
     }
-    let mut r = bare(lang, lang.t("エラー", "Error"), html! {
-        p.error { (e.message(lang)) }
-        p { a href="/" { (lang.t("ダッシュボードへ戻る", "Back to the dashboard")) } }
-    });
+    let mut r = bare(
+        lang,
+        lang.t("エラー", "Error"),
+        html! {
+            p.error { (e.message(lang)) }
+            p { a href="/" { (lang.t("ダッシュボードへ戻る", "Back to the dashboard")) } }
+        },
+    );
     *r.status_mut() = e.status();
     r
 }

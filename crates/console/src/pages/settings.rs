@@ -7,9 +7,9 @@ use crate::{AppError, AppState, AuthSettings};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use maud::{Markup, html};
 use mamori_core::{Permission, Problem, TenantId, TokenScope};
 use mamori_store::{NewToken, UserPatch};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -90,46 +90,56 @@ pub struct AccountForm {
 /// POST /settings
 pub async fn save_account(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<AccountForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.check_csrf(&f.csrf)?;
-        // One's own account is always in reach, whatever the role.
-        let own = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
-        let result: Result<(), AppError> = async {
-            if !f.password.is_empty() {
-                if f.password != f.confirm {
-                    return Err(Problem::new("confirm", "mismatch", "確認用のパスワードが一致しません", "the two passwords differ").into());
+    page_result(
+        l,
+        async {
+            a.check_csrf(&f.csrf)?;
+            // One's own account is always in reach, whatever the role.
+            let own = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+            let result: Result<(), AppError> = async {
+                if !f.password.is_empty() {
+                    if f.password != f.confirm {
+                        return Err(Problem::new("confirm", "mismatch", "確認用のパスワードが一致しません", "the two passwords differ").into());
+                    }
+                    let rec = state.store.login_record_by_id(a.user.id).await?.ok_or(AppError::NotFound)?;
+                    let hasher = state.hasher();
+                    let (check, current, stored) = (hasher.clone(), f.current.clone(), rec.password_hash.clone());
+                    if !tokio::task::spawn_blocking(move || check.verify(&current, &stored)).await.unwrap_or(false) {
+                        return Err(Problem::new("current", "wrong_password", "現在のパスワードが違います", "the current password is wrong").into());
+                    }
+                    let settings = state.auth_settings().await;
+                    check_password_policy(&f.password, &a.user.username, settings.password_min_length)?;
+                    let pw = f.password.clone();
+                    let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))
+                        .await
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .map_err(AppError::Internal)?;
+                    let keep = a.session.as_ref().map(|s| s.id_hash.as_str());
+                    state.store.set_password(&own, &a.principal.actor(), a.user.id, &hash, false, keep).await?;
                 }
-                let rec = state.store.login_record_by_id(a.user.id).await?.ok_or(AppError::NotFound)?;
-                let hasher = state.hasher();
-                if !hasher.verify(&f.current, &rec.password_hash) {
-                    return Err(Problem::new("current", "wrong_password", "現在のパスワードが違います", "the current password is wrong").into());
+                if f.lang != a.user.lang {
+                    state.store.update_user(&own, &a.principal.actor(), a.user.id, UserPatch { lang: Some(f.lang.clone()), ..Default::default() }).await?;
                 }
-                let settings = state.auth_settings().await;
-                check_password_policy(&f.password, &a.user.username, settings.password_min_length)?;
-                let pw = f.password.clone();
-                let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
-                let keep = a.session.as_ref().map(|s| s.id_hash.as_str());
-                state.store.set_password(&own, &a.principal.actor(), a.user.id, &hash, false, keep).await?;
+                Ok(())
             }
-            if f.lang != a.user.lang {
-                state.store.update_user(&own, &a.principal.actor(), a.user.id, UserPatch { lang: Some(f.lang.clone()), ..Default::default() }).await?;
+            .await;
+            match result {
+                Ok(()) => {
+                    let mut r = see_other("/settings?saved=1");
+                    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+                        "mamori_lang={}; Path=/; SameSite=Lax; Max-Age=31536000",
+                        if f.lang == "en" { "en" } else { "ja" }
+                    )) {
+                        r.headers_mut().append(axum::http::header::SET_COOKIE, v);
+                    }
+                    Ok(r)
+                }
+                Err(e @ AppError::Invalid(_)) => account_page(&state, &a, Some(&e), false).await,
+                Err(e) => Err(e),
             }
-            Ok(())
         }
-        .await;
-        match result {
-            Ok(()) => {
-                let mut r = see_other("/settings?saved=1");
-                if let Ok(v) = axum::http::HeaderValue::from_str(&format!("mamori_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", if f.lang == "en" { "en" } else { "ja" })) {
-                    r.headers_mut().append(axum::http::header::SET_COOKIE, v);
-                }
-                Ok(r)
-            }
-            Err(e @ AppError::Invalid(_)) => account_page(&state, &a, Some(&e), false).await,
-            Err(e) => Err(e),
-        }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// The security settings form.
@@ -146,25 +156,31 @@ pub struct SecurityForm {
 /// POST /settings/security
 pub async fn save_security(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<SecurityForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::SettingsWrite)?;
-        a.check_csrf(&f.csrf)?;
-        let settings = AuthSettings {
-            lockout_threshold: f.lockout_threshold,
-            lockout_minutes: f.lockout_minutes,
-            session_idle_minutes: f.session_idle_minutes,
-            session_max_hours: f.session_max_hours,
-            password_min_length: f.password_min_length,
-        };
-        match settings.check() {
-            Ok(()) => {
-                state.store.put_setting(&a.principal.actor(), "auth", &serde_json::to_value(&settings).map_err(|e| AppError::Internal(e.to_string()))?).await?;
-                Ok(see_other("/settings?saved=1"))
+    page_result(
+        l,
+        async {
+            a.require(Permission::SettingsWrite)?;
+            a.check_csrf(&f.csrf)?;
+            let settings = AuthSettings {
+                lockout_threshold: f.lockout_threshold,
+                lockout_minutes: f.lockout_minutes,
+                session_idle_minutes: f.session_idle_minutes,
+                session_max_hours: f.session_max_hours,
+                password_min_length: f.password_min_length,
+            };
+            match settings.check() {
+                Ok(()) => {
+                    state
+                        .store
+                        .put_setting(&a.principal.actor(), "auth", &serde_json::to_value(&settings).map_err(|e| AppError::Internal(e.to_string()))?)
+                        .await?;
+                    Ok(see_other("/settings?saved=1"))
+                }
+                Err(p) => account_page(&state, &a, Some(&AppError::Invalid(p)), false).await,
             }
-            Err(p) => account_page(&state, &a, Some(&AppError::Invalid(p)), false).await,
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// Which policy to show.
@@ -174,7 +190,14 @@ pub struct PolicyQuery {
     component: Option<String>,
 }
 
-async fn policies_page(state: &AppState, a: &Authed, q: &PolicyQuery, draft: Option<&str>, error: Option<&AppError>, saved: bool) -> Result<Response, AppError> {
+async fn policies_page(
+    state: &AppState,
+    a: &Authed,
+    q: &PolicyQuery,
+    draft: Option<&str>,
+    error: Option<&AppError>,
+    saved: bool,
+) -> Result<Response, AppError> {
     let l = a.lang;
     a.require(Permission::PoliciesRead)?;
     let scope = a.principal.scope();
@@ -186,9 +209,10 @@ async fn policies_page(state: &AppState, a: &Authed, q: &PolicyQuery, draft: Opt
         None => a.principal.tenant_id,
     };
     if let Some(t) = tenant
-        && !scope.includes(t) {
-            return Err(AppError::NotFound);
-        }
+        && !scope.includes(t)
+    {
+        return Err(AppError::NotFound);
+    }
     let versions = state.store.policy_versions(&scope, tenant, &component, 20).await?;
     let default_doc = state.registry.validator(&component).map(|v| v.default_policy()).unwrap_or_default();
     let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
@@ -246,26 +270,35 @@ pub struct PolicyForm {
 /// POST /settings/policies
 pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<PolicyForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::PoliciesWrite)?;
-        a.check_csrf(&f.csrf)?;
-        let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
-        let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
-        let tenant = match f.tenant.trim() {
-            "" => None,
-            t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
-        };
-        let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
-            Ok(doc) => state.store.put_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
-            Err(e) => Err(Problem::new("document", "invalid_json", format!("JSON として読めません（{} 行 {} 列）", e.line(), e.column()), format!("not valid JSON (line {}, column {})", e.line(), e.column())).into()),
-        };
-        match result {
-            Ok(_) => policies_page(&state, &a, &q, None, None, true).await,
-            Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false).await,
-            Err(e) => Err(e),
+    page_result(
+        l,
+        async {
+            a.require(Permission::PoliciesWrite)?;
+            a.check_csrf(&f.csrf)?;
+            let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
+            let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+            let tenant = match f.tenant.trim() {
+                "" => None,
+                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
+            };
+            let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
+                Ok(doc) => state.store.put_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
+                Err(e) => Err(Problem::new(
+                    "document",
+                    "invalid_json",
+                    format!("JSON として読めません（{} 行 {} 列）", e.line(), e.column()),
+                    format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+                )
+                .into()),
+            };
+            match result {
+                Ok(_) => policies_page(&state, &a, &q, None, None, true).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false).await,
+                Err(e) => Err(e),
+            }
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 async fn tokens_page(state: &AppState, a: &Authed, created: Option<&str>, error: Option<&AppError>) -> Result<Response, AppError> {
@@ -324,7 +357,13 @@ pub async fn tokens(State(state): State<AppState>, PageAuth(a): PageAuth) -> Res
 /// Creates a token for `a`'s own account; returns the secret (shown once).
 pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<TokenScope>, days: i64) -> Result<(mamori_store::ApiToken, String), AppError> {
     if let Some(s) = scopes.iter().find(|s| !a.user.role.allows(s.permission())) {
-        return Err(Problem::new("scopes", "scope_beyond_role", format!("スコープ {} はあなたのロールにない権限です", s.as_str()), format!("scope {} exceeds your role", s.as_str())).into());
+        return Err(Problem::new(
+            "scopes",
+            "scope_beyond_role",
+            format!("スコープ {} はあなたのロールにない権限です", s.as_str()),
+            format!("scope {} exceeds your role", s.as_str()),
+        )
+        .into());
     }
     if a.principal.token.is_some() {
         return Err(AppError::Forbidden);
@@ -335,7 +374,14 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
         .store
         .create_token(
             &a.principal.actor(),
-            NewToken { user_id: a.user.id, name: name.to_string(), token_hash: sha256_hex(&secret), prefix: secret[..10].to_string(), scopes, expires_at: now + days.clamp(0, 400) * 86_400_000 },
+            NewToken {
+                user_id: a.user.id,
+                name: name.to_string(),
+                token_hash: sha256_hex(&secret),
+                prefix: secret[..10].to_string(),
+                scopes,
+                expires_at: now + days.clamp(0, 400) * 86_400_000,
+            },
             a.user.tenant_id,
         )
         .await?;
@@ -345,18 +391,21 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
 /// POST /settings/tokens
 pub async fn create_token(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Vec<(String, String)>>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        a.check_csrf(&get("csrf"))?;
-        let scopes: Vec<TokenScope> = pairs.iter().filter_map(|(k, _)| k.strip_prefix("scope_")).filter_map(|s| s.parse().ok()).collect();
-        let days = get("days").trim().parse::<i64>().unwrap_or(0);
-        match issue_token(&state, &a, &get("name"), scopes, days).await {
-            Ok((_, secret)) => tokens_page(&state, &a, Some(&secret), None).await,
-            Err(e @ AppError::Invalid(_)) => tokens_page(&state, &a, None, Some(&e)).await,
-            Err(e) => Err(e),
+    page_result(
+        l,
+        async {
+            let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            a.check_csrf(&get("csrf"))?;
+            let scopes: Vec<TokenScope> = pairs.iter().filter_map(|(k, _)| k.strip_prefix("scope_")).filter_map(|s| s.parse().ok()).collect();
+            let days = get("days").trim().parse::<i64>().unwrap_or(0);
+            match issue_token(&state, &a, &get("name"), scopes, days).await {
+                Ok((_, secret)) => tokens_page(&state, &a, Some(&secret), None).await,
+                Err(e @ AppError::Invalid(_)) => tokens_page(&state, &a, None, Some(&e)).await,
+                Err(e) => Err(e),
+            }
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// The revoke form.
@@ -368,11 +417,14 @@ pub struct CsrfForm {
 /// POST /settings/tokens/{id}/revoke
 pub async fn revoke_token(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.check_csrf(&f.csrf)?;
-        let id = id.parse().map_err(|_| AppError::NotFound)?;
-        state.store.revoke_token(&a.principal.scope(), &a.principal.actor(), a.user.id, id).await?;
-        Ok(see_other("/settings/tokens"))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.check_csrf(&f.csrf)?;
+            let id = id.parse().map_err(|_| AppError::NotFound)?;
+            state.store.revoke_token(&a.principal.scope(), &a.principal.actor(), a.user.id, id).await?;
+            Ok(see_other("/settings/tokens"))
+        }
+        .await,
+    )
 }

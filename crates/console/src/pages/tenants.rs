@@ -7,8 +7,8 @@ use axum::Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use maud::{Markup, html};
 use mamori_core::{Contact, NewTenant, Permission, Tenant, TenantId, TenantKind, catalog};
+use maud::{Markup, html};
 use std::collections::BTreeMap;
 
 type Pairs = Vec<(String, String)>;
@@ -161,36 +161,42 @@ fn as_input(t: &Tenant) -> NewTenant {
 /// GET /tenants/new
 pub async fn new_form(PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        let blank = NewTenant { kind: "city".into(), ..Default::default() };
-        Ok(layout(&a, l.t("団体を追加", "Add tenant"), "/tenants", tenant_form(l, a.csrf(), "/tenants", &blank, None)))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            let blank = NewTenant { kind: "city".into(), ..Default::default() };
+            Ok(layout(&a, l.t("団体を追加", "Add tenant"), "/tenants", tenant_form(l, a.csrf(), "/tenants", &blank, None)))
+        }
+        .await,
+    )
 }
 
 /// POST /tenants
 pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        check_csrf(&a, &pairs)?;
-        let input = from_pairs(&pairs);
-        let result = match input.check() {
-            Ok(checked) => state.store.create_tenant(&a.principal.scope(), &a.principal.actor(), checked).await.map_err(AppError::from),
-            Err(p) => Err(AppError::Invalid(p)),
-        };
-        match result {
-            Ok(t) => Ok(see_other(&format!("/tenants/{}", t.id))),
-            Err(e @ AppError::Invalid(_)) => {
-                let mut r = layout(&a, l.t("団体を追加", "Add tenant"), "/tenants", tenant_form(l, a.csrf(), "/tenants", &input, Some(&e)));
-                *r.status_mut() = e.status();
-                Ok(r)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            check_csrf(&a, &pairs)?;
+            let input = from_pairs(&pairs);
+            let result = match input.check() {
+                Ok(checked) => state.store.create_tenant(&a.principal.scope(), &a.principal.actor(), checked).await.map_err(AppError::from),
+                Err(p) => Err(AppError::Invalid(p)),
+            };
+            match result {
+                Ok(t) => Ok(see_other(&format!("/tenants/{}", t.id))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let mut r = layout(&a, l.t("団体を追加", "Add tenant"), "/tenants", tenant_form(l, a.csrf(), "/tenants", &input, Some(&e)));
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 fn parse_id(s: &str) -> Result<TenantId, AppError> {
@@ -200,12 +206,15 @@ fn parse_id(s: &str) -> Result<TenantId, AppError> {
 /// GET /tenants/{id}
 pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsRead)?;
-        let t = state.store.get_tenant(&a.principal.scope(), parse_id(&id)?).await?.ok_or(AppError::NotFound)?;
-        Ok(layout(&a, &t.name, "/tenants", detail(&state, &a, &t, None).await?))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsRead)?;
+            let t = state.store.get_tenant(&a.principal.scope(), parse_id(&id)?).await?.ok_or(AppError::NotFound)?;
+            Ok(layout(&a, &t.name, "/tenants", detail(&state, &a, &t, None).await?))
+        }
+        .await,
+    )
 }
 
 async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppError>) -> Result<Markup, AppError> {
@@ -269,147 +278,188 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
 /// POST /tenants/{id}
 pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        check_csrf(&a, &pairs)?;
-        let id = parse_id(&id)?;
-        let scope = a.principal.scope();
-        let current = state.store.get_tenant(&scope, id).await?.ok_or(AppError::NotFound)?;
-        let result = match from_pairs(&pairs).check() {
-            Ok(checked) => state.store.update_tenant(&scope, &a.principal.actor(), id, checked).await.map_err(AppError::from),
-            Err(p) => Err(AppError::Invalid(p)),
-        };
-        match result {
-            Ok(t) => Ok(see_other(&format!("/tenants/{}", t.id))),
-            Err(e @ AppError::Invalid(_)) => {
-                let mut r = layout(&a, &current.name, "/tenants", detail(&state, &a, &current, Some(&e)).await?);
-                *r.status_mut() = e.status();
-                Ok(r)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            check_csrf(&a, &pairs)?;
+            let id = parse_id(&id)?;
+            let scope = a.principal.scope();
+            let current = state.store.get_tenant(&scope, id).await?.ok_or(AppError::NotFound)?;
+            let result = match from_pairs(&pairs).check() {
+                Ok(checked) => state.store.update_tenant(&scope, &a.principal.actor(), id, checked).await.map_err(AppError::from),
+                Err(p) => Err(AppError::Invalid(p)),
+            };
+            match result {
+                Ok(t) => Ok(see_other(&format!("/tenants/{}", t.id))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let mut r = layout(&a, &current.name, "/tenants", detail(&state, &a, &current, Some(&e)).await?);
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// POST /tenants/{id}/contacts (tenant admins keep their own contacts)
 pub async fn update_contacts(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        check_csrf(&a, &pairs)?;
-        let id = parse_id(&id)?;
-        if !(a.principal.can(Permission::TenantsWrite) || (a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(id))) {
-            return Err(AppError::Forbidden);
-        }
-        let mut input = from_pairs(&pairs);
-        let scope = a.principal.scope();
-        let current = state.store.get_tenant(&scope, id).await?.ok_or(AppError::NotFound)?;
-        // Check the contacts with the tenant's other (already valid) fields.
-        let mut whole = as_input(&current);
-        whole.contacts = std::mem::take(&mut input.contacts);
-        match whole.check() {
-            Ok(checked) => {
-                state.store.update_contacts(&scope, &a.principal.actor(), id, checked.contacts).await?;
-                Ok(see_other(&format!("/tenants/{id}")))
+    page_result(
+        l,
+        async {
+            check_csrf(&a, &pairs)?;
+            let id = parse_id(&id)?;
+            if !(a.principal.can(Permission::TenantsWrite) || (a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(id))) {
+                return Err(AppError::Forbidden);
             }
-            Err(p) => {
-                let e = AppError::Invalid(p);
-                let mut r = layout(&a, &current.name, "/tenants", detail(&state, &a, &current, Some(&e)).await?);
-                *r.status_mut() = e.status();
-                Ok(r)
+            let mut input = from_pairs(&pairs);
+            let scope = a.principal.scope();
+            let current = state.store.get_tenant(&scope, id).await?.ok_or(AppError::NotFound)?;
+            // Check the contacts with the tenant's other (already valid) fields.
+            let mut whole = as_input(&current);
+            whole.contacts = std::mem::take(&mut input.contacts);
+            match whole.check() {
+                Ok(checked) => {
+                    state.store.update_contacts(&scope, &a.principal.actor(), id, checked.contacts).await?;
+                    Ok(see_other(&format!("/tenants/{id}")))
+                }
+                Err(p) => {
+                    let e = AppError::Invalid(p);
+                    let mut r = layout(&a, &current.name, "/tenants", detail(&state, &a, &current, Some(&e)).await?);
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
             }
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// POST /tenants/{id}/delete
 pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        check_csrf(&a, &pairs)?;
-        state.store.delete_tenant(&a.principal.scope(), &a.principal.actor(), parse_id(&id)?).await?;
-        Ok(see_other("/tenants"))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            check_csrf(&a, &pairs)?;
+            state.store.delete_tenant(&a.principal.scope(), &a.principal.actor(), parse_id(&id)?).await?;
+            Ok(see_other("/tenants"))
+        }
+        .await,
+    )
 }
 
 fn import_page(a: &Authed, error: Option<&AppError>, done: Option<&mamori_store::ImportReport>) -> Response {
     let l = a.lang;
-    layout(a, l.t("団体の CSV 取り込み", "Import tenants from CSV"), "/tenants", html! {
-        @if let Some(e) = error { (problems(l, e)) p { (l.t("エラーがあるため、何も変更していません。", "Nothing was changed because of these errors.")) } }
-        @if let Some(r) = done { div.ok role="status" { (l.t("取り込みました", "Imported")) ": " (l.t("追加", "created")) " " (r.created) " / " (l.t("更新", "updated")) " " (r.updated) } }
-        p { (l.t("1行目は見出し行です。団体コードが同じ行は既存の団体を更新し、それ以外は追加します。すべての行を確認してから、まとめて反映します。",
-                 "The first row is the header. A row whose code exists updates that tenant; others are added. Every row is checked before anything is applied.")) }
-        p { code { (crate::csv_io::TENANT_COLUMNS.join(",")) } }
-        form method="post" action="/tenants/import" enctype="multipart/form-data" {
-            input type="hidden" name="csrf" value=(a.csrf());
-            label { (l.t("CSV ファイル（UTF-8）", "CSV file (UTF-8)")) input type="file" name="file" accept=".csv,text/csv" required; }
-            button type="submit" { (l.t("取り込む", "Import")) }
-        }
-    })
+    layout(
+        a,
+        l.t("団体の CSV 取り込み", "Import tenants from CSV"),
+        "/tenants",
+        html! {
+            @if let Some(e) = error { (problems(l, e)) p { (l.t("エラーがあるため、何も変更していません。", "Nothing was changed because of these errors.")) } }
+            @if let Some(r) = done { div.ok role="status" { (l.t("取り込みました", "Imported")) ": " (l.t("追加", "created")) " " (r.created) " / " (l.t("更新", "updated")) " " (r.updated) } }
+            p { (l.t("1行目は見出し行です。団体コードが同じ行は既存の団体を更新し、それ以外は追加します。すべての行を確認してから、まとめて反映します。",
+                     "The first row is the header. A row whose code exists updates that tenant; others are added. Every row is checked before anything is applied.")) }
+            p { code { (crate::csv_io::TENANT_COLUMNS.join(",")) } }
+            form method="post" action="/tenants/import" enctype="multipart/form-data" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                label { (l.t("CSV ファイル（UTF-8）", "CSV file (UTF-8)")) input type="file" name="file" accept=".csv,text/csv" required; }
+                button type="submit" { (l.t("取り込む", "Import")) }
+            }
+        },
+    )
 }
 
 /// GET /tenants/import
 pub async fn import_form(PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        Ok(import_page(&a, None, None))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            Ok(import_page(&a, None, None))
+        }
+        .await,
+    )
 }
 
 /// POST /tenants/import
 pub async fn import(State(state): State<AppState>, PageAuth(a): PageAuth, mut multipart: Multipart) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsWrite)?;
-        let (mut csrf, mut file) = (String::new(), None);
-        loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => return Err(AppError::Invalid(mamori_core::Problem::new("file", "bad_upload", format!("アップロードを読めません（{e}）"), format!("cannot read the upload ({e})")).into())),
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsWrite)?;
+            let (mut csrf, mut file) = (String::new(), None);
+            loop {
+                let field = match multipart.next_field().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(AppError::Invalid(
+                            mamori_core::Problem::new(
+                                "file",
+                                "bad_upload",
+                                format!("アップロードを読めません（{e}）"),
+                                format!("cannot read the upload ({e})"),
+                            )
+                            .into(),
+                        ));
+                    }
+                };
+                match field.name() {
+                    Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+                    Some("file") => {
+                        file = Some(field.bytes().await.map_err(|e| {
+                            AppError::Invalid(
+                                mamori_core::Problem::new("file", "bad_upload", format!("ファイルを読めません（{e}）"), format!("cannot read the file ({e})"))
+                                    .into(),
+                            )
+                        })?)
+                    }
+                    _ => {}
+                }
+            }
+            a.check_csrf(&csrf)?;
+            let bytes = file.unwrap_or_default();
+            let result = match crate::csv_io::import_tenants(&bytes) {
+                Ok(rows) => state.store.import_tenants(&a.principal.scope(), &a.principal.actor(), rows).await.map_err(AppError::from),
+                Err(p) => Err(AppError::Invalid(p)),
             };
-            match field.name() {
-                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
-                Some("file") => file = Some(field.bytes().await.map_err(|e| AppError::Invalid(mamori_core::Problem::new("file", "bad_upload", format!("ファイルを読めません（{e}）"), format!("cannot read the file ({e})")).into()))?),
-                _ => {}
+            match result {
+                Ok(report) => Ok(import_page(&a, None, Some(&report))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let mut r = import_page(&a, Some(&e), None);
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
             }
         }
-        a.check_csrf(&csrf)?;
-        let bytes = file.unwrap_or_default();
-        let result = match crate::csv_io::import_tenants(&bytes) {
-            Ok(rows) => state.store.import_tenants(&a.principal.scope(), &a.principal.actor(), rows).await.map_err(AppError::from),
-            Err(p) => Err(AppError::Invalid(p)),
-        };
-        match result {
-            Ok(report) => Ok(import_page(&a, None, Some(&report))),
-            Err(e @ AppError::Invalid(_)) => {
-                let mut r = import_page(&a, Some(&e), None);
-                *r.status_mut() = e.status();
-                Ok(r)
-            }
-            Err(e) => Err(e),
-        }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// GET /tenants/export.csv
 pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::TenantsRead)?;
-        let tenants = state.store.list_tenants(&a.principal.scope()).await?;
-        Ok(csv_response("tenants.csv", crate::csv_io::export_tenants(&tenants)))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::TenantsRead)?;
+            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            Ok(csv_response("tenants.csv", crate::csv_io::export_tenants(&tenants)))
+        }
+        .await,
+    )
 }
 
 /// Returns a CSV download.
 pub fn csv_response(name: &str, body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body).into_response()
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body)
+        .into_response()
 }

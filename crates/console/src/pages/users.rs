@@ -6,9 +6,9 @@ use crate::{AppError, AppState, Lang};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use maud::{Markup, html};
 use mamori_core::{Permission, Role, Tenant, TenantId, UserId};
 use mamori_store::{NewUser, User, UserFilter, UserPatch};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 /// Query of the list.
@@ -115,13 +115,16 @@ fn user_form(a: &Authed, tenants: &[Tenant], action: &str, f: &UserForm, creatin
 /// GET /users/new
 pub async fn new_form(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersWrite)?;
-        let tenants = state.store.list_tenants(&a.principal.scope()).await?;
-        let f = UserForm { role: "tenant_user".into(), ..Default::default() };
-        Ok(layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, None)))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersWrite)?;
+            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            let f = UserForm { role: "tenant_user".into(), ..Default::default() };
+            Ok(layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, None)))
+        }
+        .await,
+    )
 }
 
 fn parse_tenant(s: &str) -> Option<TenantId> {
@@ -131,52 +134,73 @@ fn parse_tenant(s: &str) -> Option<TenantId> {
 /// POST /users
 pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<UserForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersWrite)?;
-        a.check_csrf(&f.csrf)?;
-        let scope = a.principal.scope();
-        let result = async {
-            let role: Role = f.role.parse()?;
-            if !a.principal.role.may_grant(role) {
-                return Err(AppError::Forbidden);
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersWrite)?;
+            a.check_csrf(&f.csrf)?;
+            let scope = a.principal.scope();
+            let result = async {
+                let role: Role = f.role.parse()?;
+                if !a.principal.role.may_grant(role) {
+                    return Err(AppError::Forbidden);
+                }
+                let once = random_token(12);
+                let hasher = state.hasher();
+                let pw = once.clone();
+                let hash =
+                    tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+                let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+                let user = state
+                    .store
+                    .create_user(
+                        &scope,
+                        &a.principal.actor(),
+                        NewUser {
+                            username: f.username.clone(),
+                            display_name: f.display_name.clone(),
+                            email: f.email.clone(),
+                            role,
+                            tenant_id: tenant,
+                            password_hash: hash,
+                            must_change_password: true,
+                        },
+                    )
+                    .await?;
+                Ok((user, once))
             }
-            let once = random_token(12);
-            let hasher = state.hasher();
-            let pw = once.clone();
-            let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
-            let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
-            let user = state
-                .store
-                .create_user(&scope, &a.principal.actor(), NewUser { username: f.username.clone(), display_name: f.display_name.clone(), email: f.email.clone(), role, tenant_id: tenant, password_hash: hash, must_change_password: true })
-                .await?;
-            Ok((user, once))
-        }
-        .await;
-        match result {
-            Ok((user, once)) => Ok(one_time(&a, &user, &once)),
-            Err(e @ AppError::Invalid(_)) => {
-                let tenants = state.store.list_tenants(&scope).await?;
-                let mut r = layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, Some(&e)));
-                *r.status_mut() = e.status();
-                Ok(r)
+            .await;
+            match result {
+                Ok((user, once)) => Ok(one_time(&a, &user, &once)),
+                Err(e @ AppError::Invalid(_)) => {
+                    let tenants = state.store.list_tenants(&scope).await?;
+                    let mut r = layout(&a, l.t("利用者を追加", "Add account"), "/users", user_form(&a, &tenants, "/users", &f, true, Some(&e)));
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 fn one_time(a: &Authed, user: &User, password: &str) -> Response {
     let l = a.lang;
-    layout(a, l.t("初期パスワード", "One-time password"), "/users", html! {
-        div.ok role="status" {
-            p { (l.t("次の初期パスワードを本人に安全な方法で伝えてください。この画面を閉じると再表示できません。初回ログイン時にパスワードの変更を求められます。",
-                     "Give this one-time password to the person by a safe channel. It is not shown again; they must change it at first login.")) }
-            p { (l.t("ログイン名", "Login")) ": " code #new-username { (user.username) } }
-            p { (l.t("初期パスワード", "One-time password")) ": " code #one-time-password { (password) } }
-        }
-        p { a href=(format!("/users/{}", user.id)) { (l.t("利用者の詳細へ", "To the account")) } }
-    })
+    layout(
+        a,
+        l.t("初期パスワード", "One-time password"),
+        "/users",
+        html! {
+            div.ok role="status" {
+                p { (l.t("次の初期パスワードを本人に安全な方法で伝えてください。この画面を閉じると再表示できません。初回ログイン時にパスワードの変更を求められます。",
+                         "Give this one-time password to the person by a safe channel. It is not shown again; they must change it at first login.")) }
+                p { (l.t("ログイン名", "Login")) ": " code #new-username { (user.username) } }
+                p { (l.t("初期パスワード", "One-time password")) ": " code #one-time-password { (password) } }
+            }
+            p { a href=(format!("/users/{}", user.id)) { (l.t("利用者の詳細へ", "To the account")) } }
+        },
+    )
 }
 
 fn parse_id(s: &str) -> Result<UserId, AppError> {
@@ -186,14 +210,17 @@ fn parse_id(s: &str) -> Result<UserId, AppError> {
 /// GET /users/{id}
 pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersRead)?;
-        let scope = a.principal.scope();
-        let u = state.store.get_user(&scope, parse_id(&id)?).await?.ok_or(AppError::NotFound)?;
-        let tenants = state.store.list_tenants(&scope).await?;
-        Ok(layout(&a, &u.username, "/users", detail(&a, &u, &tenants, None)))
-    }
-    .await)
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersRead)?;
+            let scope = a.principal.scope();
+            let u = state.store.get_user(&scope, parse_id(&id)?).await?.ok_or(AppError::NotFound)?;
+            let tenants = state.store.list_tenants(&scope).await?;
+            Ok(layout(&a, &u.username, "/users", detail(&a, &u, &tenants, None)))
+        }
+        .await,
+    )
 }
 
 fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) -> Markup {
@@ -246,40 +273,56 @@ fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) ->
 /// POST /users/{id}
 pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<UserForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersWrite)?;
-        a.check_csrf(&f.csrf)?;
-        let scope = a.principal.scope();
-        let id = parse_id(&id)?;
-        let current = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
-        if !a.principal.role.may_grant(current.role) {
-            return Err(AppError::Forbidden);
-        }
-        let result = async {
-            let role: Role = f.role.parse()?;
-            if !a.principal.role.may_grant(role) {
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersWrite)?;
+            a.check_csrf(&f.csrf)?;
+            let scope = a.principal.scope();
+            let id = parse_id(&id)?;
+            let current = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
+            if !a.principal.role.may_grant(current.role) {
                 return Err(AppError::Forbidden);
             }
-            if id == a.principal.user_id && (role != current.role || f.disabled.is_some()) {
-                return Err(mamori_core::Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into());
+            let result = async {
+                let role: Role = f.role.parse()?;
+                if !a.principal.role.may_grant(role) {
+                    return Err(AppError::Forbidden);
+                }
+                if id == a.principal.user_id && (role != current.role || f.disabled.is_some()) {
+                    return Err(mamori_core::Problem::new(
+                        "role",
+                        "self_change",
+                        "自分自身のロール変更・無効化はできません",
+                        "you cannot change your own role or disable yourself",
+                    )
+                    .into());
+                }
+                let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+                let patch = UserPatch {
+                    display_name: Some(f.display_name.clone()),
+                    email: Some(f.email.clone()),
+                    role: Some(role),
+                    tenant_id: Some(tenant),
+                    disabled: Some(f.disabled.is_some()),
+                    lang: None,
+                };
+                Ok(state.store.update_user(&scope, &a.principal.actor(), id, patch).await?)
             }
-            let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
-            let patch = UserPatch { display_name: Some(f.display_name.clone()), email: Some(f.email.clone()), role: Some(role), tenant_id: Some(tenant), disabled: Some(f.disabled.is_some()), lang: None };
-            Ok(state.store.update_user(&scope, &a.principal.actor(), id, patch).await?)
-        }
-        .await;
-        match result {
-            Ok(u) => Ok(see_other(&format!("/users/{}", u.id))),
-            Err(e @ AppError::Invalid(_)) => {
-                let tenants = state.store.list_tenants(&scope).await?;
-                let mut r = layout(&a, &current.username, "/users", detail(&a, &current, &tenants, Some(&e)));
-                *r.status_mut() = e.status();
-                Ok(r)
+            .await;
+            match result {
+                Ok(u) => Ok(see_other(&format!("/users/{}", u.id))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let tenants = state.store.list_tenants(&scope).await?;
+                    let mut r = layout(&a, &current.username, "/users", detail(&a, &current, &tenants, Some(&e)));
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
         }
-    }
-    .await)
+        .await,
+    )
 }
 
 /// An action form.
@@ -292,40 +335,46 @@ pub struct ActionForm {
 /// POST /users/{id}/action
 pub async fn action(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<ActionForm>) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersWrite)?;
-        a.check_csrf(&f.csrf)?;
-        let scope = a.principal.scope();
-        let id = parse_id(&id)?;
-        let user = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
-        if !a.principal.role.may_grant(user.role) {
-            return Err(AppError::Forbidden);
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersWrite)?;
+            a.check_csrf(&f.csrf)?;
+            let scope = a.principal.scope();
+            let id = parse_id(&id)?;
+            let user = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
+            if !a.principal.role.may_grant(user.role) {
+                return Err(AppError::Forbidden);
+            }
+            let actor = a.principal.actor();
+            match f.action.as_str() {
+                "reset_password" => {
+                    let once = random_token(12);
+                    let hasher = state.hasher();
+                    let pw = once.clone();
+                    let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))
+                        .await
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .map_err(AppError::Internal)?;
+                    state.store.set_password(&scope, &actor, id, &hash, true, None).await?;
+                    Ok(one_time(&a, &user, &once))
+                }
+                "unlock" => {
+                    state.store.unlock_user(&scope, &actor, id).await?;
+                    Ok(see_other(&format!("/users/{id}")))
+                }
+                "reset_totp" => {
+                    state.store.set_totp(&scope, &actor, id, None, 0).await?;
+                    state.store.delete_user_sessions(id, None).await?;
+                    Ok(see_other(&format!("/users/{id}")))
+                }
+                "delete" if id != a.principal.user_id => {
+                    state.store.delete_user(&scope, &actor, id).await?;
+                    Ok(see_other("/users"))
+                }
+                _ => Err(AppError::Invalid(mamori_core::Problem::new("action", "unknown_action", "不明な操作です", "unknown action").into())),
+            }
         }
-        let actor = a.principal.actor();
-        match f.action.as_str() {
-            "reset_password" => {
-                let once = random_token(12);
-                let hasher = state.hasher();
-                let pw = once.clone();
-                let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
-                state.store.set_password(&scope, &actor, id, &hash, true, None).await?;
-                Ok(one_time(&a, &user, &once))
-            }
-            "unlock" => {
-                state.store.unlock_user(&scope, &actor, id).await?;
-                Ok(see_other(&format!("/users/{id}")))
-            }
-            "reset_totp" => {
-                state.store.set_totp(&scope, &actor, id, None, 0).await?;
-                state.store.delete_user_sessions(id, None).await?;
-                Ok(see_other(&format!("/users/{id}")))
-            }
-            "delete" if id != a.principal.user_id => {
-                state.store.delete_user(&scope, &actor, id).await?;
-                Ok(see_other("/users"))
-            }
-            _ => Err(AppError::Invalid(mamori_core::Problem::new("action", "unknown_action", "不明な操作です", "unknown action").into())),
-        }
-    }
-    .await)
+        .await,
+    )
 }

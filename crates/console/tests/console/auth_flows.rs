@@ -54,7 +54,8 @@ async fn operators_must_enroll_totp_and_codes_work_once() {
         let user = c.state.store.get_user(&system(), op).await.unwrap().unwrap();
         assert!(user.totp_enabled && user.last_login_at.is_some());
         // Both logins, and the failures, are Authentication events of the platform.
-        let log = c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("user.totp".into()), ..Default::default() }, None, 10).await.unwrap();
+        let log =
+            c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("user.totp".into()), ..Default::default() }, None, 10).await.unwrap();
         assert_eq!(log.len(), 1);
     })
     .await;
@@ -101,7 +102,8 @@ async fn csrf_and_cross_site_requests_are_refused() {
         let (status, _) = c.api("POST", "/api/v1/tokens", &no_csrf, Some(json!({"name": "x", "scopes": ["events:read"]}))).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         // Right token but a foreign Origin.
-        let req = s.apply(axum::http::Request::post(format!("/tenants/{}/contacts", t.id)))
+        let req = s
+            .apply(axum::http::Request::post(format!("/tenants/{}/contacts", t.id)))
             .header(header::ORIGIN, "https://evil.example")
             .header(header::HOST, "console.example")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -110,7 +112,9 @@ async fn csrf_and_cross_site_requests_are_refused() {
         let (status, _, _) = c.send(req).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         // With the session's token it works.
-        let (status, _, _) = c.post_form(&format!("/tenants/{}/contacts", t.id), &s, &[("csrf", s.csrf()), ("contact_name_0", "山田"), ("contact_email_0", "yamada@example.jp")]).await;
+        let (status, _, _) = c
+            .post_form(&format!("/tenants/{}/contacts", t.id), &s, &[("csrf", s.csrf()), ("contact_name_0", "山田"), ("contact_email_0", "yamada@example.jp")])
+            .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(c.state.store.get_tenant(&system(), t.id).await.unwrap().unwrap().contacts[0].name, "山田");
     })

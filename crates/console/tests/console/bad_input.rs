@@ -11,7 +11,13 @@ async fn bad_tenant_input_is_refused_with_every_problem() {
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let s = c.login_operator_bypass(op).await;
         // Console form: wrong check digit, katakana, overlapping ranges… all listed, in Japanese.
-        let (status, _, body) = c.post_form("/tenants", &s, &[("csrf", s.csrf()), ("code", "393412"), ("name", "テスト町"), ("kana", "test"), ("kind", "town"), ("network_ranges", "10.1.0.0/33")]).await;
+        let (status, _, body) = c
+            .post_form(
+                "/tenants",
+                &s,
+                &[("csrf", s.csrf()), ("code", "393412"), ("name", "テスト町"), ("kana", "test"), ("kind", "town"), ("network_ranges", "10.1.0.0/33")],
+            )
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         for text in ["検査数字", "カタカナ", "CIDR"] {
             assert!(body.contains(text), "missing '{text}'");
@@ -43,7 +49,11 @@ async fn malformed_csv_imports_change_nothing() {
             "\u{0}\u{1}binary".to_string(),
             "code,name,kana,kind\n\"393420,x".to_string(),
         ] {
-            let req = bearer.apply(axum::http::Request::post("/api/v1/tenants/import")).header(header::CONTENT_TYPE, "text/csv").body(axum::body::Body::from(csv)).unwrap();
+            let req = bearer
+                .apply(axum::http::Request::post("/api/v1/tenants/import"))
+                .header(header::CONTENT_TYPE, "text/csv")
+                .body(axum::body::Body::from(csv))
+                .unwrap();
             let (status, _, body) = c.send(req).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             assert!(body.contains("message_ja"));
@@ -53,7 +63,8 @@ async fn malformed_csv_imports_change_nothing() {
         assert_eq!(tenants[0].name, "既存町");
         assert_eq!(c.state.store.verify_audit().await.unwrap().entries, audit_before);
         // Shift_JIS from old Excel: a clear Japanese explanation.
-        let req = bearer.apply(axum::http::Request::post("/api/v1/tenants/import")).body(axum::body::Body::from(vec![0x83u8, 0x65, 0x83, 0x58, 0x83, 0x67])).unwrap();
+        let req =
+            bearer.apply(axum::http::Request::post("/api/v1/tenants/import")).body(axum::body::Body::from(vec![0x83u8, 0x65, 0x83, 0x58, 0x83, 0x67])).unwrap();
         let (_, _, body) = c.send(req).await;
         assert!(body.contains("UTF-8"));
     })
@@ -66,7 +77,12 @@ async fn oversized_bodies_get_413_with_a_clear_message() {
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let (_, tok) = c.token(op, Role::OperatorAdmin, "t").await;
         let big = "x".repeat(300 * 1024);
-        let req = Auth::Bearer(tok.clone()).apply(axum::http::Request::post("/api/v1/events")).header(header::CONTENT_TYPE, "application/json").header(header::CONTENT_LENGTH, big.len()).body(axum::body::Body::from(big.clone())).unwrap();
+        let req = Auth::Bearer(tok.clone())
+            .apply(axum::http::Request::post("/api/v1/events"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, big.len())
+            .body(axum::body::Body::from(big.clone()))
+            .unwrap();
         let (status, _, body) = c.send(req).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(body.contains("大きすぎます"), "{body}");
@@ -100,18 +116,33 @@ async fn bad_event_searches_and_submissions_are_explained() {
         assert!(body.contains("日時「2026-13-45」を読めません"), "the page explains the bad date");
         let (status, body) = c.api("GET", "/api/v1/events?cursor=garbage", &s, None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        let (status, body) = c.api("POST", "/api/v1/events", &s, Some(json!([{"class_uid": 4002, "metadata": {"tenant_uid": t.id.to_string()}}, {"class_uid": "x"}]))).await;
+        let (status, body) =
+            c.api("POST", "/api/v1/events", &s, Some(json!([{"class_uid": 4002, "metadata": {"tenant_uid": t.id.to_string()}}, {"class_uid": "x"}]))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(body.contains("[1]"), "the bad item is named: {body}");
-        assert_eq!(c.state.bus.events().count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None).await.unwrap().len(), 0, "nothing stored");
-        let (status, body) = c.api("POST", "/api/v1/events", &s, Some(json!({"class_uid": 4002, "message": "ok", "metadata": {"tenant_uid": t.id.to_string()}}))).await;
+        assert_eq!(
+            c.state
+                .bus
+                .events()
+                .count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "nothing stored"
+        );
+        let (status, body) =
+            c.api("POST", "/api/v1/events", &s, Some(json!({"class_uid": 4002, "message": "ok", "metadata": {"tenant_uid": t.id.to_string()}}))).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         // Bad policy: refused before it is stored, every problem listed.
         let (status, body) = c.api("PUT", &format!("/api/v1/policies/retention?tenant={}", t.id), &s, Some(json!({"events_days": 0, "typo": true}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("events_days") && body.contains("typo"), "{body}");
         assert!(c.state.store.policy(&system(), Some(t.id), "retention").await.unwrap().is_none());
-        let (status, body) = c.post_form("/settings/policies", &s, &[("csrf", s.csrf()), ("component", "retention"), ("tenant", &t.id.to_string()), ("document", "{not json")]).await.into_pair();
+        let (status, body) = c
+            .post_form("/settings/policies", &s, &[("csrf", s.csrf()), ("component", "retention"), ("tenant", &t.id.to_string()), ("document", "{not json")])
+            .await
+            .into_pair();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("JSON として読めません"));
     })

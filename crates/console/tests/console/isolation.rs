@@ -19,7 +19,10 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         // Own municipality A, other municipality B with recognizable data.
         let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
         let mut b_input = tenant_input("39342", "マーカー町", "10.77.0.0/24");
-        b_input.contacts = vec![mamori_core::Contact { name: "B担当".into(), department: "情報課".into(), email: "b-contact@marker.example.jp".into(), phone: String::new() }];
+        b_input.contacts =
+            vec![mamori_core::Contact {
+                name: "B担当".into(), department: "情報課".into(), email: "b-contact@marker.example.jp".into(), phone: String::new()
+            }];
         let b = c.state.store.create_tenant(&system(), &mamori_core::Actor::system(), b_input.check().unwrap()).await.unwrap();
         let admin_a = c.user("admin-a", "A管理者", Role::TenantAdmin, Some(a.id)).await;
         let user_b = c.user("marker-b-user", "マーカー職員", Role::TenantUser, Some(b.id)).await;
@@ -36,7 +39,15 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             let u = c.state.store.get_user(&system(), user_b).await.unwrap();
             let tokens = c.state.store.list_tokens(user_b).await.unwrap();
             let pol = c.state.store.policy_versions(&system(), Some(b.id), "retention", 100).await.unwrap();
-            let ev = c.state.bus.events().count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None).await.unwrap().get(&b.id).copied();
+            let ev = c
+                .state
+                .bus
+                .events()
+                .count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
+                .await
+                .unwrap()
+                .get(&b.id)
+                .copied();
             format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}")
         };
         let before = snapshot().await;
@@ -56,17 +67,22 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         for r in ROUTES {
             let path = r
                 .path
-                .replace("{id}", &match r.tag {
-                    "tenants" => b.id.to_string(),
-                    "users" => user_b.to_string(),
-                    "events" => event_b.id.to_string(),
-                    "account" => token_b.to_string(),
-                    _ => b.id.to_string(),
-                })
+                .replace(
+                    "{id}",
+                    &match r.tag {
+                        "tenants" => b.id.to_string(),
+                        "users" => user_b.to_string(),
+                        "events" => event_b.id.to_string(),
+                        "account" => token_b.to_string(),
+                        _ => b.id.to_string(),
+                    },
+                )
                 .replace("{component}", "retention");
             let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
             let body = match (r.method, r.path) {
-                ("POST", "/api/v1/tenants") | ("PUT", "/api/v1/tenants/{id}") => Some(json!({"code": b.code.to_string(), "name": "乗っ取り", "kana": "ノットリ", "kind": "town"})),
+                ("POST", "/api/v1/tenants") | ("PUT", "/api/v1/tenants/{id}") => {
+                    Some(json!({"code": b.code.to_string(), "name": "乗っ取り", "kana": "ノットリ", "kind": "town"}))
+                }
                 ("PUT", "/api/v1/tenants/{id}/contacts") => Some(json!([{"name": "乗っ取り"}])),
                 ("POST", "/api/v1/users") => Some(json!({"username": "intruder", "display_name": "x", "role": "tenant_user", "tenant_id": b.id})),
                 ("PATCH", "/api/v1/users/{id}") => Some(json!({"display_name": "乗っ取り", "disabled": true})),
@@ -78,7 +94,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             };
             for auth in [&bearer, &session] {
                 let (status, text) = if r.path == "/api/v1/tenants/import" {
-                    let req = auth.apply(axum::http::Request::post(&path)).header("content-type", "text/csv").body(axum::body::Body::from(b_csv.clone())).unwrap();
+                    let req =
+                        auth.apply(axum::http::Request::post(&path)).header("content-type", "text/csv").body(axum::body::Body::from(b_csv.clone())).unwrap();
                     let (s, _, t) = c.send(req).await;
                     (s, t)
                 } else {
@@ -101,7 +118,12 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 "/tenants/{id}" => vec![format!("/tenants/{}", b.id)],
                 "/users/{id}" => vec![format!("/users/{user_b}")],
                 "/events/{id}" => vec![format!("/events/{}", event_b.id)],
-                "/events" => vec!["/events".into(), format!("/events?tenant={}", b.id), "/events?q=%E3%82%A4%E3%83%99%E3%83%B3%E3%83%88".into(), format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id)],
+                "/events" => vec![
+                    "/events".into(),
+                    format!("/events?tenant={}", b.id),
+                    "/events?q=%E3%82%A4%E3%83%99%E3%83%B3%E3%83%88".into(),
+                    format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id),
+                ],
                 "/users" => vec!["/users".into(), format!("/users?tenant={}", b.id)],
                 "/audit" => vec!["/audit".into(), format!("/audit?tenant={}", b.id), "/audit?verify=1".into()],
                 "/audit/export.csv" => vec!["/audit/export.csv".into(), format!("/audit/export.csv?tenant={}", b.id)],
@@ -151,12 +173,18 @@ async fn every_documented_route_is_served() {
         c.state.bus.publish(vec![e.clone()]).await.unwrap();
         let auth = Auth::Bearer(tok);
         for r in ROUTES.iter().filter(|r| r.method == "GET") {
-            let path = r.path.replace("{id}", &match r.tag {
-                "tenants" => a.id.to_string(),
-                "users" => op.to_string(),
-                "events" => e.id.to_string(),
-                _ => tok_id.to_string(),
-            }).replace("{component}", "retention");
+            let path = r
+                .path
+                .replace(
+                    "{id}",
+                    &match r.tag {
+                        "tenants" => a.id.to_string(),
+                        "users" => op.to_string(),
+                        "events" => e.id.to_string(),
+                        _ => tok_id.to_string(),
+                    },
+                )
+                .replace("{component}", "retention");
             let (status, body) = c.api("GET", &path, &auth, None).await;
             assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         }

@@ -4,6 +4,6 @@
 
 mod support;
 
-mod isolation;
 mod auth_flows;
 mod bad_input;
+mod isolation;

@@ -81,7 +81,19 @@ impl Console {
         let hash = self.state.hasher().hash(PASSWORD).unwrap();
         self.state
             .store
-            .create_user(&system(), &Actor::system(), NewUser { username: username.into(), display_name: display.into(), email: String::new(), role, tenant_id: tenant, password_hash: hash, must_change_password: false })
+            .create_user(
+                &system(),
+                &Actor::system(),
+                NewUser {
+                    username: username.into(),
+                    display_name: display.into(),
+                    email: String::new(),
+                    role,
+                    tenant_id: tenant,
+                    password_hash: hash,
+                    must_change_password: false,
+                },
+            )
             .await
             .unwrap()
             .id
@@ -96,7 +108,14 @@ impl Console {
             .store
             .create_token(
                 &Actor::system(),
-                NewToken { user_id: user, name: name.into(), token_hash: mamori_console::auth::sha256_hex(&secret), prefix: secret[..10].into(), scopes, expires_at: mamori_core::time::now_ms() + 86_400_000 },
+                NewToken {
+                    user_id: user,
+                    name: name.into(),
+                    token_hash: mamori_console::auth::sha256_hex(&secret),
+                    prefix: secret[..10].into(),
+                    scopes,
+                    expires_at: mamori_core::time::now_ms() + 86_400_000,
+                },
                 None,
             )
             .await
@@ -153,7 +172,13 @@ impl Console {
 }
 
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("mamori_session=")).and_then(|v| v.split(';').next()).map(str::to_string)
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("mamori_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
 }
 
 pub fn csrf_of(page: &str) -> Option<String> {

@@ -215,7 +215,13 @@ impl EventStore {
 
     /// Returns the number of events of each tenant within `scope` in
     /// `from_ms..to_ms`, counting only those at least `min_severity` when given.
-    pub async fn count_by_tenant(&self, scope: &Scope, from_ms: i64, to_ms: i64, min_severity: Option<Severity>) -> Result<HashMap<TenantId, u64>, EventStoreError> {
+    pub async fn count_by_tenant(
+        &self,
+        scope: &Scope,
+        from_ms: i64,
+        to_ms: i64,
+        min_severity: Option<Severity>,
+    ) -> Result<HashMap<TenantId, u64>, EventStoreError> {
         query::validate_range(from_ms, to_ms)?;
         let (dir, scope) = (self.inner.dir.clone(), scope.clone());
         Self::blocking(move || query::run_counts(&dir, &scope, from_ms, to_ms, min_severity)).await

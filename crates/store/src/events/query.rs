@@ -120,25 +120,24 @@ impl FieldFilter {
             ));
         }
         if self.value.is_empty() || self.value.len() > MAX_VALUE_BYTES {
-            return Some(Problem::new(
-                field,
-                "invalid_field_value",
-                "項目の値は1〜1024バイトで指定してください",
-                "a field value must be 1-1024 bytes",
-            ));
+            return Some(Problem::new(field, "invalid_field_value", "項目の値は1〜1024バイトで指定してください", "a field value must be 1-1024 bytes"));
         }
         None
     }
 
-    /// Returns the SQL condition and its parameters.
-    fn sql(&self, conds: &mut String, params: &mut Vec<SqlValue>) {
-        let column = match self.path.as_str() {
+    /// Returns the indexed column this path is kept in, if any.
+    fn column(&self) -> Option<&'static str> {
+        match self.path.as_str() {
             "src_endpoint.ip" => Some("src_ip"),
             "dst_endpoint.ip" => Some("dst_ip"),
             "actor.user.name" => Some("user"),
             _ => None,
-        };
-        match column {
+        }
+    }
+
+    /// Returns the SQL condition and its parameters.
+    fn sql(&self, conds: &mut String, params: &mut Vec<SqlValue>) {
+        match self.column() {
             Some(c) => conds.push_str(&format!(" AND {c} = ?")),
             None => {
                 conds.push_str(" AND CAST(json_extract(doc, ?) AS TEXT) = ?");
@@ -264,7 +263,12 @@ pub(crate) fn validate(q: &EventQuery, paging: bool) -> Result<Option<Cursor>, E
     if paging && let Some(c) = &q.cursor {
         cursor = Cursor::parse(c);
         if cursor.is_none() {
-            p.push(Problem::new("cursor", "invalid_cursor", "ページ位置（cursor）が正しくありません。最初のページから検索し直してください", "the cursor is malformed; search again from the first page"));
+            p.push(Problem::new(
+                "cursor",
+                "invalid_cursor",
+                "ページ位置（cursor）が正しくありません。最初のページから検索し直してください",
+                "the cursor is malformed; search again from the first page",
+            ));
         }
     }
     if p.is_empty() { Ok(cursor) } else { Err(EventStoreError::BadQuery(p)) }
@@ -308,7 +312,7 @@ fn in_list(conds: &mut String, params: &mut Vec<SqlValue>, column: &str, values:
 
 /// Returns the tenant condition of a scope narrowed by `tenants`, or None when
 /// nothing can match (scope Nothing, or a tenant scope asking for other tenants).
-fn tenant_filter(scope: &Scope, tenants: &[TenantId]) -> Option<Filter> {
+fn tenant_filter(scope: &Scope, tenants: &[TenantId], column: &str) -> Option<Filter> {
     let mut f = Filter::default();
     let mut wanted: Vec<TenantId> = tenants.to_vec();
     wanted.sort();
@@ -319,10 +323,10 @@ fn tenant_filter(scope: &Scope, tenants: &[TenantId]) -> Option<Filter> {
             if !wanted.is_empty() && !wanted.contains(own) {
                 return None;
             }
-            in_list(&mut f.conds, &mut f.params, "tenant", vec![SqlValue::Text(own.to_string())]);
+            in_list(&mut f.conds, &mut f.params, column, vec![SqlValue::Text(own.to_string())]);
         }
         Scope::All(_) => {
-            in_list(&mut f.conds, &mut f.params, "tenant", wanted.iter().map(|t| SqlValue::Text(t.to_string())).collect());
+            in_list(&mut f.conds, &mut f.params, column, wanted.iter().map(|t| SqlValue::Text(t.to_string())).collect());
         }
     }
     Some(f)
@@ -349,11 +353,16 @@ fn fts_phrase(s: &str) -> String {
 
 /// Returns the filter of a query within a scope, or None when nothing can match.
 pub(crate) fn filter(scope: &Scope, q: &EventQuery) -> Option<Filter> {
-    let mut f = tenant_filter(scope, &q.tenants)?;
+    // A condition on an indexed field (an address, a user) is far more selective than
+    // the tenant or class: `+column` keeps SQLite from choosing the tenant and class
+    // indexes over the field's index (it has no statistics to tell them apart).
+    let by_field = q.fields.iter().any(|f| f.column().is_some());
+    let (tenant_col, class_col) = if by_field { ("+tenant", "+class_uid") } else { ("tenant", "class_uid") };
+    let mut f = tenant_filter(scope, &q.tenants, tenant_col)?;
     let mut classes: Vec<u32> = q.classes.iter().map(|c| c.0).collect();
     classes.sort_unstable();
     classes.dedup();
-    in_list(&mut f.conds, &mut f.params, "class_uid", classes.into_iter().map(|c| SqlValue::Integer(i64::from(c))).collect());
+    in_list(&mut f.conds, &mut f.params, class_col, classes.into_iter().map(|c| SqlValue::Integer(i64::from(c))).collect());
     if let Some(s) = q.min_severity {
         f.conds.push_str(" AND severity_id >= ?");
         f.params.push(SqlValue::Integer(i64::from(s.0)));
@@ -518,9 +527,15 @@ pub(crate) fn run_histogram(dir: &Path, f: Option<&Filter>, q: &EventQuery, buck
 }
 
 /// Counts events by tenant (blocking).
-pub(crate) fn run_counts(dir: &Path, scope: &Scope, from_ms: i64, to_ms: i64, min_severity: Option<Severity>) -> Result<HashMap<TenantId, u64>, EventStoreError> {
+pub(crate) fn run_counts(
+    dir: &Path,
+    scope: &Scope,
+    from_ms: i64,
+    to_ms: i64,
+    min_severity: Option<Severity>,
+) -> Result<HashMap<TenantId, u64>, EventStoreError> {
     let mut out = HashMap::new();
-    let Some(mut f) = tenant_filter(scope, &[]) else { return Ok(out) };
+    let Some(mut f) = tenant_filter(scope, &[], "tenant") else { return Ok(out) };
     if let Some(s) = min_severity {
         f.conds.push_str(" AND severity_id >= ?");
         f.params.push(SqlValue::Integer(i64::from(s.0)));
@@ -584,7 +599,18 @@ mod tests {
     fn cursors_round_trip_and_malformed_ones_are_refused() {
         let c = Cursor { time: 1_763_800_000_123, seq: 42, day: day_of(1_763_800_000_123) };
         assert_eq!(Cursor::parse(&c.encode()), Some(c));
-        for bad in ["", "x", "1.2", "1.2.3.4", "1763800000123.42.0", "1763800000123.0.20414", "-1.1.-1", "1763800000123.42.20414 ", "99999999999999999999.1.1", "1763800000123.+42.20414"] {
+        for bad in [
+            "",
+            "x",
+            "1.2",
+            "1.2.3.4",
+            "1763800000123.42.0",
+            "1763800000123.0.20414",
+            "-1.1.-1",
+            "1763800000123.42.20414 ",
+            "99999999999999999999.1.1",
+            "1763800000123.+42.20414",
+        ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
     }

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version kept in `PRAGMA user_version`; 0 means "being created".
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the field indexes (`FIELD_INDEXES`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -29,6 +30,15 @@ CREATE INDEX IF NOT EXISTS events_tenant_class_time ON events(tenant, class_uid,
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='', contentless_delete=1, tokenize='trigram');
 ";
 
+/// Indexes of the fields kept in columns (addresses and users), partial so events
+/// without them cost nothing. Time is the second key, so a search for an address over
+/// a range reads only matching rows.
+const FIELD_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_src_ip_time ON events(src_ip, time) WHERE src_ip IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_dst_ip_time ON events(dst_ip, time) WHERE dst_ip IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_user_time ON events(user, time) WHERE user IS NOT NULL;
+";
+
 /// Inserts one event row (the FTS row follows with rowid = seq).
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, time, tenant, class_uid, severity_id, disposition_id, src_ip, dst_ip, user, message, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 /// Inserts the full-text row of an event.
@@ -40,10 +50,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `synchronous=FULL`, schema created in one transaction that ends by setting
 /// `user_version`, so readers skip a partition until it is complete.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, EventStoreError> {
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let mut conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -52,9 +59,11 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, EventStoreError> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")?;
     conn.set_prepared_statement_cache_capacity(32);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
+    if version == 0 || version == 1 {
+        // New partition, or one of version 1 that lacks the field indexes.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(FIELD_INDEXES)?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;
     } else if version != SCHEMA_VERSION {
@@ -77,7 +86,9 @@ pub(crate) fn open_reader(path: &Path) -> Result<Option<Connection>, EventStoreE
     if version == 0 {
         return Ok(None);
     }
-    if version != SCHEMA_VERSION {
+    // Version 1 partitions (not yet reopened by the writer) are read without the field
+    // indexes: slower for field filters, same answers.
+    if !(1..=SCHEMA_VERSION).contains(&version) {
         return Err(EventStoreError::Corrupt(format!("{}: unknown schema version {version}", path.display())));
     }
     Ok(Some(conn))

@@ -85,21 +85,36 @@ pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
         let at = format!("events[{i}].");
         if !(MIN_TIME_MS..END_TIME_MS).contains(&e.time) {
             problems.push(
-                Problem::new("time", "time_out_of_range", "イベントの時刻が範囲外です（2000年〜2200年のみ記録できます）", "event time must be within the years 2000-2200")
-                    .within(&at),
+                Problem::new(
+                    "time",
+                    "time_out_of_range",
+                    "イベントの時刻が範囲外です（2000年〜2200年のみ記録できます）",
+                    "event time must be within the years 2000-2200",
+                )
+                .within(&at),
             );
         } else if e.id.time_ms() != e.time {
             problems.push(
-                Problem::new("metadata.uid", "id_time_mismatch", "イベントIDに埋め込まれた時刻がイベントの時刻と一致しません", "the time embedded in the event id differs from the event time")
-                    .within(&at),
+                Problem::new(
+                    "metadata.uid",
+                    "id_time_mismatch",
+                    "イベントIDに埋め込まれた時刻がイベントの時刻と一致しません",
+                    "the time embedded in the event id differs from the event time",
+                )
+                .within(&at),
             );
         }
         if !(1000..=99_999).contains(&e.class.0) {
-            problems.push(Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class").within(&at));
+            problems.push(
+                Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class").within(&at),
+            );
         }
         for (name, v) in [("activity_id", Some(e.activity_id)), ("severity_id", Some(e.severity.0)), ("disposition_id", e.disposition.map(|d| d.0))] {
             if v.is_some_and(|v| v > 99) {
-                problems.push(Problem::new(name, "invalid_number", format!("{name} は0〜99の整数で指定してください"), format!("{name} must be an integer 0-99")).within(&at));
+                problems.push(
+                    Problem::new(name, "invalid_number", format!("{name} は0〜99の整数で指定してください"), format!("{name} must be an integer 0-99"))
+                        .within(&at),
+                );
             }
         }
         if e.message.len() > MAX_MESSAGE_BYTES {
@@ -316,8 +331,7 @@ impl Writer {
                 continue;
             }
             let default_cutoff = cutoff(default_days);
-            let tenant_cutoffs: Vec<(String, i64)> =
-                per_tenant.iter().map(|(t, d)| (t.to_string(), cutoff(*d))).filter(|(_, c)| *c > start).collect();
+            let tenant_cutoffs: Vec<(String, i64)> = per_tenant.iter().map(|(t, d)| (t.to_string(), cutoff(*d))).filter(|(_, c)| *c > start).collect();
             if default_cutoff <= start && tenant_cutoffs.is_empty() {
                 continue;
             }
