@@ -115,6 +115,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Version string shown in the console.
     pub version: &'static str,
+    /// Failed logins per client address.
+    pub throttle: Arc<auth::LoginThrottle>,
 }
 
 impl AppState {

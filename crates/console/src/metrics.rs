@@ -63,8 +63,18 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics`.
-pub async fn render(State(state): State<AppState>) -> Response {
+/// Serves `/metrics`: to scrapers on the same host, and elsewhere only with a bearer
+/// token (or session) of an operator role, since counts by status and login results are
+/// operational information.
+pub async fn render(State(state): State<AppState>, parts: axum::http::request::Parts) -> Response {
+    let local = crate::auth::client_ip(&parts).and_then(|ip| ip.parse::<std::net::IpAddr>().ok()).is_some_and(|ip| ip.is_loopback());
+    if !local {
+        match crate::auth::authenticate(&state, &parts).await {
+            Ok(a) if a.principal.role.is_operator() => {}
+            Ok(_) => return crate::AppError::Forbidden.json(),
+            Err(_) => return crate::AppError::Unauthorized.json(),
+        }
+    }
     let stats = state.bus.stats();
     state.metrics.events_published.set(stats.published.load(Ordering::Relaxed) as i64);
     state.metrics.live_lagged.set(stats.lagged.load(Ordering::Relaxed) as i64);

@@ -57,10 +57,11 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         let msg_en = format!("request body too large (limit {mb} MiB)");
         return too_large(is_api, lang, &msg_ja, &msg_en);
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !req.headers().contains_key(header::AUTHORIZATION) {
-        if !same_origin(req.headers()) {
-            return if is_api { AppError::Csrf.json() } else { crate::pages::error_page(lang, &AppError::Csrf) };
-        }
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !req.headers().contains_key(header::AUTHORIZATION)
+        && !same_origin(req.headers())
+    {
+        return if is_api { AppError::Csrf.json() } else { crate::pages::error_page(lang, &AppError::Csrf) };
     }
     let res = next.run(req).await;
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -85,30 +86,6 @@ pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
         None => true,
         Some("null") => site == Some("same-origin"),
         Some(o) => o.split_once("://").map(|(_, h)| h) == Some(host),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::HeaderMap;
-
-    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.insert(*k, v.parse().unwrap());
-        }
-        m
-    }
-
-    #[test]
-    fn browsers_own_posts_pass_and_foreign_ones_do_not() {
-        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "https://c.example"), ("sec-fetch-site", "same-origin")])));
-        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "same-origin")])), "no-referrer pages send Origin: null");
-        assert!(super::same_origin(&h(&[("host", "c.example")])), "non-browser clients");
-        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null")])), "opaque origin without the browser's word");
-        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "cross-site")])));
-        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "https://evil.example")])));
-        assert!(!super::same_origin(&h(&[("host", "c.example"), ("sec-fetch-site", "same-site")])), "a sibling subdomain is another site here");
     }
 }
 
@@ -140,5 +117,29 @@ pub async fn not_found(req: Request) -> Response {
         AppError::NotFound.json()
     } else {
         crate::pages::error_page(Lang::from_headers(req.headers()), &AppError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_own_posts_pass_and_foreign_ones_do_not() {
+        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "https://c.example"), ("sec-fetch-site", "same-origin")])));
+        assert!(super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "same-origin")])), "no-referrer pages send Origin: null");
+        assert!(super::same_origin(&h(&[("host", "c.example")])), "non-browser clients");
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null")])), "opaque origin without the browser's word");
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "null"), ("sec-fetch-site", "cross-site")])));
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("origin", "https://evil.example")])));
+        assert!(!super::same_origin(&h(&[("host", "c.example"), ("sec-fetch-site", "same-site")])), "a sibling subdomain is another site here");
     }
 }

@@ -93,6 +93,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         config: Arc::new(config.console.clone()),
         metrics: Arc::new(Metrics::default()),
         version: env!("CARGO_PKG_VERSION"),
+        throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
     };
     let app = if wants("console") {
         mamori_console::router(state)

@@ -9,9 +9,11 @@
 //! `X-CSRF-Token`). API tokens (`Authorization: Bearer mmr_…`) need no CSRF token.
 
 mod password;
+mod throttle;
 mod totp;
 
 pub use password::{PasswordHasher, check_password_policy};
+pub use throttle::LoginThrottle;
 pub use totp::{Totp, base32_decode, base32_encode};
 
 use crate::{AppError, AppState, Lang};

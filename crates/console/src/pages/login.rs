@@ -68,7 +68,22 @@ pub async fn submit(
 ) -> Response {
     let lang = Lang::from_headers(&headers);
     let ip = peer.ip().to_string();
+    let now = mamori_core::time::now_ms();
+    if !state.throttle.allowed(peer.ip(), now) {
+        state.metrics.login("throttled");
+        let mut r = login_page(
+            lang,
+            Some(lang.t(
+                "この端末からのログイン失敗が続いたため、しばらく受け付けません。15分ほどしてから再度お試しください",
+                "too many failed logins from this address; try again in about 15 minutes",
+            )),
+            &f.username,
+        );
+        *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
     let failed = || {
+        state.throttle.failed(peer.ip(), now);
         login_page(
             lang,
             Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
@@ -90,7 +105,6 @@ pub async fn submit(
         auth_event(&state, None, &f.username, &ip, false, "unknown login name").await;
         return failed();
     };
-    let now = mamori_core::time::now_ms();
     let phc = rec.password_hash.clone();
     let password = f.password.clone();
     let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, &phc)).await.unwrap_or(false);
@@ -255,12 +269,24 @@ pub async fn totp_submit(
     }
     let ip = peer.ip().to_string();
     let now = mamori_core::time::now_ms();
+    if !state.throttle.allowed(peer.ip(), now) {
+        let _ = state.store.delete_session(&session.id_hash).await;
+        return login_page(
+            lang,
+            Some(lang.t(
+                "この端末からのログイン失敗が続いたため、しばらく受け付けません。15分ほどしてから再度お試しください",
+                "too many failed logins from this address; try again in about 15 minutes",
+            )),
+            "",
+        );
+    }
     let step = rec.totp_secret.as_deref().and_then(Totp::from_base32).and_then(|t| t.check(&f.code, now));
     let fresh = match step {
         Some(s) => state.store.use_totp_step(rec.user.id, s).await.unwrap_or(false),
         None => false,
     };
     if !fresh || rec.user.locked_until > now {
+        state.throttle.failed(peer.ip(), now);
         let settings = state.auth_settings().await;
         let locked = state.store.login_failed(rec.user.id, settings.lockout_threshold, settings.lockout_minutes * 60_000).await.unwrap_or(false);
         auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, "wrong TOTP code").await;

@@ -174,3 +174,57 @@ async fn responses_carry_security_headers_and_metrics_count_them() {
     })
     .await;
 }
+
+fn from(ip: [u8; 4], req: axum::http::request::Builder) -> axum::http::request::Builder {
+    req.extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))))
+}
+
+#[tokio::test]
+async fn one_address_cannot_spray_passwords_across_accounts() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        c.user("clerk0", "職員", Role::TenantUser, Some(t.id)).await;
+        let attacker = [198, 51, 100, 9];
+        let body = |user: &str, pw: &str| axum::body::Body::from(format!("username={user}&password={pw}"));
+        // 30 failures spread over many login names (no account reaches its own lockout)…
+        for i in 0..mamori_console::auth::LoginThrottle::MAX as usize {
+            let req = from(attacker, axum::http::Request::post("/login"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body(&format!("staff{i}"), "wrong-password-1"))
+                .unwrap();
+            assert_eq!(c.send(req).await.0, StatusCode::OK);
+        }
+        // …then even the right password is refused from that address, with a clear reason.
+        let req = from(attacker, axum::http::Request::post("/login"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body("clerk0", PASSWORD))
+            .unwrap();
+        let (status, _, page) = c.send(req).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(page.contains("15分ほどしてから"));
+        // Other addresses are unaffected.
+        let req = from([192, 0, 2, 50], axum::http::Request::post("/login"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body("clerk0", PASSWORD))
+            .unwrap();
+        assert_eq!(c.send(req).await.0, StatusCode::SEE_OTHER);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_are_open_to_the_host_only() {
+    each_backend(|c| async move {
+        let remote = |auth: &Auth| from([192, 0, 2, 7], auth.apply(axum::http::Request::get("/metrics"))).body(axum::body::Body::empty()).unwrap();
+        assert_eq!(c.send(remote(&Auth::None)).await.0, StatusCode::UNAUTHORIZED);
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let clerk = c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        let (_, tok) = c.token(clerk, Role::TenantUser, "t").await;
+        assert_eq!(c.send(remote(&Auth::Bearer(tok))).await.0, StatusCode::FORBIDDEN);
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let (_, tok) = c.token(op, Role::OperatorAdmin, "t").await;
+        assert_eq!(c.send(remote(&Auth::Bearer(tok))).await.0, StatusCode::OK);
+        assert_eq!(c.send(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await.0, StatusCode::OK, "loopback");
+    })
+    .await;
+}

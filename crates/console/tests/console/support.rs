@@ -39,6 +39,7 @@ pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
         config: Arc::new(ConsoleConfig { argon2_memory_kib: 64, argon2_iterations: 1, max_body_bytes: 256 * 1024, ..Default::default() }),
         metrics: Arc::new(Metrics::default()),
         version: "test",
+        throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
     };
     Console { app: mamori_console::router(state.clone()), state, _dir: dir }
 }
@@ -125,7 +126,9 @@ impl Console {
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
         let mut req = req;
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        }
         let res: Response<Body> = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
