@@ -374,7 +374,7 @@ impl Event {
         let Some(obj) = doc.as_object() else {
             return Err(Problem::new("", "not_object", "イベントはJSONオブジェクトで送ってください", "an event must be a JSON object").into());
         };
-        if depth(doc) > MAX_DEPTH + 2 {
+        if json_depth(doc) > MAX_DEPTH + 2 {
             return Err(Problem::new("", "too_deep", "イベントの入れ子が深すぎます", "event nesting is too deep").into());
         }
         let meta = obj.get("metadata").and_then(Value::as_object);
@@ -434,13 +434,7 @@ impl Event {
             None
         });
         let message = obj.get("message").and_then(Value::as_str).unwrap_or_default().to_string();
-        if message.len() > MAX_MESSAGE_BYTES {
-            problems.push(Problem::new("message", "too_long", "message が長すぎます（8 KiB まで）", "message is too long (at most 8 KiB)"));
-        }
         let raw = obj.get("raw_data").and_then(Value::as_str).map(str::to_string);
-        if raw.as_ref().is_some_and(|r| r.len() > MAX_RAW_BYTES) {
-            problems.push(Problem::new("raw_data", "too_long", "raw_data が長すぎます（64 KiB まで）", "raw_data is too long (at most 64 KiB)"));
-        }
         let endpoint = |key: &str, problems: &mut Problems| -> Option<Endpoint> {
             let v = obj.get(key)?;
             match serde_json::from_value::<Endpoint>(v.clone()) {
@@ -464,11 +458,8 @@ impl Event {
             .and_then(|p| serde_json::from_value::<Product>(p.clone()).ok())
             .unwrap_or_else(|| Product { name: "api".into(), vendor_name: String::new() });
         let fields: Map<String, Value> = obj.iter().filter(|(k, _)| !RESERVED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-        if doc.to_string().len() > MAX_EVENT_BYTES {
-            problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)"));
-        }
-        match (tenant, time, class) {
-            (Some(tenant), Some(time), Some(class)) if problems.is_empty() => Ok(Event {
+        let event = match (tenant, time, class) {
+            (Some(tenant), Some(time), Some(class)) if problems.is_empty() => Event {
                 id: EventId::at(time),
                 tenant,
                 time,
@@ -483,9 +474,46 @@ impl Event {
                 user,
                 fields,
                 raw,
-            }),
-            _ => Err(problems),
+            },
+            _ => return Err(problems),
+        };
+        // Sizes are checked on the event as it will be stored.
+        event.checked_ocsf()?;
+        Ok(event)
+    }
+
+    /// Checks the limits every stored event meets (class number, small ids, sizes of
+    /// message, raw record and document, nesting) and returns its OCSF document when
+    /// they hold, else every problem. The event store refuses events that fail it, so
+    /// anything stored can be read back by [`Event::from_ocsf`].
+    pub fn checked_ocsf(&self) -> Result<Value, Problems> {
+        let mut problems = Problems::default();
+        if !(1000..=99_999).contains(&self.class.0) {
+            problems.push(Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class"));
         }
+        for (name, v) in [("activity_id", Some(self.activity_id)), ("severity_id", Some(self.severity.0)), ("disposition_id", self.disposition.map(|d| d.0))] {
+            if v.is_some_and(|v| v > 99) {
+                problems.push(Problem::new(
+                    name,
+                    "invalid_number",
+                    format!("{name} は0〜99の整数で指定してください"),
+                    format!("{name} must be an integer 0-99"),
+                ));
+            }
+        }
+        if self.message.len() > MAX_MESSAGE_BYTES {
+            problems.push(Problem::new("message", "too_long", "message が長すぎます（8 KiB まで）", "message is too long (at most 8 KiB)"));
+        }
+        if self.raw.as_ref().is_some_and(|r| r.len() > MAX_RAW_BYTES) {
+            problems.push(Problem::new("raw_data", "too_long", "raw_data が長すぎます（64 KiB まで）", "raw_data is too long (at most 64 KiB)"));
+        }
+        let doc = self.to_ocsf();
+        if json_depth(&doc) > MAX_DEPTH + 2 {
+            problems.push(Problem::new("", "too_deep", "イベントの入れ子が深すぎます", "event nesting is too deep"));
+        } else if doc.to_string().len() > MAX_EVENT_BYTES {
+            problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)"));
+        }
+        problems.into_result(doc)
     }
 
     /// Returns the text the full-text index holds for this event.
@@ -526,8 +554,9 @@ fn collect_strings(v: &Value, out: &mut String, depth: usize) {
     }
 }
 
-fn depth(v: &Value) -> usize {
-    // Iterative, so hostile nesting cannot overflow the stack.
+/// Returns the nesting depth of a JSON value (iteratively, so hostile nesting cannot
+/// overflow the stack).
+pub(crate) fn json_depth(v: &Value) -> usize {
     let mut max = 0;
     let mut stack = vec![(v, 1usize)];
     while let Some((v, d)) = stack.pop() {

@@ -217,19 +217,31 @@ async fn check_ranges(tx: &mut crate::Tx<'_>, own: Option<TenantId>, t: &Checked
     problems.into_result(()).map_err(StoreError::Invalid)
 }
 
+/// Refuses a code another tenant (other than `except`) already has.
+async fn ensure_code_free(tx: &mut crate::Tx<'_>, code: mamori_core::LocalGovCode, except: Option<TenantId>) -> Result<(), StoreError> {
+    let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1 AND id <> $2")
+        .bind(code.to_string())
+        .bind(except.map(|t| t.to_string()).unwrap_or_default())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match taken {
+        None => Ok(()),
+        Some(r) => {
+            let name: String = r.try_get(0)?;
+            Err(Problem::new(
+                "code",
+                "duplicate_code",
+                format!("団体コード {code} は「{name}」で登録済みです"),
+                format!("local government code {code} is already used by '{name}'"),
+            )
+            .into())
+        }
+    }
+}
+
 async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Result<Tenant, StoreError> {
     check_ranges(tx, None, &t).await?;
-    let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1").bind(t.code.to_string()).fetch_optional(&mut **tx).await?;
-    if let Some(r) = taken {
-        let name: String = r.try_get(0)?;
-        return Err(Problem::new(
-            "code",
-            "duplicate_code",
-            format!("団体コード {} は「{name}」で登録済みです", t.code),
-            format!("local government code {} is already used by '{name}'", t.code),
-        )
-        .into());
-    }
+    ensure_code_free(tx, t.code, None).await?;
     let now = mamori_core::time::now_ms();
     let tenant = Tenant {
         id: TenantId::new(),
@@ -276,23 +288,7 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
 
 async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: CheckedTenant) -> Result<Tenant, StoreError> {
     check_ranges(tx, Some(before.id), &t).await?;
-    if t.code != before.code {
-        let taken = sqlx::query("SELECT name FROM tenants WHERE code = $1 AND id <> $2")
-            .bind(t.code.to_string())
-            .bind(before.id.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(r) = taken {
-            let name: String = r.try_get(0)?;
-            return Err(Problem::new(
-                "code",
-                "duplicate_code",
-                format!("団体コード {} は「{name}」で登録済みです", t.code),
-                format!("local government code {} is already used by '{name}'", t.code),
-            )
-            .into());
-        }
-    }
+    ensure_code_free(tx, t.code, Some(before.id)).await?;
     let after = Tenant {
         id: before.id,
         code: t.code,

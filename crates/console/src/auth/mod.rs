@@ -144,17 +144,8 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Authed, Aut
         if rec.user.disabled {
             return Err(AuthFailure::Missing);
         }
-        let user = rec.user;
-        let principal = Principal {
-            user_id: user.id,
-            username: user.username.clone(),
-            display_name: user.display_name.clone(),
-            role: user.role,
-            tenant_id: user.tenant_id,
-            token: Some((t.id, t.scopes)),
-            ip,
-        };
-        return Ok(Authed { principal, user, session: None, lang });
+        let principal = principal_of(&rec.user, Some((t.id, t.scopes)), ip);
+        return Ok(Authed { principal, user: rec.user, session: None, lang });
     }
     let session = session_of(state, &parts.headers).await.map_err(|e| AuthFailure::Internal(e.message(Lang::En)))?.ok_or(AuthFailure::Missing)?;
     if session.stage != SessionStage::Full {
@@ -174,16 +165,20 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Authed, Aut
         Some(_) => lang,
         None => Lang::parse(&user.lang).unwrap_or_default(),
     };
-    let principal = Principal {
+    let principal = principal_of(&user, None, ip);
+    Ok(Authed { principal, user, session: Some(session), lang })
+}
+
+fn principal_of(user: &User, token: Option<(mamori_core::TokenId, Vec<mamori_core::TokenScope>)>, ip: Option<String>) -> Principal {
+    Principal {
         user_id: user.id,
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         role: user.role,
         tenant_id: user.tenant_id,
-        token: None,
+        token,
         ip,
-    };
-    Ok(Authed { principal, user, session: Some(session), lang })
+    }
 }
 
 /// Extractor for console pages: redirects to the login page when not logged in.

@@ -5,7 +5,7 @@ use super::schema::{INSERT_EVENT, INSERT_FTS, open_writer};
 use super::{EventStoreError, PurgeReport};
 use mamori_core::{Event, Problem, Problems, TenantId};
 use rusqlite::{Connection, TransactionBehavior, params};
-use serde_json::Value;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -14,10 +14,6 @@ use tokio::sync::oneshot;
 // The limits `Event::from_ocsf` applies when the store reads an event back (the
 // constants of mamori-core are not exported); an event beyond them is refused at
 // append, so every stored row can be read.
-const MAX_MESSAGE_BYTES: usize = 8 * 1024;
-const MAX_RAW_BYTES: usize = 64 * 1024;
-const MAX_EVENT_BYTES: usize = 256 * 1024;
-const MAX_DEPTH: usize = 8;
 /// Problems reported for one refused batch, at most.
 const MAX_PROBLEMS: usize = 20;
 /// Rows written in one group commit, at most (more wait for the next one).
@@ -104,39 +100,13 @@ pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
                 .within(&at),
             );
         }
-        if !(1000..=99_999).contains(&e.class.0) {
-            problems.push(
-                Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class").within(&at),
-            );
-        }
-        for (name, v) in [("activity_id", Some(e.activity_id)), ("severity_id", Some(e.severity.0)), ("disposition_id", e.disposition.map(|d| d.0))] {
-            if v.is_some_and(|v| v > 99) {
-                problems.push(
-                    Problem::new(name, "invalid_number", format!("{name} は0〜99の整数で指定してください"), format!("{name} must be an integer 0-99"))
-                        .within(&at),
-                );
-            }
-        }
-        if e.message.len() > MAX_MESSAGE_BYTES {
-            problems.push(Problem::new("message", "too_long", "message が長すぎます（8 KiB まで）", "message is too long (at most 8 KiB)").within(&at));
-        }
-        if e.raw.as_ref().is_some_and(|r| r.len() > MAX_RAW_BYTES) {
-            problems.push(Problem::new("raw_data", "too_long", "raw_data が長すぎます（64 KiB まで）", "raw_data is too long (at most 64 KiB)").within(&at));
-        }
-        let ocsf = e.to_ocsf();
-        if depth(&ocsf) > MAX_DEPTH + 2 {
-            problems.push(Problem::new("", "too_deep", "イベントの入れ子が深すぎます", "event nesting is too deep").within(&at));
-        }
-        let doc = match serde_json::to_string(&ocsf) {
-            Ok(d) => d,
-            Err(_) => {
-                problems.push(Problem::new("", "not_serializable", "イベントをJSONにできません", "the event cannot be written as JSON").within(&at));
+        let doc = match e.checked_ocsf() {
+            Ok(ocsf) => serde_json::to_string(&ocsf).unwrap_or_default(),
+            Err(ps) => {
+                ps.0.into_iter().for_each(|p| problems.push(p.within(&at)));
                 String::new()
             }
         };
-        if doc.len() > MAX_EVENT_BYTES {
-            problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)").within(&at));
-        }
         if !problems.is_empty() {
             // The batch is refused anyway; the rest is only checked.
             continue;
@@ -159,22 +129,6 @@ pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
         });
     }
     if problems.is_empty() { Ok(rows) } else { Err(EventStoreError::Rejected(problems)) }
-}
-
-/// Returns the nesting depth of a JSON value (iteratively: hostile nesting cannot
-/// overflow the stack).
-fn depth(v: &Value) -> usize {
-    let mut max = 0;
-    let mut stack = vec![(v, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        max = max.max(d);
-        match v {
-            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
-            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
-            _ => {}
-        }
-    }
-    max
 }
 
 /// Returns a copy of an error for another waiter of the same failed commit.
