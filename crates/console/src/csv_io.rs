@@ -38,6 +38,23 @@ pub const MAX_ROWS: usize = 5000;
 
 const BOM: &str = "\u{feff}";
 
+/// Characters that make a spreadsheet read a cell as a formula (CSV injection), and
+/// the quote used to neutralize them.
+const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// Prefixes `'` to a cell a spreadsheet would run as a formula (`=HYPERLINK(…)`).
+fn cell(s: &str) -> String {
+    if s.starts_with(FORMULA_START) { format!("'{s}") } else { s.to_string() }
+}
+
+/// Undoes [`cell`] on import, so an export re-imports unchanged.
+fn uncell(s: &str) -> String {
+    match s.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_START) => rest.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// Writes tenants as CSV.
 pub fn export_tenants(tenants: &[Tenant]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -47,20 +64,23 @@ pub fn export_tenants(tenants: &[Tenant]) -> String {
         let others = t.contacts.iter().skip(1).map(|c| format!("{}|{}|{}|{}", c.name, c.department, c.email, c.phone)).collect::<Vec<_>>().join(";");
         let services = t.services.iter().map(|(k, q)| if *q == 1 { k.clone() } else { format!("{k}:{q}") }).collect::<Vec<_>>().join(" ");
         let ranges = t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
-        let _ = w.write_record([
-            t.code.to_string().as_str(),
-            &t.name,
-            &t.kana,
-            t.kind.as_str(),
-            &ranges,
-            &services,
-            &primary.name,
-            &primary.department,
-            &primary.email,
-            &primary.phone,
-            &others,
-            &t.notes,
-        ]);
+        let _ = w.write_record(
+            [
+                t.code.to_string().as_str(),
+                &t.name,
+                &t.kana,
+                t.kind.as_str(),
+                &ranges,
+                &services,
+                &primary.name,
+                &primary.department,
+                &primary.email,
+                &primary.phone,
+                &others,
+                &t.notes,
+            ]
+            .map(cell),
+        );
     }
     let body = w.into_inner().unwrap_or_default();
     format!("{BOM}{}", String::from_utf8_lossy(&body))
@@ -108,8 +128,7 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let col =
-        |rec: &csv::StringRecord, name: &str| -> String { headers.iter().position(|h| h == name).and_then(|i| rec.get(i)).unwrap_or("").trim().to_string() };
+    let col = |rec: &csv::StringRecord, name: &str| -> String { uncell(headers.iter().position(|h| h == name).and_then(|i| rec.get(i)).unwrap_or("").trim()) };
     let mut out = Vec::new();
     let mut seen_codes: BTreeMap<String, usize> = BTreeMap::new();
     for (i, rec) in reader.records().enumerate() {
@@ -211,22 +230,25 @@ pub fn export_audit(entries: &[AuditEntry]) -> String {
         "hash",
     ]);
     for e in entries {
-        let _ = w.write_record([
-            e.seq.to_string().as_str(),
-            &mamori_core::time::format_rfc3339(e.time),
-            &mamori_core::time::format_jst(e.time),
-            &e.actor_kind,
-            &e.actor_name,
-            e.source_ip.as_deref().unwrap_or(""),
-            e.tenant_id.as_deref().unwrap_or(""),
-            &e.action,
-            &e.target_kind,
-            e.target_id.as_deref().unwrap_or(""),
-            &e.before.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            &e.after.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            &e.prev_hash,
-            &e.hash,
-        ]);
+        let _ = w.write_record(
+            [
+                e.seq.to_string().as_str(),
+                &mamori_core::time::format_rfc3339(e.time),
+                &mamori_core::time::format_jst(e.time),
+                &e.actor_kind,
+                &e.actor_name,
+                e.source_ip.as_deref().unwrap_or(""),
+                e.tenant_id.as_deref().unwrap_or(""),
+                &e.action,
+                &e.target_kind,
+                e.target_id.as_deref().unwrap_or(""),
+                &e.before.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                &e.after.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                &e.prev_hash,
+                &e.hash,
+            ]
+            .map(cell),
+        );
     }
     format!("{BOM}{}", String::from_utf8_lossy(&w.into_inner().unwrap_or_default()))
 }
@@ -268,6 +290,30 @@ mod tests {
         let text = p.0.iter().map(|p| p.ja.clone()).collect::<Vec<_>>().join("\n");
         assert!(text.contains("3行目") && text.contains("検査数字"), "{text}");
         assert!(text.contains("4行目") && text.contains("重複"), "{text}");
+    }
+
+    #[test]
+    fn formulas_are_neutralized_on_export_and_restored_on_import() {
+        let csv = "code,name,kana,kind,contact_name,contact_phone,notes\n131016,千代田区,チヨダク,ward,\"=HYPERLINK(\"\"http://evil/\"\",\"\"x\"\")\",+81-3-0000-0000,'quoted\n";
+        let rows = import_tenants(csv.as_bytes()).unwrap();
+        let t = Tenant {
+            id: mamori_core::TenantId::new(),
+            code: rows[0].code,
+            name: rows[0].name.clone(),
+            kana: rows[0].kana.clone(),
+            kind: rows[0].kind,
+            contacts: rows[0].contacts.clone(),
+            network_ranges: vec![],
+            services: Default::default(),
+            notes: rows[0].notes.clone(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let out = export_tenants(&[t]);
+        assert!(out.contains("\"'=HYPERLINK(") && out.contains("'+81-3"), "{out}");
+        assert!(!out.contains(",=") && !out.contains(",+"), "no cell starts with a formula character: {out}");
+        assert_eq!(import_tenants(out.as_bytes()).unwrap(), rows, "the export re-imports unchanged");
+        assert_eq!(rows[0].notes, "'quoted");
     }
 
     #[test]

@@ -132,7 +132,33 @@ impl AppState {
     pub fn hasher(&self) -> auth::PasswordHasher {
         auth::PasswordHasher::new(self.config.argon2_memory_kib, self.config.argon2_iterations)
     }
+
+    /// Hashes a password off the async workers, a few at a time (each Argon2id run
+    /// takes ~19 MiB; unbounded parallel logins would exhaust memory).
+    pub async fn hash_password(&self, password: String) -> Result<String, AppError> {
+        let hasher = self.hasher();
+        let _permit = ARGON2_PERMITS.acquire().await.map_err(|e| AppError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || hasher.hash(&password)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)
+    }
+
+    /// Verifies a password the same way (bounded, off the async workers).
+    pub async fn verify_password(&self, password: String, phc: String) -> bool {
+        let hasher = self.hasher();
+        let Ok(_permit) = ARGON2_PERMITS.acquire().await else { return false };
+        tokio::task::spawn_blocking(move || hasher.verify(&password, &phc)).await.unwrap_or(false)
+    }
+
+    /// Spends the time of one verification (unknown login names answer as slowly).
+    pub async fn waste_password_time(&self) {
+        let hasher = self.hasher();
+        if let Ok(_permit) = ARGON2_PERMITS.acquire().await {
+            let _ = tokio::task::spawn_blocking(move || hasher.waste()).await;
+        }
+    }
 }
+
+/// Argon2id runs at once in this process.
+static ARGON2_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// Builds the whole HTTP application: pages, API, health and metrics.
 pub fn router(state: AppState) -> Router {

@@ -32,6 +32,15 @@ pub fn format_rfc3339(ms: i64) -> String {
 /// `YYYY-MM-DDTHH:MM` or `YYYY-MM-DD HH:MM[:SS]` (taken as JST, as typed in the console),
 /// `YYYY-MM-DD` (JST midnight), or Unix milliseconds. Returns None when it is none of these.
 pub fn parse_time(input: &str) -> Option<i64> {
+    parse_unclamped(input).filter(|t| (MIN_MS..MAX_MS).contains(t))
+}
+
+/// Earliest time accepted from people and clients: 2000-01-01T00:00:00Z.
+pub const MIN_MS: i64 = 946_684_800_000;
+/// Latest time accepted (exclusive): 2200-01-01T00:00:00Z.
+pub const MAX_MS: i64 = 7_258_118_400_000;
+
+fn parse_unclamped(input: &str) -> Option<i64> {
     let s = input.trim();
     if s.is_empty() || s.len() > 64 {
         return None;
@@ -69,6 +78,8 @@ mod tests {
         assert_eq!(format_jst(a), "2026-11-22 10:00:00");
         assert_eq!(parse_time("2026-13-01"), None);
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("9223372036854775000"), None, "far outside 2000-2200");
+        assert_eq!(parse_time("1900-01-01"), None);
         assert_eq!(parse_time(""), None);
     }
 }

@@ -170,7 +170,7 @@ pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode>
             }
         }
         AuditCommand::Export { output } => {
-            let entries = store.list_audit(&scope, &AuditFilter::default(), None, i64::MAX).await?;
+            let entries = store.export_audit(&scope, &AuditFilter::default()).await?;
             let csv = mamori_console::export_audit_csv(&entries);
             match output {
                 Some(p) => std::fs::write(&p, csv).with_context(|| format!("cannot write {}", p.display()))?,

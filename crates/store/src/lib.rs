@@ -218,6 +218,20 @@ impl Store {
         rows.iter().map(audit::from_row).collect()
     }
 
+    /// Returns every audit entry visible in `scope` that matches `filter`, newest first,
+    /// reading in pages (for exports, which must not be cut short).
+    pub async fn export_audit(&self, scope: &Scope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out: Vec<AuditEntry> = Vec::new();
+        loop {
+            let page = self.list_audit(scope, filter, out.last().map(|e| e.seq), 10_000).await?;
+            let done = page.len() < 10_000;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Walks the whole audit chain and reports the first entry that breaks it.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport { entries: 0, head: GENESIS.to_string(), first_bad: None };

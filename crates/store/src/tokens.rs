@@ -48,6 +48,9 @@ pub struct NewToken {
     pub expires_at: i64,
 }
 
+/// Live (unrevoked, unexpired) tokens one account may hold.
+pub const MAX_LIVE_TOKENS: i64 = 20;
+
 const COLUMNS: &str = "id, user_id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
@@ -94,6 +97,21 @@ impl Store {
             revoked_at: None,
         };
         let (_guard, mut tx) = self.begin_write().await?;
+        let live: i64 = sqlx::query("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+            .bind(t.user_id.to_string())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if live >= MAX_LIVE_TOKENS {
+            return Err(Problem::new(
+                "name",
+                "too_many_tokens",
+                format!("有効なトークンは1人{MAX_LIVE_TOKENS}個までです。不要なトークンを失効させてください"),
+                format!("at most {MAX_LIVE_TOKENS} live tokens per account; revoke unused ones"),
+            )
+            .into());
+        }
         sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(token.id.to_string())
             .bind(token.user_id.to_string())

@@ -358,6 +358,11 @@ impl Store {
             .bind(keep_session.unwrap_or(""))
             .execute(&mut *tx)
             .await?;
+        // A reset by someone else answers a lost or taken-over account: the account's
+        // API tokens go too.
+        if must_change {
+            revoke_all_tokens(&mut tx, id).await?;
+        }
         let action = if must_change { "user.password_reset" } else { "user.password_change" };
         audit::append(
             &mut tx,
@@ -379,6 +384,9 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        if secret.is_none() {
+            revoke_all_tokens(&mut tx, id).await?;
+        }
         let action = if secret.is_some() { "user.totp_enroll" } else { "user.totp_reset" };
         audit::append(
             &mut tx,
@@ -432,6 +440,12 @@ impl Store {
         Ok(locked.rows_affected() == 1)
     }
 
+    /// Clears the failure count after a correct password or code.
+    pub async fn reset_login_failures(&self, id: UserId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(id.to_string()).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
     /// Records a successful login.
     pub async fn login_succeeded(&self, id: UserId) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = $1 WHERE id = $2")
@@ -479,6 +493,15 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+async fn revoke_all_tokens(tx: &mut crate::Tx<'_>, id: UserId) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(mamori_core::time::now_ms())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 fn in_scope(scope: &Scope, u: &User) -> bool {

@@ -41,8 +41,7 @@ struct NewUserBody {
 }
 
 async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
-    let hasher = state.hasher();
-    tokio::task::spawn_blocking(move || hasher.hash(&password)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)
+    state.hash_password(password).await
 }
 
 pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {

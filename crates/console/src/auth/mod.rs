@@ -141,7 +141,8 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Authed, Aut
         }
         let t = state.store.token_by_hash(&sha256_hex(token), now).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
         let rec = state.store.login_record_by_id(t.user_id).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
-        if rec.user.disabled {
+        // An account awaiting a password change (after a reset) acts through no token.
+        if rec.user.disabled || rec.user.must_change_password {
             return Err(AuthFailure::Missing);
         }
         let principal = principal_of(&rec.user, Some((t.id, t.scopes)), ip);

@@ -89,7 +89,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
             }
             @if let Some(v) = &verify {
                 @match &v.first_bad {
-                    None => div.ok role="status" { (l.t("ハッシュチェーンは正常です", "The hash chain is intact")) " (" (v.entries) (l.t("件", " entries")) ", head " code { (&v.head[..16]) } ")" },
+                    None => div.ok role="status" { (l.t("ハッシュチェーンは正常です", "The hash chain is intact")) " (" (v.entries) (l.t("件", " entries")) ", head " code { (v.head.get(..16).unwrap_or(&v.head)) } ")" },
                     Some((seq, why)) => div.error role="alert" { (l.t("改ざんを検出しました", "Tampering detected")) ": seq " (seq) " — " (why) },
                 }
             }
@@ -136,10 +136,10 @@ pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, Query(
     )
 }
 
-/// Returns up to 100,000 entries for an export, and records the export in the log.
+/// Returns every matching entry for an export, and records the export in the log.
 pub async fn export_entries(state: &AppState, p: &mamori_core::Principal, q: &AuditQuery) -> Result<Vec<mamori_store::AuditEntry>, AppError> {
     let scope = p.scope();
-    let entries = state.store.list_audit(&scope, &q.filter()?, None, 100_000).await?;
+    let entries = state.store.export_audit(&scope, &q.filter()?).await?;
     state
         .store
         .record(mamori_store::Change {

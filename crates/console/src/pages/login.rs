@@ -97,28 +97,34 @@ pub async fn submit(
         Ok(r) => r,
         Err(e) => return super::error_page(lang, &e.into()),
     };
-    let hasher = state.hasher();
     let Some(rec) = rec else {
         // Same work as a real check, so timing does not reveal unknown names.
-        tokio::task::spawn_blocking(move || hasher.waste()).await.ok();
+        state.waste_password_time().await;
         state.metrics.login("failed");
-        auth_event(&state, None, &f.username, &ip, false, "unknown login name").await;
+        auth_event(&state, None, None, &ip, false, "unknown login name").await;
         return failed();
     };
-    let phc = rec.password_hash.clone();
-    let password = f.password.clone();
-    let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, &phc)).await.unwrap_or(false);
-    if rec.user.locked_until > now || rec.user.disabled {
+    if rec.user.disabled {
         state.metrics.login("locked");
-        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, if rec.user.disabled { "account disabled" } else { "account locked" }).await;
+        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account disabled").await;
         return failed();
     }
-    if !ok {
-        let settings = state.auth_settings().await;
-        let locked = state.store.login_failed(rec.user.id, settings.lockout_threshold, settings.lockout_minutes * 60_000).await.unwrap_or(false);
-        state.metrics.login(if locked { "locked" } else { "failed" });
-        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, if locked { "wrong password; account locked" } else { "wrong password" }).await;
+    match count_attempt(&state, &rec).await {
+        Ok(true) => {}
+        Ok(false) => {
+            state.metrics.login("locked");
+            auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account locked").await;
+            return failed();
+        }
+        Err(e) => return super::error_page(lang, &e),
+    }
+    if !state.verify_password(f.password.clone(), rec.password_hash.clone()).await {
+        state.metrics.login("failed");
+        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "wrong password").await;
         return failed();
+    }
+    if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
+        return super::error_page(lang, &e.into());
     }
     let stage = next_stage(&rec, false);
     let token = random_token(32);
@@ -147,6 +153,22 @@ pub async fn submit(
     r
 }
 
+/// Counts a login attempt before it is checked, so that parallel guesses cannot
+/// outrun the lockout (a success clears the count). Returns false when the account is
+/// locked, now or already.
+async fn count_attempt(state: &AppState, rec: &LoginRecord) -> Result<bool, AppError> {
+    let settings = state.auth_settings().await;
+    let now = mamori_core::time::now_ms();
+    if rec.user.locked_until > now {
+        return Ok(false);
+    }
+    // `threshold + 1`: this attempt is counted before it is known to fail, so the lock
+    // falls on the attempt after `threshold` failures.
+    state.store.login_failed(rec.user.id, settings.lockout_threshold + 1, settings.lockout_minutes * 60_000).await?;
+    let current = state.store.login_record_by_id(rec.user.id).await?.ok_or(AppError::NotFound)?;
+    Ok(current.user.locked_until <= now && !current.user.disabled)
+}
+
 fn set_cookie(r: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         r.headers_mut().append(header::SET_COOKIE, v);
@@ -173,19 +195,39 @@ async fn finish(state: &AppState, session: &Session, rec: &LoginRecord, ip: &str
     state.store.set_session_stage(&session.id_hash, SessionStage::Full, expires).await?;
     state.store.login_succeeded(rec.user.id).await?;
     state.metrics.login("ok");
-    auth_event(state, rec.user.tenant_id, &rec.user.username, ip, true, "login").await;
+    auth_event(state, rec.user.tenant_id, Some(&rec.user.username), ip, true, "login").await;
     Ok(())
 }
 
-/// Publishes an OCSF Authentication event (3002, activity 1 Logon) for the tenant of the
-/// account, or the prefecture for operators and unknown names.
-async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: &str, ip: &str, ok: bool, reason: &str) {
-    let tenant = match tenant {
-        Some(t) => Some(t),
-        None => platform_tenant(state).await,
-    };
-    let Some(tenant) = tenant else { return };
+/// Records a login attempt. A municipality's accounts get an OCSF Authentication event
+/// (3002, activity 1 Logon) in their own tenant, where that municipality sees it.
+/// Operator accounts and unknown login names belong to no municipality: they go to the
+/// audit log, which only operator roles read, and an unknown name is not kept (people
+/// type passwords into the name field).
+async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: Option<&str>, ip: &str, ok: bool, reason: &str) {
     let now = mamori_core::time::now_ms();
+    let Some(tenant) = tenant else {
+        let actor = mamori_core::Actor {
+            kind: mamori_core::ActorKind::User,
+            user_id: None,
+            name: user.unwrap_or("(unknown login name)").to_string(),
+            ip: Some(ip.to_string()),
+        };
+        let change = mamori_store::Change {
+            actor: &actor,
+            tenant: None,
+            action: if ok { "auth.login" } else { "auth.login_failed" },
+            target_kind: "session",
+            target_id: None,
+            before: None,
+            after: Some(serde_json::json!({ "reason": reason })),
+        };
+        if let Err(err) = state.store.record(change).await {
+            tracing::warn!(error = %err, "could not record a login");
+        }
+        return;
+    };
+    let user = user.unwrap_or_default();
     let msg = if ok {
         format!("コンソールにログインしました: {user}")
     } else {
@@ -205,18 +247,19 @@ async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: &str, ip: 
     }
 }
 
-/// Returns the prefecture's tenant id (the platform's own records go there).
-pub async fn platform_tenant(state: &AppState) -> Option<TenantId> {
-    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
-    state.store.list_tenants(&scope).await.ok()?.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture).map(|t| t.id)
-}
-
 async fn pending(state: &AppState, headers: &HeaderMap, stage: SessionStage) -> Result<(Session, LoginRecord), Response> {
     let session = auth::session_of(state, headers).await.ok().flatten().ok_or_else(|| Redirect::to("/login").into_response())?;
     if session.stage != stage {
         return Err(Redirect::to(stage_path(session.stage)).into_response());
     }
-    let rec = state.store.login_record_by_id(session.user_id).await.ok().flatten().ok_or_else(|| Redirect::to("/login").into_response())?;
+    let rec = state
+        .store
+        .login_record_by_id(session.user_id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|r| !r.user.disabled)
+        .ok_or_else(|| Redirect::to("/login").into_response())?;
     Ok((session, rec))
 }
 
@@ -280,18 +323,11 @@ pub async fn totp_submit(
             "",
         );
     }
-    let step = rec.totp_secret.as_deref().and_then(Totp::from_base32).and_then(|t| t.check(&f.code, now));
-    let fresh = match step {
-        Some(s) => state.store.use_totp_step(rec.user.id, s).await.unwrap_or(false),
-        None => false,
-    };
-    if !fresh || rec.user.locked_until > now {
-        state.throttle.failed(peer.ip(), now);
-        let settings = state.auth_settings().await;
-        let locked = state.store.login_failed(rec.user.id, settings.lockout_threshold, settings.lockout_minutes * 60_000).await.unwrap_or(false);
-        auth_event(&state, rec.user.tenant_id, &rec.user.username, &ip, false, "wrong TOTP code").await;
-        state.metrics.login(if locked { "locked" } else { "failed" });
-        if locked {
+    match count_attempt(&state, &rec).await {
+        Ok(true) => {}
+        Ok(false) => {
+            state.metrics.login("locked");
+            auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account locked").await;
             let _ = state.store.delete_session(&session.id_hash).await;
             return login_page(
                 lang,
@@ -299,7 +335,21 @@ pub async fn totp_submit(
                 "",
             );
         }
+        Err(e) => return super::error_page(lang, &e),
+    }
+    let step = rec.totp_secret.as_deref().and_then(Totp::from_base32).and_then(|t| t.check(&f.code, now));
+    let fresh = match step {
+        Some(s) => state.store.use_totp_step(rec.user.id, s).await.unwrap_or(false),
+        None => false,
+    };
+    if !fresh {
+        state.throttle.failed(peer.ip(), now);
+        state.metrics.login("failed");
+        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "wrong TOTP code").await;
         return totp_page(lang, &session.csrf, Some(lang.t("確認コードが正しくないか、使用済みです", "the code is wrong or was already used")));
+    }
+    if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
+        return super::error_page(lang, &e.into());
     }
     advance(&state, &session, &rec, &ip).await
 }
@@ -456,15 +506,13 @@ pub async fn password_submit(
     if let Err(p) = check_password_policy(&f.password, &rec.user.username, settings.password_min_length) {
         return password_page(lang, &session.csrf, Some(p.message(lang.code())));
     }
-    let hasher = state.hasher();
-    let new_password = f.password.clone();
-    let hash = match tokio::task::spawn_blocking(move || hasher.hash(&new_password)).await {
-        Ok(Ok(h)) => h,
-        _ => return super::error_page(lang, &AppError::Internal("password hashing failed".into())),
-    };
-    if hash.is_empty() || state.hasher().verify(&f.password, &rec.password_hash) {
+    if state.verify_password(f.password.clone(), rec.password_hash.clone()).await {
         return password_page(lang, &session.csrf, Some(lang.t("現在と同じパスワードは使えません", "the new password must differ from the current one")));
     }
+    let hash = match state.hash_password(f.password.clone()).await {
+        Ok(h) => h,
+        Err(e) => return super::error_page(lang, &e),
+    };
     let actor =
         mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
     let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));

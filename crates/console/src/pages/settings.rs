@@ -102,18 +102,12 @@ pub async fn save_account(State(state): State<AppState>, PageAuth(a): PageAuth, 
                         return Err(Problem::new("confirm", "mismatch", "確認用のパスワードが一致しません", "the two passwords differ").into());
                     }
                     let rec = state.store.login_record_by_id(a.user.id).await?.ok_or(AppError::NotFound)?;
-                    let hasher = state.hasher();
-                    let (check, current, stored) = (hasher.clone(), f.current.clone(), rec.password_hash.clone());
-                    if !tokio::task::spawn_blocking(move || check.verify(&current, &stored)).await.unwrap_or(false) {
+                    if !state.verify_password(f.current.clone(), rec.password_hash.clone()).await {
                         return Err(Problem::new("current", "wrong_password", "現在のパスワードが違います", "the current password is wrong").into());
                     }
                     let settings = state.auth_settings().await;
                     check_password_policy(&f.password, &a.user.username, settings.password_min_length)?;
-                    let pw = f.password.clone();
-                    let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))
-                        .await
-                        .map_err(|e| AppError::Internal(e.to_string()))?
-                        .map_err(AppError::Internal)?;
+                    let hash = state.hash_password(f.password.clone()).await?;
                     let keep = a.session.as_ref().map(|s| s.id_hash.as_str());
                     state.store.set_password(&own, &a.principal.actor(), a.user.id, &hash, false, keep).await?;
                 }

@@ -146,10 +146,7 @@ pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f
                     return Err(AppError::Forbidden);
                 }
                 let once = random_token(12);
-                let hasher = state.hasher();
-                let pw = once.clone();
-                let hash =
-                    tokio::task::spawn_blocking(move || hasher.hash(&pw)).await.map_err(|e| AppError::Internal(e.to_string()))?.map_err(AppError::Internal)?;
+                let hash = state.hash_password(once.clone()).await?;
                 let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
                 let user = state
                     .store
@@ -350,12 +347,7 @@ pub async fn action(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             match f.action.as_str() {
                 "reset_password" => {
                     let once = random_token(12);
-                    let hasher = state.hasher();
-                    let pw = once.clone();
-                    let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))
-                        .await
-                        .map_err(|e| AppError::Internal(e.to_string()))?
-                        .map_err(AppError::Internal)?;
+                    let hash = state.hash_password(once.clone()).await?;
                     state.store.set_password(&scope, &actor, id, &hash, true, None).await?;
                     Ok(one_time(&a, &user, &once))
                 }

@@ -228,3 +228,79 @@ async fn metrics_are_open_to_the_host_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_lockout() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        let guesses = (0..20).map(|i| {
+            let c = &c;
+            async move {
+                // Different addresses, so only the account lockout stands in the way.
+                let req = from([192, 0, 2, i as u8 + 1], axum::http::Request::post("/login"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(format!("username=clerk&password=guess-{i}-wrong")))
+                    .unwrap();
+                c.send(req).await.0
+            }
+        });
+        futures_util::future::join_all(guesses).await;
+        let now = mamori_core::time::now_ms();
+        let q =
+            mamori_store::events::EventQuery { from_ms: now - 60_000, to_ms: now + 1, limit: 100, text: Some("wrong password".into()), ..Default::default() };
+        let checked = c.state.bus.events().query(&system(), &q).await.unwrap().events.len();
+        assert!(checked <= 5, "only the allowed attempts reach the password check, {checked} did");
+        let (status, _, _) = c.post_form("/login", &Auth::None, &[("username", "clerk"), ("password", PASSWORD)]).await;
+        assert_eq!(status, StatusCode::OK, "locked");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_revokes_the_accounts_tokens() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let clerk = c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        let (_, tok) = c.token(clerk, Role::TenantUser, "t").await;
+        let bearer = Auth::Bearer(tok);
+        assert_eq!(c.api("GET", "/api/v1/me", &bearer, None).await.0, StatusCode::OK);
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let (_, optok) = c.token(op, Role::OperatorAdmin, "o").await;
+        let (status, _) = c.api("POST", &format!("/api/v1/users/{clerk}/reset-password"), &Auth::Bearer(optok), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(c.api("GET", "/api/v1/me", &bearer, None).await.0, StatusCode::UNAUTHORIZED, "the taken-over account's token is gone");
+        assert!(c.state.store.list_tokens(clerk).await.unwrap().iter().all(|t| t.revoked_at.is_some()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operator_logins_stay_out_of_the_prefectures_events() {
+    each_backend(|c| async move {
+        let pref = c
+            .state
+            .store
+            .create_tenant(&system(), &mamori_core::Actor::system(), {
+                let mut i = tenant_input("39000", "サンプル県", "10.39.0.0/20");
+                i.kind = "prefecture".into();
+                i.check().unwrap()
+            })
+            .await
+            .unwrap();
+        c.user("pref-user", "県職員", Role::TenantUser, Some(pref.id)).await;
+        c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let _ = c.post_form("/login", &Auth::None, &[("username", "ope"), ("password", "wrong-password-9")]).await;
+        let _ = c.post_form("/login", &Auth::None, &[("username", "my-secret-password"), ("password", "x")]).await;
+        let s = c.login("pref-user", PASSWORD).await;
+        let (_, body) = c.api("GET", "/api/v1/events?class=3002", &s, None).await;
+        assert!(!body.contains("ope") || !body.contains("wrong password\""), "{body}");
+        assert!(!body.contains("my-secret-password"), "mistyped names are not kept: {body}");
+        assert!(!body.contains("\"ope\""), "operator activity is not the prefecture's data: {body}");
+        let log =
+            c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("auth.".into()), ..Default::default() }, None, 10).await.unwrap();
+        assert!(log.iter().any(|e| e.actor_name == "ope" && e.action == "auth.login_failed"), "{log:?}");
+        assert!(log.iter().all(|e| e.actor_name != "my-secret-password"));
+    })
+    .await;
+}

@@ -29,6 +29,8 @@ const MAX_TERMS: usize = 16;
 /// Full-text terms shorter than this (in characters) are matched with `LIKE`, since
 /// the trigram index cannot find them.
 const MIN_FTS_CHARS: usize = 3;
+/// Longest range over which words too short for the index are scanned for.
+const MAX_SHORT_TERM_RANGE_MS: i64 = 31 * 86_400_000;
 
 /// A search over stored events. `from_ms`..`to_ms` is required (the caller picks the
 /// default window); every list left empty means "any".
@@ -243,6 +245,17 @@ pub(crate) fn validate(q: &EventQuery, paging: bool) -> Result<Option<Cursor>, E
     } else if q.text.as_ref().is_some_and(|t| t.contains('\0')) {
         // SQLite would end the LIKE pattern or the FTS5 phrase at a NUL.
         p.push(Problem::new("text", "invalid_text", "検索語に使えない文字（NUL）が含まれています", "search text must not contain NUL characters"));
+    } else if q.text.as_ref().is_some_and(|t| t.split_whitespace().any(|w| w.chars().count() < MIN_FTS_CHARS))
+        && q.to_ms.saturating_sub(q.from_ms) > MAX_SHORT_TERM_RANGE_MS
+    {
+        // Words under three characters cannot use the trigram index and are matched by
+        // scanning; keep such scans to a month.
+        p.push(Problem::new(
+            "text",
+            "short_term_range",
+            "2文字以下の検索語は期間31日以内で使えます。期間を短くするか、3文字以上の語で検索してください",
+            "words shorter than 3 characters work over at most 31 days; shorten the range or use longer words",
+        ));
     }
     if q.fields.len() > MAX_FIELD_FILTERS {
         p.push(Problem::new("fields", "too_many", "項目の条件は10個までです", "at most 10 field filters"));
