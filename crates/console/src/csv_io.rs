@@ -266,19 +266,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].contacts.len(), 2);
         assert_eq!(rows[0].services.get("F41"), Some(&2));
-        let t = Tenant {
-            id: mamori_core::TenantId::new(),
-            code: rows[0].code,
-            name: rows[0].name.clone(),
-            kana: rows[0].kana.clone(),
-            kind: rows[0].kind,
-            contacts: rows[0].contacts.clone(),
-            network_ranges: rows[0].network_ranges.clone(),
-            services: rows[0].services.clone(),
-            notes: rows[0].notes.clone(),
-            created_at: 0,
-            updated_at: 0,
-        };
+        let t = rows[0].clone().into_tenant(mamori_core::TenantId::new(), 0, 0);
         let again = import_tenants(export_tenants(&[t]).as_bytes()).unwrap();
         assert_eq!(again, rows);
     }
@@ -296,19 +284,7 @@ mod tests {
     fn formulas_are_neutralized_on_export_and_restored_on_import() {
         let csv = "code,name,kana,kind,contact_name,contact_phone,notes\n131016,千代田区,チヨダク,ward,\"=HYPERLINK(\"\"http://evil/\"\",\"\"x\"\")\",+81-3-0000-0000,'quoted\n";
         let rows = import_tenants(csv.as_bytes()).unwrap();
-        let t = Tenant {
-            id: mamori_core::TenantId::new(),
-            code: rows[0].code,
-            name: rows[0].name.clone(),
-            kana: rows[0].kana.clone(),
-            kind: rows[0].kind,
-            contacts: rows[0].contacts.clone(),
-            network_ranges: vec![],
-            services: Default::default(),
-            notes: rows[0].notes.clone(),
-            created_at: 0,
-            updated_at: 0,
-        };
+        let t = rows[0].clone().into_tenant(mamori_core::TenantId::new(), 0, 0);
         let out = export_tenants(&[t]);
         assert!(out.contains("\"'=HYPERLINK(") && out.contains("'+81-3"), "{out}");
         assert!(!out.contains(",=") && !out.contains(",+"), "no cell starts with a formula character: {out}");

@@ -314,6 +314,12 @@ impl Principal {
             }
     }
 
+    /// Returns true when this principal may replace the contacts of `tenant`: whoever
+    /// may change tenants, and a tenant's own admin, who keeps its contacts current.
+    pub fn may_edit_contacts(&self, tenant: TenantId) -> bool {
+        self.can(Permission::TenantsWrite) || (self.can(Permission::PoliciesWrite) && self.tenant_id == Some(tenant))
+    }
+
     /// Returns the scope of tenant data this principal may reach: one tenant for tenant
     /// roles, all tenants (an audited capability) for operator roles.
     pub fn scope(&self) -> Scope {

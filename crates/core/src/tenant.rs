@@ -423,6 +423,47 @@ impl NewTenant {
     }
 }
 
+impl Tenant {
+    /// Returns the tenant's fields as input, e.g. to fill an edit form.
+    pub fn to_input(&self) -> NewTenant {
+        NewTenant {
+            code: self.code.to_string(),
+            name: self.name.clone(),
+            kana: self.kana.clone(),
+            kind: self.kind.as_str().to_string(),
+            contacts: self.contacts.clone(),
+            network_ranges: self.network_ranges.iter().map(ToString::to_string).collect(),
+            services: self.services.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+
+    /// Checks new contacts for this tenant (its other fields as they are) and returns
+    /// them normalized, or every problem.
+    pub fn check_contacts(&self, contacts: Vec<Contact>) -> Result<Vec<Contact>, Problems> {
+        NewTenant { contacts, ..self.to_input() }.check().map(|c| c.contacts)
+    }
+}
+
+impl CheckedTenant {
+    /// Returns the tenant these checked fields make, with its id and times.
+    pub fn into_tenant(self, id: TenantId, created_at: i64, updated_at: i64) -> Tenant {
+        Tenant {
+            id,
+            code: self.code,
+            name: self.name,
+            kana: self.kana,
+            kind: self.kind,
+            contacts: self.contacts,
+            network_ranges: self.network_ranges,
+            services: self.services,
+            notes: self.notes,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
 fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else { return false };
     !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.chars().all(|c| c.is_ascii_graphic())

@@ -243,19 +243,7 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
     check_ranges(tx, None, &t).await?;
     ensure_code_free(tx, t.code, None).await?;
     let now = mamori_core::time::now_ms();
-    let tenant = Tenant {
-        id: TenantId::new(),
-        code: t.code,
-        name: t.name,
-        kana: t.kana,
-        kind: t.kind,
-        contacts: t.contacts,
-        network_ranges: t.network_ranges,
-        services: t.services,
-        notes: t.notes,
-        created_at: now,
-        updated_at: now,
-    };
+    let tenant = t.into_tenant(TenantId::new(), now, now);
     sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
         .bind(tenant.id.to_string())
         .bind(tenant.code.to_string())
@@ -289,19 +277,7 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
 async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: CheckedTenant) -> Result<Tenant, StoreError> {
     check_ranges(tx, Some(before.id), &t).await?;
     ensure_code_free(tx, t.code, Some(before.id)).await?;
-    let after = Tenant {
-        id: before.id,
-        code: t.code,
-        name: t.name,
-        kana: t.kana,
-        kind: t.kind,
-        contacts: t.contacts,
-        network_ranges: t.network_ranges,
-        services: t.services,
-        notes: t.notes,
-        created_at: before.created_at,
-        updated_at: mamori_core::time::now_ms(),
-    };
+    let after = t.into_tenant(before.id, before.created_at, mamori_core::time::now_ms());
     if (Tenant { updated_at: before.updated_at, ..after.clone() }) == before {
         return Ok(before);
     }

@@ -43,24 +43,14 @@ pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid
 
 pub async fn contacts(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>, bytes: Bytes) -> ApiResult {
     let tid = id(&tid)?;
-    if !(a.principal.can(Permission::TenantsWrite) || (a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(tid))) {
+    if !a.principal.may_edit_contacts(tid) {
         return Err(AppError::Forbidden);
     }
     let contacts: Vec<Contact> = body(&bytes)?;
     let scope = a.principal.scope();
     let current = state.store.get_tenant(&scope, tid).await?.ok_or(AppError::NotFound)?;
-    let whole = NewTenant {
-        code: current.code.to_string(),
-        name: current.name,
-        kana: current.kana,
-        kind: current.kind.as_str().into(),
-        contacts,
-        network_ranges: current.network_ranges.iter().map(ToString::to_string).collect(),
-        services: current.services,
-        notes: current.notes,
-    };
-    let checked = whole.check()?;
-    ok(json!(state.store.update_contacts(&scope, &a.principal.actor(), tid, checked.contacts).await?))
+    let contacts = current.check_contacts(contacts)?;
+    ok(json!(state.store.update_contacts(&scope, &a.principal.actor(), tid, contacts).await?))
 }
 
 pub async fn export(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {

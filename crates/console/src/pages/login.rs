@@ -44,6 +44,28 @@ fn login_page(lang: Lang, error: Option<&str>, username: &str) -> Response {
     )
 }
 
+/// The answer to a failed login. It never says which part was wrong, nor whether the
+/// login name exists.
+fn failed_page(lang: Lang, username: &str) -> Response {
+    login_page(
+        lang,
+        Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
+        username,
+    )
+}
+
+/// The answer while the client's address is throttled.
+fn throttled_page(lang: Lang, username: &str) -> Response {
+    login_page(
+        lang,
+        Some(lang.t(
+            "この端末からのログイン失敗が続いたため、しばらく受け付けません。15分ほどしてから再度お試しください",
+            "too many failed logins from this address; try again in about 15 minutes",
+        )),
+        username,
+    )
+}
+
 /// GET /login
 pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Ok(Some(s)) = auth::session_of(&state, &headers).await {
@@ -71,24 +93,13 @@ pub async fn submit(
     let now = mamori_core::time::now_ms();
     if !state.throttle.allowed(peer.ip(), now) {
         state.metrics.login("throttled");
-        let mut r = login_page(
-            lang,
-            Some(lang.t(
-                "この端末からのログイン失敗が続いたため、しばらく受け付けません。15分ほどしてから再度お試しください",
-                "too many failed logins from this address; try again in about 15 minutes",
-            )),
-            &f.username,
-        );
+        let mut r = throttled_page(lang, &f.username);
         *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
         return r;
     }
     let failed = || {
         state.throttle.failed(peer.ip(), now);
-        login_page(
-            lang,
-            Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
-            &f.username,
-        )
+        failed_page(lang, &f.username)
     };
     if f.username.len() > 64 || f.password.len() > 1024 {
         return failed();
@@ -247,6 +258,24 @@ async fn auth_event(state: &AppState, tenant: Option<TenantId>, user: Option<&st
     }
 }
 
+/// Returns the session of a stage form after checking its CSRF token; a wrong token
+/// answers with the error page in `headers`' language.
+async fn pending_form(state: &AppState, headers: &HeaderMap, stage: SessionStage, csrf: &str) -> Result<(Session, LoginRecord), Response> {
+    let (session, rec) = pending(state, headers, stage).await?;
+    if !auth::constant_eq(session.csrf.as_bytes(), csrf.as_bytes()) {
+        return Err(super::error_page(Lang::from_headers(headers), &AppError::Csrf));
+    }
+    Ok((session, rec))
+}
+
+/// Returns the actor and scope of a person changing their own account during login
+/// (TOTP enrollment, forced password change): the account is theirs whatever its tenant.
+fn own_change(rec: &LoginRecord, ip: std::net::IpAddr) -> (mamori_core::Actor, mamori_core::Scope) {
+    let actor =
+        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(ip.to_string()) };
+    (actor, mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system())))
+}
+
 async fn pending(state: &AppState, headers: &HeaderMap, stage: SessionStage) -> Result<(Session, LoginRecord), Response> {
     let session = auth::session_of(state, headers).await.ok().flatten().ok_or_else(|| Redirect::to("/login").into_response())?;
     if session.stage != stage {
@@ -303,25 +332,15 @@ pub async fn totp_submit(
     Form(f): Form<CodeForm>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let (session, rec) = match pending(&state, &headers, SessionStage::Totp).await {
+    let (session, rec) = match pending_form(&state, &headers, SessionStage::Totp, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
-        return super::error_page(lang, &AppError::Csrf);
-    }
     let ip = peer.ip().to_string();
     let now = mamori_core::time::now_ms();
     if !state.throttle.allowed(peer.ip(), now) {
         let _ = state.store.delete_session(&session.id_hash).await;
-        return login_page(
-            lang,
-            Some(lang.t(
-                "この端末からのログイン失敗が続いたため、しばらく受け付けません。15分ほどしてから再度お試しください",
-                "too many failed logins from this address; try again in about 15 minutes",
-            )),
-            "",
-        );
+        return throttled_page(lang, "");
     }
     match count_attempt(&state, &rec).await {
         Ok(true) => {}
@@ -329,11 +348,7 @@ pub async fn totp_submit(
             state.metrics.login("locked");
             auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account locked").await;
             let _ = state.store.delete_session(&session.id_hash).await;
-            return login_page(
-                lang,
-                Some(lang.t("ログイン名またはパスワードが違うか、アカウントがロックされています", "wrong login name or password, or the account is locked")),
-                "",
-            );
+            return failed_page(lang, "");
         }
         Err(e) => return super::error_page(lang, &e),
     }
@@ -421,13 +436,10 @@ pub async fn enroll_submit(
     Form(f): Form<CodeForm>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let (session, rec) = match pending(&state, &headers, SessionStage::Enroll).await {
+    let (session, rec) = match pending_form(&state, &headers, SessionStage::Enroll, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
-        return super::error_page(lang, &AppError::Csrf);
-    }
     let Some(secret) = session.pending_totp.clone() else { return Redirect::to("/login/enroll").into_response() };
     let now = mamori_core::time::now_ms();
     let Some(step) = Totp::from_base32(&secret).and_then(|t| t.check(&f.code, now)) else {
@@ -439,9 +451,7 @@ pub async fn enroll_submit(
             Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")),
         );
     };
-    let actor =
-        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
-    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    let (actor, scope) = own_change(&rec, peer.ip());
     if let Err(e) = state.store.set_totp(&scope, &actor, rec.user.id, Some(&secret), step).await {
         return super::error_page(lang, &e.into());
     }
@@ -492,13 +502,10 @@ pub async fn password_submit(
     Form(f): Form<PasswordForm>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let (session, rec) = match pending(&state, &headers, SessionStage::ChangePassword).await {
+    let (session, rec) = match pending_form(&state, &headers, SessionStage::ChangePassword, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !auth::constant_eq(session.csrf.as_bytes(), f.csrf.as_bytes()) {
-        return super::error_page(lang, &AppError::Csrf);
-    }
     if f.password != f.confirm {
         return password_page(lang, &session.csrf, Some(lang.t("確認用のパスワードが一致しません", "the two passwords differ")));
     }
@@ -513,9 +520,7 @@ pub async fn password_submit(
         Ok(h) => h,
         Err(e) => return super::error_page(lang, &e),
     };
-    let actor =
-        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(peer.ip().to_string()) };
-    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    let (actor, scope) = own_change(&rec, peer.ip());
     if let Err(e) = state.store.set_password(&scope, &actor, rec.user.id, &hash, false, Some(&session.id_hash)).await {
         return super::error_page(lang, &e.into());
     }

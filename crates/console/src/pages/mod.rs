@@ -116,6 +116,19 @@ const NAV: &[Nav] = &[
     Nav { path: "/settings", ja: "設定", en: "Settings", needs: None },
 ];
 
+/// The `<head>` of every page.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " | Mamori" }
+            link rel="stylesheet" href="/static/app.css";
+            link rel="icon" href="data:,";
+        }
+    }
+}
+
 /// Renders a full page for a logged-in person.
 pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
     let l = a.lang;
@@ -126,13 +139,7 @@ pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang=(l.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " | Mamori" }
-                link rel="stylesheet" href="/static/app.css";
-                link rel="icon" href="data:,";
-            }
+            (head(title))
             body {
                 header.top {
                     a.brand href="/" { "守 Mamori" }
@@ -164,13 +171,7 @@ pub fn bare(lang: Lang, title: &str, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang=(lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " | Mamori" }
-                link rel="stylesheet" href="/static/app.css";
-                link rel="icon" href="data:,";
-            }
+            (head(title))
             body.bare {
                 main.narrow {
                     p.brand { "守 Mamori" }

@@ -145,19 +145,6 @@ fn from_pairs(pairs: &Pairs) -> NewTenant {
     }
 }
 
-fn as_input(t: &Tenant) -> NewTenant {
-    NewTenant {
-        code: t.code.to_string(),
-        name: t.name.clone(),
-        kana: t.kana.clone(),
-        kind: t.kind.as_str().to_string(),
-        contacts: t.contacts.clone(),
-        network_ranges: t.network_ranges.iter().map(ToString::to_string).collect(),
-        services: t.services.clone(),
-        notes: t.notes.clone(),
-    }
-}
-
 /// GET /tenants/new
 pub async fn new_form(PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
@@ -221,7 +208,7 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
     let l = a.lang;
     let retention = state.store.policy(&a.principal.scope(), Some(t.id), "retention").await?;
     let retention_days = retention.as_ref().and_then(|p| p.document.get("events_days")).and_then(|v| v.as_u64());
-    let is_admin_of_own = a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(t.id);
+    let is_admin_of_own = a.principal.may_edit_contacts(t.id);
     Ok(html! {
         dl.facts {
             dt { (l.t("団体コード", "Code")) } dd { (t.code) }
@@ -240,7 +227,7 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
         }
         @if a.principal.can(Permission::TenantsWrite) {
             h2 { (l.t("編集", "Edit")) }
-            (tenant_form(l, a.csrf(), &format!("/tenants/{}", t.id), &as_input(t), error))
+            (tenant_form(l, a.csrf(), &format!("/tenants/{}", t.id), &t.to_input(), error))
             h2 { (l.t("削除", "Delete")) }
             form method="post" action=(format!("/tenants/{}/delete", t.id)) {
                 input type="hidden" name="csrf" value=(a.csrf());
@@ -312,18 +299,14 @@ pub async fn update_contacts(State(state): State<AppState>, PageAuth(a): PageAut
         async {
             check_csrf(&a, &pairs)?;
             let id = parse_id(&id)?;
-            if !(a.principal.can(Permission::TenantsWrite) || (a.principal.can(Permission::PoliciesWrite) && a.principal.tenant_id == Some(id))) {
+            if !a.principal.may_edit_contacts(id) {
                 return Err(AppError::Forbidden);
             }
-            let mut input = from_pairs(&pairs);
             let scope = a.principal.scope();
             let current = state.store.get_tenant(&scope, id).await?.ok_or(AppError::NotFound)?;
-            // Check the contacts with the tenant's other (already valid) fields.
-            let mut whole = as_input(&current);
-            whole.contacts = std::mem::take(&mut input.contacts);
-            match whole.check() {
-                Ok(checked) => {
-                    state.store.update_contacts(&scope, &a.principal.actor(), id, checked.contacts).await?;
+            match current.check_contacts(from_pairs(&pairs).contacts) {
+                Ok(contacts) => {
+                    state.store.update_contacts(&scope, &a.principal.actor(), id, contacts).await?;
                     Ok(see_other(&format!("/tenants/{id}")))
                 }
                 Err(p) => {

@@ -267,6 +267,13 @@ fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) ->
     }
 }
 
+/// Returns the account `id` if it is in the caller's scope and of a role the caller may
+/// give (so may manage).
+async fn manageable(state: &AppState, a: &Authed, id: &str) -> Result<User, AppError> {
+    let user = state.store.get_user(&a.principal.scope(), parse_id(id)?).await?.ok_or(AppError::NotFound)?;
+    if a.principal.role.may_grant(user.role) { Ok(user) } else { Err(AppError::Forbidden) }
+}
+
 /// POST /users/{id}
 pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<UserForm>) -> Response {
     let l = a.lang;
@@ -276,11 +283,8 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             a.require(Permission::UsersWrite)?;
             a.check_csrf(&f.csrf)?;
             let scope = a.principal.scope();
-            let id = parse_id(&id)?;
-            let current = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
-            if !a.principal.role.may_grant(current.role) {
-                return Err(AppError::Forbidden);
-            }
+            let current = manageable(&state, &a, &id).await?;
+            let id = current.id;
             let result = async {
                 let role: Role = f.role.parse()?;
                 if !a.principal.role.may_grant(role) {
@@ -338,11 +342,8 @@ pub async fn action(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             a.require(Permission::UsersWrite)?;
             a.check_csrf(&f.csrf)?;
             let scope = a.principal.scope();
-            let id = parse_id(&id)?;
-            let user = state.store.get_user(&scope, id).await?.ok_or(AppError::NotFound)?;
-            if !a.principal.role.may_grant(user.role) {
-                return Err(AppError::Forbidden);
-            }
+            let user = manageable(&state, &a, &id).await?;
+            let id = user.id;
             let actor = a.principal.actor();
             match f.action.as_str() {
                 "reset_password" => {
