@@ -32,7 +32,7 @@ pub use tenants::ImportReport;
 pub use tokens::{ApiToken, NewToken};
 pub use users::{LoginRecord, NewUser, User, UserFilter, UserPatch};
 
-use mamori_core::{Actor, ActorKind, CrossTenant, Problem, Problems, Scope};
+use mamori_core::{ActorKind, CrossTenant, Problem, Problems, Scope};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -271,9 +271,4 @@ pub struct AuditFilter {
     pub from_ms: Option<i64>,
     /// To, exclusive (Unix ms).
     pub to_ms: Option<i64>,
-}
-
-/// Returns the actor for audit entries written by `mamori` admin commands.
-pub fn cli_actor() -> Actor {
-    Actor::cli()
 }

@@ -6,7 +6,7 @@ use crate::auth::PageAuth;
 use crate::{AppError, AppState, Lang};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use mamori_core::{Disposition, EventClass, Permission, Problem, Problems, Scope, Severity, TenantId};
+use mamori_core::{Disposition, EventClass, Permission, Problem, Problems, Severity, TenantId};
 use mamori_store::events::{EventQuery, FieldFilter};
 use maud::html;
 use serde::Deserialize;
@@ -124,12 +124,6 @@ impl SearchParams {
     }
 }
 
-/// Returns the scope narrowed as asked: operators may pick one tenant.
-async fn audited_scope(state: &AppState, scope: &Scope) -> Result<(), AppError> {
-    state.store.note_scope(scope, "events").await?;
-    Ok(())
-}
-
 /// GET /events
 pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p): Query<SearchParams>) -> Response {
     let l = a.lang;
@@ -140,7 +134,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
         let name_of = |t: TenantId| tenants.iter().find(|x| x.id == t).map(|x| x.name.clone()).unwrap_or_default();
         let (result, error) = match p.to_query() {
             Ok(q) => {
-                audited_scope(&state, &scope).await?;
+                state.store.note_scope(&scope, "events").await?;
                 match (state.bus.events().query(&scope, &q).await, state.bus.events().histogram(&scope, &q, 60).await) {
                     (Ok(page), Ok(h)) => (Some((q, page, h)), None),
                     (Err(e), _) | (_, Err(e)) => (None, Some(AppError::from(e))),
@@ -213,7 +207,7 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
             a.require(Permission::EventsRead)?;
             let scope = a.principal.scope();
             let id = id.parse().map_err(|_| AppError::NotFound)?;
-            audited_scope(&state, &scope).await?;
+            state.store.note_scope(&scope, "events").await?;
             let s = state.bus.events().get(&scope, id).await?.ok_or(AppError::NotFound)?;
             let tenant = state.store.get_tenant(&scope, s.event.tenant).await?;
             let e = &s.event;
