@@ -18,6 +18,7 @@ mod csv_io;
 mod error;
 mod i18n;
 mod metrics;
+pub mod monitoring;
 pub mod pages;
 mod security;
 mod svg;
@@ -117,6 +118,8 @@ pub struct AppState {
     pub version: &'static str,
     /// Failed logins per client address.
     pub throttle: Arc<auth::LoginThrottle>,
+    /// The monitoring component (its inbox takes remote probes' results).
+    pub monitoring: Arc<mamori_monitor::Monitoring>,
 }
 
 impl AppState {

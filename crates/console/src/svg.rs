@@ -25,3 +25,29 @@ pub fn histogram(counts: &[u64], labels: [&str; 3], title: &str) -> Markup {
         }
     }
 }
+
+/// Renders response times over `[from, to)` as a line, with failed checks as red
+/// marks along the bottom; `points` are (time ms, response ms, failed).
+pub fn response_chart(points: &[(i64, u32, bool)], from: i64, to: i64, labels: [&str; 3], title: &str) -> Markup {
+    let (w, h, pad) = (1200.0_f64, 160.0_f64, 40.0_f64);
+    let span = (to - from).max(1) as f64;
+    let max = points.iter().filter(|p| !p.2).map(|p| p.1).max().unwrap_or(0).max(10) as f64;
+    let x = |t: i64| pad + (t - from) as f64 / span * (w - 2.0 * pad);
+    let y = |ms: u32| h - 10.0 - (f64::from(ms) / max).min(1.0) * (h - 30.0);
+    let line: Vec<String> = points.iter().filter(|p| !p.2).map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
+    html! {
+        svg class="rtchart" viewBox=(format!("0 0 {w} {}", h + 20.0)) role="img" aria-label=(title) {
+            title { (title) }
+            line x1=(pad) y1=(h - 10.0) x2=(w - pad) y2=(h - 10.0) class="axis" {}
+            text x="2" y="14" class="label" { (max as u64) " ms" }
+            text x="2" y=(h - 12.0) class="label" { "0" }
+            @if !line.is_empty() { polyline points=(line.join(" ")) class="rt" {} }
+            @for p in points.iter().filter(|p| p.2) {
+                rect x=(format!("{:.1}", x(p.0) - 1.5)) y=(h - 8.0) width="3" height="8" class="down" { title { (crate::pages::when(p.0)) } }
+            }
+            text x=(pad) y=(h + 16.0) class="label" { (labels[0]) }
+            text x=(w / 2.0) y=(h + 16.0) class="label" text-anchor="middle" { (labels[1]) }
+            text x=(w - pad) y=(h + 16.0) class="label" text-anchor="end" { (labels[2]) }
+        }
+    }
+}

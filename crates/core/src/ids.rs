@@ -60,6 +60,18 @@ id_type!(
     TokenId
 );
 id_type!(
+    /// Identifies a service monitor.
+    MonitorId
+);
+id_type!(
+    /// Identifies a fault record (障害記録).
+    FaultId
+);
+id_type!(
+    /// Identifies a remote monitoring probe.
+    ProbeId
+);
+id_type!(
     /// Identifies an event. UUID v7: the first 48 bits are the event's time in ms,
     /// which tells the event store the day partition of an id.
     EventId

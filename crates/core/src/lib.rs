@@ -14,6 +14,7 @@
 pub mod catalog;
 mod event;
 mod ids;
+pub mod monitor;
 mod policy;
 mod problem;
 mod role;

@@ -79,11 +79,15 @@ impl Role {
         use Permission::*;
         match self {
             Role::OperatorAdmin => true,
-            Role::SocAnalyst => matches!(p, TenantsRead | UsersRead | EventsRead | EventsWrite | PoliciesRead | PoliciesWrite | AuditRead),
-            Role::Helpdesk => matches!(p, TenantsRead | UsersRead | EventsRead | PoliciesRead),
-            Role::Auditor => matches!(p, TenantsRead | UsersRead | EventsRead | PoliciesRead | AuditRead),
-            Role::TenantAdmin => matches!(p, TenantsRead | UsersRead | UsersWrite | EventsRead | PoliciesRead | PoliciesWrite | AuditRead),
-            Role::TenantUser => matches!(p, TenantsRead | EventsRead),
+            Role::SocAnalyst => {
+                matches!(p, TenantsRead | UsersRead | EventsRead | EventsWrite | PoliciesRead | PoliciesWrite | AuditRead | MonitorsRead | MonitorsWrite)
+            }
+            Role::Helpdesk => matches!(p, TenantsRead | UsersRead | EventsRead | PoliciesRead | MonitorsRead),
+            Role::Auditor => matches!(p, TenantsRead | UsersRead | EventsRead | PoliciesRead | AuditRead | MonitorsRead),
+            Role::TenantAdmin => {
+                matches!(p, TenantsRead | UsersRead | UsersWrite | EventsRead | PoliciesRead | PoliciesWrite | AuditRead | MonitorsRead | MonitorsWrite)
+            }
+            Role::TenantUser => matches!(p, TenantsRead | EventsRead | MonitorsRead),
         }
     }
 
@@ -137,6 +141,10 @@ pub enum Permission {
     PoliciesWrite,
     /// Change platform settings.
     SettingsWrite,
+    /// See monitors, their results and fault records.
+    MonitorsRead,
+    /// Create, change and delete monitors and probes; comment on faults.
+    MonitorsWrite,
 }
 
 /// The scopes an API token can carry. A token acts with its owner's role, narrowed to
@@ -173,11 +181,17 @@ pub enum TokenScope {
     /// `settings:write`
     #[serde(rename = "settings:write")]
     SettingsWrite,
+    /// `monitors:read`
+    #[serde(rename = "monitors:read")]
+    MonitorsRead,
+    /// `monitors:write`
+    #[serde(rename = "monitors:write")]
+    MonitorsWrite,
 }
 
 impl TokenScope {
     /// Every scope.
-    pub const ALL: [TokenScope; 10] = [
+    pub const ALL: [TokenScope; 12] = [
         TokenScope::TenantsRead,
         TokenScope::TenantsWrite,
         TokenScope::UsersRead,
@@ -188,6 +202,8 @@ impl TokenScope {
         TokenScope::PoliciesRead,
         TokenScope::PoliciesWrite,
         TokenScope::SettingsWrite,
+        TokenScope::MonitorsRead,
+        TokenScope::MonitorsWrite,
     ];
 
     /// Returns the permission this scope grants.
@@ -203,6 +219,8 @@ impl TokenScope {
             TokenScope::PoliciesRead => Permission::PoliciesRead,
             TokenScope::PoliciesWrite => Permission::PoliciesWrite,
             TokenScope::SettingsWrite => Permission::SettingsWrite,
+            TokenScope::MonitorsRead => Permission::MonitorsRead,
+            TokenScope::MonitorsWrite => Permission::MonitorsWrite,
         }
     }
 
@@ -219,6 +237,8 @@ impl TokenScope {
             TokenScope::PoliciesRead => "policies:read",
             TokenScope::PoliciesWrite => "policies:write",
             TokenScope::SettingsWrite => "settings:write",
+            TokenScope::MonitorsRead => "monitors:read",
+            TokenScope::MonitorsWrite => "monitors:write",
         }
     }
 }

@@ -32,7 +32,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    let registry = Registry::builtin();
+    let mut registry = Registry::builtin();
+    let monitoring = Arc::new(mamori_monitor::Monitoring::new());
+    registry.add(monitoring.clone());
     for name in &args.only {
         if name != "console" && registry.get(name).is_none() {
             bail!("--only: unknown part '{name}' (console, {})", registry.all().iter().map(|c| c.name()).collect::<Vec<_>>().join(", "));
@@ -77,14 +79,26 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let poller = store.spawn_policy_poller(Duration::from_secs(2));
     let mut tasks = Vec::new();
+    let listen = config.server.listen;
+    let use_tls = !listen.ip().is_loopback() || !config.tls.cert.is_empty();
+    let scheme = if use_tls { "https" } else { "http" };
+    let shown_host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+    let url = match listen.ip() {
+        std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
+        _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
+    };
     for c in registry.all().iter().filter(|c| wants(c.name())) {
-        let section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
+        let mut section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
+        // Notifications link to this console unless the config names another URL.
+        if c.name() == "monitor"
+            && let Some(obj) = section.as_object_mut()
+        {
+            obj.entry("console_url").or_insert_with(|| serde_json::json!(url.trim_end_matches('/')));
+        }
         let cx = ComponentCx::new(c.as_ref(), bus.clone(), store.clone(), section, shutdown_rx.clone());
         tasks.push(tokio::spawn(supervise(c.clone(), cx)));
     }
 
-    let listen = config.server.listen;
-    let use_tls = !listen.ip().is_loopback() || !config.tls.cert.is_empty();
     config.console.secure_cookies |= use_tls;
     let state = AppState {
         store: store.clone(),
@@ -94,6 +108,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::default()),
         version: env!("CARGO_PKG_VERSION"),
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
+        monitoring,
     };
     let app = if wants("console") {
         mamori_console::router(state)
@@ -101,12 +116,6 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         axum::Router::new().route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
     };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let scheme = if use_tls { "https" } else { "http" };
-    let shown_host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
-    let url = match listen.ip() {
-        std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
-        _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
-    };
     announce(&url, first_login.as_ref(), &demo_accounts, &data);
 
     let shutdown = async move {

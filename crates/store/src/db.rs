@@ -27,12 +27,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("migrations/0001_init.sqlite.sql"),
-    postgres: include_str!("migrations/0001_init.postgres.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("migrations/0001_init.sqlite.sql"),
+        postgres: include_str!("migrations/0001_init.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "monitors",
+        sqlite: include_str!("migrations/0002_monitors.sqlite.sql"),
+        postgres: include_str!("migrations/0002_monitors.postgres.sql"),
+    },
+];
 
 /// Returns the newest schema version this build knows.
 pub fn latest_schema_version() -> i64 {

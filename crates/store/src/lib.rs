@@ -15,6 +15,7 @@
 mod audit;
 mod db;
 pub mod events;
+pub mod monitors;
 mod policies;
 mod sessions;
 mod settings;
@@ -26,6 +27,7 @@ mod users;
 
 pub use audit::{AuditEntry, Change, GENESIS, VerifyReport};
 pub use db::{Db, Dialect, latest_schema_version, redact_url};
+pub use monitors::{FaultFilter, Probe};
 pub use policies::PolicyWatch;
 pub use sessions::{Session, SessionStage};
 pub use tenants::ImportReport;
@@ -95,6 +97,8 @@ struct Inner {
     cross_seen: Mutex<HashMap<(String, String), i64>>,
     /// Newest policy revision known in this process.
     policy_rev: watch::Sender<i64>,
+    /// Moves on every monitor or probe change in this process.
+    monitors_changed: watch::Sender<u64>,
 }
 
 /// Cross-tenant reads of the same resource by the same actor are recorded at most once
@@ -108,7 +112,15 @@ impl Store {
         db.migrate().await?;
         let rev = policies::current_revision(&db).await?;
         let (policy_rev, _) = watch::channel(rev);
-        Ok(Store { db, inner: Arc::new(Inner { audit_lock: tokio::sync::Mutex::new(()), cross_seen: Mutex::new(HashMap::new()), policy_rev }) })
+        Ok(Store {
+            db,
+            inner: Arc::new(Inner {
+                audit_lock: tokio::sync::Mutex::new(()),
+                cross_seen: Mutex::new(HashMap::new()),
+                policy_rev,
+                monitors_changed: watch::channel(0).0,
+            }),
+        })
     }
 
     /// Returns the database handle.

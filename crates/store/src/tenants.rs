@@ -139,6 +139,16 @@ impl Store {
             )
             .into());
         }
+        let monitors: i64 = sqlx::query("SELECT COUNT(*) FROM monitors WHERE tenant_id = $1").bind(id.to_string()).fetch_one(&mut *tx).await?.try_get(0)?;
+        if monitors > 0 {
+            return Err(Problem::new(
+                "tenant",
+                "has_monitors",
+                format!("この団体には監視が{monitors}件登録されています。先に監視を削除してください"),
+                format!("the tenant still has {monitors} monitors; delete them first"),
+            )
+            .into());
+        }
         sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         audit::append(
             &mut tx,

@@ -11,6 +11,7 @@
 
 mod audit;
 mod events;
+pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
 mod tenants;
@@ -115,6 +116,46 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/tokens", "account", "The caller's API tokens", None, &[], None),
     r("POST", "/api/v1/tokens", "account", "Create an API token (the secret is returned once)", None, &[], Some("NewToken")),
     r("DELETE", "/api/v1/tokens/{id}", "account", "Revoke an API token", None, &[], None),
+    r("GET", "/api/v1/monitors", "monitors", "Status board: monitors in scope with state and 30-day uptime", Some(MonitorsRead), &["tenant"], None),
+    r("POST", "/api/v1/monitors", "monitors", "Create a monitor (operators name tenant_id)", Some(MonitorsWrite), &[], Some("MonitorSpec")),
+    r(
+        "POST",
+        "/api/v1/monitors/standard",
+        "monitors",
+        "Create a municipality's standard monitors (web, mail relay, proxy, DNS)",
+        Some(MonitorsWrite),
+        &[],
+        Some("StandardSet"),
+    ),
+    r("GET", "/api/v1/monitors/{id}", "monitors", "Get a monitor and its state", Some(MonitorsRead), &[], None),
+    r(
+        "PUT",
+        "/api/v1/monitors/{id}",
+        "monitors",
+        "Replace a monitor's settings (a masked password keeps the stored one)",
+        Some(MonitorsWrite),
+        &[],
+        Some("MonitorSpec"),
+    ),
+    r("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None),
+    r("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None),
+    r("GET", "/api/v1/monitors/{id}/uptime", "monitors", "Availability per month (Japan time)", Some(MonitorsRead), &["months"], None),
+    r(
+        "GET",
+        "/api/v1/faults",
+        "monitors",
+        "Fault records (障害記録), newest first",
+        Some(MonitorsRead),
+        &["tenant", "monitor", "open", "from", "to", "limit"],
+        None,
+    ),
+    r("GET", "/api/v1/faults/{id}", "monitors", "A fault record with timeline and notifications", Some(MonitorsRead), &[], None),
+    r("POST", "/api/v1/faults/{id}/comments", "monitors", "Comment on (or acknowledge) a fault", Some(MonitorsWrite), &[], Some("FaultComment")),
+    r("GET", "/api/v1/probes", "monitors", "Remote probes in scope", Some(MonitorsRead), &[], None),
+    r("POST", "/api/v1/probes", "monitors", "Register a remote probe (its token is returned once)", Some(MonitorsWrite), &[], Some("NewProbe")),
+    r("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None),
+    r("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None),
+    r("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults")),
     r("GET", "/api/v1/settings/auth", "settings", "Login and session settings", Some(SettingsWrite), &[], None),
     r("PUT", "/api/v1/settings/auth", "settings", "Change login and session settings", Some(SettingsWrite), &[], Some("AuthSettings")),
 ];
@@ -147,6 +188,18 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/settings/auth", get(settings_get).put(settings_put))
+        .route("/api/v1/monitors", get(monitors::list).post(monitors::create))
+        .route("/api/v1/monitors/standard", post(monitors::create_standard_set))
+        .route("/api/v1/monitors/{id}", get(monitors::get).put(monitors::update).delete(monitors::delete))
+        .route("/api/v1/monitors/{id}/results", get(monitors::results))
+        .route("/api/v1/monitors/{id}/uptime", get(monitors::uptime))
+        .route("/api/v1/faults", get(monitors::faults))
+        .route("/api/v1/faults/{id}", get(monitors::fault))
+        .route("/api/v1/faults/{id}/comments", post(monitors::comment))
+        .route("/api/v1/probes", get(monitors::probes).post(monitors::create_probe))
+        .route("/api/v1/probes/{id}", axum::routing::delete(monitors::delete_probe))
+        .route("/api/v1/probe/monitors", get(monitors::probe_monitors))
+        .route("/api/v1/probe/results", post(monitors::probe_results))
 }
 
 /// The JSON result of an API handler.
@@ -169,11 +222,23 @@ pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError>
 }
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
-    let perms: Vec<Permission> =
-        [TenantsRead, TenantsWrite, UsersRead, UsersWrite, EventsRead, EventsWrite, AuditRead, PoliciesRead, PoliciesWrite, SettingsWrite]
-            .into_iter()
-            .filter(|p| a.principal.can(*p))
-            .collect();
+    let perms: Vec<Permission> = [
+        TenantsRead,
+        TenantsWrite,
+        UsersRead,
+        UsersWrite,
+        EventsRead,
+        EventsWrite,
+        AuditRead,
+        PoliciesRead,
+        PoliciesWrite,
+        SettingsWrite,
+        MonitorsRead,
+        MonitorsWrite,
+    ]
+    .into_iter()
+    .filter(|p| a.principal.can(*p))
+    .collect();
     ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token.as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
 }
 

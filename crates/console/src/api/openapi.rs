@@ -39,6 +39,14 @@ fn schemas() -> Value {
         "NewToken": {"type": "object", "required": ["name", "scopes"], "properties": {"name": string, "days": {"type": "integer", "minimum": 1, "maximum": 400},
             "scopes": {"type": "array", "items": {"type": "string", "enum": mamori_core::TokenScope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}}}},
         "AuthSettings": {"type": "object", "properties": {"lockout_threshold": {"type": "integer"}, "lockout_minutes": {"type": "integer"}, "session_idle_minutes": {"type": "integer"}, "session_max_hours": {"type": "integer"}, "password_min_length": {"type": "integer"}}},
+        "MonitorSpec": {"type": "object", "required": ["name", "check"], "description": "A monitor: name, check {type: http|smtp|proxy|dns|ldap|tcp|icmp, …}, interval_secs (10-86400, default 60), timeout_secs (default 10), retries (default 2), retry_interval_secs (default 20), depends_on, probe, enabled, maintenance [{kind: once|weekly, …}]; operators add tenant_id",
+            "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "name": string, "check": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["http", "smtp", "proxy", "dns", "ldap", "tcp", "icmp"]}}, "additionalProperties": true},
+                "interval_secs": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}, "retry_interval_secs": {"type": "integer"},
+                "depends_on": {"type": "string", "format": "uuid"}, "probe": {"type": "string", "format": "uuid"}, "enabled": {"type": "boolean"}, "maintenance": {"type": "array", "items": {"type": "object"}}}},
+        "StandardSet": {"type": "object", "required": ["label"], "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "label": string, "web_url": string, "web_keyword": string, "mail_relay": string, "proxy": string, "proxy_test_url": string, "dns_zone": string, "dns_servers": string, "ca_pem": string, "interval_secs": {"type": "integer"}}},
+        "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
+        "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
+        "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}},
         "CsvText": {"type": "string", "description": "CSV with the header code,name,kana,kind,network_ranges,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes"}
     })
 }

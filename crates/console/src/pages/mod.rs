@@ -6,6 +6,7 @@ mod audit;
 mod dashboard;
 mod events;
 pub mod login;
+mod monitors;
 mod settings;
 mod tenants;
 mod users;
@@ -48,6 +49,13 @@ pub const PAGES: &[&str] = &[
     "/settings",
     "/settings/policies",
     "/settings/tokens",
+    "/monitors",
+    "/monitors/new",
+    "/monitors/new-custom",
+    "/monitors/probes",
+    "/monitors/{id}",
+    "/faults",
+    "/faults/{id}",
 ];
 
 /// The page routes.
@@ -80,6 +88,17 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/policies", get(settings::policies).post(settings::save_policy))
         .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
+        .route("/monitors", get(monitors::list))
+        .route("/monitors/new", get(monitors::new_form).post(monitors::create_set))
+        .route("/monitors/new-custom", get(monitors::custom_new).post(monitors::custom_create))
+        .route("/monitors/probes", get(monitors::probes).post(monitors::create_probe))
+        .route("/monitors/probes/{id}/delete", post(monitors::delete_probe))
+        .route("/monitors/{id}", get(monitors::show).post(monitors::update))
+        .route("/monitors/{id}/toggle", post(monitors::toggle))
+        .route("/monitors/{id}/delete", post(monitors::delete))
+        .route("/faults", get(monitors::faults))
+        .route("/faults/{id}", get(monitors::fault))
+        .route("/faults/{id}/comment", post(monitors::comment))
 }
 
 async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
@@ -109,6 +128,8 @@ struct Nav {
 
 const NAV: &[Nav] = &[
     Nav { path: "/", ja: "ダッシュボード", en: "Dashboard", needs: None },
+    Nav { path: "/monitors", ja: "サービス監視", en: "Monitoring", needs: Some(Permission::MonitorsRead) },
+    Nav { path: "/faults", ja: "障害記録", en: "Faults", needs: Some(Permission::MonitorsRead) },
     Nav { path: "/events", ja: "イベント検索", en: "Events", needs: Some(Permission::EventsRead) },
     Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead) },
     Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead) },

@@ -11,7 +11,52 @@ use mamori_core::{Event, EventClass, Role};
 use serde_json::json;
 
 /// Strings that only the other municipality's data contains.
-const MARKERS: &[&str] = &["マーカー町", "marker-b-user", "マーカー職員", "MARKERB", "marker-b-token", "b-contact@marker.example.jp", "10.77.0.0/24"];
+const MARKERS: &[&str] = &[
+    "マーカー町",
+    "marker-b-user",
+    "マーカー職員",
+    "MARKERB",
+    "marker-b-token",
+    "b-contact@marker.example.jp",
+    "10.77.0.0/24",
+    "marker-b-probe",
+    "marker-b.example.lg.jp",
+];
+
+/// A monitor, an open fault and a probe of tenant `t`, all marked.
+async fn monitoring_of(c: &Console, t: mamori_core::TenantId) -> (String, String, String) {
+    let spec: mamori_core::monitor::MonitorSpec =
+        serde_json::from_value(json!({"name": "MARKERB 公式サイト", "check": {"type": "http", "url": "https://www.marker-b.example.lg.jp/"}})).unwrap();
+    let m = c.state.store.create_monitor(&system(), &mamori_core::Actor::system(), t, spec).await.unwrap();
+    let f = mamori_core::monitor::Fault {
+        id: mamori_core::monitor::FaultId::new(),
+        tenant: t,
+        monitor: m.id,
+        monitor_name: "MARKERB 公式サイト".into(),
+        opened_at: mamori_core::time::now_ms() - 60_000,
+        closed_at: None,
+        cause: mamori_core::monitor::Reason::new("connect_refused", "MARKERB 拒否", "refused"),
+        acknowledged_by: None,
+        timeline: vec![],
+        notifications: vec![],
+    };
+    c.state.store.open_fault(&f).await.unwrap();
+    let p = c.state.store.create_probe(&system(), &mamori_core::Actor::system(), Some(t), "marker-b-probe", "hash-of-marker-b").await.unwrap();
+    (m.id.to_string(), f.id.to_string(), p.id.to_string())
+}
+
+/// The id a documented path's `{id}` stands for among monitoring routes.
+fn monitoring_id<'a>(path: &str, ids: &'a (String, String, String)) -> Option<&'a str> {
+    if path.starts_with("/api/v1/monitors/") {
+        Some(&ids.0)
+    } else if path.starts_with("/api/v1/faults/") {
+        Some(&ids.1)
+    } else if path.starts_with("/api/v1/probes/") {
+        Some(&ids.2)
+    } else {
+        None
+    }
+}
 
 #[tokio::test]
 async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
@@ -34,7 +79,11 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         let retention = mamori_bus::retention::RetentionPolicy;
         c.state.store.put_policy(&system(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 77})).await.unwrap();
 
+        let mon_b = monitoring_of(&c, b.id).await;
         let snapshot = || async {
+            let mons = c.state.store.list_monitors(&system(), Some(b.id)).await.unwrap();
+            let faults = c.state.store.get_fault(&system(), mon_b.1.parse().unwrap()).await.unwrap();
+            let probes = c.state.store.list_probes(&mamori_core::Scope::Tenant(b.id)).await.unwrap();
             let t = c.state.store.get_tenant(&system(), b.id).await.unwrap();
             let u = c.state.store.get_user(&system(), user_b).await.unwrap();
             let tokens = c.state.store.list_tokens(user_b).await.unwrap();
@@ -48,7 +97,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 .unwrap()
                 .get(&b.id)
                 .copied();
-            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}")
+            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}|{mons:?}|{faults:?}|{probes:?}")
         };
         let before = snapshot().await;
 
@@ -69,11 +118,12 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 .path
                 .replace(
                     "{id}",
-                    &match r.tag {
-                        "tenants" => b.id.to_string(),
-                        "users" => user_b.to_string(),
-                        "events" => event_b.id.to_string(),
-                        "account" => token_b.to_string(),
+                    &match (r.tag, monitoring_id(r.path, &mon_b)) {
+                        (_, Some(id)) => id.to_string(),
+                        ("tenants", _) => b.id.to_string(),
+                        ("users", _) => user_b.to_string(),
+                        ("events", _) => event_b.id.to_string(),
+                        ("account", _) => token_b.to_string(),
                         _ => b.id.to_string(),
                     },
                 )
@@ -90,6 +140,13 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 ("PUT", "/api/v1/policies/{component}") => Some(json!({"events_days": 1})),
                 ("POST", "/api/v1/tokens") => Some(json!({"name": "t", "scopes": ["events:read"]})),
                 ("PUT", "/api/v1/settings/auth") => Some(json!({"lockout_threshold": 20})),
+                ("POST", "/api/v1/monitors") | ("PUT", "/api/v1/monitors/{id}") => {
+                    Some(json!({"tenant_id": b.id, "name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}))
+                }
+                ("POST", "/api/v1/monitors/standard") => Some(json!({"tenant_id": b.id, "label": "乗っ取り", "web_url": "https://x.example/"})),
+                ("POST", "/api/v1/faults/{id}/comments") => Some(json!({"text": "乗っ取り", "acknowledge": true})),
+                ("POST", "/api/v1/probes") => Some(json!({"name": "乗っ取り", "tenant_id": b.id})),
+                ("POST", "/api/v1/probe/results") => Some(json!([])),
                 _ => None,
             };
             for auth in [&bearer, &session] {
@@ -104,7 +161,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 leaks(&format!("{} {path}", r.method), &text);
                 if r.writes && r.tag != "account" {
                     assert!(
-                        matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY),
+                        matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY)
+                            || (r.tag == "probe" && status == StatusCode::UNAUTHORIZED),
                         "{} {path} answered {status}: {text}",
                         r.method
                     );
@@ -125,6 +183,10 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                     format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id),
                 ],
                 "/users" => vec!["/users".into(), format!("/users?tenant={}", b.id)],
+                "/monitors" => vec!["/monitors".into(), format!("/monitors?tenant={}", b.id), "/monitors?status=unknown".into()],
+                "/monitors/{id}" => vec![format!("/monitors/{}", mon_b.0), format!("/monitors/{}?hours=168", mon_b.0)],
+                "/faults" => vec!["/faults".into(), format!("/faults?tenant={}", b.id), "/faults?open=1".into()],
+                "/faults/{id}" => vec![format!("/faults/{}", mon_b.1)],
                 "/audit" => vec!["/audit".into(), format!("/audit?tenant={}", b.id), "/audit?verify=1".into()],
                 "/audit/export.csv" => vec!["/audit/export.csv".into(), format!("/audit/export.csv?tenant={}", b.id)],
                 "/settings/policies" => vec![format!("/settings/policies?tenant={}&component=retention", b.id)],
@@ -147,6 +209,16 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             ("/settings/policies".into(), vec![("component", "retention"), ("tenant", &b.id.to_string()), ("document", "{\"events_days\": 1}")]),
             (format!("/settings/tokens/{token_b}/revoke"), vec![]),
             ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b.id.to_string())]),
+            (format!("/monitors/{}", mon_b.0), vec![("spec", r#"{"name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}"#)]),
+            (format!("/monitors/{}/toggle", mon_b.0), vec![]),
+            (format!("/monitors/{}/delete", mon_b.0), vec![]),
+            (format!("/faults/{}/comment", mon_b.1), vec![("text", "乗っ取り"), ("acknowledge", "1")]),
+            (format!("/monitors/probes/{}/delete", mon_b.2), vec![]),
+            ("/monitors/new".into(), vec![("tenant_id", &b.id.to_string()), ("label", "乗っ取り"), ("web_url", "https://x.example/")]),
+            (
+                "/monitors/new-custom".into(),
+                vec![("tenant_id", &b.id.to_string()), ("spec", r#"{"name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}"#)],
+            ),
         ] {
             let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, *v)).collect();
             form.push(("csrf", &csrf));
@@ -172,20 +244,34 @@ async fn every_documented_route_is_served() {
         let e = Event::new(a.id, mamori_core::time::now_ms() - 1000, EventClass::HTTP_ACTIVITY, "x", "t");
         c.state.bus.publish(vec![e.clone()]).await.unwrap();
         let auth = Auth::Bearer(tok);
+        let mon = monitoring_of(&c, a.id).await;
+        let (probe, probe_token) = {
+            let secret = "mmp_probe-token-for-the-route-walk";
+            let p = c
+                .state
+                .store
+                .create_probe(&system(), &mamori_core::Actor::system(), Some(a.id), "walk", &mamori_console::auth::sha256_hex(secret))
+                .await
+                .unwrap();
+            (p, Auth::Bearer(secret.into()))
+        };
+        let _ = probe;
         for r in ROUTES.iter().filter(|r| r.method == "GET") {
             let path = r
                 .path
                 .replace(
                     "{id}",
-                    &match r.tag {
-                        "tenants" => a.id.to_string(),
-                        "users" => op.to_string(),
-                        "events" => e.id.to_string(),
+                    &match (r.tag, monitoring_id(r.path, &mon)) {
+                        (_, Some(id)) => id.to_string(),
+                        ("tenants", _) => a.id.to_string(),
+                        ("users", _) => op.to_string(),
+                        ("events", _) => e.id.to_string(),
                         _ => tok_id.to_string(),
                     },
                 )
                 .replace("{component}", "retention");
-            let (status, body) = c.api("GET", &path, &auth, None).await;
+            let auth = if r.tag == "probe" { &probe_token } else { &auth };
+            let (status, body) = c.api("GET", &path, auth, None).await;
             assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         }
         let (status, body) = c.api("GET", "/api/openapi.json", &Auth::None, None).await;

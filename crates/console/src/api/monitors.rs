@@ -1,0 +1,253 @@
+//! `/api/v1/monitors`, `/api/v1/faults`, `/api/v1/probes` and the remote probes' own
+//! `/api/v1/probe/*` (probe token).
+
+use super::{ApiResult, body, created, ok};
+use crate::auth::{ApiAuth, client_ip, random_token, sha256_hex};
+use crate::monitoring::{board, create_standard, monthly_uptime, read_spec, read_standard, target_tenant};
+use crate::{AppError, AppState};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use mamori_core::monitor::{CheckResult, FaultId, MonitorId, ProbeId, Reason, Status};
+use mamori_core::{Permission, TenantId};
+use mamori_store::{FaultFilter, Probe};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+fn monitor_id(s: &str) -> Result<MonitorId, AppError> {
+    s.parse().map_err(|_| AppError::NotFound)
+}
+
+fn tenant_filter(q: &HashMap<String, String>) -> Result<Option<TenantId>, AppError> {
+    q.get("tenant").filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| AppError::NotFound)).transpose()
+}
+
+pub async fn list(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let scope = a.principal.scope();
+    state.store.note_scope(&scope, "monitors").await?;
+    ok(json!(board(&state.store, &scope, tenant_filter(&q)?).await?))
+}
+
+pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let (tenant, spec) = read_spec(body(&bytes)?)?;
+    let tenant = target_tenant(&a.principal, tenant.as_deref())?;
+    let m = state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?;
+    created(json!(mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }))
+}
+
+pub async fn create_standard_set(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let (tenant, set) = read_standard(body(&bytes)?)?;
+    let tenant = target_tenant(&a.principal, tenant.as_deref())?;
+    let made = create_standard(&state.store, &a.principal, tenant, &set).await?;
+    created(json!(made.into_iter().map(|m| mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }).collect::<Vec<_>>()))
+}
+
+pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let scope = a.principal.scope();
+    let m = state.store.get_monitor(&scope, monitor_id(&id)?).await?;
+    let st = state.store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == m.id);
+    ok(json!({"monitor": mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }, "state": st}))
+}
+
+pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let (_, spec) = read_spec(body(&bytes)?)?;
+    let m = state.store.update_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?, spec).await?;
+    ok(json!(mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }))
+}
+
+pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    state.store.delete_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?).await?;
+    ok(json!({"deleted": id}))
+}
+
+fn time_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppError> {
+    match q.get(key).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => mamori_core::time::parse_time(s)
+            .map(Some)
+            .ok_or_else(|| mamori_core::Problem::new(key, "invalid_time", format!("{key} の日時が正しくありません"), format!("invalid time in {key}")).into()),
+    }
+}
+
+pub async fn results(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let now = mamori_core::time::now_ms();
+    let to = time_param(&q, "to")?.unwrap_or(now + 1);
+    let from = time_param(&q, "from")?.unwrap_or(to - 86_400_000);
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1440);
+    ok(json!(state.store.monitor_results(&a.principal.scope(), monitor_id(&id)?, from, to, limit).await?))
+}
+
+pub async fn uptime(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let scope = a.principal.scope();
+    let m = state.store.get_monitor(&scope, monitor_id(&id)?).await?;
+    let months = q.get("months").and_then(|l| l.parse().ok()).unwrap_or(6).clamp(1, 24);
+    ok(json!(monthly_uptime(&state.store, &scope, &m, months).await?))
+}
+
+/// Reads the fault list's query parameters.
+pub fn fault_filter(q: &HashMap<String, String>) -> Result<FaultFilter, AppError> {
+    Ok(FaultFilter {
+        tenant: tenant_filter(q)?,
+        monitor: q.get("monitor").filter(|s| !s.is_empty()).map(|s| monitor_id(s)).transpose()?,
+        open_only: q.get("open").is_some_and(|v| v == "true" || v == "1"),
+        from_ms: time_param(q, "from")?,
+        to_ms: time_param(q, "to")?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+    })
+}
+
+pub async fn faults(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let scope = a.principal.scope();
+    state.store.note_scope(&scope, "faults").await?;
+    ok(json!(state.store.list_faults(&scope, &fault_filter(&q)?).await?))
+}
+
+pub async fn fault(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
+    ok(json!(state.store.get_fault(&a.principal.scope(), id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comment {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    acknowledge: bool,
+}
+
+pub async fn comment(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    if !a.principal.can(Permission::MonitorsWrite) {
+        return Err(AppError::Forbidden);
+    }
+    let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
+    let c: Comment = body(&bytes)?;
+    state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), id, &c.text, c.acknowledge).await?;
+    ok(json!(state.store.get_fault(&a.principal.scope(), id).await?))
+}
+
+pub async fn probes(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    ok(json!(state.store.list_probes(&a.principal.scope()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProbe {
+    name: String,
+    #[serde(default)]
+    tenant_id: Option<String>,
+}
+
+/// Registers a probe; returns it with its token (shown once).
+pub async fn register_probe(state: &AppState, a: &crate::auth::Authed, name: &str, tenant: Option<&str>) -> Result<(Probe, String), AppError> {
+    let tenant = match (a.principal.tenant_id, tenant.filter(|t| !t.is_empty())) {
+        (Some(own), Some(t)) if t.parse::<TenantId>().ok() != Some(own) => return Err(AppError::NotFound),
+        (Some(own), _) => Some(own),
+        (None, Some(t)) => Some(t.parse().map_err(|_| AppError::NotFound)?),
+        (None, None) => None,
+    };
+    let secret = format!("mmp_{}", random_token(32));
+    let p = state.store.create_probe(&a.principal.scope(), &a.principal.actor(), tenant, name, &sha256_hex(&secret)).await?;
+    Ok((p, secret))
+}
+
+pub async fn create_probe(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let n: NewProbe = body(&bytes)?;
+    let (p, secret) = register_probe(&state, &a, &n.name, n.tenant_id.as_deref()).await?;
+    created(json!({"probe": p, "token": secret}))
+}
+
+pub async fn delete_probe(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let id: ProbeId = id.parse().map_err(|_| AppError::NotFound)?;
+    state.store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
+    ok(json!({"deleted": id}))
+}
+
+/// A request authenticated by a probe token (`mmp_…`). Such a token reaches nothing
+/// but the probe endpoints.
+pub struct ProbeAuth(pub Probe);
+
+impl FromRequestParts<AppState> for ProbeAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| t.starts_with("mmp_") && t.len() <= 128);
+        let Some(token) = token else { return Err(AppError::Unauthorized.json()) };
+        match state.store.probe_by_token(&sha256_hex(token), client_ip(parts).as_deref()).await {
+            Ok(Some(p)) => Ok(ProbeAuth(p)),
+            Ok(None) => Err(AppError::Unauthorized.json()),
+            Err(e) => Err(AppError::from(e).json()),
+        }
+    }
+}
+
+pub async fn probe_monitors(State(state): State<AppState>, ProbeAuth(p): ProbeAuth) -> ApiResult {
+    let monitors = state.store.probe_monitors(p.id).await?;
+    ok(json!(mamori_monitor::probe::Assignments {
+        probe: p.name,
+        monitors: monitors.into_iter().map(|m| mamori_monitor::probe::Assignment { id: m.id, spec: m.spec }).collect(),
+    }))
+}
+
+/// Most results in one probe submission.
+const MAX_PROBE_RESULTS: usize = 1000;
+
+pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAuth, bytes: Bytes) -> ApiResult {
+    let results: Vec<CheckResult> = body(&bytes)?;
+    if results.len() > MAX_PROBE_RESULTS {
+        return Err(mamori_core::Problem::new("body", "too_many", "一度に送れる結果は1000件までです", "at most 1000 results at once").into());
+    }
+    let assigned: std::collections::HashSet<MonitorId> = state.store.probe_monitors(p.id).await?.into_iter().map(|m| m.id).collect();
+    let Some(inbox) = state.monitoring.inbox() else {
+        return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "monitor_not_running"}))).into_response());
+    };
+    let now = mamori_core::time::now_ms();
+    let (mut accepted, mut refused) = (0, 0);
+    for mut r in results {
+        // Only the probe's own monitors; only verdicts a check can give; times near now;
+        // bounded texts.
+        if !assigned.contains(&r.monitor) || !matches!(r.status, Status::Up | Status::Degraded | Status::Down) {
+            refused += 1;
+            continue;
+        }
+        if (r.at - now).abs() > 10 * 60_000 {
+            r.at = now;
+        }
+        r.reason = r.reason.map(|x| Reason::new(clip(&x.code, 64), clip(&x.ja, 1000), clip(&x.en, 1000)));
+        if serde_json::to_vec(&r.details).map(|v| v.len()).unwrap_or(0) > 16 * 1024 {
+            r.details = Value::Null;
+        }
+        if inbox.submit(r) {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": accepted, "refused": refused}))).into_response())
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

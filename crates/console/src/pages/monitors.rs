@@ -1,0 +1,598 @@
+//! Service monitoring pages: status board, adding a municipality's standard monitors,
+//! one monitor's history (response-time chart, monthly uptime, faults), fault records
+//! with their timeline, and remote probes.
+
+use super::{layout, page_result, problems, see_other, when};
+use crate::auth::{Authed, PageAuth};
+use crate::monitoring::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
+use crate::{AppError, AppState, Lang};
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use mamori_core::monitor::{Fault, FaultId, MonitorId, StandardSet, Status};
+use mamori_core::{Permission, Tenant};
+use mamori_store::FaultFilter;
+use maud::{Markup, html};
+use std::collections::{BTreeMap, HashMap};
+
+type Pairs = Vec<(String, String)>;
+
+fn get<'a>(pairs: &'a Pairs, key: &str) -> &'a str {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+}
+
+/// A status badge.
+pub fn badge(l: Lang, s: Status) -> Markup {
+    html! { span class=(format!("st st-{}", s.as_str())) { (l.t(s.ja(), s.en())) } }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|p| format!("{p:.2}%")).unwrap_or_else(|| "—".into())
+}
+
+/// GET /monitors — the status board.
+pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::MonitorsRead)?;
+        let scope = a.principal.scope();
+        state.store.note_scope(&scope, "monitors").await?;
+        let tenant = q.get("tenant").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+        let only = q.get("status").and_then(|s| s.parse::<Status>().ok());
+        let rows = board(&state.store, &scope, tenant).await?;
+        let mut counts: HashMap<Status, usize> = HashMap::new();
+        for r in &rows {
+            *counts.entry(r.status()).or_default() += 1;
+        }
+        let shown: Vec<&BoardRow> = rows.iter().filter(|r| only.is_none_or(|s| r.status() == s)).collect();
+        let tenants = state.store.list_tenants(&scope).await?;
+        let operator = a.principal.tenant_id.is_none();
+        let can_write = a.principal.can(Permission::MonitorsWrite);
+        let open = state.store.list_faults(&scope, &FaultFilter { tenant, open_only: true, ..Default::default() }).await?;
+        let body = html! {
+            div.cards {
+                @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {
+                    a class=(class) href=(format!("/monitors?status={}", s.as_str())) {
+                        h3 { (l.t(s.ja(), s.en())) }
+                        p.big { (counts.get(&s).copied().unwrap_or(0)) }
+                    }
+                }
+                a.card href="/faults?open=1" { h3 { (l.t("対応中の障害", "Open faults")) } p.big { (open.len()) } }
+            }
+            div.toolbar {
+                @if operator {
+                    form method="get" action="/monitors" {
+                        select name="tenant" aria-label=(l.t("団体", "Tenant")) {
+                            option value="" { (l.t("すべての団体", "All tenants")) }
+                            @for t in &tenants { option value=(t.id) selected[Some(t.id) == tenant] { (t.name) } }
+                        }
+                        button type="submit" { (l.t("絞り込み", "Filter")) }
+                    }
+                }
+                @if can_write {
+                    a.button href="/monitors/new" { (l.t("標準監視を追加", "Add standard monitors")) }
+                    a.button href="/monitors/new-custom" { (l.t("個別に追加", "Add one monitor")) }
+                    a.button href="/monitors/probes" { (l.t("リモートプローブ", "Remote probes")) }
+                }
+                a.button href="/faults" { (l.t("障害記録", "Fault records")) }
+            }
+            @if shown.is_empty() {
+                p.muted { (l.t("監視はまだありません。「標準監視を追加」から団体の Web・メール中継・プロキシ・DNS をまとめて登録できます。", "No monitors yet. \"Add standard monitors\" registers a municipality's web, mail relay, proxy and DNS in one form.")) }
+            } @else {
+                table.board {
+                    thead { tr {
+                        @if operator { th { (l.t("団体", "Tenant")) } }
+                        th { (l.t("監視", "Monitor")) } th { (l.t("種別", "Type")) } th { (l.t("対象", "Target")) }
+                        th { (l.t("状態", "Status")) } th { (l.t("変化した時刻", "Since")) } th { (l.t("応答", "Response")) }
+                        th { (l.t("30日稼働率", "30-day uptime")) } th { (l.t("理由", "Reason")) }
+                    } }
+                    tbody { @for r in &shown { tr data-status=(r.status().as_str()) {
+                        @if operator { td { (r.tenant_name) } }
+                        td { a href=(format!("/monitors/{}", r.monitor.id)) { (r.monitor.spec.name) } }
+                        td { (l.t(r.monitor.spec.check.kind_ja(), r.monitor.spec.check.kind())) }
+                        td.target { (r.monitor.spec.check.target()) }
+                        td { (badge(l, r.status())) }
+                        td { (r.state.as_ref().map(|s| when(s.since)).unwrap_or_default()) }
+                        td { (r.state.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{} ms", s.last_rt_ms)).unwrap_or_default()) }
+                        td { (pct(r.uptime_30d)) }
+                        td { (r.state.as_ref().and_then(|s| s.reason.as_ref()).map(|x| x.text(l.code()).to_string()).unwrap_or_default()) }
+                    } } }
+                }
+            }
+        };
+        Ok(layout(&a, l.t("サービス監視", "Service monitoring"), "/monitors", body))
+    }
+    .await)
+}
+
+fn tenant_select(l: Lang, tenants: &[Tenant], selected: &str) -> Markup {
+    html! {
+        label { (l.t("団体", "Tenant"))
+            select name="tenant_id" required {
+                option value="" { (l.t("選んでください", "Choose")) }
+                @for t in tenants { option value=(t.id) selected[t.id.to_string() == selected] { (t.name) " (" (t.code) ")" } }
+            }
+        }
+    }
+}
+
+fn standard_form(l: Lang, a: &Authed, tenants: &[Tenant], pairs: &Pairs, error: Option<&AppError>) -> Markup {
+    let v = |k: &str| get(pairs, k).to_string();
+    html! {
+        p { (l.t("団体の Web サイト・メール中継・プロキシ・外部 DNS の監視をまとめて登録します。空欄の項目は登録しません。", "Registers monitoring of a municipality's web site, mail relay, proxy and external DNS in one go. Empty parts are skipped.")) }
+        @if let Some(e) = error { (problems(l, e)) }
+        form.grid method="post" action="/monitors/new" {
+            input type="hidden" name="csrf" value=(a.csrf());
+            @if a.principal.tenant_id.is_none() { (tenant_select(l, tenants, get(pairs, "tenant_id"))) }
+            label { (l.t("表示名（団体名）", "Label (municipality)")) input type="text" name="label" value=(v("label")) required placeholder=(l.t("例: みどり市", "e.g. Midori City")); }
+            label.wide { (l.t("Web サイトの URL（F01）", "Web site URL (F01)")) input type="url" name="web_url" value=(v("web_url")) placeholder="https://www.city.example.lg.jp/"; }
+            label.wide { (l.t("ページに含まれるべき文字列（任意）", "Text the page must contain (optional)")) input type="text" name="web_keyword" value=(v("web_keyword")); }
+            label { (l.t("メール中継サーバー ホスト:ポート（F02）", "Mail relay host:port (F02)")) input type="text" name="mail_relay" value=(v("mail_relay")) placeholder="mail.city.example.lg.jp:25"; }
+            label { (l.t("プロキシ ホスト:ポート（F03）", "Proxy host:port (F03)")) input type="text" name="proxy" value=(v("proxy")) placeholder="proxy.pref.example.lg.jp:8080"; }
+            label.wide { (l.t("プロキシ経由で取得する URL（空欄なら Web サイト）", "URL fetched through the proxy (empty: the web site)")) input type="url" name="proxy_test_url" value=(v("proxy_test_url")); }
+            label { (l.t("DNS ゾーン（F04）", "DNS zone (F04)")) input type="text" name="dns_zone" value=(v("dns_zone")) placeholder="city.example.lg.jp"; }
+            label { (l.t("ネームサーバー（IP、カンマ区切り）", "Name servers (IPs, comma-separated)")) input type="text" name="dns_servers" value=(v("dns_servers")) placeholder="192.0.2.1, 192.0.2.2"; }
+            label { (l.t("監視間隔（秒）", "Interval (seconds)")) input type="number" name="interval_secs" min="10" max="86400" value=(if v("interval_secs").is_empty() { "60".to_string() } else { v("interval_secs") }); }
+            label.wide { (l.t("団体独自 CA の証明書（PEM、任意）", "Municipality's own CA certificate (PEM, optional)")) textarea name="ca_pem" rows="3" { (v("ca_pem")) } }
+            div.wide { button type="submit" { (l.t("監視を登録", "Create monitors")) } }
+        }
+    }
+}
+
+/// GET /monitors/new
+pub async fn new_form(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            Ok(layout(&a, l.t("標準監視を追加", "Add standard monitors"), "/monitors", standard_form(l, &a, &tenants, &Vec::new(), None)))
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/new
+pub async fn create_set(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let set = StandardSet {
+                label: get(&pairs, "label").trim().into(),
+                web_url: get(&pairs, "web_url").into(),
+                web_keyword: get(&pairs, "web_keyword").into(),
+                mail_relay: get(&pairs, "mail_relay").into(),
+                proxy: get(&pairs, "proxy").into(),
+                proxy_test_url: get(&pairs, "proxy_test_url").into(),
+                dns_zone: get(&pairs, "dns_zone").into(),
+                dns_servers: get(&pairs, "dns_servers").into(),
+                ca_pem: get(&pairs, "ca_pem").into(),
+                interval_secs: get(&pairs, "interval_secs").parse().ok(),
+            };
+            let result = async {
+                let tenant = target_tenant(&a.principal, Some(get(&pairs, "tenant_id")))?;
+                create_standard(&state.store, &a.principal, tenant, &set).await
+            }
+            .await;
+            match result {
+                Ok(_) => Ok(see_other("/monitors")),
+                Err(e @ AppError::Invalid(_)) => {
+                    let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+                    Ok(layout(&a, l.t("標準監視を追加", "Add standard monitors"), "/monitors", standard_form(l, &a, &tenants, &pairs, Some(&e))))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+const EXAMPLES: [(&str, &str); 7] = [
+    (
+        "http",
+        r#"{"name": "", "check": {"type": "http", "url": "https://www.city.example.lg.jp/", "keyword": "", "expect_status": "200-399", "cert_warn_days": 14}, "interval_secs": 60}"#,
+    ),
+    ("smtp", r#"{"name": "", "check": {"type": "smtp", "host": "mail.city.example.lg.jp", "port": 25, "starttls": "required"}, "interval_secs": 60}"#),
+    (
+        "proxy",
+        r#"{"name": "", "check": {"type": "proxy", "proxy": "proxy.pref.example.lg.jp:8080", "url": "https://www.city.example.lg.jp/"}, "interval_secs": 60}"#,
+    ),
+    (
+        "dns",
+        r#"{"name": "", "check": {"type": "dns", "zone": "city.example.lg.jp", "servers": ["192.0.2.1", "192.0.2.2"], "records": [{"name": "www", "type": "A", "expect": []}], "dnssec": false}, "interval_secs": 300}"#,
+    ),
+    (
+        "ldap",
+        r#"{"name": "", "check": {"type": "ldap", "url": "ldaps://ad.city.example.lg.jp", "bind_dn": "CN=monitor,CN=Users,DC=city,DC=local", "bind_password": "", "base": "DC=city,DC=local", "extra_ports": [88, 3268]}, "interval_secs": 120}"#,
+    ),
+    ("tcp", r#"{"name": "", "check": {"type": "tcp", "host": "192.0.2.10", "port": 443}, "interval_secs": 60}"#),
+    ("icmp", r#"{"name": "", "check": {"type": "icmp", "host": "192.0.2.10"}, "interval_secs": 60}"#),
+];
+
+fn custom_form(l: Lang, a: &Authed, tenants: &[Tenant], tenant: &str, doc: &str, action: &str, error: Option<&AppError>) -> Markup {
+    html! {
+        @if let Some(e) = error { (problems(l, e)) }
+        p.hint { (l.t("設定は JSON で指定します。種別ごとのひな形:", "Settings are JSON. Templates per type:"))
+            @for (k, _) in EXAMPLES { " " a href=(format!("/monitors/new-custom?type={k}")) { (k) } }
+        }
+        form.grid method="post" action=(action) {
+            input type="hidden" name="csrf" value=(a.csrf());
+            @if a.principal.tenant_id.is_none() && action == "/monitors/new-custom" { (tenant_select(l, tenants, tenant)) }
+            label.wide { (l.t("監視の設定（JSON）", "Monitor settings (JSON)")) textarea name="spec" rows="14" spellcheck="false" { (doc) } }
+            div.wide { button type="submit" { (l.t("保存", "Save")) } }
+        }
+    }
+}
+
+/// GET /monitors/new-custom
+pub async fn custom_new(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            let kind = q.get("type").map(String::as_str).unwrap_or("http");
+            let doc = EXAMPLES.iter().find(|(k, _)| *k == kind).map(|(_, d)| *d).unwrap_or(EXAMPLES[0].1);
+            let pretty = serde_json::from_str::<serde_json::Value>(doc).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_default();
+            Ok(layout(&a, l.t("監視を個別に追加", "Add one monitor"), "/monitors", custom_form(l, &a, &tenants, "", &pretty, "/monitors/new-custom", None)))
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/new-custom
+pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let result = async {
+                let doc: serde_json::Value = serde_json::from_str(get(&pairs, "spec")).map_err(|e| {
+                    AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
+                })?;
+                let (_, spec) = read_spec(doc)?;
+                let tenant = target_tenant(&a.principal, Some(get(&pairs, "tenant_id")))?;
+                Ok::<_, AppError>(state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?)
+            }
+            .await;
+            match result {
+                Ok(m) => Ok(see_other(&format!("/monitors/{}", m.id))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+                    let body = custom_form(l, &a, &tenants, get(&pairs, "tenant_id"), get(&pairs, "spec"), "/monitors/new-custom", Some(&e));
+                    Ok(layout(&a, l.t("監視を個別に追加", "Add one monitor"), "/monitors", body))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+fn fault_table(l: Lang, faults: &[Fault], show_monitor: bool) -> Markup {
+    let now = mamori_core::time::now_ms();
+    html! {
+        table.faults {
+            thead { tr {
+                th { (l.t("発生", "Opened")) } th { (l.t("復旧", "Recovered")) } th { (l.t("障害時間", "Duration")) }
+                @if show_monitor { th { (l.t("監視", "Monitor")) } }
+                th { (l.t("原因", "Cause")) } th { (l.t("対応", "Handling")) }
+            } }
+            tbody { @for f in faults { tr {
+                td { a href=(format!("/faults/{}", f.id)) { (when(f.opened_at)) } }
+                td { @if let Some(c) = f.closed_at { (when(c)) } @else { (badge(l, Status::Down)) } }
+                td { (f.duration_ms(now) / 60_000) (l.t("分", " min")) }
+                @if show_monitor { td { (f.monitor_name) } }
+                td { (f.cause.text(l.code())) }
+                td { (f.acknowledged_by.as_deref().unwrap_or("—")) }
+            } } }
+        }
+    }
+}
+
+/// GET /monitors/{id}
+pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::MonitorsRead)?;
+        let scope = a.principal.scope();
+        let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+        let m = state.store.get_monitor(&scope, id).await?;
+        let st = state.store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == id);
+        let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).filter(|h| [1, 24, 168].contains(h)).unwrap_or(24);
+        let now = mamori_core::time::now_ms();
+        let from = now - hours * 3_600_000;
+        let results = state.store.monitor_results(&scope, id, from, now + 1, 20_000).await?;
+        let points: Vec<(i64, u32, bool)> = results.iter().map(|r| (r.at, r.rt_ms, r.status == Status::Down)).collect();
+        let uptime = monthly_uptime(&state.store, &scope, &m, 6).await?;
+        let faults = state.store.list_faults(&scope, &FaultFilter { monitor: Some(id), limit: Some(20), ..Default::default() }).await?;
+        let status = if m.spec.enabled { st.as_ref().map(|s| s.status).unwrap_or(Status::Unknown) } else { Status::Paused };
+        let can_write = a.principal.can(Permission::MonitorsWrite);
+        let spec_json = serde_json::to_string_pretty(&m.spec.redacted()).unwrap_or_default();
+        let body = html! {
+            dl.facts {
+                dt { (l.t("状態", "Status")) } dd { (badge(l, status)) @if let Some(s) = &st { " " (l.t("（", "(since ")) (when(s.since)) (l.t(" から）", ")")) } }
+                dt { (l.t("理由", "Reason")) } dd { (st.as_ref().and_then(|s| s.reason.as_ref()).map(|r| r.text(l.code()).to_string()).unwrap_or_else(|| "—".into())) }
+                dt { (l.t("種別", "Type")) } dd { (l.t(m.spec.check.kind_ja(), m.spec.check.kind())) }
+                dt { (l.t("対象", "Target")) } dd { (m.spec.check.target()) }
+                dt { (l.t("監視間隔", "Interval")) } dd { (m.spec.interval_secs) (l.t("秒（失敗時は", " s (retries every ")) (m.spec.retry_interval_secs) (l.t("秒間隔で", " s, ")) (m.spec.retries) (l.t("回再試行）", " times)")) }
+                dt { (l.t("最終確認", "Last check")) } dd { (st.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{}（{} ms）", when(s.last_check), s.last_rt_ms)).unwrap_or_else(|| "—".into())) }
+            }
+            nav.tabs {
+                @for (h, ja, en) in [(1, "1時間", "1 hour"), (24, "24時間", "24 hours"), (168, "7日間", "7 days")] {
+                    a href=(format!("/monitors/{id}?hours={h}")) class=[(h == hours).then_some("active")] { (l.t(ja, en)) }
+                }
+            }
+            h2 { (l.t("応答時間", "Response time")) }
+            (crate::svg::response_chart(&points, from, now, [&when(from), &when((from + now) / 2), &when(now)], l.t("応答時間と失敗（赤）", "Response time and failures (red)")))
+            h2 { (l.t("月別稼働率", "Uptime per month")) }
+            table.compact {
+                thead { tr { th { (l.t("月", "Month")) } th { (l.t("稼働率", "Uptime")) } th { (l.t("障害件数", "Faults")) } th { (l.t("障害時間", "Down time")) } } }
+                tbody { @for u in &uptime { tr { td { (u.month) } td { (pct(u.uptime)) } td { (u.faults) } td { (u.down_minutes) (l.t("分", " min")) } } } }
+            }
+            h2 { (l.t("障害記録", "Fault records")) }
+            @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults, false)) }
+            @if can_write {
+                h2 { (l.t("設定", "Settings")) }
+                div.actions {
+                    form.inline method="post" action=(format!("/monitors/{id}/toggle")) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        button type="submit" { @if m.spec.enabled { (l.t("一時停止", "Pause")) } @else { (l.t("再開", "Resume")) } }
+                    }
+                    form.inline method="post" action=(format!("/monitors/{id}/delete")) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        button.danger type="submit" { (l.t("削除", "Delete")) }
+                    }
+                }
+                (custom_form(l, &a, &[], "", &spec_json, &format!("/monitors/{id}"), None))
+            }
+        };
+        Ok(layout(&a, &m.spec.name, "/monitors", body))
+    }
+    .await)
+}
+
+/// POST /monitors/{id} — save settings.
+pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+            let result = async {
+                let doc: serde_json::Value = serde_json::from_str(get(&pairs, "spec")).map_err(|e| {
+                    AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
+                })?;
+                let (_, spec) = read_spec(doc)?;
+                Ok::<_, AppError>(state.store.update_monitor(&a.principal.scope(), &a.principal.actor(), id, spec).await?)
+            }
+            .await;
+            match result {
+                Ok(_) => Ok(see_other(&format!("/monitors/{id}"))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let body = custom_form(l, &a, &[], "", get(&pairs, "spec"), &format!("/monitors/{id}"), Some(&e));
+                    Ok(layout(&a, l.t("監視の設定", "Monitor settings"), "/monitors", body))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/{id}/toggle — pause or resume.
+pub async fn toggle(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+            let scope = a.principal.scope();
+            let mut spec = state.store.get_monitor(&scope, id).await?.spec;
+            spec.enabled = !spec.enabled;
+            state.store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+            Ok(see_other(&format!("/monitors/{id}")))
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/{id}/delete
+pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+            state.store.delete_monitor(&a.principal.scope(), &a.principal.actor(), id).await?;
+            Ok(see_other("/monitors"))
+        }
+        .await,
+    )
+}
+
+/// GET /faults
+pub async fn faults(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsRead)?;
+            let scope = a.principal.scope();
+            state.store.note_scope(&scope, "faults").await?;
+            let mut filter = crate::api::monitors::fault_filter(&q)?;
+            filter.limit = Some(filter.limit.unwrap_or(200));
+            let faults = state.store.list_faults(&scope, &filter).await?;
+            let body = html! {
+                div.toolbar {
+                    a.button href="/faults?open=1" { (l.t("対応中のみ", "Open only")) }
+                    a.button href="/faults" { (l.t("すべて", "All")) }
+                    a.button href="/monitors" { (l.t("監視一覧へ", "Status board")) }
+                }
+                @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults, true)) }
+            };
+            Ok(layout(&a, l.t("障害記録", "Fault records"), "/faults", body))
+        }
+        .await,
+    )
+}
+
+/// GET /faults/{id}
+pub async fn fault(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
+    let l = a.lang;
+    page_result(l, async {
+        a.require(Permission::MonitorsRead)?;
+        let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
+        let f = state.store.get_fault(&a.principal.scope(), id).await?;
+        let now = mamori_core::time::now_ms();
+        let body = html! {
+            dl.facts {
+                dt { (l.t("監視", "Monitor")) } dd { a href=(format!("/monitors/{}", f.monitor)) { (f.monitor_name) } }
+                dt { (l.t("原因", "Cause")) } dd { (f.cause.text(l.code())) " " span.muted { "(" (f.cause.code) ")" } }
+                dt { (l.t("発生", "Opened")) } dd { (when(f.opened_at)) }
+                dt { (l.t("復旧", "Recovered")) } dd { @if let Some(c) = f.closed_at { (when(c)) } @else { (badge(l, Status::Down)) " " (l.t("継続中", "ongoing")) } }
+                dt { (l.t("障害時間", "Duration")) } dd { (f.duration_ms(now) / 60_000) (l.t("分", " min")) }
+                dt { (l.t("対応者", "Acknowledged by")) } dd { (f.acknowledged_by.as_deref().unwrap_or("—")) }
+            }
+            h2 { (l.t("経過", "Timeline")) }
+            ol.timeline { @for e in &f.timeline { li {
+                time { (when(e.at)) } (if l == Lang::En { &e.en } else { &e.ja }) @if let Some(who) = &e.actor { " — " (who) }
+            } } }
+            h2 { (l.t("通知履歴", "Notifications")) }
+            @if f.notifications.is_empty() { p.muted { (l.t("通知はまだ送られていません。", "No notification sent yet.")) } } @else {
+                table.compact {
+                    thead { tr { th { (l.t("日時", "Time")) } th { (l.t("経路", "Channel")) } th { (l.t("宛先", "To")) } th { (l.t("内容", "Kind")) } th { (l.t("段階", "Step")) } th { (l.t("結果", "Result")) } } }
+                    tbody { @for n in &f.notifications { tr {
+                        td { (when(n.at)) } td { (n.channel) } td { (n.target) }
+                        td { (match n.reason.as_str() { "down" => l.t("障害", "down"), "repeat" => l.t("再通知", "reminder"), "up" => l.t("復旧", "recovery"), other => other }) }
+                        td { (n.step + 1) }
+                        td { @if n.ok { (l.t("送信済み", "sent")) } @else { span.error { (l.t("失敗: ", "failed: ")) (n.error.as_deref().unwrap_or("")) } } }
+                    } } }
+                }
+            }
+            @if a.principal.can(Permission::MonitorsWrite) {
+                h2 { (l.t("対応記録", "Handling notes")) }
+                form.grid method="post" action=(format!("/faults/{id}/comment")) {
+                    input type="hidden" name="csrf" value=(a.csrf());
+                    label.wide { (l.t("コメント", "Comment")) textarea name="text" rows="3" {} }
+                    div.wide.actions {
+                        button type="submit" name="acknowledge" value="0" { (l.t("コメントを追加", "Add comment")) }
+                        @if f.acknowledged_by.is_none() && f.closed_at.is_none() { button type="submit" name="acknowledge" value="1" { (l.t("対応開始（再通知を止める）", "Acknowledge (stop reminders)")) } }
+                    }
+                }
+            }
+        };
+        Ok(layout(&a, l.t("障害記録", "Fault record"), "/faults", body))
+    }
+    .await)
+}
+
+/// POST /faults/{id}/comment
+pub async fn comment(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let fid: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
+            state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), fid, get(&pairs, "text"), get(&pairs, "acknowledge") == "1").await?;
+            Ok(see_other(&format!("/faults/{id}")))
+        }
+        .await,
+    )
+}
+
+/// GET /monitors/probes
+pub async fn probes(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+    let l = a.lang;
+    page_result(l, async { probes_page(&state, &a, None).await }.await)
+}
+
+async fn probes_page(state: &AppState, a: &Authed, new_token: Option<(String, String)>) -> Result<Response, AppError> {
+    let l = a.lang;
+    a.require(Permission::MonitorsRead)?;
+    let scope = a.principal.scope();
+    let list = state.store.list_probes(&scope).await?;
+    let tenants: HashMap<_, _> = state.store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let body = html! {
+        p { (l.t("リモートプローブは団体のネットワーク内から監視を実行し、結果をこのコンソールに送ります。起動方法: ", "A remote probe runs checks from inside a municipality's network and reports here. Start it with: "))
+            code { "mamori probe --server https://… --token mmp_…" } }
+        @if let Some((name, token)) = &new_token {
+            div.ok role="status" { (l.t("プローブ「", "Probe '")) (name) (l.t("」を登録しました。トークンは今だけ表示されます:", "' registered. The token is shown only now:")) pre { (token) } }
+        }
+        table.compact {
+            thead { tr { th { (l.t("名前", "Name")) } th { (l.t("団体", "Tenant")) } th { (l.t("最終接続", "Last contact")) } th { (l.t("接続元", "From")) } th {} } }
+            tbody { @for p in &list { tr {
+                td { (p.name) }
+                td { (p.tenant.and_then(|t| tenants.get(&t).cloned()).unwrap_or_else(|| l.t("県（共通）", "Prefecture (shared)").to_string())) }
+                td { (p.last_seen_at.map(when).unwrap_or_else(|| "—".into())) }
+                td { (p.last_ip.as_deref().unwrap_or("—")) }
+                td { @if a.principal.can(Permission::MonitorsWrite) {
+                    form.inline method="post" action=(format!("/monitors/probes/{}/delete", p.id)) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        button.danger type="submit" { (l.t("削除", "Delete")) }
+                    }
+                } }
+            } } }
+        }
+        @if a.principal.can(Permission::MonitorsWrite) {
+            h2 { (l.t("プローブを登録", "Register a probe")) }
+            form.grid method="post" action="/monitors/probes" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                label { (l.t("名前", "Name")) input type="text" name="name" required maxlength="100"; }
+                @if a.principal.tenant_id.is_none() {
+                    label { (l.t("団体（空欄なら県の共通プローブ）", "Tenant (empty: the prefecture's shared probe)"))
+                        select name="tenant_id" { option value="" { "—" } @for (id, n) in &tenants { option value=(id) { (n) } } }
+                    }
+                }
+                div.wide { button type="submit" { (l.t("登録してトークンを発行", "Register and issue a token")) } }
+            }
+        }
+    };
+    Ok(layout(a, l.t("リモートプローブ", "Remote probes"), "/monitors", body))
+}
+
+/// POST /monitors/probes
+pub async fn create_probe(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let (p, token) = crate::api::monitors::register_probe(&state, &a, get(&pairs, "name"), Some(get(&pairs, "tenant_id"))).await?;
+            probes_page(&state, &a, Some((p.name, token))).await
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/probes/{id}/delete
+pub async fn delete_probe(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(get(&pairs, "csrf"))?;
+            let id = id.parse().map_err(|_| AppError::NotFound)?;
+            state.store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
+            Ok(see_other("/monitors/probes"))
+        }
+        .await,
+    )
+}

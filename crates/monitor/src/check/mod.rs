@@ -1,0 +1,205 @@
+//! The checks. [`run`] runs one monitor's check under its timeout and returns a
+//! [`CheckResult`] that always carries a reason when something is wrong: the step that
+//! failed (connect, TLS handshake, banner, …) and why, in Japanese and English.
+//!
+//! Every read from a peer is bounded (line lengths, header and body sizes, record
+//! counts), so a garbage or endless answer ends as a clear failure, never as a stuck
+//! worker or unbounded memory.
+
+mod dns;
+mod http;
+mod ldap;
+mod net;
+mod proxy;
+mod smtp;
+pub(crate) mod tls;
+
+use mamori_core::monitor::{Check, CheckResult, MonitorId, MonitorSpec, Reason, Status};
+use serde_json::{Map, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub(crate) use http::request;
+pub use http::{MAX_BODY_BYTES, post_json};
+pub(crate) use smtp::rfc2822_now;
+pub use smtp::{MailServer, send_mail};
+pub use tls::parse_pem;
+
+/// What a check found: its verdict, and facts for the details.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    /// First failure; makes the check DOWN.
+    pub failure: Option<Reason>,
+    /// Warnings; make an otherwise passing check DEGRADED.
+    pub warnings: Vec<Reason>,
+    /// Facts (certificate expiry, serials, content hash, …).
+    pub details: Map<String, Value>,
+}
+
+impl Findings {
+    pub fn fail(&mut self, r: Reason) {
+        if self.failure.is_none() {
+            self.failure = Some(r);
+        }
+    }
+    pub fn warn(&mut self, r: Reason) {
+        self.warnings.push(r);
+    }
+    pub fn detail(&mut self, k: &str, v: impl Into<Value>) {
+        self.details.insert(k.into(), v.into());
+    }
+}
+
+/// The step a check is in, for the reason given when it times out.
+#[derive(Debug)]
+pub(crate) struct Stage(Mutex<(&'static str, &'static str)>);
+
+impl Stage {
+    fn new() -> Self {
+        Self(Mutex::new(("開始", "start")))
+    }
+    pub fn set(&self, ja: &'static str, en: &'static str) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = (ja, en);
+        }
+    }
+    fn get(&self) -> (&'static str, &'static str) {
+        self.0.lock().map(|s| *s).unwrap_or(("不明", "unknown"))
+    }
+}
+
+/// Errors of a check step; turned into a [`Reason`].
+pub(crate) type StepResult<T> = Result<T, Reason>;
+
+/// Runs `spec`'s check for `monitor` under its timeout.
+pub async fn run(monitor: MonitorId, spec: &MonitorSpec) -> CheckResult {
+    let started = Instant::now();
+    let at = mamori_core::time::now_ms();
+    let stage = Stage::new();
+    let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
+    let mut f = Findings::default();
+    match tokio::time::timeout(timeout, run_inner(&spec.check, timeout, &stage, &mut f)).await {
+        Ok(()) => {}
+        Err(_) => {
+            let (ja, en) = stage.get();
+            f.fail(Reason::new(
+                "timeout",
+                format!("{}秒以内に完了しませんでした（{ja}の途中）", spec.timeout_secs),
+                format!("did not complete within {} s (during {en})", spec.timeout_secs),
+            ));
+        }
+    }
+    let rt_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let slow = match &spec.check {
+        Check::Http(c) => c.slow_ms,
+        Check::Smtp(c) => c.slow_ms,
+        Check::Proxy(c) => c.slow_ms,
+        _ => None,
+    };
+    if let Some(limit) = slow
+        && rt_ms > limit
+    {
+        f.warn(Reason::new("slow", format!("応答が遅くなっています（{rt_ms} ms、基準 {limit} ms）"), format!("slow response ({rt_ms} ms, limit {limit} ms)")));
+    }
+    let (status, reason) = match (f.failure, f.warnings.first()) {
+        (Some(r), _) => (Status::Down, Some(r)),
+        (None, Some(w)) => (Status::Degraded, Some(w.clone())),
+        (None, None) => (Status::Up, None),
+    };
+    if f.warnings.len() > 1 {
+        f.details.insert("warnings".into(), serde_json::to_value(&f.warnings).unwrap_or(Value::Null));
+    }
+    CheckResult { monitor, at, status, rt_ms, reason, details: Value::Object(f.details) }
+}
+
+async fn run_inner(check: &Check, timeout: Duration, stage: &Stage, f: &mut Findings) {
+    let r = match check {
+        Check::Http(c) => http::check(c, stage, f).await,
+        Check::Smtp(c) => smtp::check(c, stage, f).await,
+        Check::Proxy(c) => proxy::check(c, stage, f).await,
+        Check::Dns(c) => dns::check(c, timeout, stage, f).await,
+        Check::Ldap(c) => ldap::check(c, timeout, stage, f).await,
+        Check::Tcp(c) => net::tcp_check(c, stage, f).await,
+        Check::Icmp(c) => net::icmp_check(c, timeout, stage, f).await,
+    };
+    if let Err(r) = r {
+        f.fail(r);
+    }
+}
+
+/// Turns a network error of step `what` into a reason.
+pub(crate) fn io_reason(e: &std::io::Error, what_ja: &str, what_en: &str) -> Reason {
+    use std::io::ErrorKind::*;
+    let (code, ja, en) = match e.kind() {
+        ConnectionRefused => ("connect_refused", "接続が拒否されました（サービスが停止している可能性があります）", "connection refused (service down?)"),
+        ConnectionReset | ConnectionAborted => ("connection_reset", "接続が相手側から切断されました", "connection reset by peer"),
+        UnexpectedEof => ("connection_closed", "応答の途中で接続が閉じられました", "connection closed in mid-answer"),
+        TimedOut => ("timeout", "応答がありません（タイムアウト）", "timed out"),
+        HostUnreachable | NetworkUnreachable => ("unreachable", "相手に到達できません（経路なし）", "host or network unreachable"),
+        _ => ("network_error", "通信エラーが発生しました", "network error"),
+    };
+    Reason::new(code, format!("{what_ja}: {ja}（{e}）"), format!("{what_en}: {en} ({e})"))
+}
+
+/// Resolves `host:port` and connects, recording the stages.
+pub(crate) async fn connect(host: &str, port: u16, stage: &Stage) -> StepResult<tokio::net::TcpStream> {
+    stage.set("名前解決", "name resolution");
+    let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![std::net::SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| Reason::new("dns_error", format!("「{host}」の名前解決に失敗しました（{e}）"), format!("cannot resolve '{host}' ({e})")))?
+            .collect(),
+    };
+    stage.set("接続", "connect");
+    let mut last = None;
+    for a in addrs.iter().take(4) {
+        match tokio::net::TcpStream::connect(a).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(io_reason(&e, &format!("{a} への接続"), &format!("connect to {a}"))),
+        }
+    }
+    Err(last.unwrap_or_else(|| Reason::new("dns_error", format!("「{host}」のアドレスがありません"), format!("'{host}' has no address"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mamori_core::monitor::{Check, TcpCheck};
+
+    fn spec(check: Check, timeout_secs: u32) -> MonitorSpec {
+        MonitorSpec {
+            name: "t".into(),
+            check,
+            interval_secs: 60,
+            timeout_secs,
+            retries: 0,
+            retry_interval_secs: 20,
+            depends_on: None,
+            probe: None,
+            enabled: true,
+            maintenance: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_port_names_the_reason() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let r = run(MonitorId::new(), &spec(Check::Tcp(TcpCheck { host: "127.0.0.1".into(), port }), 5)).await;
+        assert_eq!(r.status, Status::Down);
+        assert_eq!(r.reason.unwrap().code, "connect_refused");
+    }
+
+    #[tokio::test]
+    async fn unresolvable_host_is_a_dns_error() {
+        let r = run(MonitorId::new(), &spec(Check::Tcp(TcpCheck { host: "no-such-host.invalid".into(), port: 80 }), 5)).await;
+        assert_eq!(r.status, Status::Down);
+        let reason = r.reason.unwrap();
+        assert!(matches!(reason.code.as_str(), "dns_error" | "timeout"), "{reason:?}");
+    }
+}

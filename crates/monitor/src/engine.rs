@@ -1,0 +1,749 @@
+//! The monitoring engine: schedules checks, turns results into states, opens and closes
+//! fault records, publishes state changes and drives notifications.
+//!
+//! One task owns all state (no locks around monitor state). Checks run as separate
+//! tasks, at most `concurrency` at once, and send their results back over a channel;
+//! results of remote probes arrive on the same channel ([`Inbox`]).
+//!
+//! State rules, per result:
+//! - inside a maintenance window: MAINTENANCE (no fault, no notification);
+//! - a passing check: UP or DEGRADED (warnings); an open fault closes (recovery);
+//! - a failing check while a monitor it depends on is DOWN: UNREACHABLE (no fault);
+//! - otherwise PENDING until `retries` further failures, then DOWN with a fault record
+//!   whose start is the first failed check.
+//!
+//! A monitor that changes between available and unavailable `flap_threshold` times
+//! within `flap_window` is FLAPPING: its fault stays open through short recoveries and
+//! reminders and escalations pause, until it has been stable for the window.
+
+use crate::notify::{Notifier, NotifyPolicy, Why, targets};
+use mamori_bus::{Bus, Policies};
+use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorState, Reason, Status};
+use mamori_core::{CrossTenant, Event, EventClass, Scope, Severity, Tenant, TenantId};
+use mamori_store::{FaultFilter, Store, StoreError};
+use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Engine settings (component config).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Checks running at once.
+    pub concurrency: usize,
+    /// Days of raw results kept.
+    pub results_days: u32,
+    /// Window in which state changes count towards flapping.
+    pub flap_window: Duration,
+    /// State changes within the window that make a monitor flap.
+    pub flap_threshold: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { concurrency: 256, results_days: 35, flap_window: Duration::from_secs(30 * 60), flap_threshold: 6 }
+    }
+}
+
+/// Scheduling statistics: how late checks started against their due time.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Checks started.
+    pub started: AtomicU64,
+    /// Sum of start delays (µs).
+    pub delay_sum_us: AtomicU64,
+    /// Largest start delay (µs).
+    pub delay_max_us: AtomicU64,
+    /// Start delays over 1 s.
+    pub late: AtomicU64,
+    /// Results applied.
+    pub results: AtomicU64,
+}
+
+impl Stats {
+    fn record_delay(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.delay_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.delay_max_us.fetch_max(us, Ordering::Relaxed);
+        if d > Duration::from_secs(1) {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where remote probes' results are handed in.
+#[derive(Clone, Debug)]
+pub struct Inbox(mpsc::Sender<CheckResult>);
+
+impl Inbox {
+    /// Hands in a result; false when the engine is not running or is overloaded.
+    pub fn submit(&self, r: CheckResult) -> bool {
+        self.0.try_send(r).is_ok()
+    }
+}
+
+struct Entry {
+    monitor: Monitor,
+    state: MonitorState,
+    first_failure_at: Option<i64>,
+    transitions: VecDeque<i64>,
+    flapping: bool,
+    running: bool,
+    generation: u64,
+    due: Instant,
+}
+
+struct Track {
+    fault: Fault,
+    steps_sent: usize,
+    last_sent: i64,
+    pending_close: Option<i64>,
+}
+
+/// The engine.
+pub struct Engine {
+    store: Store,
+    bus: Option<Bus>,
+    notifier: Arc<Notifier>,
+    cfg: EngineConfig,
+    grant: CrossTenant,
+    entries: HashMap<MonitorId, Entry>,
+    heap: BinaryHeap<Reverse<(Instant, u64, MonitorId)>>,
+    tx: mpsc::Sender<CheckResult>,
+    rx: mpsc::Receiver<CheckResult>,
+    semaphore: Arc<Semaphore>,
+    tenants: HashMap<TenantId, Tenant>,
+    policies: Option<Policies>,
+    faults: HashMap<FaultId, Track>,
+    dirty: HashMap<MonitorId, MonitorState>,
+    results: Vec<CheckResult>,
+    stats: Arc<Stats>,
+    gen_counter: u64,
+}
+
+fn change_entry(at: i64, kind: &str, ja: String, en: String) -> FaultEntry {
+    FaultEntry { at, kind: kind.into(), ja, en, actor: None }
+}
+
+impl Engine {
+    /// Returns an engine over `store`; `bus` receives state-change events.
+    pub fn new(store: Store, bus: Option<Bus>, notifier: Notifier, cfg: EngineConfig, grant: CrossTenant) -> Self {
+        let (tx, rx) = mpsc::channel(16_384);
+        let semaphore = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        Self {
+            store,
+            bus,
+            notifier: Arc::new(notifier),
+            cfg,
+            grant,
+            entries: HashMap::new(),
+            heap: BinaryHeap::new(),
+            tx,
+            rx,
+            semaphore,
+            tenants: HashMap::new(),
+            policies: None,
+            faults: HashMap::new(),
+            dirty: HashMap::new(),
+            results: Vec::new(),
+            stats: Arc::new(Stats::default()),
+            gen_counter: 0,
+        }
+    }
+
+    /// Returns the inbox for remote probes' results.
+    pub fn inbox(&self) -> Inbox {
+        Inbox(self.tx.clone())
+    }
+
+    /// Returns the scheduling statistics.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::All(self.grant.clone())
+    }
+
+    /// Sets the policies in force (notification steps per tenant).
+    pub fn set_policies(&mut self, p: Policies) {
+        self.policies = Some(p);
+    }
+
+    /// Loads monitors, tenants, stored states and open faults; schedules what is new.
+    /// `spread`: first checks of new monitors are spread over their interval (at
+    /// start), else they run at once.
+    pub async fn reload(&mut self, spread: bool) -> Result<(), StoreError> {
+        let scope = self.scope();
+        self.tenants = self.store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t)).collect();
+        let monitors = self.store.list_monitors(&scope, None).await?;
+        let first_load = self.entries.is_empty();
+        let mut stored: HashMap<MonitorId, MonitorState> =
+            if first_load { self.store.monitor_states(&scope, None).await?.into_iter().map(|s| (s.monitor, s)).collect() } else { HashMap::new() };
+        if first_load {
+            for f in self.store.list_faults(&scope, &FaultFilter { open_only: true, limit: Some(1000), ..Default::default() }).await? {
+                let policy = self.policy_of(f.tenant);
+                let elapsed_min = (mamori_core::time::now_ms() - f.opened_at) / 60_000;
+                let steps_sent = policy.escalation.iter().filter(|s| i64::from(s.after_minutes) <= elapsed_min).count().max(1);
+                self.faults.insert(f.id, Track { fault: f, steps_sent, last_sent: mamori_core::time::now_ms(), pending_close: None });
+            }
+        }
+        let now = Instant::now();
+        let now_ms = mamori_core::time::now_ms();
+        let mut seen = std::collections::HashSet::new();
+        for m in monitors {
+            seen.insert(m.id);
+            let changed = match self.entries.get(&m.id) {
+                Some(e) => e.monitor.updated_at != m.updated_at,
+                None => true,
+            };
+            if !changed {
+                continue;
+            }
+            let interval = Duration::from_secs(u64::from(m.spec.interval_secs));
+            let due = if spread && first_load {
+                let h = m.id.0.as_u128() as u64;
+                now + Duration::from_millis(h % (interval.as_millis() as u64).max(1))
+            } else {
+                now
+            };
+            self.gen_counter += 1;
+            let generation = self.gen_counter;
+            let entry = match self.entries.remove(&m.id) {
+                Some(mut e) => {
+                    e.monitor = m;
+                    e.generation = generation;
+                    e.due = due;
+                    e
+                }
+                None => {
+                    let state = stored.remove(&m.id).unwrap_or(MonitorState {
+                        monitor: m.id,
+                        status: Status::Unknown,
+                        since: now_ms,
+                        last_check: 0,
+                        last_rt_ms: 0,
+                        reason: None,
+                        failures: 0,
+                        fault: None,
+                        content_hash: None,
+                    });
+                    Entry { monitor: m, state, first_failure_at: None, transitions: VecDeque::new(), flapping: false, running: false, generation, due }
+                }
+            };
+            let mut entry = entry;
+            if !entry.monitor.spec.enabled {
+                if entry.state.status != Status::Paused {
+                    entry.state.status = Status::Paused;
+                    entry.state.since = now_ms;
+                    self.dirty.insert(entry.monitor.id, entry.state.clone());
+                }
+            } else {
+                if entry.state.status == Status::Paused {
+                    entry.state.status = Status::Unknown;
+                    entry.state.since = now_ms;
+                }
+                let first = if entry.monitor.spec.probe.is_some() { now + probe_grace(&entry.monitor) } else { due };
+                entry.due = first;
+                self.heap.push(Reverse((first, generation, entry.monitor.id)));
+            }
+            self.entries.insert(entry.monitor.id, entry);
+        }
+        let gone: Vec<MonitorId> = self.entries.keys().filter(|id| !seen.contains(id)).copied().collect();
+        for id in gone {
+            if let Some(e) = self.entries.remove(&id)
+                && let Some(fid) = e.state.fault
+            {
+                let entry = change_entry(now_ms, "closed", "監視が削除されたため障害記録を閉じました".into(), "closed: the monitor was deleted".into());
+                self.store.close_fault(fid, now_ms, &entry).await?;
+                self.faults.remove(&fid);
+            }
+        }
+        Ok(())
+    }
+
+    fn policy_of(&self, tenant: TenantId) -> NotifyPolicy {
+        match &self.policies {
+            Some(p) => NotifyPolicy::from_doc(p.for_tenant(tenant)),
+            None => NotifyPolicy::default(),
+        }
+    }
+
+    /// Starts every check that is due; returns when the next one is due.
+    pub fn launch_due(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        while let Some(Reverse((due, generation, id))) = self.heap.peek().copied() {
+            if due > now {
+                return Some(due);
+            }
+            self.heap.pop();
+            let Some(e) = self.entries.get_mut(&id) else { continue };
+            if e.generation != generation || !e.monitor.spec.enabled {
+                continue;
+            }
+            if e.monitor.spec.probe.is_some() {
+                // A probe's monitor is due here only when its probe stayed silent.
+                let r = CheckResult {
+                    monitor: id,
+                    at: mamori_core::time::now_ms(),
+                    status: Status::Down,
+                    rt_ms: 0,
+                    reason: Some(Reason::new(
+                        "probe_silent",
+                        "リモートプローブから結果が届いていません（プローブ停止または通信断）",
+                        "no result from the remote probe (probe down or unreachable)",
+                    )),
+                    details: json!({}),
+                };
+                let _ = self.tx.try_send(r);
+                continue;
+            }
+            if e.running {
+                continue;
+            }
+            e.running = true;
+            let spec = e.monitor.spec.clone();
+            let (tx, sem, stats) = (self.tx.clone(), self.semaphore.clone(), self.stats.clone());
+            tokio::spawn(async move {
+                let Ok(_permit) = sem.acquire_owned().await else { return };
+                stats.record_delay(Instant::now().saturating_duration_since(due));
+                let r = crate::check::run(id, &spec).await;
+                let _ = tx.send(r).await;
+            });
+        }
+        None
+    }
+
+    fn schedule(&mut self, id: MonitorId, after: Duration) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            // Keep the cadence: the next due time follows the previous one, not the
+            // end of the check, so slow checks do not drift.
+            let base = if e.due + after > Instant::now() { e.due } else { Instant::now() };
+            e.due = base + after;
+            self.heap.push(Reverse((e.due, e.generation, id)));
+        }
+    }
+
+    /// Applies one result: state, fault records, events, notifications.
+    pub async fn apply(&mut self, mut r: CheckResult) -> Result<(), StoreError> {
+        self.stats.results.fetch_add(1, Ordering::Relaxed);
+        let dep_down = {
+            let Some(e) = self.entries.get(&r.monitor) else { return Ok(()) };
+            e.monitor.spec.depends_on.and_then(|d| self.entries.get(&d)).is_some_and(|d| matches!(d.state.status, Status::Down | Status::Unreachable))
+        };
+        let now = r.at;
+        let flap_window_ms = self.cfg.flap_window.as_millis() as i64;
+        let flap_threshold = self.cfg.flap_threshold;
+        let Some(e) = self.entries.get_mut(&r.monitor) else { return Ok(()) };
+        e.running = false;
+        let mut events = Vec::new();
+        // Content tracking (tamper detection later builds on this).
+        if let Some(h) = r.details.get("content_sha256").and_then(|v| v.as_str()).map(String::from) {
+            if let Some(old) = &e.state.content_hash
+                && *old != h
+                && r.status != Status::Down
+            {
+                r.status = Status::Degraded;
+                r.reason = Some(Reason::new("content_changed", "ページの内容が前回から変わりました", "the page content changed since the last check"));
+                let mut ev = Event::new(
+                    e.monitor.tenant,
+                    now,
+                    EventClass::HTTP_ACTIVITY,
+                    format!("監視「{}」: ページの内容が変わりました", e.monitor.spec.name),
+                    "mamori-monitor",
+                );
+                ev.severity = Severity::LOW;
+                ev.fields.insert("unmapped".into(), json!({"monitor_id": e.monitor.id, "content_sha256": h, "previous_sha256": old}));
+                events.push(ev);
+            }
+            e.state.content_hash = Some(h);
+        }
+        let spec = &e.monitor.spec;
+        let old = e.state.status;
+        let failed = r.status == Status::Down;
+        let in_maint = spec.maintenance.iter().any(|m| m.covers(now));
+        if failed {
+            e.state.failures += 1;
+            e.first_failure_at.get_or_insert(now);
+        } else {
+            e.state.failures = 0;
+            e.first_failure_at = None;
+        }
+        let new = if in_maint {
+            Status::Maintenance
+        } else if !failed {
+            r.status
+        } else if dep_down {
+            Status::Unreachable
+        } else if old == Status::Down || e.state.failures > spec.retries {
+            Status::Down
+        } else {
+            Status::Pending
+        };
+        e.state.last_check = now;
+        e.state.last_rt_ms = r.rt_ms;
+        e.state.reason = r.reason.clone();
+        e.state.status = new;
+        if new != old {
+            e.state.since = now;
+            if old.is_available() != new.is_available() && old != Status::Unknown {
+                e.transitions.push_back(now);
+            }
+        }
+        while e.transitions.front().is_some_and(|t| now - t > flap_window_ms) {
+            e.transitions.pop_front();
+        }
+        let was_flapping = e.flapping;
+        e.flapping = if e.flapping { !e.transitions.is_empty() } else { e.transitions.len() >= flap_threshold };
+        let (tenant, id, name, retries) = (e.monitor.tenant, e.monitor.id, spec.name.clone(), spec.retries);
+        let interval = Duration::from_secs(u64::from(spec.interval_secs));
+        let retry = Duration::from_secs(u64::from(spec.retry_interval_secs));
+        let first_failure = e.first_failure_at.unwrap_or(now);
+        let probe = spec.probe.is_some();
+        let flapping = e.flapping;
+        let fault_id = e.state.fault;
+        if new != old {
+            let reason_ja = r.reason.as_ref().map(|x| format!("（{}）", x.ja)).unwrap_or_default();
+            let reason_en = r.reason.as_ref().map(|x| format!(" ({})", x.en)).unwrap_or_default();
+            let mut ev =
+                Event::new(tenant, now, EventClass::APPLICATION_LIFECYCLE, format!("監視「{name}」: {} → {}{reason_ja}", old.ja(), new.ja()), "mamori-monitor");
+            ev.severity = match new {
+                Status::Down => Severity::HIGH,
+                Status::Unreachable | Status::Degraded | Status::Pending => Severity::LOW,
+                _ => Severity::INFO,
+            };
+            ev.fields.insert(
+                "unmapped".into(),
+                json!({"monitor_id": id, "monitor": name, "from": old, "to": new, "reason": r.reason.as_ref().map(|x| x.code.clone()), "reason_en": reason_en.trim()}),
+            );
+            events.push(ev);
+        }
+        self.dirty.insert(id, self.entries[&id].state.clone());
+        self.results.push(r.clone());
+
+        // Fault records.
+        match (fault_id, new) {
+            (None, Status::Down) => {
+                let cause = r.reason.clone().unwrap_or_else(|| Reason::new("unknown", "原因不明", "unknown cause"));
+                let fault = Fault {
+                    id: FaultId::new(),
+                    tenant,
+                    monitor: id,
+                    monitor_name: name.clone(),
+                    opened_at: first_failure,
+                    closed_at: None,
+                    cause: cause.clone(),
+                    acknowledged_by: None,
+                    timeline: vec![change_entry(
+                        now,
+                        "opened",
+                        format!("障害を検知しました: {}（{}回連続で失敗）", cause.ja, retries + 1),
+                        format!("fault detected: {} ({} failed checks in a row)", cause.en, retries + 1),
+                    )],
+                    notifications: vec![],
+                };
+                self.store.open_fault(&fault).await?;
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.state.fault = Some(fault.id);
+                    self.dirty.insert(id, e.state.clone());
+                }
+                let track = Track { fault, steps_sent: 0, last_sent: now, pending_close: None };
+                self.faults.insert(track.fault.id, track);
+                self.escalate(now).await?;
+            }
+            (Some(fid), s) if s.is_available() || (s == Status::Maintenance && !failed) => {
+                if flapping {
+                    if let Some(t) = self.faults.get_mut(&fid)
+                        && t.pending_close.is_none()
+                    {
+                        t.pending_close = Some(now);
+                        self.store
+                            .add_fault_entry(
+                                fid,
+                                &change_entry(
+                                    now,
+                                    "check",
+                                    "一時的に回復しました（不安定なため、安定を確認してから障害記録を閉じます）".into(),
+                                    "recovered for now (flapping: the record closes once stable)".into(),
+                                ),
+                            )
+                            .await?;
+                    }
+                } else {
+                    self.close(id, fid, now).await?;
+                }
+            }
+            (Some(fid), _) if failed => {
+                if let Some(t) = self.faults.get_mut(&fid)
+                    && t.pending_close.take().is_some()
+                {
+                    self.store.add_fault_entry(fid, &change_entry(now, "check", "再び失敗しました".into(), "failing again".into())).await?;
+                }
+            }
+            _ => {}
+        }
+        if flapping && !was_flapping {
+            if let Some(fid) = self.entries.get(&id).and_then(|e| e.state.fault) {
+                self.store
+                    .add_fault_entry(
+                        fid,
+                        &change_entry(
+                            now,
+                            "flapping",
+                            "状態が短時間に何度も変わっています（フラッピング）。安定するまで再通知を止めます".into(),
+                            "flapping: state keeps changing; reminders pause until stable".into(),
+                        ),
+                    )
+                    .await?;
+            }
+        } else if was_flapping
+            && !flapping
+            && let Some(e) = self.entries.get(&id)
+            && let Some(fid) = e.state.fault
+            && let Some(at) = self.faults.get(&fid).and_then(|t| t.pending_close)
+            && e.state.status.is_available()
+        {
+            self.close(id, fid, at).await?;
+        }
+        if let Some(bus) = &self.bus
+            && !events.is_empty()
+            && let Err(err) = bus.publish(events).await
+        {
+            tracing::warn!(error = %err, "cannot publish monitor events");
+        }
+        if probe {
+            // Re-arm the silence watchdog; older watchdog entries lapse with the
+            // generation.
+            self.gen_counter += 1;
+            let generation = self.gen_counter;
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.generation = generation;
+                e.due = Instant::now() + probe_grace(&e.monitor);
+                self.heap.push(Reverse((e.due, generation, id)));
+            }
+        } else {
+            let after =
+                if matches!(new, Status::Pending) || (failed && new != Status::Down && new != Status::Unreachable) { retry.min(interval) } else { interval };
+            self.schedule(id, after);
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, monitor: MonitorId, fid: FaultId, at: i64) -> Result<(), StoreError> {
+        let Some(mut t) = self.faults.remove(&fid) else {
+            if let Some(e) = self.entries.get_mut(&monitor) {
+                e.state.fault = None;
+                self.dirty.insert(monitor, e.state.clone());
+            }
+            return Ok(());
+        };
+        t.fault.closed_at = Some(at);
+        let minutes = (at - t.fault.opened_at).max(0) / 60_000;
+        let entry = change_entry(at, "closed", format!("復旧しました（障害時間 {minutes}分）"), format!("recovered (down for {minutes} min)"));
+        self.store.close_fault(fid, at, &entry).await?;
+        if let Some(e) = self.entries.get_mut(&monitor) {
+            e.state.fault = None;
+            self.dirty.insert(monitor, e.state.clone());
+        }
+        let policy = self.policy_of(t.fault.tenant);
+        if policy.notify_recovery && t.steps_sent > 0 {
+            let (emails, hooks) = self.reached_targets(&t, &policy);
+            self.spawn_notify(t.fault.clone(), Why::Up, 0, emails, hooks);
+        }
+        Ok(())
+    }
+
+    fn reached_targets(&self, t: &Track, policy: &NotifyPolicy) -> (Vec<String>, Vec<String>) {
+        let tenant = self.tenants.get(&t.fault.tenant);
+        let (mut emails, mut hooks) = (Vec::new(), Vec::new());
+        for (i, step) in policy.escalation.iter().take(t.steps_sent).enumerate() {
+            let (e, h) = targets(step, tenant, &self.notifier.always, i == 0);
+            emails.extend(e);
+            hooks.extend(h);
+        }
+        if policy.escalation.is_empty() {
+            emails.extend(self.notifier.always.iter().cloned());
+        }
+        emails.sort();
+        emails.dedup();
+        hooks.sort();
+        hooks.dedup();
+        (emails, hooks)
+    }
+
+    fn spawn_notify(&self, fault: Fault, why: Why, step: u32, emails: Vec<String>, hooks: Vec<String>) {
+        if emails.is_empty() && hooks.is_empty() {
+            return;
+        }
+        let (notifier, store) = (self.notifier.clone(), self.store.clone());
+        let tenant_name = self.tenants.get(&fault.tenant).map(|t| t.name.clone()).unwrap_or_default();
+        tokio::spawn(async move {
+            for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks).await {
+                if let Err(e) = store.add_fault_notification(fault.id, &n).await {
+                    tracing::warn!(error = %e, "cannot record a notification");
+                }
+            }
+        });
+    }
+
+    /// Sends due escalation steps and reminders; closes quiet flapping faults.
+    pub async fn escalate(&mut self, now: i64) -> Result<(), StoreError> {
+        let ids: Vec<FaultId> = self.faults.keys().copied().collect();
+        for fid in ids {
+            let (tenant, monitor) = match self.faults.get(&fid) {
+                Some(t) => (t.fault.tenant, t.fault.monitor),
+                None => continue,
+            };
+            let flapping = self.entries.get(&monitor).is_some_and(|e| e.flapping);
+            let policy = self.policy_of(tenant);
+            let elapsed = now - self.faults[&fid].fault.opened_at;
+            // Escalation steps reached by now.
+            loop {
+                let t = &self.faults[&fid];
+                let i = t.steps_sent;
+                let Some(step) = policy.escalation.get(i) else {
+                    if i == 0 && policy.escalation.is_empty() && !self.notifier.always.is_empty() {
+                        // No steps configured: the SOC alone is told.
+                        let f = t.fault.clone();
+                        self.spawn_notify(f, Why::Down, 0, self.notifier.always.clone(), vec![]);
+                        if let Some(t) = self.faults.get_mut(&fid) {
+                            t.steps_sent = 1;
+                        }
+                    }
+                    break;
+                };
+                if i64::from(step.after_minutes) * 60_000 > elapsed || (flapping && i > 0) {
+                    break;
+                }
+                let (emails, hooks) = targets(step, self.tenants.get(&tenant), &self.notifier.always, i == 0);
+                let f = t.fault.clone();
+                if i > 0 {
+                    self.store
+                        .add_fault_entry(
+                            fid,
+                            &change_entry(
+                                now,
+                                "escalated",
+                                format!("エスカレーション {} 段階目（発生から{}分）", i + 1, step.after_minutes),
+                                format!("escalation step {} ({} min after opening)", i + 1, step.after_minutes),
+                            ),
+                        )
+                        .await?;
+                }
+                self.spawn_notify(f, Why::Down, i as u32, emails, hooks);
+                if let Some(t) = self.faults.get_mut(&fid) {
+                    t.steps_sent = i + 1;
+                    t.last_sent = now;
+                }
+            }
+            let t = &self.faults[&fid];
+            if policy.repeat_minutes > 0
+                && !flapping
+                && t.pending_close.is_none()
+                && t.fault.acknowledged_by.is_none()
+                && now - t.last_sent >= i64::from(policy.repeat_minutes) * 60_000
+            {
+                let (emails, hooks) = self.reached_targets(t, &policy);
+                let f = t.fault.clone();
+                let step = t.steps_sent.saturating_sub(1) as u32;
+                self.spawn_notify(f, Why::Repeat, step, emails, hooks);
+                if let Some(t) = self.faults.get_mut(&fid) {
+                    t.last_sent = now;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes acknowledgements made in the console.
+    pub async fn refresh_faults(&mut self) -> Result<(), StoreError> {
+        let open = self.store.list_faults(&self.scope(), &FaultFilter { open_only: true, limit: Some(1000), ..Default::default() }).await?;
+        for f in open {
+            if let Some(t) = self.faults.get_mut(&f.id) {
+                t.fault.acknowledged_by = f.acknowledged_by;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes pending states and results.
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.dirty.is_empty() && self.results.is_empty() {
+            return Ok(());
+        }
+        let states: Vec<MonitorState> = self.dirty.drain().map(|(_, s)| s).collect();
+        let results = std::mem::take(&mut self.results);
+        self.store.save_monitor_batch(&states, &results).await
+    }
+
+    /// Deletes results older than the configured days.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        self.store.purge_monitor_results(mamori_core::time::now_ms() - i64::from(self.cfg.results_days) * 86_400_000).await
+    }
+
+    /// Runs until `shutdown` turns true. `policies` yields the component's policies
+    /// whenever they change.
+    pub async fn run(
+        mut self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        mut policies: impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Policies>> + Send>>,
+    ) -> Result<(), StoreError> {
+        if let Some(p) = policies().await {
+            self.set_policies(p);
+        }
+        self.reload(true).await?;
+        let mut changed = self.store.watch_monitors();
+        let mut policy_watch = self.store.watch_policies();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        loop {
+            let next = self.launch_due().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => {}
+                Some(r) = self.rx.recv() => {
+                    self.apply(r).await?;
+                    // Apply whatever else is already waiting before scheduling again.
+                    while let Ok(r) = self.rx.try_recv() {
+                        self.apply(r).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.flush().await?;
+                    if ticks.is_multiple_of(10) {
+                        self.refresh_faults().await?;
+                        self.escalate(mamori_core::time::now_ms()).await?;
+                    }
+                    if ticks.is_multiple_of(30) {
+                        // Changes made by other nodes on a shared database.
+                        self.reload(false).await?;
+                    }
+                    if ticks % 3600 == 1 {
+                        let n = self.purge().await?;
+                        if n > 0 { tracing::info!(deleted = n, "purged old monitor results"); }
+                    }
+                }
+                Ok(()) = changed.changed() => { self.reload(false).await?; }
+                Some(_) = policy_watch.changed() => {
+                    if let Some(p) = policies().await { self.set_policies(p); }
+                }
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long the core waits for a probe's result before calling the probe silent.
+fn probe_grace(m: &Monitor) -> Duration {
+    Duration::from_secs(u64::from(m.spec.interval_secs) * 3 + 30)
+}

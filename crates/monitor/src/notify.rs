@@ -1,0 +1,343 @@
+//! Notifications of faults: e-mail (SMTP) and webhooks, in escalation steps, repeated
+//! while a fault stays open and unacknowledged; every attempt is recorded on the fault.
+//!
+//! Policy (per tenant, with a platform default), component `monitor`:
+//!
+//! ```json
+//! {
+//!   "escalation": [
+//!     { "after_minutes": 0,  "tenant_contacts": true, "emails": [], "webhooks": [] },
+//!     { "after_minutes": 30, "emails": ["kacho@city.example.lg.jp"] }
+//!   ],
+//!   "repeat_minutes": 60,
+//!   "notify_recovery": true
+//! }
+//! ```
+//!
+//! `tenant_contacts` sends to the e-mail addresses among the tenant's contacts.
+//! `repeat_minutes` 0 sends each step once.
+
+use crate::check::{MailServer, post_json, send_mail};
+use mamori_core::monitor::{Fault, Notification, Reason};
+use mamori_core::{PolicyValidator, Problem, Problems, Tenant};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// One escalation step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Minutes after the fault opened.
+    #[serde(default)]
+    pub after_minutes: u32,
+    /// Send to the tenant's contacts.
+    #[serde(default)]
+    pub tenant_contacts: bool,
+    /// Further addresses.
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Webhook URLs (JSON POST).
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+/// A tenant's notification policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyPolicy {
+    /// Escalation steps, in order of `after_minutes`.
+    #[serde(default)]
+    pub escalation: Vec<Step>,
+    /// Resend every this many minutes while unacknowledged (0: never).
+    #[serde(default)]
+    pub repeat_minutes: u32,
+    /// Tell everyone notified when service is back.
+    #[serde(default = "yes")]
+    pub notify_recovery: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for NotifyPolicy {
+    fn default() -> Self {
+        Self { escalation: vec![Step { tenant_contacts: true, ..Default::default() }], repeat_minutes: 60, notify_recovery: true }
+    }
+}
+
+impl NotifyPolicy {
+    /// Reads a stored policy document (falls back to the default when unreadable).
+    pub fn from_doc(doc: &Value) -> Self {
+        serde_json::from_value(doc.clone()).unwrap_or_default()
+    }
+}
+
+/// Validates `monitor` policies.
+pub struct MonitorPolicy;
+
+impl PolicyValidator for MonitorPolicy {
+    fn component(&self) -> &'static str {
+        "monitor"
+    }
+
+    fn default_policy(&self) -> Value {
+        json!(NotifyPolicy::default())
+    }
+
+    fn validate(&self, doc: &Value) -> Result<(), Problems> {
+        let p: NotifyPolicy = serde_json::from_value(doc.clone()).map_err(|e| {
+            Problems::from(Problem::new(
+                "",
+                "invalid_policy",
+                format!("監視通知ポリシーの形式が正しくありません（{e}）"),
+                format!("invalid monitor policy ({e})"),
+            ))
+        })?;
+        let mut problems = Problems::default();
+        if p.escalation.len() > 8 {
+            problems.push(Problem::new("escalation", "too_many", "エスカレーションは8段階までです", "at most 8 escalation steps"));
+        }
+        if p.repeat_minutes != 0 && !(5..=1440).contains(&p.repeat_minutes) {
+            problems.push(Problem::new("repeat_minutes", "invalid", "再通知間隔は0（しない）または5〜1440分です", "repeat_minutes must be 0 or 5-1440"));
+        }
+        let mut last = 0;
+        for (i, s) in p.escalation.iter().enumerate() {
+            if s.after_minutes < last || s.after_minutes > 7 * 24 * 60 {
+                problems.push(Problem::new(
+                    format!("escalation[{i}].after_minutes"),
+                    "invalid",
+                    "各段階の経過分は昇順で、10080分（7日）以内にしてください",
+                    "after_minutes must ascend and be at most 10080",
+                ));
+            }
+            last = s.after_minutes;
+            if s.emails.len() + s.webhooks.len() > 20 {
+                problems.push(Problem::new(format!("escalation[{i}]"), "too_many", "1段階の宛先は20件までです", "at most 20 targets per step"));
+            }
+            for e in &s.emails {
+                if !valid_email(e) {
+                    problems.push(Problem::new(
+                        format!("escalation[{i}].emails"),
+                        "invalid_email",
+                        format!("メールアドレス「{e}」が正しくありません"),
+                        format!("invalid address '{e}'"),
+                    ));
+                }
+            }
+            for w in &s.webhooks {
+                if !(w.starts_with("https://") || w.starts_with("http://")) || w.len() > 2048 || w.chars().any(char::is_whitespace) {
+                    problems.push(Problem::new(
+                        format!("escalation[{i}].webhooks"),
+                        "invalid_url",
+                        format!("Webhook の URL「{w}」が正しくありません"),
+                        format!("invalid webhook URL '{w}'"),
+                    ));
+                }
+            }
+        }
+        problems.into_result(())
+    }
+}
+
+fn valid_email(e: &str) -> bool {
+    e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.contains(['<', '>', ' ', '\r', '\n', ','])
+}
+
+/// Where and how notifications go out (component config).
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    /// The mail server (None: e-mail notifications are recorded as not sent).
+    pub mail: Option<MailServer>,
+    /// Envelope and header sender.
+    pub from: String,
+    /// Addresses told of every fault (the SOC).
+    pub always: Vec<String>,
+    /// The console's URL, for links in messages.
+    pub console_url: String,
+    /// Time allowed for one delivery.
+    pub timeout: Duration,
+}
+
+/// Why a notification goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The fault opened (or reached an escalation step).
+    Down,
+    /// Reminder while open.
+    Repeat,
+    /// Service recovered.
+    Up,
+}
+
+impl Why {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Why::Down => "down",
+            Why::Repeat => "repeat",
+            Why::Up => "up",
+        }
+    }
+}
+
+/// The targets of one step for one tenant.
+pub fn targets(step: &Step, tenant: Option<&Tenant>, always: &[String], first: bool) -> (Vec<String>, Vec<String>) {
+    let mut emails: Vec<String> = step.emails.clone();
+    if step.tenant_contacts
+        && let Some(t) = tenant
+    {
+        emails.extend(t.contacts.iter().filter(|c| valid_email(&c.email)).map(|c| c.email.clone()));
+    }
+    if first {
+        emails.extend(always.iter().cloned());
+    }
+    emails.sort();
+    emails.dedup();
+    (emails, step.webhooks.clone())
+}
+
+fn encode_subject(s: &str) -> String {
+    use base64::Engine;
+    format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(s))
+}
+
+impl Notifier {
+    /// Builds the message for a fault.
+    pub fn message(&self, fault: &Fault, tenant_name: &str, why: Why, to: &[String]) -> Vec<u8> {
+        use base64::Engine;
+        let (subject, lead_ja, lead_en) = match why {
+            Why::Down => ("【障害】", "監視で障害を検知しました。", "A monitor detected a fault."),
+            Why::Repeat => ("【障害継続】", "障害が継続しています（未対応）。", "The fault continues (not acknowledged)."),
+            Why::Up => ("【復旧】", "サービスが復旧しました。", "The service has recovered."),
+        };
+        let subject = format!("{subject}{tenant_name} {}", fault.monitor_name);
+        let now = mamori_core::time::now_ms();
+        let duration_min = fault.duration_ms(now) / 60_000;
+        let link = format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id);
+        let body = format!(
+            "{lead_ja}\n\n団体: {tenant_name}\n監視: {}\n原因: {}\n発生: {}\n{}継続時間: {duration_min}分\n詳細: {link}\n\n-- \n{lead_en}\nMonitor: {}\nCause: {}\nSince: {}\n\nMamori 自治体情報セキュリティクラウド\n",
+            fault.monitor_name,
+            fault.cause.ja,
+            mamori_core::time::format_jst(fault.opened_at),
+            fault.closed_at.map(|c| format!("復旧: {}\n", mamori_core::time::format_jst(c))).unwrap_or_default(),
+            fault.monitor_name,
+            fault.cause.en,
+            mamori_core::time::format_rfc3339(fault.opened_at),
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+        let wrapped: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+        format!(
+            "From: Mamori <{}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}@mamori.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\nX-Mamori-Fault: {}\r\n\r\n{}\r\n",
+            self.from,
+            to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
+            encode_subject(&subject),
+            crate::check::rfc2822_now(),
+            fault.id,
+            why.as_str(),
+            fault.id,
+            wrapped.join("\r\n"),
+        )
+        .into_bytes()
+    }
+
+    /// Sends one step's notifications; returns the records to keep on the fault.
+    pub async fn send(&self, fault: &Fault, tenant_name: &str, why: Why, step: u32, emails: &[String], webhooks: &[String]) -> Vec<Notification> {
+        let mut out = Vec::new();
+        let now = mamori_core::time::now_ms();
+        if !emails.is_empty() {
+            let result = match &self.mail {
+                Some(server) => send_mail(server, &self.from, emails, &self.message(fault, tenant_name, why, emails), self.timeout).await,
+                None => Err(Reason::new("no_mail_server", "メールサーバーが設定されていません", "no mail server configured")),
+            };
+            for e in emails {
+                out.push(Notification {
+                    at: now,
+                    channel: "email".into(),
+                    target: e.clone(),
+                    reason: why.as_str().into(),
+                    step,
+                    ok: result.is_ok(),
+                    error: result.as_ref().err().map(|r| r.ja.clone()),
+                });
+            }
+        }
+        for w in webhooks {
+            let doc = json!({
+                "event": why.as_str(),
+                "fault_id": fault.id,
+                "tenant_id": fault.tenant,
+                "tenant": tenant_name,
+                "monitor_id": fault.monitor,
+                "monitor": fault.monitor_name,
+                "cause": fault.cause,
+                "opened_at": mamori_core::time::format_rfc3339(fault.opened_at),
+                "closed_at": fault.closed_at.map(mamori_core::time::format_rfc3339),
+                "url": format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id),
+            });
+            let result = post_json(w, &doc, self.timeout).await;
+            out.push(Notification {
+                at: now,
+                channel: "webhook".into(),
+                target: redact_url(w),
+                reason: why.as_str().into(),
+                step,
+                ok: result.is_ok(),
+                error: result.err().map(|r| r.ja),
+            });
+        }
+        out
+    }
+}
+
+/// Hides a webhook URL's query (tokens often live there) for the records.
+fn redact_url(u: &str) -> String {
+    match u.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => u.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_validate_with_every_problem() {
+        assert!(MonitorPolicy.validate(&MonitorPolicy.default_policy()).is_ok());
+        let bad = json!({"escalation": [{"after_minutes": 30, "emails": ["x"]}, {"after_minutes": 10, "webhooks": ["ftp://x"]}], "repeat_minutes": 2});
+        let e = MonitorPolicy.validate(&bad).unwrap_err();
+        let codes: Vec<_> = e.0.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["invalid", "invalid_email", "invalid", "invalid_url"], "{e:?}");
+        assert!(MonitorPolicy.validate(&json!({"escalation": [], "nope": 1})).is_err());
+    }
+
+    #[test]
+    fn messages_are_utf8_with_encoded_subjects() {
+        let n = Notifier {
+            mail: None,
+            from: "mamori@pref.example.lg.jp".into(),
+            always: vec![],
+            console_url: "https://console".into(),
+            timeout: Duration::from_secs(5),
+        };
+        let f = Fault {
+            id: mamori_core::monitor::FaultId::new(),
+            tenant: mamori_core::TenantId::new(),
+            monitor: mamori_core::monitor::MonitorId::new(),
+            monitor_name: "みどり市 公式サイト".into(),
+            opened_at: 0,
+            closed_at: None,
+            cause: Reason::new("connect_refused", "接続が拒否されました", "connection refused"),
+            acknowledged_by: None,
+            timeline: vec![],
+            notifications: vec![],
+        };
+        let m = String::from_utf8(n.message(&f, "みどり市", Why::Down, &["a@b.example".into()])).unwrap();
+        assert!(m.contains("Subject: =?UTF-8?B?"));
+        assert!(m.is_ascii(), "the message is 7-bit clean");
+        assert!(m.lines().all(|l| l.len() <= 998));
+    }
+}
