@@ -6,6 +6,10 @@
 //   1. admin: first login with mandatory TOTP enrollment and password change → dashboard
 //   2. admin: log out, log in again through the TOTP step
 //   3. admin: create a municipality (/tenants/new) and its tenant_admin (/users/new)
+//   3a. admin: service monitoring — the seeded self-monitor is 正常; add the new
+//      municipality's standard monitors (/monitors/new, after a refused input) against a
+//      tiny HTTP server run by this test; stop that server and watch the monitor go 障害,
+//      acknowledge the fault record; start it again and watch it recover (正常)
 //   4. tenant admin: first login with password change; sees only its own municipality
 //      on the dashboard, /tenants and /events; another municipality's page is 404
 //   5. a wrong password shows the Japanese error; /lang/en switches the login page
@@ -19,6 +23,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -36,6 +41,11 @@ const NEW_ADMIN = { username: 'midorikawa-admin', display: '緑川町 情報政�
 const ADMIN_PASSWORD = 'Kumo-no-Ue-de-2026!';
 const TENANT_ADMIN_PASSWORD = 'Shinrin#Yoku-2026-Aki';
 const OTHER_TENANTS = ['桜川市', '青葉市', 'サンプル県', '若葉町', '星ヶ丘村'];
+// Service monitoring: the seeded self-monitor of the prefecture, and the web site of the
+// new municipality (served by this test) with the keyword its page must contain.
+const SELF_MONITOR = 'Mamori コンソール（自己監視）';
+const SITE_KEYWORD = 'ようこそ テスト町';
+const WEB_MONITOR = `${NEW_TENANT.name} 公式サイト`;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -183,6 +193,47 @@ async function column(page, tableSelector, n) {
   return page.locator(`${tableSelector} tbody tr td:nth-child(${n})`).allInnerTexts().then((a) => a.map((s) => s.trim()));
 }
 
+/**
+ * A tiny web site for the monitors to check: answers every request with 200 and a page
+ * containing SITE_KEYWORD. `stop()` closes the port for real (open keep-alive connections
+ * are destroyed too, so the next check is refused); `start()` listens again on the same port.
+ */
+function testSite() {
+  const sockets = new Set();
+  let hits = 0;
+  const server = createHttpServer((req, res) => {
+    hits++;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="ja"><head><title>${NEW_TENANT.name}</title></head><body><h1>${SITE_KEYWORD}</h1></body></html>`);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  let port = 0;
+  return {
+    get url() { return `http://127.0.0.1:${port}/`; },
+    get hits() { return hits; },
+    get listening() { return server.listening; },
+    start() {
+      return new Promise((ok, fail) => {
+        server.once('error', fail);
+        server.listen(port, '127.0.0.1', () => {
+          server.removeListener('error', fail);
+          port = server.address().port;
+          ok();
+        });
+      });
+    },
+    stop() {
+      if (!server.listening) return Promise.resolve();
+      const closed = new Promise((ok) => server.close(() => ok()));
+      for (const s of sockets) s.destroy();
+      return closed;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // The scenario: steps run in order and share one browser and one server. Once a step
 // fails the later ones are skipped (they depend on it).
@@ -196,6 +247,8 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
   let sakuragawaId;
   let newTenantId;
   let newAdminOneTimePassword;
+  let site; // the municipality's web site for the monitoring steps
+  let faultUrl; // its fault record
   const browserErrors = [];
   const failedResponses = [];
 
@@ -251,6 +304,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
 
   after(async () => {
     try {
+      await site?.stop();
       await context?.close();
     } finally {
       await stopServer(server);
@@ -272,6 +326,40 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
       throw new Error(`${e.message}\n(page: ${page?.url()})`, { cause: e });
     }
   });
+
+  /** The status board's row of the monitor called `name`. */
+  const boardRow = (name) => page.locator('table.board tbody tr').filter({ has: page.locator('td a', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+
+  /**
+   * Watches the status board: reloads /monitors every 2 s until the row of monitor `name`
+   * has status `status` (up, down, pending, …: the row's data-status and its badge's
+   * st-… class). Returns the row's cells by header; fails with the last seen state.
+   */
+  async function waitForStatus(name, status, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no row';
+    for (;;) {
+      await page.goto(`${base}/monitors`);
+      assert.equal(await h1(page), 'サービス監視');
+      const row = boardRow(name);
+      const n = await row.count();
+      assert.ok(n <= 1, `${n} rows for monitor ${name}`);
+      if (n === 1) {
+        const seen = await row.getAttribute('data-status');
+        const badge = await row.locator('span.st').getAttribute('class');
+        const headers = (await page.locator('table.board thead th').allInnerTexts()).map((x) => x.trim());
+        const cells = (await row.locator('td').allInnerTexts()).map((x) => x.trim());
+        const byHeader = Object.fromEntries(headers.map((h, i) => [h, cells[i]]));
+        last = `${seen} (${badge}): ${JSON.stringify(byHeader)}`;
+        if (seen === status) {
+          assert.equal(badge, `st st-${status}`, `the badge of ${name} matches the row's status`);
+          return { row, cells: byHeader };
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`monitor ${name} not ${status} within ${timeoutMs / 1000} s; last seen: ${last}`);
+      await sleep(2_000);
+    }
+  }
 
   // Regression: under `Referrer-Policy: no-referrer` Chromium sends `Origin: null` with
   // same-origin form POSTs, and the cross-site guard refused every form of the console.
@@ -410,6 +498,142 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(await page.locator('#new-username').innerText(), NEW_ADMIN.username);
     newAdminOneTimePassword = (await page.locator('#one-time-password').innerText()).trim();
     assert.ok(newAdminOneTimePassword.length >= 12, 'a one-time password is shown');
+  });
+
+  step('admin: the monitoring board shows the console\'s own self-monitor as 正常', async () => {
+    site = testSite();
+    await site.start();
+    const answer = await fetch(site.url);
+    assert.match(await answer.text(), new RegExp(SITE_KEYWORD), 'the test site answers');
+
+    await page.goto(`${base}/`);
+    await submit(page, page.locator('header nav').getByRole('link', { name: 'サービス監視', exact: true }));
+    assert.equal(pathOf(page), '/monitors');
+    assert.equal(await h1(page), 'サービス監視');
+    assert.equal(await page.locator('header nav a.active').innerText(), 'サービス監視');
+    assert.equal(await page.locator('header nav').getByRole('link', { name: '障害記録', exact: true }).count(), 1);
+    for (const card of ['障害', '依存先障害', '注意', '確認中', '正常', '対応中の障害']) {
+      assert.equal(await page.locator('div.cards a.card h3', { hasText: new RegExp(`^${card}$`) }).count(), 1, `summary card ${card}`);
+    }
+    // A fresh server spreads the first checks over their interval (30 s for this one).
+    const { cells } = await waitForStatus(SELF_MONITOR, 'up', 45_000);
+    assert.equal(cells['団体'], 'サンプル県');
+    assert.equal(cells['状態'], '正常');
+    assert.match(cells['対象'], /\/healthz$/);
+    assert.match(cells['応答'], /^\d+ ms$/);
+    await shot(page, '09-monitors-board.png');
+  });
+
+  step('admin adds the new municipality\'s standard monitors (a wrong name server is refused first)', async () => {
+    await page.goto(`${base}/monitors`);
+    await submit(page, page.locator('main').getByRole('link', { name: '標準監視を追加' }));
+    assert.equal(pathOf(page), '/monitors/new');
+    assert.equal(await h1(page), '標準監視を追加');
+    const form = page.locator('main form.grid');
+    const tenantLabel = `${NEW_TENANT.name} (${withCheckDigit(NEW_TENANT.five)})`;
+    await form.locator('select[name=tenant_id]').selectOption({ label: tenantLabel });
+    await form.locator('input[name=label]').fill(NEW_TENANT.name);
+    await form.locator('input[name=web_url]').fill(site.url);
+    await form.locator('input[name=web_keyword]').fill(SITE_KEYWORD);
+    await form.locator('input[name=dns_zone]').fill('town.midorikawa.example.lg.jp');
+    await form.locator('input[name=dns_servers]').fill('not-an-ip');
+    await form.locator('input[name=interval_secs]').fill('10');
+    await submit(page, form.getByRole('button', { name: '監視を登録' }));
+
+    // Refused: the Japanese problem list, and the form keeps what was typed.
+    assert.equal(pathOf(page), '/monitors/new');
+    assert.equal(await h1(page), '標準監視を追加');
+    const error = await page.locator('main div.error[role=alert]').innerText();
+    assert.match(error, /ネームサーバー「not-an-ip」は IP アドレス/, error);
+    const kept = page.locator('main form.grid');
+    assert.equal(await kept.locator('select[name=tenant_id] option:checked').innerText(), tenantLabel);
+    assert.equal(await kept.locator('input[name=label]').inputValue(), NEW_TENANT.name);
+    assert.equal(await kept.locator('input[name=web_url]').inputValue(), site.url);
+    assert.equal(await kept.locator('input[name=web_keyword]').inputValue(), SITE_KEYWORD);
+    assert.equal(await kept.locator('input[name=dns_zone]').inputValue(), 'town.midorikawa.example.lg.jp');
+    assert.equal(await kept.locator('input[name=dns_servers]').inputValue(), 'not-an-ip');
+    assert.equal(await kept.locator('input[name=interval_secs]').inputValue(), '10');
+    await shot(page, '10-monitors-new-error.png');
+    await page.goto(`${base}/monitors`);
+    assert.equal(await boardRow(WEB_MONITOR).count(), 0, 'nothing was registered from the refused form');
+    await page.goBack();
+
+    // Without the DNS part only the web site is monitored.
+    await kept.locator('input[name=dns_zone]').fill('');
+    await kept.locator('input[name=dns_servers]').fill('');
+    await submit(page, kept.getByRole('button', { name: '監視を登録' }));
+    assert.equal(pathOf(page), '/monitors', await mainText(page));
+    const row = boardRow(WEB_MONITOR);
+    assert.equal(await row.count(), 1, `the row of ${WEB_MONITOR}`);
+    for (const part of ['メール中継', 'プロキシ', '外部DNS']) {
+      assert.equal(await boardRow(`${NEW_TENANT.name} ${part}`).count(), 0, `no ${part} monitor from empty fields`);
+    }
+    const cells = (await row.locator('td').allInnerTexts()).map((x) => x.trim());
+    assert.equal(cells[0], NEW_TENANT.name);
+    assert.equal(cells[3], site.url);
+  });
+
+  step('the new web monitor turns 正常, goes 障害 when the site stops, and the fault is acknowledged', async () => {
+    const up = await waitForStatus(WEB_MONITOR, 'up', 40_000);
+    assert.equal(up.cells['状態'], '正常');
+    assert.ok(site.hits > 0, 'the monitor fetched the test site');
+    await shot(page, '11-monitor-up.png');
+
+    await site.stop();
+    // Three failed checks in a row (retries = 2, 10 s apart) make it 障害.
+    const down = await waitForStatus(WEB_MONITOR, 'down', 60_000);
+    assert.equal(down.cells['状態'], '障害');
+    assert.match(down.cells['理由'], /接続が拒否/);
+    await shot(page, '12-monitor-down.png');
+
+    await submit(page, page.locator('main').getByRole('link', { name: '障害記録', exact: true }));
+    assert.equal(pathOf(page), '/faults');
+    const fault = page.locator('table.faults tbody tr').filter({ has: page.locator('td:nth-child(4)', { hasText: new RegExp(`^${WEB_MONITOR}$`) }) });
+    assert.equal(await fault.count(), 1, 'one fault record for the monitor');
+    assert.equal(await fault.locator('td:nth-child(2) span.st.st-down').count(), 1, 'not recovered yet');
+    assert.match(await fault.locator('td:nth-child(5)').innerText(), /接続が拒否/);
+    await submit(page, fault.locator('td:nth-child(1) a'));
+    assert.match(pathOf(page), /^\/faults\/[^/]+$/);
+    faultUrl = page.url();
+    assert.equal(await h1(page), '障害記録');
+    const facts = page.locator('dl.facts');
+    assert.equal(await facts.locator('dd').first().innerText(), WEB_MONITOR);
+    assert.match(await facts.innerText(), /継続中/);
+    assert.match(await page.locator('ol.timeline').innerText(), /障害を検知しました: 接続が拒否されました.*（3回連続で失敗）/);
+
+    await page.fill('textarea[name=text]', 'サイトのサーバーを確認しています');
+    await submit(page, page.getByRole('button', { name: '対応開始（再通知を止める）' }));
+    assert.equal(page.url(), faultUrl);
+    const ackBy = page.locator('dl.facts dt', { hasText: /^対応者$/ }).locator('xpath=following-sibling::dd[1]');
+    assert.equal(await ackBy.innerText(), 'admin');
+    assert.match(await page.locator('ol.timeline').innerText(), /admin が対応を開始しました。サイトのサーバーを確認しています/);
+    assert.equal(await page.getByRole('button', { name: '対応開始（再通知を止める）' }).count(), 0, 'acknowledged once');
+    await shot(page, '13-fault-acknowledged.png');
+  });
+
+  step('the web monitor recovers when the site is back; detail page and fault record show it', async () => {
+    await site.start(); // the same port again
+    const up = await waitForStatus(WEB_MONITOR, 'up', 40_000);
+    assert.equal(up.cells['理由'], '');
+
+    await submit(page, up.row.locator('td a'));
+    assert.match(pathOf(page), /^\/monitors\/[^/]+$/);
+    assert.equal(await h1(page), WEB_MONITOR);
+    assert.equal(await page.locator('dl.facts span.st.st-up').count(), 1);
+    assert.equal(await page.locator('svg.rtchart').count(), 1, 'the response-time chart');
+    assert.ok((await page.locator('svg.rtchart polyline.rt').count()) === 1, 'the chart has a response-time line');
+    assert.ok((await page.locator('svg.rtchart rect.down').count()) > 0, 'the failed checks are marked');
+    const faults = page.locator('table.faults tbody tr');
+    assert.equal(await faults.count(), 1);
+    assert.equal(await faults.locator('td:nth-child(2) span.st').count(), 0, 'the fault is closed');
+    assert.match(await faults.locator('td:nth-child(2)').innerText(), /\d{4}-\d{2}-\d{2}|\d+:\d{2}/);
+    assert.equal((await faults.locator('td:nth-child(5)').innerText()).trim(), 'admin');
+    await shot(page, '14-monitor-detail-recovered.png');
+
+    await page.goto(faultUrl);
+    assert.doesNotMatch(await page.locator('dl.facts').innerText(), /継続中/);
+    assert.match(await page.locator('ol.timeline').innerText(), /復旧しました（障害時間 \d+分）/);
+    await shot(page, '15-fault-recovered.png');
   });
 
   step('the new tenant admin logs in, changes the password and sees only its municipality', async () => {

@@ -52,6 +52,22 @@ enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Run as a remote monitoring probe: fetch the checks assigned to this probe from
+    /// the core and report their results (runs inside a municipality's network).
+    Probe {
+        /// The core's URL, e.g. https://mamori.pref.example.lg.jp
+        #[arg(long, env = "MAMORI_PROBE_SERVER")]
+        server: String,
+        /// The probe token (mmp_…), shown once when the probe was registered.
+        #[arg(long, env = "MAMORI_PROBE_TOKEN", hide_env_values = true)]
+        token: String,
+        /// PEM file of the CA (or self-signed certificate) of the core's TLS certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Seconds between fetches of the assignments.
+        #[arg(long, default_value_t = 30)]
+        refresh_secs: u64,
+    },
     /// Apply database migrations and report the schema version.
     Migrate,
     /// Print the version.
@@ -100,6 +116,20 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::User(c) => admin::user(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,
         Command::Audit(c) => admin::audit(&config, c).await,
+        Command::Probe { server, token, ca_file, refresh_secs } => {
+            let ca_pem = ca_file.map(|f| std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))).transpose()?;
+            if let Some(pem) = &ca_pem {
+                mamori_monitor::check::parse_pem(pem).map_err(|r| anyhow::anyhow!("{}", r.en))?;
+            }
+            let cfg = mamori_monitor::probe::ProbeConfig { server, token, ca_pem, refresh: std::time::Duration::from_secs(refresh_secs.clamp(5, 3600)) };
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = tx.send(true);
+            });
+            mamori_monitor::probe::run(cfg, rx).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             prepare_data_dir(&config.server.data_dir)?;
             let db = mamori_store::Db::connect(&config.database_url()).await?;

@@ -255,3 +255,27 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
     }
     out
 }
+
+/// Seeds the demo prefecture's first monitor: the console's own health endpoint, so the
+/// status board shows a live check from the first minute. Only on plain-HTTP loopback
+/// listeners (a self-signed certificate would make it DOWN by design).
+pub async fn demo_monitors(store: &Store, listen: std::net::SocketAddr, tls: bool) -> anyhow::Result<()> {
+    if tls {
+        return Ok(());
+    }
+    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(Actor::system()));
+    let Some(pref) = store.list_tenants(&scope).await?.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) else { return Ok(()) };
+    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
+    let url = if listen.is_ipv6() && !listen.ip().is_unspecified() {
+        format!("http://[{host}]:{}/healthz", listen.port())
+    } else {
+        format!("http://{host}:{}/healthz", listen.port())
+    };
+    let spec: mamori_core::monitor::MonitorSpec = serde_json::from_value(serde_json::json!({
+        "name": "Mamori コンソール（自己監視）",
+        "check": {"type": "http", "url": url, "keyword": "ok", "slow_ms": 1000},
+        "interval_secs": 30,
+    }))?;
+    store.create_monitor(&scope, &Actor::system(), pref.id, spec).await?;
+    Ok(())
+}

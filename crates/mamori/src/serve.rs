@@ -87,6 +87,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
         _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
     };
+    if !demo_accounts.is_empty() {
+        crate::seed::demo_monitors(&store, listen, use_tls).await.context("cannot seed the demo monitors")?;
+    }
     for c in registry.all().iter().filter(|c| wants(c.name())) {
         let mut section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
         // Notifications link to this console unless the config names another URL.

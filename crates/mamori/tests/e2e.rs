@@ -273,3 +273,83 @@ fn postgres_is_a_drop_in_config_store() {
     assert_eq!(code, 0);
     assert!(out.contains("sakuragawa-admin"), "{out}");
 }
+
+/// A remote probe (`mamori probe`, a second process) fetches its assignment from the
+/// core with its own token, runs the check and reports; the core's state follows the
+/// probe's results, and the probe token reaches nothing else.
+#[test]
+fn a_remote_probe_runs_its_checks_and_reports_to_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let token = "mmp_e2e-probe-token-0123456789";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db_url = format!("sqlite://{}", data.join("mamori.db").display());
+    let (monitor, _tenant) = rt.block_on(async {
+        use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
+        let store = mamori_store::Store::open(&db_url).await.unwrap();
+        let scope = Scope::All(CrossTenant::system(Actor::system()));
+        let t = store
+            .create_tenant(
+                &scope,
+                &Actor::system(),
+                NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() }
+                    .check()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let hash = hex_sha256(token);
+        let p = store.create_probe(&scope, &Actor::system(), Some(t.id), "庁内プローブ", &hash).await.unwrap();
+        let spec: mamori_core::monitor::MonitorSpec = serde_json::from_value(serde_json::json!({
+            "name": "庁内サーバー", "check": {"type": "tcp", "host": "127.0.0.1", "port": target_port},
+            "interval_secs": 10, "retries": 0, "probe": p.id
+        }))
+        .unwrap();
+        let m = store.create_monitor(&scope, &Actor::system(), t.id, spec).await.unwrap();
+        store.db().close().await;
+        (m.id, t.id)
+    });
+    let server = start(&[], &data);
+    let (status, _, _) = http("GET", server.port, "/api/v1/monitors", &[("Authorization", &format!("Bearer {token}"))], "");
+    assert_eq!(status, 401, "a probe token reaches only the probe endpoints");
+    let (status, _, body) = http("GET", server.port, "/api/v1/probe/monitors", &[("Authorization", &format!("Bearer {token}"))], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("庁内サーバー"));
+
+    let mut probe = Command::new(BIN)
+        .args(["probe", "--server", &format!("http://127.0.0.1:{}", server.port), "--token", token, "--refresh-secs", "5"])
+        .env("MAMORI_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let state = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let got: Option<String> = rusqlite::Connection::open(data.join("mamori.db"))
+                .ok()
+                .and_then(|c| c.query_row("SELECT state FROM monitor_state WHERE monitor_id = ?1", [monitor.to_string()], |r| r.get(0)).ok());
+            if got.as_deref().is_some_and(|s| s.contains(&format!("\"status\":\"{want}\""))) {
+                return got.unwrap_or_default();
+            }
+            assert!(Instant::now() < deadline, "monitor never became {want}: {got:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    state("up");
+    drop(target);
+    let down = state("down");
+    assert!(down.contains("connect_refused"), "{down}");
+    let _ = probe.kill();
+    let _ = probe.wait();
+    let last_seen: Option<i64> =
+        rusqlite::Connection::open(data.join("mamori.db")).unwrap().query_row("SELECT last_seen_at FROM probes", [], |r| r.get(0)).unwrap();
+    assert!(last_seen.is_some());
+}
+
+fn hex_sha256(s: &str) -> String {
+    // The console keeps the SHA-256 (hex) of a probe token.
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
