@@ -554,9 +554,6 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(await kept.locator('input[name=dns_servers]').inputValue(), 'not-an-ip');
     assert.equal(await kept.locator('input[name=interval_secs]').inputValue(), '10');
     await shot(page, '10-monitors-new-error.png');
-    await page.goto(`${base}/monitors`);
-    assert.equal(await boardRow(WEB_MONITOR).count(), 0, 'nothing was registered from the refused form');
-    await page.goBack();
 
     // Without the DNS part only the web site is monitored.
     await kept.locator('input[name=dns_zone]').fill('');
@@ -564,8 +561,9 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     await submit(page, kept.getByRole('button', { name: '監視を登録' }));
     assert.equal(pathOf(page), '/monitors', await mainText(page));
     const row = boardRow(WEB_MONITOR);
+    // Exactly one: the refused form registered nothing.
     assert.equal(await row.count(), 1, `the row of ${WEB_MONITOR}`);
-    for (const part of ['メール中継', 'プロキシ', '外部DNS']) {
+    for (const part of ['メール中継', 'プロキシ', '外部DNS']) { // empty parts are skipped
       assert.equal(await boardRow(`${NEW_TENANT.name} ${part}`).count(), 0, `no ${part} monitor from empty fields`);
     }
     const cells = (await row.locator('td').allInnerTexts()).map((x) => x.trim());
@@ -599,7 +597,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const facts = page.locator('dl.facts');
     assert.equal(await facts.locator('dd').first().innerText(), WEB_MONITOR);
     assert.match(await facts.innerText(), /継続中/);
-    assert.match(await page.locator('ol.timeline').innerText(), /障害を検知しました: 接続が拒否されました.*（3回連続で失敗）/);
+    assert.match(await page.locator('ol.timeline').innerText(), /障害を検知しました: .*接続が拒否されました.*（3回連続で失敗）/);
 
     await page.fill('textarea[name=text]', 'サイトのサーバーを確認しています');
     await submit(page, page.getByRole('button', { name: '対応開始（再通知を止める）' }));
@@ -621,12 +619,12 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(await h1(page), WEB_MONITOR);
     assert.equal(await page.locator('dl.facts span.st.st-up').count(), 1);
     assert.equal(await page.locator('svg.rtchart').count(), 1, 'the response-time chart');
-    assert.ok((await page.locator('svg.rtchart polyline.rt').count()) === 1, 'the chart has a response-time line');
+    assert.equal(await page.locator('svg.rtchart polyline.rt').count(), 1, 'the chart has a response-time line');
     assert.ok((await page.locator('svg.rtchart rect.down').count()) > 0, 'the failed checks are marked');
     const faults = page.locator('table.faults tbody tr');
     assert.equal(await faults.count(), 1);
     assert.equal(await faults.locator('td:nth-child(2) span.st').count(), 0, 'the fault is closed');
-    assert.match(await faults.locator('td:nth-child(2)').innerText(), /\d{4}-\d{2}-\d{2}|\d+:\d{2}/);
+    assert.match((await faults.locator('td:nth-child(2)').innerText()).trim(), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
     assert.equal((await faults.locator('td:nth-child(5)').innerText()).trim(), 'admin');
     await shot(page, '14-monitor-detail-recovered.png');
 

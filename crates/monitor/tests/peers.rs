@@ -52,7 +52,7 @@ impl Peers {
             return None;
         }
         let dir = tempfile::Builder::new().prefix("mamori-peers").tempdir_in("/tmp").unwrap();
-        let base = 20_000 + (std::process::id() % 400) * 50;
+        let base = 21_000 + (std::process::id() % 200) * 50;
         assert!(peers(&["start", &dir.path().to_string_lossy(), &base.to_string()]), "monitor-peers start failed");
         let env = std::fs::read_to_string(dir.path().join("peers.env"))
             .unwrap()
