@@ -1047,7 +1047,7 @@ impl StandardSet {
             interval_secs: interval,
             timeout_secs: 10.min(interval),
             retries: 2,
-            retry_interval_secs: 20,
+            retry_interval_secs: 20.min(interval).max(5),
             depends_on: None,
             probe: None,
             enabled: true,

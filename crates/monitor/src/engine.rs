@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
+/// Results kept in memory while the store cannot be written.
+const MAX_PENDING_RESULTS: usize = 100_000;
+
 /// Engine settings (component config).
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -253,6 +256,9 @@ impl Engine {
             }
             self.entries.insert(entry.monitor.id, entry);
         }
+        if first_load {
+            self.reattach_faults(now_ms).await?;
+        }
         let gone: Vec<MonitorId> = self.entries.keys().filter(|id| !seen.contains(id)).copied().collect();
         for id in gone {
             if let Some(e) = self.entries.remove(&id)
@@ -261,6 +267,43 @@ impl Engine {
                 let entry = change_entry(now_ms, "closed", "監視が削除されたため障害記録を閉じました".into(), "closed: the monitor was deleted".into());
                 self.store.close_fault(fid, now_ms, &entry).await?;
                 self.faults.remove(&fid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Links each open fault to its monitor's state (the link is saved a moment after
+    /// the fault, so a crash in between must not leave the fault orphaned). A monitor
+    /// keeps its newest open fault; older duplicates are closed.
+    async fn reattach_faults(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let mut by_monitor: HashMap<MonitorId, Vec<(i64, FaultId)>> = HashMap::new();
+        for t in self.faults.values() {
+            by_monitor.entry(t.fault.monitor).or_default().push((t.fault.opened_at, t.fault.id));
+        }
+        for (monitor, mut list) in by_monitor {
+            list.sort_unstable();
+            let Some((_, newest)) = list.pop() else { continue };
+            for (_, old) in list {
+                let entry = change_entry(
+                    now_ms,
+                    "closed",
+                    "同じ監視の新しい障害記録に引き継ぎました".into(),
+                    "closed: superseded by a newer record of the same monitor".into(),
+                );
+                self.store.close_fault(old, now_ms, &entry).await?;
+                self.faults.remove(&old);
+            }
+            match self.entries.get_mut(&monitor) {
+                Some(e) if e.state.fault != Some(newest) => {
+                    e.state.fault = Some(newest);
+                    self.dirty.insert(monitor, e.state.clone());
+                }
+                Some(_) => {}
+                None => {
+                    let entry = change_entry(now_ms, "closed", "監視が削除されたため障害記録を閉じました".into(), "closed: the monitor was deleted".into());
+                    self.store.close_fault(newest, now_ms, &entry).await?;
+                    self.faults.remove(&newest);
+                }
             }
         }
         Ok(())
@@ -659,6 +702,13 @@ impl Engine {
         Ok(())
     }
 
+    async fn apply_logged(&mut self, r: CheckResult) {
+        let id = r.monitor;
+        if let Err(e) = self.apply(r).await {
+            tracing::error!(monitor = %id, error = %e, "cannot record a monitor result");
+        }
+    }
+
     /// Refreshes acknowledgements made in the console.
     pub async fn refresh_faults(&mut self) -> Result<(), StoreError> {
         let open = self.store.list_faults(&self.scope(), &FaultFilter { open_only: true, limit: Some(1000), ..Default::default() }).await?;
@@ -677,7 +727,19 @@ impl Engine {
         }
         let states: Vec<MonitorState> = self.dirty.drain().map(|(_, s)| s).collect();
         let results = std::mem::take(&mut self.results);
-        self.store.save_monitor_batch(&states, &results).await
+        if let Err(e) = self.store.save_monitor_batch(&states, &results).await {
+            // Keep what was not saved for the next try (newer states win); results are
+            // bounded so a long outage cannot eat the memory.
+            for s in states {
+                self.dirty.entry(s.monitor).or_insert(s);
+            }
+            let mut results = results;
+            results.append(&mut self.results);
+            let keep = results.len().saturating_sub(MAX_PENDING_RESULTS);
+            self.results = results.split_off(keep);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Deletes results older than the configured days.
@@ -706,29 +768,47 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep_until(next.into()) => {}
                 Some(r) = self.rx.recv() => {
-                    self.apply(r).await?;
+                    self.apply_logged(r).await;
                     // Apply whatever else is already waiting before scheduling again.
                     while let Ok(r) = self.rx.try_recv() {
-                        self.apply(r).await?;
+                        self.apply_logged(r).await;
                     }
                 }
                 _ = tick.tick() => {
                     ticks += 1;
-                    self.flush().await?;
+                    // A store that cannot be written (locked, disconnected) must not stop
+                    // monitoring: log, keep the state, try again on the next tick.
+                    if let Err(e) = self.flush().await {
+                        tracing::error!(error = %e, "cannot save monitor states; retrying");
+                    }
                     if ticks.is_multiple_of(10) {
-                        self.refresh_faults().await?;
-                        self.escalate(mamori_core::time::now_ms()).await?;
+                        let refreshed = match self.refresh_faults().await {
+                            Ok(()) => self.escalate(mamori_core::time::now_ms()).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = refreshed {
+                            tracing::error!(error = %e, "cannot escalate faults; retrying");
+                        }
                     }
                     if ticks.is_multiple_of(30) {
                         // Changes made by other nodes on a shared database.
-                        self.reload(false).await?;
+                        if let Err(e) = self.reload(false).await {
+                            tracing::error!(error = %e, "cannot reload monitors; retrying");
+                        }
                     }
                     if ticks % 3600 == 1 {
-                        let n = self.purge().await?;
-                        if n > 0 { tracing::info!(deleted = n, "purged old monitor results"); }
+                        match self.purge().await {
+                            Ok(n) if n > 0 => tracing::info!(deleted = n, "purged old monitor results"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot purge old monitor results"),
+                        }
                     }
                 }
-                Ok(()) = changed.changed() => { self.reload(false).await?; }
+                Ok(()) = changed.changed() => {
+                    if let Err(e) = self.reload(false).await {
+                        tracing::error!(error = %e, "cannot reload monitors; retrying");
+                    }
+                }
                 Some(_) = policy_watch.changed() => {
                     if let Some(p) = policies().await { self.set_policies(p); }
                 }

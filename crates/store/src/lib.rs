@@ -137,7 +137,13 @@ impl Store {
     /// Begins an audited write: takes the audit lock and opens a transaction.
     pub(crate) async fn begin_write(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx<'static>), StoreError> {
         let guard = self.inner.audit_lock.lock().await;
-        let tx = self.db.pool.begin().await?;
+        // SQLite: take the write lock at BEGIN (waiting for the busy timeout), so a
+        // transaction that reads first cannot fail at its first write when another
+        // process (a CLI command, another tool) writes meanwhile.
+        let tx = match self.db.dialect {
+            Dialect::Sqlite => self.db.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.db.pool.begin().await?,
+        };
         Ok((guard, tx))
     }
 

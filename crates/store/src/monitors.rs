@@ -338,17 +338,17 @@ impl Store {
         if states.is_empty() && results.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.pool.begin().await?;
+        // In-process writes go one at a time (as audited writes do), and every
+        // transaction starts with a write: SQLite cannot upgrade a read transaction while
+        // another connection writes, and would fail at once instead of waiting.
+        let (_guard, mut tx) = self.begin_write().await?;
         for s in states {
-            // The monitor may have been deleted meanwhile; then there is nothing to save.
-            let exists = sqlx::query("SELECT 1 FROM monitors WHERE id = $1").bind(s.monitor.to_string()).fetch_optional(&mut *tx).await?.is_some();
-            if !exists {
-                continue;
-            }
             sqlx::query("DELETE FROM monitor_state WHERE monitor_id = $1").bind(s.monitor.to_string()).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO monitor_state (monitor_id, state) VALUES ($1, $2)")
+            // The monitor may have been deleted meanwhile; then there is nothing to save.
+            sqlx::query("INSERT INTO monitor_state (monitor_id, state) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM monitors WHERE id = $3)")
                 .bind(s.monitor.to_string())
                 .bind(serde_json::to_string(s)?)
+                .bind(s.monitor.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -401,7 +401,7 @@ impl Store {
 
     /// Opens a fault record (the engine).
     pub async fn open_fault(&self, fault: &Fault) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
+        let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query(&format!("INSERT INTO faults ({FAULT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(fault.id.to_string())
             .bind(fault.tenant.to_string())
@@ -422,7 +422,7 @@ impl Store {
 
     /// Closes a fault at `at` with a last timeline entry (the engine).
     pub async fn close_fault(&self, id: FaultId, at: i64, entry: &FaultEntry) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
+        let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE faults SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL").bind(at).bind(id.to_string()).execute(&mut *tx).await?;
         insert_log(&mut tx, id, entry.at, "entry", serde_json::to_string(entry)?).await?;
         tx.commit().await?;
@@ -431,7 +431,7 @@ impl Store {
 
     /// Adds a timeline entry made by the engine.
     pub async fn add_fault_entry(&self, id: FaultId, entry: &FaultEntry) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
+        let (_guard, mut tx) = self.begin_write().await?;
         insert_log(&mut tx, id, entry.at, "entry", serde_json::to_string(entry)?).await?;
         tx.commit().await?;
         Ok(())
@@ -439,7 +439,7 @@ impl Store {
 
     /// Records a notification sent (or tried) for a fault.
     pub async fn add_fault_notification(&self, id: FaultId, n: &Notification) -> Result<(), StoreError> {
-        let mut tx = self.db.pool.begin().await?;
+        let (_guard, mut tx) = self.begin_write().await?;
         insert_log(&mut tx, id, n.at, "notification", serde_json::to_string(n)?).await?;
         tx.commit().await?;
         Ok(())

@@ -322,7 +322,7 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
                 dt { (l.t("理由", "Reason")) } dd { (st.as_ref().and_then(|s| s.reason.as_ref()).map(|r| r.text(l.code()).to_string()).unwrap_or_else(|| "—".into())) }
                 dt { (l.t("種別", "Type")) } dd { (l.t(m.spec.check.kind_ja(), m.spec.check.kind())) }
                 dt { (l.t("対象", "Target")) } dd { (m.spec.check.target()) }
-                dt { (l.t("監視間隔", "Interval")) } dd { (m.spec.interval_secs) (l.t("秒（失敗時は", " s (retries every ")) (m.spec.retry_interval_secs) (l.t("秒間隔で", " s, ")) (m.spec.retries) (l.t("回再試行）", " times)")) }
+                dt { (l.t("監視間隔", "Interval")) } dd { (m.spec.interval_secs) (l.t("秒（失敗時は", " s (retries every ")) (m.spec.retry_interval_secs.min(m.spec.interval_secs)) (l.t("秒間隔で", " s, ")) (m.spec.retries) (l.t("回再試行）", " times)")) }
                 dt { (l.t("最終確認", "Last check")) } dd { (st.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{}（{} ms）", when(s.last_check), s.last_rt_ms)).unwrap_or_else(|| "—".into())) }
             }
             nav.tabs {

@@ -319,4 +319,33 @@ mod tests {
         assert!(decode(&euc, Some("text/html; charset=EUC-JP")).contains("町役場"));
         assert!(decode("守り".as_bytes(), None).contains("守り"));
     }
+
+    async fn serve_once(answer: Vec<u8>) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b).await;
+            let _ = s.write_all(&answer).await;
+        });
+        port
+    }
+
+    async fn check_port(port: u16) -> Reason {
+        let c: HttpCheck = serde_json::from_value(serde_json::json!({"url": format!("http://127.0.0.1:{port}/")})).unwrap();
+        check(&c, &Stage::new(), &mut Findings::default()).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversized_heads_are_named() {
+        assert_eq!(check_port(serve_once(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()).await).await.code, "http_error");
+        let mut huge = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 512 * 1024));
+        huge.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(check_port(serve_once(huge).await).await.code, "http_error");
+        let empty = check_port(serve_once(Vec::new()).await).await;
+        assert_eq!(empty.code, "http_error", "{empty:?}");
+    }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 pub(crate) use http::request;
 pub use http::{MAX_BODY_BYTES, post_json};
 pub(crate) use smtp::rfc2822_now;
-pub use smtp::{MailServer, send_mail};
+pub use smtp::{MailServer, parse_line as parse_smtp_line, send_mail};
 pub use tls::parse_pem;
 
 /// What a check found: its verdict, and facts for the details.

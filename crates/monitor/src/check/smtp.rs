@@ -29,6 +29,18 @@ impl Reply {
     }
 }
 
+/// Parses one reply line (`250-text` / `250 text`): code, whether more lines follow,
+/// text. The error carries the line, for the reason.
+pub fn parse_line(raw: &[u8]) -> Result<(u16, bool, String), String> {
+    let line = String::from_utf8_lossy(raw).trim_end().to_string();
+    let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|c| (200..600).contains(c) && line.as_bytes()[..3].iter().all(u8::is_ascii_digit));
+    let sep = line.as_bytes().get(3).copied();
+    match (code, sep) {
+        (Some(code), None | Some(b' ') | Some(b'-')) => Ok((code, sep == Some(b'-'), line.get(4..).unwrap_or("").to_string())),
+        _ => Err(line),
+    }
+}
+
 /// An SMTP session.
 pub(crate) struct Session {
     io: BufReader<Box<dyn Io>>,
@@ -51,7 +63,7 @@ impl Session {
 
     /// Reads one (possibly multi-line) reply.
     pub async fn reply(&mut self, what_ja: &str, what_en: &str) -> StepResult<Reply> {
-        let mut lines = Vec::new();
+        let mut lines: Vec<(u16, String)> = Vec::new();
         loop {
             let mut buf = Vec::new();
             let n = (&mut self.io).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await.map_err(|e| super::io_reason(&e, what_ja, what_en))?;
@@ -69,22 +81,22 @@ impl Session {
                     format!("{what_en} line too long (not SMTP)"),
                 ));
             }
-            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|c| (200..600).contains(c));
-            let sep = line.as_bytes().get(3).copied();
-            let Some(code) = code.filter(|_| matches!(sep, None | Some(b' ') | Some(b'-'))) else {
-                return Err(Reason::new(
+            let (code, more, text) = parse_line(&buf).map_err(|line| {
+                Reason::new(
                     "smtp_garbage",
                     format!("{what_ja}が SMTP の応答ではありません:「{}」", printable(&line)),
                     format!("the {what_en} is not an SMTP reply: '{}'", printable(&line)),
-                ));
-            };
-            lines.push(line.get(4..).unwrap_or("").to_string());
+                )
+            })?;
+            if lines.first().is_some_and(|(c, _)| *c != code) {
+                return Err(Reason::new("smtp_garbage", format!("{what_ja}の応答コードが行ごとに異なります"), format!("mixed reply codes in the {what_en}")));
+            }
+            lines.push((code, text));
             if lines.len() > MAX_LINES {
                 return Err(Reason::new("smtp_garbage", format!("{what_ja}の行数が多すぎます"), format!("too many lines in the {what_en}")));
             }
-            if sep != Some(b'-') {
-                return Ok(Reply { code, lines });
+            if !more {
+                return Ok(Reply { code, lines: lines.into_iter().map(|(_, t)| t).collect() });
             }
         }
     }
