@@ -75,6 +75,28 @@ impl Check {
         }
     }
 
+    /// Returns the hosts the check connects to (names or addresses).
+    pub fn hosts(&self) -> Vec<String> {
+        fn url_host(u: &str) -> String {
+            let rest = u.split_once("://").map(|(_, r)| r).unwrap_or(u);
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+            if let Some(v6) = hostport.strip_prefix('[') {
+                return v6.split(']').next().unwrap_or("").to_string();
+            }
+            hostport.split(':').next().unwrap_or("").to_string()
+        }
+        match self {
+            Check::Http(c) => vec![url_host(&c.url)],
+            Check::Smtp(c) => vec![c.host.clone()],
+            Check::Proxy(c) => vec![split_host_port(&c.proxy).map(|(h, _)| h).unwrap_or_default(), url_host(&c.url)],
+            Check::Dns(c) => c.servers.iter().filter_map(|s| parse_server(s)).map(|a| a.ip().to_string()).collect(),
+            Check::Ldap(c) => vec![url_host(&c.url)],
+            Check::Tcp(c) => vec![c.host.clone()],
+            Check::Icmp(c) => vec![c.host.clone()],
+        }
+    }
+
     /// Returns what is checked, for lists: a URL, `host:port`, a zone.
     pub fn target(&self) -> String {
         match self {
@@ -410,12 +432,16 @@ impl MonitorSpec {
         s
     }
 
-    /// Keeps the stored secret where an edit sent back the mask (or nothing).
+    /// Keeps the stored secret where an edit sent back the mask (or nothing), but only
+    /// while it would go to the same place: a changed URL, TLS setting, account or probe
+    /// needs the password entered again (so an edit cannot send it elsewhere).
     pub fn keep_secrets_of(&mut self, stored: &MonitorSpec) {
+        let same_probe = self.probe == stored.probe;
         if let (Check::Ldap(new), Check::Ldap(old)) = (&mut self.check, &stored.check)
-            && (new.bind_password == SECRET_MASK || (new.bind_password.is_empty() && new.bind_dn == old.bind_dn))
+            && (new.bind_password == SECRET_MASK || new.bind_password.is_empty())
         {
-            new.bind_password = old.bind_password.clone();
+            let same_place = same_probe && new.url == old.url && new.starttls == old.starttls && new.bind_dn == old.bind_dn && new.ca_pem == old.ca_pem;
+            new.bind_password = if same_place { old.bind_password.clone() } else { String::new() };
         }
     }
 
@@ -496,6 +522,14 @@ impl MonitorSpec {
                 }
                 if let Some(r) = &c.regex {
                     text(&mut p, "check.regex", r, true, "正規表現");
+                    if let Err(e) = regex::RegexBuilder::new(r).size_limit(1 << 20).build() {
+                        p.push(Problem::new(
+                            "check.regex",
+                            "invalid_regex",
+                            format!("正規表現が正しくありません（{e}）"),
+                            format!("invalid regular expression ({e})"),
+                        ));
+                    }
                 }
                 if c.max_redirects > 10 {
                     p.push(Problem::new("check.max_redirects", "invalid_redirects", "リダイレクトは10回までです", "at most 10 redirects"));
@@ -557,6 +591,22 @@ impl MonitorSpec {
                     p.push(Problem::new("check.starttls", "starttls_with_ldaps", "ldaps:// では StartTLS は使えません", "StartTLS does not apply to ldaps://"));
                 }
                 text(&mut p, "check.bind_dn", &c.bind_dn, false, "バインドDN");
+                if !c.bind_password.is_empty() && c.url.starts_with("ldap://") && !c.starttls {
+                    p.push(Problem::new(
+                        "check.starttls",
+                        "password_in_clear",
+                        "パスワードを平文で送らないよう、ldaps:// か StartTLS を使ってください",
+                        "use ldaps:// or StartTLS so the password is not sent in clear",
+                    ));
+                }
+                if !c.bind_dn.is_empty() && (c.bind_password.is_empty() || c.bind_password == SECRET_MASK) {
+                    p.push(Problem::new(
+                        "check.bind_password",
+                        "required",
+                        "サービスアカウントのパスワードを入力してください",
+                        "enter the service account's password",
+                    ));
+                }
                 text(&mut p, "check.base", &c.base, false, "検索ベース");
                 text(&mut p, "check.filter", &c.filter, true, "フィルター");
                 if !(c.filter.starts_with('(') && c.filter.ends_with(')')) {
@@ -579,6 +629,26 @@ impl MonitorSpec {
             Check::Icmp(c) => host(&mut p, "check.host", &c.host),
         }
         p.into_result(())
+    }
+}
+
+/// Returns true for a host that names the platform itself (loopback, `localhost`,
+/// link-local such as the cloud metadata address, unspecified): a tenant may not point
+/// checks the core runs there.
+pub fn is_platform_internal(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    match h.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => a.is_loopback() || a.is_link_local() || a.is_unspecified(),
+        Ok(std::net::IpAddr::V6(a)) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
+        }
+        Err(_) => false,
     }
 }
 
@@ -1216,6 +1286,39 @@ mod tests {
         let mut edited = shown.clone();
         edited.keep_secrets_of(&stored);
         assert_eq!(edited, stored);
+    }
+
+    #[test]
+    fn platform_internal_hosts() {
+        for h in ["localhost", "127.0.0.1", "127.9.9.9", "::1", "169.254.169.254", "0.0.0.0", "fe80::1", "::ffff:127.0.0.1", "x.localhost."] {
+            assert!(is_platform_internal(h), "{h}");
+        }
+        for h in ["www.city.example.lg.jp", "10.1.2.3", "192.0.2.1", "2001:db8::1"] {
+            assert!(!is_platform_internal(h), "{h}");
+        }
+        let s: MonitorSpec =
+            serde_json::from_value(json!({"name": "p", "check": {"type": "proxy", "proxy": "proxy.example:8080", "url": "http://[::1]:80/"}})).unwrap();
+        assert_eq!(s.check.hosts(), ["proxy.example", "::1"]);
+    }
+
+    #[test]
+    fn a_kept_password_never_follows_a_changed_target() {
+        let stored: MonitorSpec = serde_json::from_value(
+            json!({"name": "ad", "check": {"type": "ldap", "url": "ldaps://ad.example.lg.jp", "bind_dn": "cn=m", "bind_password": "s3cret", "base": "dc=x"}}),
+        )
+        .unwrap();
+        let mut moved = stored.redacted();
+        if let Check::Ldap(l) = &mut moved.check {
+            l.url = "ldaps://attacker.example".into();
+        }
+        moved.keep_secrets_of(&stored);
+        assert!(!serde_json::to_string(&moved).unwrap().contains("s3cret"));
+        assert!(moved.validate().is_err(), "the password must be entered again");
+        let plain: MonitorSpec = serde_json::from_value(
+            json!({"name": "ad", "check": {"type": "ldap", "url": "ldap://ad.example.lg.jp", "bind_dn": "cn=m", "bind_password": "x", "base": "dc=x"}}),
+        )
+        .unwrap();
+        assert_eq!(plain.validate().unwrap_err().0[0].code, "password_in_clear");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::notify::{Notifier, NotifyPolicy, Why, targets};
 use mamori_bus::{Bus, Policies};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorState, Reason, Status};
 use mamori_core::{CrossTenant, Event, EventClass, Scope, Severity, Tenant, TenantId};
-use mamori_store::{FaultFilter, Store, StoreError};
+use mamori_store::{Store, StoreError};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -188,7 +188,7 @@ impl Engine {
         let mut stored: HashMap<MonitorId, MonitorState> =
             if first_load { self.store.monitor_states(&scope, None).await?.into_iter().map(|s| (s.monitor, s)).collect() } else { HashMap::new() };
         if first_load {
-            for f in self.store.list_faults(&scope, &FaultFilter { open_only: true, limit: Some(1000), ..Default::default() }).await? {
+            for f in self.store.open_faults().await? {
                 let policy = self.policy_of(f.tenant);
                 let elapsed_min = (mamori_core::time::now_ms() - f.opened_at) / 60_000;
                 let steps_sent = policy.escalation.iter().filter(|s| i64::from(s.after_minutes) <= elapsed_min).count().max(1);
@@ -342,7 +342,12 @@ impl Engine {
                     )),
                     details: json!({}),
                 };
-                let _ = self.tx.try_send(r);
+                if self.tx.try_send(r).is_err() {
+                    // The inbox is full: look again shortly.
+                    let due = now + Duration::from_secs(5);
+                    e.due = due;
+                    self.heap.push(Reverse((due, generation, id)));
+                }
                 continue;
             }
             if e.running {
@@ -374,9 +379,22 @@ impl Engine {
     /// Applies one result: state, fault records, events, notifications.
     pub async fn apply(&mut self, mut r: CheckResult) -> Result<(), StoreError> {
         self.stats.results.fetch_add(1, Ordering::Relaxed);
-        let dep_down = {
+        let (dep_down, dep_pending) = {
             let Some(e) = self.entries.get(&r.monitor) else { return Ok(()) };
-            e.monitor.spec.depends_on.and_then(|d| self.entries.get(&d)).is_some_and(|d| matches!(d.state.status, Status::Down | Status::Unreachable))
+            // A paused monitor's late result (a check in flight when it was paused)
+            // changes nothing.
+            if !e.monitor.spec.enabled {
+                return Ok(());
+            }
+            // Probe results come at most about twice per interval; more is a flood.
+            if e.monitor.spec.probe.is_some() && r.reason.as_ref().is_none_or(|x| x.code != "probe_silent") {
+                let min_gap = i64::from(e.monitor.spec.interval_secs) * 500;
+                if e.state.last_check > 0 && r.at.saturating_sub(e.state.last_check) < min_gap {
+                    return Ok(());
+                }
+            }
+            let dep = e.monitor.spec.depends_on.and_then(|d| self.entries.get(&d)).map(|d| d.state.status);
+            (matches!(dep, Some(Status::Down | Status::Unreachable | Status::Maintenance)), matches!(dep, Some(Status::Pending)))
         };
         let now = r.at;
         let flap_window_ms = self.cfg.flap_window.as_millis() as i64;
@@ -409,7 +427,9 @@ impl Engine {
         let old = e.state.status;
         let failed = r.status == Status::Down;
         let in_maint = spec.maintenance.iter().any(|m| m.covers(now));
-        if failed {
+        // Failures count only where they can lead to a fault: not inside maintenance,
+        // not while a dependency explains them.
+        if failed && !in_maint && !dep_down {
             e.state.failures += 1;
             e.first_failure_at.get_or_insert(now);
         } else {
@@ -422,7 +442,7 @@ impl Engine {
             r.status
         } else if dep_down {
             Status::Unreachable
-        } else if old == Status::Down || e.state.failures > spec.retries {
+        } else if old == Status::Down || (e.state.failures > spec.retries && !dep_pending) {
             Status::Down
         } else {
             Status::Pending
@@ -468,6 +488,23 @@ impl Engine {
         self.dirty.insert(id, self.entries[&id].state.clone());
         self.results.push(r.clone());
 
+        // Schedule first: a store error below must not drop the monitor from the
+        // schedule.
+        if probe {
+            // Re-arm the silence watchdog; older watchdog entries lapse with the
+            // generation.
+            self.gen_counter += 1;
+            let generation = self.gen_counter;
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.generation = generation;
+                e.due = Instant::now() + probe_grace(&e.monitor);
+                self.heap.push(Reverse((e.due, generation, id)));
+            }
+        } else {
+            let after =
+                if matches!(new, Status::Pending) || (failed && new != Status::Down && new != Status::Unreachable) { retry.min(interval) } else { interval };
+            self.schedule(id, after);
+        }
         // Fault records.
         match (fault_id, new) {
             (None, Status::Down) => {
@@ -495,8 +532,9 @@ impl Engine {
                     self.dirty.insert(id, e.state.clone());
                 }
                 let track = Track { fault, steps_sent: 0, last_sent: now, pending_close: None };
-                self.faults.insert(track.fault.id, track);
-                self.escalate(now).await?;
+                let fid = track.fault.id;
+                self.faults.insert(fid, track);
+                self.escalate_one(fid, now).await?;
             }
             (Some(fid), s) if s.is_available() || (s == Status::Maintenance && !failed) => {
                 if flapping {
@@ -558,36 +596,25 @@ impl Engine {
         {
             tracing::warn!(error = %err, "cannot publish monitor events");
         }
-        if probe {
-            // Re-arm the silence watchdog; older watchdog entries lapse with the
-            // generation.
-            self.gen_counter += 1;
-            let generation = self.gen_counter;
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.generation = generation;
-                e.due = Instant::now() + probe_grace(&e.monitor);
-                self.heap.push(Reverse((e.due, generation, id)));
-            }
-        } else {
-            let after =
-                if matches!(new, Status::Pending) || (failed && new != Status::Down && new != Status::Unreachable) { retry.min(interval) } else { interval };
-            self.schedule(id, after);
-        }
         Ok(())
     }
 
     async fn close(&mut self, monitor: MonitorId, fid: FaultId, at: i64) -> Result<(), StoreError> {
-        let Some(mut t) = self.faults.remove(&fid) else {
+        let Some(t) = self.faults.get(&fid) else {
+            // Not tracked (e.g. beyond what was loaded): close the record all the same.
+            let entry = change_entry(at, "closed", "復旧しました".into(), "recovered".into());
+            self.store.close_fault(fid, at, &entry).await?;
             if let Some(e) = self.entries.get_mut(&monitor) {
                 e.state.fault = None;
                 self.dirty.insert(monitor, e.state.clone());
             }
             return Ok(());
         };
-        t.fault.closed_at = Some(at);
         let minutes = (at - t.fault.opened_at).max(0) / 60_000;
         let entry = change_entry(at, "closed", format!("復旧しました（障害時間 {minutes}分）"), format!("recovered (down for {minutes} min)"));
         self.store.close_fault(fid, at, &entry).await?;
+        let Some(mut t) = self.faults.remove(&fid) else { return Ok(()) };
+        t.fault.closed_at = Some(at);
         if let Some(e) = self.entries.get_mut(&monitor) {
             e.state.fault = None;
             self.dirty.insert(monitor, e.state.clone());
@@ -633,14 +660,26 @@ impl Engine {
         });
     }
 
-    /// Sends due escalation steps and reminders; closes quiet flapping faults.
+    /// Sends due escalation steps and reminders of every open fault.
     pub async fn escalate(&mut self, now: i64) -> Result<(), StoreError> {
         let ids: Vec<FaultId> = self.faults.keys().copied().collect();
         for fid in ids {
+            self.escalate_one(fid, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one fault's due escalation steps and reminder.
+    async fn escalate_one(&mut self, fid: FaultId, now: i64) -> Result<(), StoreError> {
+        {
             let (tenant, monitor) = match self.faults.get(&fid) {
                 Some(t) => (t.fault.tenant, t.fault.monitor),
-                None => continue,
+                None => return Ok(()),
             };
+            // Nobody is told about a paused monitor or one in maintenance.
+            if self.entries.get(&monitor).is_some_and(|e| !e.monitor.spec.enabled || e.state.status == Status::Maintenance) {
+                return Ok(());
+            }
             let flapping = self.entries.get(&monitor).is_some_and(|e| e.flapping);
             let policy = self.policy_of(tenant);
             let elapsed = now - self.faults[&fid].fault.opened_at;
@@ -711,7 +750,7 @@ impl Engine {
 
     /// Refreshes acknowledgements made in the console.
     pub async fn refresh_faults(&mut self) -> Result<(), StoreError> {
-        let open = self.store.list_faults(&self.scope(), &FaultFilter { open_only: true, limit: Some(1000), ..Default::default() }).await?;
+        let open = self.store.open_faults().await?;
         for f in open {
             if let Some(t) = self.faults.get_mut(&f.id) {
                 t.fault.acknowledged_by = f.acknowledged_by;
@@ -769,8 +808,10 @@ impl Engine {
                 _ = tokio::time::sleep_until(next.into()) => {}
                 Some(r) = self.rx.recv() => {
                     self.apply_logged(r).await;
-                    // Apply whatever else is already waiting before scheduling again.
-                    while let Ok(r) = self.rx.try_recv() {
+                    // Apply some more of what is waiting before scheduling again (bounded, so
+                    // a flood of results cannot starve the schedule and the flushes).
+                    for _ in 0..256 {
+                        let Ok(r) = self.rx.try_recv() else { break };
                         self.apply_logged(r).await;
                     }
                 }

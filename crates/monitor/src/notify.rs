@@ -253,15 +253,12 @@ impl Notifier {
                 None => Err(Reason::new("no_mail_server", "メールサーバーが設定されていません", "no mail server configured")),
             };
             for e in emails {
-                out.push(Notification {
-                    at: now,
-                    channel: "email".into(),
-                    target: e.clone(),
-                    reason: why.as_str().into(),
-                    step,
-                    ok: result.is_ok(),
-                    error: result.as_ref().err().map(|r| r.ja.clone()),
-                });
+                let error = match &result {
+                    Ok(refused) if refused.contains(e) => Some("宛先がメールサーバーに拒否されました".to_string()),
+                    Ok(_) => None,
+                    Err(r) => Some(r.ja.clone()),
+                };
+                out.push(Notification { at: now, channel: "email".into(), target: e.clone(), reason: why.as_str().into(), step, ok: error.is_none(), error });
             }
         }
         for w in webhooks {
@@ -293,7 +290,7 @@ impl Notifier {
 }
 
 /// Hides a webhook URL's query (tokens often live there) for the records.
-fn redact_url(u: &str) -> String {
+pub(crate) fn redact_url(u: &str) -> String {
     match u.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
         None => u.to_string(),

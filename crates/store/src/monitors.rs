@@ -114,7 +114,28 @@ fn scope_clause(scope: &Scope, filter: Option<TenantId>, sql: &mut String, binds
 }
 
 impl Store {
-    async fn check_references(&self, tx: &mut crate::Tx<'_>, tenant: TenantId, spec: &MonitorSpec, own: Option<MonitorId>) -> Result<(), StoreError> {
+    async fn check_references(
+        &self,
+        tx: &mut crate::Tx<'_>,
+        scope: &Scope,
+        tenant: TenantId,
+        spec: &MonitorSpec,
+        own: Option<MonitorId>,
+    ) -> Result<(), StoreError> {
+        // A tenant may not aim checks the core runs at the platform itself; on its own
+        // probe (inside its network) loopback is the probe's, which is fine.
+        if matches!(scope, Scope::Tenant(_))
+            && spec.probe.is_none()
+            && let Some(h) = spec.check.hosts().into_iter().find(|h| mamori_core::monitor::is_platform_internal(h))
+        {
+            return Err(Problem::new(
+                "check",
+                "internal_target",
+                format!("「{h}」は監視基盤の内部アドレスのため、団体の監視には指定できません"),
+                format!("'{h}' is internal to the platform and cannot be monitored by a tenant"),
+            )
+            .into());
+        }
         if let Some(dep) = spec.depends_on {
             let row = sqlx::query("SELECT tenant_id FROM monitors WHERE id = $1").bind(dep.to_string()).fetch_optional(&mut **tx).await?;
             let same = row.map(|r| r.try_get::<String, _>(0)).transpose()?.is_some_and(|t| t == tenant.to_string());
@@ -143,8 +164,12 @@ impl Store {
         }
         if let Some(p) = spec.probe {
             let row = sqlx::query("SELECT tenant_id FROM probes WHERE id = $1").bind(p.to_string()).fetch_optional(&mut **tx).await?;
+            // A tenant's own probe, or (operators only) the prefecture's shared probes.
             let ok = match row {
-                Some(r) => r.try_get::<Option<String>, _>(0)?.is_none_or(|t| t == tenant.to_string()),
+                Some(r) => match r.try_get::<Option<String>, _>(0)? {
+                    Some(t) => t == tenant.to_string(),
+                    None => matches!(scope, Scope::All(_)),
+                },
                 None => false,
             };
             if !ok {
@@ -172,7 +197,7 @@ impl Store {
         if count >= MAX_MONITORS_PER_TENANT {
             return Err(Problem::new("tenant", "too_many_monitors", "1団体の監視は500件までです", "at most 500 monitors per tenant").into());
         }
-        self.check_references(&mut tx, tenant, &m.spec, None).await?;
+        self.check_references(&mut tx, scope, tenant, &m.spec, None).await?;
         sqlx::query("INSERT INTO monitors (id, tenant_id, name, kind, spec, probe_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(m.id.to_string())
             .bind(tenant.to_string())
@@ -209,7 +234,7 @@ impl Store {
         spec.validate().map_err(StoreError::Invalid)?;
         let now = mamori_core::time::now_ms();
         let (_guard, mut tx) = self.begin_write().await?;
-        self.check_references(&mut tx, before.tenant, &spec, Some(id)).await?;
+        self.check_references(&mut tx, scope, before.tenant, &spec, Some(id)).await?;
         let n = sqlx::query("UPDATE monitors SET name = $1, kind = $2, spec = $3, probe_id = $4, updated_at = $5 WHERE id = $6 AND tenant_id = $7")
             .bind(&spec.name)
             .bind(spec.check.kind())
@@ -498,6 +523,16 @@ impl Store {
             q = q.bind(t);
         }
         q.fetch_all(&self.db.pool).await?.iter().map(fault_from_row).collect()
+    }
+
+    /// Returns every open fault (the engine's own read, across tenants).
+    pub async fn open_faults(&self) -> Result<Vec<Fault>, StoreError> {
+        sqlx::query(&format!("SELECT {FAULT_COLUMNS} FROM faults WHERE closed_at IS NULL ORDER BY opened_at"))
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(fault_from_row)
+            .collect()
     }
 
     /// Adds a person's comment to a fault (audited).

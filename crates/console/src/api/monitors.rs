@@ -232,7 +232,7 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
             refused += 1;
             continue;
         }
-        if (r.at - now).abs() > 10 * 60_000 {
+        if r.at.abs_diff(now) > 10 * 60_000 {
             r.at = now;
         }
         r.reason = r.reason.map(|x| Reason::new(clip(&x.code, 64), clip(&x.ja, 1000), clip(&x.en, 1000)));

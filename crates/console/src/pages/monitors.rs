@@ -48,7 +48,7 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
         let tenants = state.store.list_tenants(&scope).await?;
         let operator = a.principal.tenant_id.is_none();
         let can_write = a.principal.can(Permission::MonitorsWrite);
-        let open = state.store.list_faults(&scope, &FaultFilter { tenant, open_only: true, ..Default::default() }).await?;
+        let open = state.store.list_faults(&scope, &FaultFilter { tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
         let body = html! {
             div.cards {
                 @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {

@@ -178,7 +178,7 @@ pub(crate) async fn check(c: &HttpCheck, stage: &Stage, f: &mut Findings) -> Ste
     let mut hops = 0u8;
     let answer = loop {
         let answer = if target.tls {
-            let tls = super::tls::connect(&target.host, target.port, c.ca_pem.as_deref(), c.cert_warn_days, stage, f).await?;
+            let tls = super::tls::connect(&target.host, target.port, c.ca_pem.as_deref(), c.cert_warn_days, &[b"http/1.1"], stage, f).await?;
             exchange(tls, &c.method, &target.path, &target.authority(), read_body, stage).await?
         } else {
             let tcp = super::connect(&target.host, target.port, stage).await?;
@@ -268,7 +268,7 @@ pub(crate) async fn request(
     let run = async {
         let target = Target::parse(url)?;
         if target.tls {
-            let tls = super::tls::connect(&target.host, target.port, ca_pem, 0, &stage, &mut f).await?;
+            let tls = super::tls::connect(&target.host, target.port, ca_pem, 0, &[b"http/1.1"], &stage, &mut f).await?;
             exchange_with(tls, method, &target.path, &target.authority(), headers, body, true, &stage).await
         } else {
             let tcp = super::connect(&target.host, target.port, &stage).await?;
@@ -287,7 +287,11 @@ pub(crate) async fn request(
 /// Posts a JSON document to `url` (webhooks); succeeds on a 2xx answer.
 pub async fn post_json(url: &str, doc: &serde_json::Value, timeout: std::time::Duration) -> Result<u16, Reason> {
     let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
-    let answer = request(url, "POST", &[], Some(("application/json", body)), None, timeout).await?;
+    // Webhook URLs often carry a token: keep it out of the reasons that get recorded.
+    let hidden = crate::notify::redact_url(url);
+    let answer = request(url, "POST", &[], Some(("application/json", body)), None, timeout)
+        .await
+        .map_err(|r| Reason::new(r.code, r.ja.replace(url, &hidden), r.en.replace(url, &hidden)))?;
     if (200..300).contains(&answer.status) {
         Ok(answer.status)
     } else {

@@ -101,9 +101,13 @@ pub async fn run(monitor: MonitorId, spec: &MonitorSpec) -> CheckResult {
     {
         f.warn(Reason::new("slow", format!("応答が遅くなっています（{rt_ms} ms、基準 {limit} ms）"), format!("slow response ({rt_ms} ms, limit {limit} ms)")));
     }
-    let (status, reason) = match (f.failure, f.warnings.first()) {
+    // Reasons are stored with every result: keep them short whatever a peer sent.
+    let clip = |r: Reason| {
+        Reason::new(r.code.chars().take(64).collect::<String>(), r.ja.chars().take(600).collect::<String>(), r.en.chars().take(600).collect::<String>())
+    };
+    let (status, reason) = match (f.failure.map(clip), f.warnings.first().cloned().map(clip)) {
         (Some(r), _) => (Status::Down, Some(r)),
-        (None, Some(w)) => (Status::Degraded, Some(w.clone())),
+        (None, Some(w)) => (Status::Degraded, Some(w)),
         (None, None) => (Status::Up, None),
     };
     if f.warnings.len() > 1 {

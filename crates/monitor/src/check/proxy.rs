@@ -30,7 +30,7 @@ pub(crate) async fn check(c: &ProxyCheck, stage: &Stage, f: &mut Findings) -> St
                 format!("the proxy refused CONNECT to {authority} (status {status})"),
             ));
         }
-        let tls = super::tls::handshake(tcp, &target.host, c.ca_pem.as_deref(), 0, stage, f).await?;
+        let tls = super::tls::handshake(tcp, &target.host, c.ca_pem.as_deref(), 0, &[b"http/1.1"], stage, f).await?;
         exchange(tls, "GET", &target.path, &target.authority(), true, stage).await?
     } else {
         exchange(tcp, "GET", &target.url(), &target.authority(), true, stage).await?

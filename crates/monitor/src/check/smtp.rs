@@ -46,6 +46,8 @@ pub(crate) struct Session {
     io: BufReader<Box<dyn Io>>,
     host: String,
     pub tls: bool,
+    /// Recipients the server refused in the last `send`.
+    pub refused: Vec<String>,
 }
 
 fn printable(s: &str) -> String {
@@ -55,7 +57,7 @@ fn printable(s: &str) -> String {
 impl Session {
     pub async fn connect(host: &str, port: u16, stage: &Stage) -> StepResult<(Self, Reply)> {
         let tcp = super::connect(host, port, stage).await?;
-        let mut s = Self { io: BufReader::new(Box::new(tcp)), host: host.into(), tls: false };
+        let mut s = Self { io: BufReader::new(Box::new(tcp)), host: host.into(), tls: false, refused: Vec::new() };
         stage.set("SMTP バナー待ち", "waiting for the SMTP banner");
         let banner = s.reply("バナー", "banner").await?;
         Ok((s, banner))
@@ -119,8 +121,8 @@ impl Session {
         }
         let host = self.host.clone();
         let inner = self.io.into_inner();
-        let tls = super::tls::handshake(inner, &host, ca_pem, warn_days, stage, f).await?;
-        Ok(Self { io: BufReader::new(Box::new(tls)), host, tls: true })
+        let tls = super::tls::handshake(inner, &host, ca_pem, warn_days, &[], stage, f).await?;
+        Ok(Self { io: BufReader::new(Box::new(tls)), host, tls: true, refused: Vec::new() })
     }
 
     /// Sends a message: MAIL, RCPT for each recipient, DATA (dot-stuffed).
@@ -128,10 +130,21 @@ impl Session {
         stage.set("メール送信", "sending the message");
         let r = self.command(&format!("MAIL FROM:<{from}>"), "MAIL FROM への応答", "reply to MAIL FROM").await?;
         expect(&r, 250, "MAIL FROM", "smtp_rejected")?;
+        // A refused recipient does not stop the others; the message fails only when
+        // nobody is accepted.
+        let mut refused = Vec::new();
+        let mut last_refusal = None;
         for rcpt in to {
             let r = self.command(&format!("RCPT TO:<{rcpt}>"), "RCPT TO への応答", "reply to RCPT TO").await?;
-            expect(&r, 250, &format!("RCPT TO:<{rcpt}>"), "smtp_rejected")?;
+            if let Err(e) = expect(&r, 250, &format!("RCPT TO:<{rcpt}>"), "smtp_rejected") {
+                refused.push(rcpt.clone());
+                last_refusal = Some(e);
+            }
         }
+        if refused.len() == to.len() {
+            return Err(last_refusal.unwrap_or_else(|| Reason::new("smtp_rejected", "宛先がありません", "no recipient")));
+        }
+        self.refused = refused;
         let r = self.command("DATA", "DATA への応答", "reply to DATA").await?;
         expect(&r, 354, "DATA", "smtp_rejected")?;
         let mut out = Vec::with_capacity(message.len() + 16);
@@ -257,15 +270,17 @@ pub struct MailServer {
     pub ehlo: String,
 }
 
-/// Sends `message` (headers and body) to `to` through `server`.
-pub async fn send_mail(server: &MailServer, from: &str, to: &[String], message: &[u8], timeout: std::time::Duration) -> Result<(), Reason> {
+/// Sends `message` (headers and body) to `to` through `server`; returns the recipients
+/// the server refused (the others got it).
+pub async fn send_mail(server: &MailServer, from: &str, to: &[String], message: &[u8], timeout: std::time::Duration) -> Result<Vec<String>, Reason> {
     let stage = Stage::new();
     let mut f = Findings::default();
     let run = async {
         let (mut s, _, _) = open(&server.host, server.port, &server.ehlo, server.starttls, server.ca_pem.as_deref(), 0, &stage, &mut f).await?;
         s.send(from, to, message, &stage).await?;
+        let refused = std::mem::take(&mut s.refused);
         s.quit().await;
-        Ok(())
+        Ok(refused)
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,

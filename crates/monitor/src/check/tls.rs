@@ -95,12 +95,20 @@ impl Client {
 
 /// Performs a TLS handshake over `tcp` for `host`, records certificate facts in `f`,
 /// and warns when the certificate expires within `warn_days`.
-pub(crate) async fn handshake<IO>(tcp: IO, host: &str, ca_pem: Option<&str>, warn_days: u32, stage: &Stage, f: &mut Findings) -> StepResult<TlsStream<IO>>
+pub(crate) async fn handshake<IO>(
+    tcp: IO,
+    host: &str,
+    ca_pem: Option<&str>,
+    warn_days: u32,
+    alpn: &[&[u8]],
+    stage: &Stage,
+    f: &mut Findings,
+) -> StepResult<TlsStream<IO>>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     stage.set("TLS ハンドシェイク", "TLS handshake");
-    let client = client(ca_pem, &[b"http/1.1"])?;
+    let client = client(ca_pem, alpn)?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Reason::new("tls_name", format!("「{host}」は TLS のサーバー名になりません"), format!("'{host}' is not a valid TLS server name")))?;
     let result = TlsConnector::from(client.config.clone()).connect(name, tcp).await;
@@ -156,7 +164,16 @@ fn tls_reason(e: &std::io::Error, f: &Findings) -> Reason {
 }
 
 /// Connects and handshakes in one step.
-pub(crate) async fn connect(host: &str, port: u16, ca_pem: Option<&str>, warn_days: u32, stage: &Stage, f: &mut Findings) -> StepResult<TlsStream<TcpStream>> {
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    ca_pem: Option<&str>,
+    warn_days: u32,
+    alpn: &[&[u8]],
+    stage: &Stage,
+    f: &mut Findings,
+) -> StepResult<TlsStream<TcpStream>> {
     let tcp = super::connect(host, port, stage).await?;
-    handshake(tcp, host, ca_pem, warn_days, stage, f).await
+    handshake(tcp, host, ca_pem, warn_days, alpn, stage, f).await
 }
