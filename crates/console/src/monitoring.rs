@@ -41,7 +41,7 @@ pub async fn board(store: &Store, scope: &Scope, tenant: Option<TenantId>) -> Re
     let states: HashMap<MonitorId, MonitorState> = store.monitor_states(scope, tenant).await?.into_iter().map(|s| (s.monitor, s)).collect();
     let names: HashMap<TenantId, String> = store.list_tenants(scope).await?.into_iter().map(|t| (t.id, t.name)).collect();
     let now = mamori_core::time::now_ms();
-    let faults = store.list_faults(scope, &FaultFilter { tenant, from_ms: Some(now - 30 * DAY_MS), limit: Some(1000), ..Default::default() }).await?;
+    let faults = store.all_faults(scope, &FaultFilter { tenant, from_ms: Some(now - 30 * DAY_MS), ..Default::default() }).await?;
     let mut by_monitor: HashMap<MonitorId, Vec<Fault>> = HashMap::new();
     for f in faults {
         by_monitor.entry(f.monitor).or_default().push(f);
@@ -88,7 +88,7 @@ fn jst_month_start(ms: i64, delta: i32) -> (i64, String) {
 pub async fn monthly_uptime(store: &Store, scope: &Scope, m: &Monitor, months: i32) -> Result<Vec<MonthUptime>, AppError> {
     let now = mamori_core::time::now_ms();
     let (oldest, _) = jst_month_start(now, -(months - 1));
-    let faults = store.list_faults(scope, &FaultFilter { monitor: Some(m.id), from_ms: Some(oldest), limit: Some(1000), ..Default::default() }).await?;
+    let faults = store.all_faults(scope, &FaultFilter { monitor: Some(m.id), from_ms: Some(oldest), ..Default::default() }).await?;
     let mut out = Vec::new();
     for i in 0..months {
         let (start, label) = jst_month_start(now, -i);

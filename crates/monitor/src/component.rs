@@ -9,6 +9,8 @@
 //! smtp_host = "127.0.0.1"    # mail server for notifications (none: not sent, recorded)
 //! smtp_port = 25
 //! smtp_starttls = "optional" # required | optional | off
+//! smtp_ca_file = "/etc/mamori/mail-ca.pem"  # private CA of the mail server
+//! per_tenant = 64            # checks of one tenant at once
 //! mail_from = "mamori@pref.example.lg.jp"
 //! soc_emails = ["soc@pref.example.lg.jp"]   # told of every fault
 //! console_url = "https://mamori.pref.example.lg.jp"
@@ -49,7 +51,8 @@ impl Monitoring {
     }
 }
 
-const KEYS: [&str; 8] = ["concurrency", "results_days", "smtp_host", "smtp_port", "smtp_starttls", "mail_from", "soc_emails", "console_url"];
+const KEYS: [&str; 10] =
+    ["concurrency", "per_tenant", "results_days", "smtp_host", "smtp_port", "smtp_starttls", "smtp_ca_file", "mail_from", "soc_emails", "console_url"];
 
 /// Reads the notifier and engine settings from the config section.
 pub fn settings(section: &Value) -> Result<(Notifier, EngineConfig), Problems> {
@@ -66,6 +69,17 @@ pub fn settings(section: &Value) -> Result<(Notifier, EngineConfig), Problems> {
             Some(n) => cfg.concurrency = n as usize,
             None => p.push(Problem::new("concurrency", "invalid", "concurrency は1〜10000です", "concurrency must be 1-10000")),
         }
+    }
+    if let Some(v) = get("per_tenant") {
+        match v.as_u64().filter(|n| (1..=10_000).contains(n)) {
+            Some(n) => cfg.per_tenant = n as usize,
+            None => p.push(Problem::new("per_tenant", "invalid", "per_tenant は1〜10000です", "per_tenant must be 1-10000")),
+        }
+    }
+    if let Some(v) = get("smtp_ca_file")
+        && v.as_str().is_none_or(str::is_empty)
+    {
+        p.push(Problem::new("smtp_ca_file", "invalid", "smtp_ca_file は PEM ファイルのパスです", "smtp_ca_file must be the path of a PEM file"));
     }
     if let Some(v) = get("results_days") {
         match v.as_u64().filter(|n| (1..=400).contains(n)) {
@@ -136,7 +150,12 @@ impl Component for Monitoring {
 
     fn run(self: Arc<Self>, cx: ComponentCx) -> Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>> {
         Box::pin(async move {
-            let (notifier, cfg) = settings(&cx.config).map_err(|p| ComponentError::Config("monitor", p))?;
+            let (mut notifier, cfg) = settings(&cx.config).map_err(|p| ComponentError::Config("monitor", p))?;
+            if let (Some(mail), Some(path)) = (notifier.mail.as_mut(), cx.config.get("smtp_ca_file").and_then(Value::as_str)) {
+                let pem = std::fs::read_to_string(path).map_err(|e| ComponentError::Other(format!("smtp_ca_file {path}: {e}")))?;
+                crate::check::parse_pem(&pem).map_err(|r| ComponentError::Other(format!("smtp_ca_file {path}: {}", r.en)))?;
+                mail.ca_pem = Some(pem);
+            }
             let engine = Engine::new(cx.store.clone(), Some(cx.bus.clone()), notifier, cfg, cx.system_grant());
             if let Ok(mut i) = self.inbox.lock() {
                 *i = Some(engine.inbox());

@@ -43,11 +43,14 @@ pub struct EngineConfig {
     pub flap_window: Duration,
     /// State changes within the window that make a monitor flap.
     pub flap_threshold: usize,
+    /// Checks of one tenant running at once (so one tenant's slow or black-holed
+    /// targets cannot hold every slot).
+    pub per_tenant: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { concurrency: 256, results_days: 35, flap_window: Duration::from_secs(30 * 60), flap_threshold: 6 }
+        Self { concurrency: 256, results_days: 35, flap_window: Duration::from_secs(30 * 60), flap_threshold: 6, per_tenant: 64 }
     }
 }
 
@@ -119,6 +122,7 @@ pub struct Engine {
     tx: mpsc::Sender<CheckResult>,
     rx: mpsc::Receiver<CheckResult>,
     semaphore: Arc<Semaphore>,
+    tenant_slots: HashMap<TenantId, Arc<Semaphore>>,
     tenants: HashMap<TenantId, Tenant>,
     policies: Option<Policies>,
     faults: HashMap<FaultId, Track>,
@@ -148,6 +152,7 @@ impl Engine {
             tx,
             rx,
             semaphore,
+            tenant_slots: HashMap::new(),
             tenants: HashMap::new(),
             policies: None,
             faults: HashMap::new(),
@@ -355,8 +360,11 @@ impl Engine {
             }
             e.running = true;
             let spec = e.monitor.spec.clone();
+            let per_tenant = self.cfg.per_tenant.max(1);
+            let slots = self.tenant_slots.entry(e.monitor.tenant).or_insert_with(|| Arc::new(Semaphore::new(per_tenant))).clone();
             let (tx, sem, stats) = (self.tx.clone(), self.semaphore.clone(), self.stats.clone());
             tokio::spawn(async move {
+                let Ok(_tenant_permit) = slots.acquire_owned().await else { return };
                 let Ok(_permit) = sem.acquire_owned().await else { return };
                 stats.record_delay(Instant::now().saturating_duration_since(due));
                 let r = crate::check::run(id, &spec).await;

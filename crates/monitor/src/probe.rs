@@ -16,6 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Largest answer read from the core (the assignments of a shared probe can be large).
+const MAX_ASSIGNMENTS_BYTES: usize = 64 * 1024 * 1024;
+
 /// Results buffered while the core is unreachable.
 pub const MAX_BUFFERED: usize = 10_000;
 
@@ -70,6 +73,7 @@ async fn call(cfg: &ProbeConfig, method: &str, path: &str, body: Option<Bytes>) 
         &[("authorization", auth.as_str()), ("accept", "application/json")],
         body.map(|b| ("application/json", b)),
         cfg.ca_pem.as_deref(),
+        MAX_ASSIGNMENTS_BYTES,
         Duration::from_secs(30),
     )
     .await

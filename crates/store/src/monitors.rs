@@ -487,8 +487,18 @@ impl Store {
         Ok(f)
     }
 
-    /// Lists faults in scope, newest first (without timelines).
+    /// Lists faults in scope, newest first (without timelines), at most 1000.
     pub async fn list_faults(&self, scope: &Scope, filter: &FaultFilter) -> Result<Vec<Fault>, StoreError> {
+        self.query_faults(scope, filter, Some(filter.limit.unwrap_or(100).clamp(1, 1000))).await
+    }
+
+    /// Every fault in scope that overlaps the filter's period (for uptime figures, which
+    /// must not be cut at a page size).
+    pub async fn all_faults(&self, scope: &Scope, filter: &FaultFilter) -> Result<Vec<Fault>, StoreError> {
+        self.query_faults(scope, filter, None).await
+    }
+
+    async fn query_faults(&self, scope: &Scope, filter: &FaultFilter, limit: Option<i64>) -> Result<Vec<Fault>, StoreError> {
         let mut sql = format!("SELECT {FAULT_COLUMNS} FROM faults WHERE 1 = 1");
         let mut binds = Vec::new();
         if !scope_clause(scope, filter.tenant, &mut sql, &mut binds) {
@@ -514,7 +524,10 @@ impl Store {
             sql.push_str(&format!(" AND opened_at < ${n}"));
             times.push(t);
         }
-        sql.push_str(&format!(" ORDER BY opened_at DESC LIMIT {}", filter.limit.unwrap_or(100).clamp(1, 1000)));
+        sql.push_str(" ORDER BY opened_at DESC");
+        if let Some(l) = limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = q.bind(b);

@@ -228,6 +228,14 @@ fn custom_form(l: Lang, a: &Authed, tenants: &[Tenant], tenant: &str, doc: &str,
     }
 }
 
+/// Reads the settings JSON of a monitor form.
+fn spec_from_form(pairs: &Pairs) -> Result<mamori_core::monitor::MonitorSpec, AppError> {
+    let doc: serde_json::Value = serde_json::from_str(get(pairs, "spec")).map_err(|e| {
+        AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
+    })?;
+    Ok(read_spec(doc)?.1)
+}
+
 /// GET /monitors/new-custom
 pub async fn custom_new(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
@@ -254,10 +262,7 @@ pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth,
             a.require(Permission::MonitorsWrite)?;
             a.check_csrf(get(&pairs, "csrf"))?;
             let result = async {
-                let doc: serde_json::Value = serde_json::from_str(get(&pairs, "spec")).map_err(|e| {
-                    AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
-                })?;
-                let (_, spec) = read_spec(doc)?;
+                let spec = spec_from_form(&pairs)?;
                 let tenant = target_tenant(&a.principal, Some(get(&pairs, "tenant_id")))?;
                 Ok::<_, AppError>(state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?)
             }
@@ -369,10 +374,7 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             a.check_csrf(get(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             let result = async {
-                let doc: serde_json::Value = serde_json::from_str(get(&pairs, "spec")).map_err(|e| {
-                    AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
-                })?;
-                let (_, spec) = read_spec(doc)?;
+                let spec = spec_from_form(&pairs)?;
                 Ok::<_, AppError>(state.store.update_monitor(&a.principal.scope(), &a.principal.actor(), id, spec).await?)
             }
             .await;

@@ -81,7 +81,7 @@ pub(crate) async fn exchange<IO>(io: IO, method: &str, request_target: &str, hos
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    exchange_with(io, method, request_target, host, &[], None, read_body, stage).await
+    exchange_with(io, method, request_target, host, &[], None, if read_body { MAX_BODY_BYTES } else { 0 }, stage).await
 }
 
 /// [`exchange`] with a request body (`content type`, bytes).
@@ -93,7 +93,7 @@ pub(crate) async fn exchange_with<IO>(
     host: &str,
     headers: &[(&str, &str)],
     body: Option<(&str, Bytes)>,
-    read_body: bool,
+    max_body: usize,
     stage: &Stage,
 ) -> StepResult<Answer>
 where
@@ -134,14 +134,14 @@ where
     let content_type = header(hyper::header::CONTENT_TYPE);
     let mut body = Vec::new();
     let mut truncated = false;
-    if read_body {
+    if max_body > 0 {
         stage.set("本文の受信", "reading the body");
         let mut b = resp.into_body();
         while let Some(frame) = b.frame().await {
             let frame = frame
                 .map_err(|e| Reason::new("http_body", format!("本文の受信中にエラーが発生しました（{e}）"), format!("error while reading the body ({e})")))?;
             if let Ok(data) = frame.into_data() {
-                let room = MAX_BODY_BYTES - body.len();
+                let room = max_body - body.len();
                 if data.len() > room {
                     body.extend_from_slice(&data[..room]);
                     truncated = true;
@@ -255,12 +255,14 @@ pub(crate) async fn check(c: &HttpCheck, stage: &Stage, f: &mut Findings) -> Ste
 
 /// Sends one request to `url` and returns the answer (the remote probe's client, and
 /// webhooks). `ca_pem` adds a trust anchor.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn request(
     url: &str,
     method: &str,
     headers: &[(&str, &str)],
     body: Option<(&str, Bytes)>,
     ca_pem: Option<&str>,
+    max_body: usize,
     timeout: std::time::Duration,
 ) -> Result<Answer, Reason> {
     let stage = Stage::new();
@@ -269,10 +271,10 @@ pub(crate) async fn request(
         let target = Target::parse(url)?;
         if target.tls {
             let tls = super::tls::connect(&target.host, target.port, ca_pem, 0, &[b"http/1.1"], &stage, &mut f).await?;
-            exchange_with(tls, method, &target.path, &target.authority(), headers, body, true, &stage).await
+            exchange_with(tls, method, &target.path, &target.authority(), headers, body, max_body, &stage).await
         } else {
             let tcp = super::connect(&target.host, target.port, &stage).await?;
-            exchange_with(tcp, method, &target.path, &target.authority(), headers, body, true, &stage).await
+            exchange_with(tcp, method, &target.path, &target.authority(), headers, body, max_body, &stage).await
         }
     };
     match tokio::time::timeout(timeout, run).await {
@@ -289,7 +291,7 @@ pub async fn post_json(url: &str, doc: &serde_json::Value, timeout: std::time::D
     let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
     // Webhook URLs often carry a token: keep it out of the reasons that get recorded.
     let hidden = crate::notify::redact_url(url);
-    let answer = request(url, "POST", &[], Some(("application/json", body)), None, timeout)
+    let answer = request(url, "POST", &[], Some(("application/json", body)), None, 64 * 1024, timeout)
         .await
         .map_err(|r| Reason::new(r.code, r.ja.replace(url, &hidden), r.en.replace(url, &hidden)))?;
     if (200..300).contains(&answer.status) {
