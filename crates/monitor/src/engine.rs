@@ -125,6 +125,9 @@ pub struct Engine {
     tenant_slots: HashMap<TenantId, Arc<Semaphore>>,
     tenants: HashMap<TenantId, Tenant>,
     policies: Option<Policies>,
+    /// Parsed notification policies: the default and each tenant's own.
+    notify_default: NotifyPolicy,
+    notify_tenants: HashMap<TenantId, NotifyPolicy>,
     faults: HashMap<FaultId, Track>,
     dirty: HashMap<MonitorId, MonitorState>,
     results: Vec<CheckResult>,
@@ -155,6 +158,8 @@ impl Engine {
             tenant_slots: HashMap::new(),
             tenants: HashMap::new(),
             policies: None,
+            notify_default: NotifyPolicy::default(),
+            notify_tenants: HashMap::new(),
             faults: HashMap::new(),
             dirty: HashMap::new(),
             results: Vec::new(),
@@ -179,6 +184,8 @@ impl Engine {
 
     /// Sets the policies in force (notification steps per tenant).
     pub fn set_policies(&mut self, p: Policies) {
+        self.notify_default = NotifyPolicy::from_doc(&p.default);
+        self.notify_tenants = p.tenants.iter().map(|(t, doc)| (*t, NotifyPolicy::from_doc(doc))).collect();
         self.policies = Some(p);
     }
 
@@ -315,10 +322,7 @@ impl Engine {
     }
 
     fn policy_of(&self, tenant: TenantId) -> NotifyPolicy {
-        match &self.policies {
-            Some(p) => NotifyPolicy::from_doc(p.for_tenant(tenant)),
-            None => NotifyPolicy::default(),
-        }
+        self.notify_tenants.get(&tenant).unwrap_or(&self.notify_default).clone()
     }
 
     /// Starts every check that is due; returns when the next one is due.
