@@ -399,6 +399,11 @@ pub struct MonitorSpec {
     /// Maintenance windows.
     #[serde(default)]
     pub maintenance: Vec<Maintenance>,
+    /// Whether checks run by the core may reach the platform's own addresses
+    /// (loopback, link-local). Set by the store, never by the input: true only for
+    /// monitors last saved by an operator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform_targets: bool,
 }
 
 /// A stored monitor.
@@ -1122,6 +1127,7 @@ impl StandardSet {
             probe: None,
             enabled: true,
             maintenance: vec![],
+            platform_targets: false,
         };
         let mut out: Vec<(&str, MonitorSpec)> = Vec::new();
         if !self.web_url.trim().is_empty() {

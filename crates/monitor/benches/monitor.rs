@@ -107,10 +107,12 @@ fn main() {
         .collect();
     let http_port = &env["HTTP_PORT"];
     let ns1 = &env["NS1_PORT"];
-    let http: MonitorSpec =
-        serde_json::from_value(json!({"name": "b", "check": {"type": "http", "url": format!("http://127.0.0.1:{http_port}/"), "keyword": "Mamori"}})).unwrap();
+    let http: MonitorSpec = serde_json::from_value(
+        json!({"name": "b", "check": {"type": "http", "url": format!("http://127.0.0.1:{http_port}/"), "keyword": "Mamori"}, "platform_targets": true}),
+    )
+    .unwrap();
     let dns: MonitorSpec =
-        serde_json::from_value(json!({"name": "b", "check": {"type": "dns", "zone": "test.lg.jp", "servers": [format!("127.0.0.1:{ns1}")], "refuse_recursion": false, "serial_consistency": false}}))
+        serde_json::from_value(json!({"name": "b", "check": {"type": "dns", "zone": "test.lg.jp", "servers": [format!("127.0.0.1:{ns1}")], "refuse_recursion": false, "serial_consistency": false}, "platform_targets": true}))
             .unwrap();
 
     // blackbox_exporter on core 1, one Go thread.

@@ -663,8 +663,9 @@ impl Engine {
         }
         let (notifier, store) = (self.notifier.clone(), self.store.clone());
         let tenant_name = self.tenants.get(&fault.tenant).map(|t| t.name.clone()).unwrap_or_default();
+        let tenant_hooks = self.notify_tenants.contains_key(&fault.tenant);
         tokio::spawn(async move {
-            for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks).await {
+            for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks, tenant_hooks).await {
                 if let Err(e) = store.add_fault_notification(fault.id, &n).await {
                     tracing::warn!(error = %e, "cannot record a notification");
                 }

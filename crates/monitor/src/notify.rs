@@ -17,7 +17,7 @@
 //! `tenant_contacts` sends to the e-mail addresses among the tenant's contacts.
 //! `repeat_minutes` 0 sends each step once.
 
-use crate::check::{MailServer, post_json, send_mail};
+use crate::check::{MailServer, post_json_guarded, send_mail};
 use mamori_core::monitor::{Fault, Notification, Reason};
 use mamori_core::{PolicyValidator, Problem, Problems, Tenant};
 use serde::{Deserialize, Serialize};
@@ -244,7 +244,19 @@ impl Notifier {
     }
 
     /// Sends one step's notifications; returns the records to keep on the fault.
-    pub async fn send(&self, fault: &Fault, tenant_name: &str, why: Why, step: u32, emails: &[String], webhooks: &[String]) -> Vec<Notification> {
+    /// `tenant_hooks`: the webhooks come from a tenant's own policy, so they may not
+    /// reach the platform's own addresses.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        fault: &Fault,
+        tenant_name: &str,
+        why: Why,
+        step: u32,
+        emails: &[String],
+        webhooks: &[String],
+        tenant_hooks: bool,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         let now = mamori_core::time::now_ms();
         if !emails.is_empty() {
@@ -274,7 +286,7 @@ impl Notifier {
                 "closed_at": fault.closed_at.map(mamori_core::time::format_rfc3339),
                 "url": format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id),
             });
-            let result = post_json(w, &doc, self.timeout).await;
+            let result = post_json_guarded(w, &doc, tenant_hooks, self.timeout).await;
             out.push(Notification {
                 at: now,
                 channel: "webhook".into(),

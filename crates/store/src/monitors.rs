@@ -180,10 +180,11 @@ impl Store {
     }
 
     /// Creates a monitor for `tenant`.
-    pub async fn create_monitor(&self, scope: &Scope, actor: &Actor, tenant: TenantId, spec: MonitorSpec) -> Result<Monitor, StoreError> {
+    pub async fn create_monitor(&self, scope: &Scope, actor: &Actor, tenant: TenantId, mut spec: MonitorSpec) -> Result<Monitor, StoreError> {
         if !scope.includes(tenant) {
             return Err(StoreError::NotFound);
         }
+        spec.platform_targets = matches!(scope, Scope::All(_));
         spec.validate().map_err(StoreError::Invalid)?;
         let now = mamori_core::time::now_ms();
         let m = Monitor { id: MonitorId::new(), tenant, spec, created_at: now, updated_at: now };
@@ -231,6 +232,7 @@ impl Store {
     pub async fn update_monitor(&self, scope: &Scope, actor: &Actor, id: MonitorId, mut spec: MonitorSpec) -> Result<Monitor, StoreError> {
         let before = self.get_monitor(scope, id).await?;
         spec.keep_secrets_of(&before.spec);
+        spec.platform_targets = matches!(scope, Scope::All(_));
         spec.validate().map_err(StoreError::Invalid)?;
         let now = mamori_core::time::now_ms();
         let (_guard, mut tx) = self.begin_write().await?;

@@ -311,8 +311,11 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
         let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
         let m = state.store.get_monitor(&scope, id).await?;
         let st = state.store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == id);
-        let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).filter(|h| [1, 24, 168].contains(h)).unwrap_or(24);
         let now = mamori_core::time::now_ms();
+        // A monitor younger than a day shows its last hour by default (its whole life
+        // would be a sliver at the edge of a 24-hour chart).
+        let default_hours = if now - m.created_at < 86_400_000 { 1 } else { 24 };
+        let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).filter(|h| [1, 24, 168].contains(h)).unwrap_or(default_hours);
         let from = now - hours * 3_600_000;
         let results = state.store.monitor_results(&scope, id, from, now + 1, 20_000).await?;
         let points: Vec<(i64, u32, bool)> = results.iter().map(|r| (r.at, r.rt_ms, r.status == Status::Down)).collect();

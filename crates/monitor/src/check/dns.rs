@@ -38,6 +38,7 @@ pub(crate) async fn check(c: &DnsCheck, timeout: Duration, stage: &Stage, f: &mu
     let mut tasks = tokio::task::JoinSet::new();
     for s in &c.servers {
         let Some(addr) = parse_server(s) else { continue };
+        stage.allow(s, addr.ip())?;
         let (c, zone) = (c.clone(), zone.clone());
         tasks.spawn(async move { (addr, server(&c, &zone, addr, per_query).await) });
     }

@@ -265,7 +265,21 @@ pub(crate) async fn request(
     max_body: usize,
     timeout: std::time::Duration,
 ) -> Result<Answer, Reason> {
-    let stage = Stage::new();
+    request_guarded(url, method, headers, body, ca_pem, max_body, false, timeout).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn request_guarded(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Bytes)>,
+    ca_pem: Option<&str>,
+    max_body: usize,
+    guard: bool,
+    timeout: std::time::Duration,
+) -> Result<Answer, Reason> {
+    let stage = Stage::guarded(guard);
     let mut f = Findings::default();
     let run = async {
         let target = Target::parse(url)?;
@@ -288,10 +302,16 @@ pub(crate) async fn request(
 
 /// Posts a JSON document to `url` (webhooks); succeeds on a 2xx answer.
 pub async fn post_json(url: &str, doc: &serde_json::Value, timeout: std::time::Duration) -> Result<u16, Reason> {
+    post_json_guarded(url, doc, false, timeout).await
+}
+
+/// [`post_json`], refusing the platform's own addresses when `guard` is set (webhooks a
+/// tenant configured).
+pub(crate) async fn post_json_guarded(url: &str, doc: &serde_json::Value, guard: bool, timeout: std::time::Duration) -> Result<u16, Reason> {
     let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
     // Webhook URLs often carry a token: keep it out of the reasons that get recorded.
     let hidden = crate::notify::redact_url(url);
-    let answer = request(url, "POST", &[], Some(("application/json", body)), None, 64 * 1024, timeout)
+    let answer = request_guarded(url, "POST", &[], Some(("application/json", body)), None, 64 * 1024, guard, timeout)
         .await
         .map_err(|r| Reason::new(r.code, r.ja.replace(url, &hidden), r.en.replace(url, &hidden)))?;
     if (200..300).contains(&answer.status) {

@@ -48,6 +48,15 @@ pub(crate) async fn check(c: &LdapCheck, timeout: Duration, stage: &Stage, f: &m
     let tls_used = c.url.starts_with("ldaps://") || c.starttls;
     let client = super::tls::client(c.ca_pem.as_deref(), &[])?;
     let settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(c.starttls).set_config(client.config.clone());
+    if let Some(host) = ldap_host(&c.url) {
+        // ldap3 resolves the name itself: look first, so the guard sees every address.
+        let port = if c.url.starts_with("ldaps") { 636 } else { 389 };
+        if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+            for a in addrs {
+                stage.allow(&host, a.ip())?;
+            }
+        }
+    }
     stage.set("LDAP 接続", "LDAP connect");
     let connected = LdapConnAsync::with_settings(settings, &c.url).await;
     if let Some(leaf) = client.leaf() {

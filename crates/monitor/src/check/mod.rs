@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub(crate) use http::post_json_guarded;
 pub(crate) use http::request;
 pub use http::{MAX_BODY_BYTES, post_json};
 pub(crate) use smtp::rfc2822_now;
@@ -50,13 +51,31 @@ impl Findings {
     }
 }
 
-/// The step a check is in, for the reason given when it times out.
+/// The step a check is in (for the reason given when it times out), and whether the
+/// platform's own addresses are off limits for it.
 #[derive(Debug)]
-pub(crate) struct Stage(Mutex<(&'static str, &'static str)>);
+pub(crate) struct Stage(Mutex<(&'static str, &'static str)>, bool);
 
 impl Stage {
     fn new() -> Self {
-        Self(Mutex::new(("開始", "start")))
+        Self(Mutex::new(("開始", "start")), false)
+    }
+
+    /// A stage whose connections refuse the platform's own addresses.
+    pub(crate) fn guarded(guard: bool) -> Self {
+        Self(Mutex::new(("開始", "start")), guard)
+    }
+
+    /// Refuses `ip` when this check may not reach the platform itself.
+    pub(crate) fn allow(&self, host: &str, ip: std::net::IpAddr) -> StepResult<()> {
+        if self.1 && mamori_core::monitor::is_platform_internal(&ip.to_string()) {
+            return Err(Reason::new(
+                "internal_target",
+                format!("「{host}」（{ip}）は監視基盤の内部アドレスのため接続しません"),
+                format!("'{host}' ({ip}) is internal to the platform; not connecting"),
+            ));
+        }
+        Ok(())
     }
     pub fn set(&self, ja: &'static str, en: &'static str) {
         if let Ok(mut s) = self.0.lock() {
@@ -75,7 +94,10 @@ pub(crate) type StepResult<T> = Result<T, Reason>;
 pub async fn run(monitor: MonitorId, spec: &MonitorSpec) -> CheckResult {
     let started = Instant::now();
     let at = mamori_core::time::now_ms();
-    let stage = Stage::new();
+    // Checks the core runs for a tenant's own settings may not reach the platform (a
+    // name resolving to loopback, a redirect to the metadata address); a probe runs in
+    // the municipality's network, where its loopback is its own.
+    let stage = Stage::guarded(!spec.platform_targets && spec.probe.is_none());
     let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
     let mut f = Findings::default();
     match tokio::time::timeout(timeout, run_inner(&spec.check, timeout, &stage, &mut f)).await {
@@ -155,6 +177,9 @@ pub(crate) async fn connect(host: &str, port: u16, stage: &Stage) -> StepResult<
             .map_err(|e| Reason::new("dns_error", format!("「{host}」の名前解決に失敗しました（{e}）"), format!("cannot resolve '{host}' ({e})")))?
             .collect(),
     };
+    for a in &addrs {
+        stage.allow(host, a.ip())?;
+    }
     stage.set("接続", "connect");
     let mut last = None;
     // With several addresses (IPv6 and IPv4), a dead one gets 3 s, not the whole timeout.
@@ -189,6 +214,7 @@ mod tests {
             probe: None,
             enabled: true,
             maintenance: vec![],
+            platform_targets: true,
         }
     }
 
@@ -208,5 +234,19 @@ mod tests {
         assert_eq!(r.status, Status::Down);
         let reason = r.reason.unwrap();
         assert!(matches!(reason.code.as_str(), "dns_error" | "timeout"), "{reason:?}");
+    }
+
+    #[tokio::test]
+    async fn tenant_checks_do_not_reach_the_platform() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut s = spec(Check::Tcp(TcpCheck { host: "localhost".into(), port }), 5);
+        assert_eq!(run(MonitorId::new(), &s).await.status, Status::Up, "an operator's monitor may");
+        s.platform_targets = false;
+        let r = run(MonitorId::new(), &s).await;
+        assert_eq!(r.reason.map(|x| x.code), Some("internal_target".into()), "a tenant's may not, even by name");
+        s.probe = Some(mamori_core::monitor::ProbeId::new());
+        assert_eq!(run(MonitorId::new(), &s).await.status, Status::Up, "on a probe, loopback is the probe's own");
+        drop(l);
     }
 }

@@ -27,6 +27,7 @@ pub(crate) async fn icmp_check(c: &IcmpCheck, timeout: Duration, stage: &Stage, 
             .map(|a| a.ip())
             .ok_or_else(|| Reason::new("dns_error", format!("「{}」の名前解決に失敗しました", c.host), format!("cannot resolve '{}'", c.host)))?,
     };
+    stage.allow(&c.host, ip)?;
     stage.set("ICMP エコー応答待ち", "waiting for the ICMP echo reply");
     let rtt = tokio::task::spawn_blocking(move || ping(ip, timeout))
         .await
