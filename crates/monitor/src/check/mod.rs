@@ -249,4 +249,36 @@ mod tests {
         assert_eq!(run(MonitorId::new(), &s).await.status, Status::Up, "on a probe, loopback is the probe's own");
         drop(l);
     }
+
+    #[tokio::test]
+    async fn a_blackholed_address_ends_at_the_timeout_with_a_reason() {
+        // TEST-NET-1 is never routed: the connect hangs (then the timeout ends it), or a
+        // sandboxed network refuses or reports it unreachable at once.
+        let started = std::time::Instant::now();
+        let r = run(MonitorId::new(), &spec(Check::Tcp(TcpCheck { host: "192.0.2.1".into(), port: 80 }), 1)).await;
+        assert_eq!(r.status, Status::Down);
+        let code = r.reason.map(|x| x.code).unwrap_or_default();
+        assert!(matches!(code.as_str(), "timeout" | "unreachable" | "network_error" | "connect_refused"), "{code}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "no check outlives its timeout");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_naming_the_step() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let c: mamori_core::monitor::HttpCheck = serde_json::from_value(serde_json::json!({"url": format!("http://127.0.0.1:{port}/")})).unwrap();
+        let started = std::time::Instant::now();
+        let r = run(MonitorId::new(), &spec(Check::Http(c), 1)).await;
+        let reason = r.reason.unwrap();
+        assert_eq!(reason.code, "timeout");
+        assert!(reason.ja.contains("HTTP 応答待ち"), "{}", reason.ja);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        hold.abort();
+    }
 }
