@@ -140,6 +140,24 @@ seed = true
 # How often retention runs, in seconds (it also runs whenever a retention policy changes).
 # 保存期間の処理間隔（秒）。保存期間ポリシーの変更時にも実行されます。
 interval_secs = 3600
+
+[components.monitor]
+# Service monitoring (F01–F05). Checks at once, in all and per municipality.
+# サービス監視。同時に実行する検査の数（全体・団体ごと）。
+concurrency = 256
+per_tenant = 64
+# Days of raw check results kept for the charts (uptime comes from fault records).
+# グラフ用の検査結果の保存日数（稼働率は障害記録から計算します）。
+results_days = 35
+# Mail server for fault notifications; without it, notifications are recorded as not sent.
+# 障害通知に使うメールサーバー。未設定の場合、通知は「未送信」として記録されます。
+# smtp_host = "127.0.0.1"
+# smtp_port = 25
+# smtp_starttls = "optional"    # required | optional | off
+# smtp_ca_file = "/etc/mamori/mail-ca.pem"
+# mail_from = "mamori@pref.example.lg.jp"
+# Told of every fault (the SOC). すべての障害を通知する宛先（SOC）。
+# soc_emails = ["soc@pref.example.lg.jp"]
 "#;
 
 #[cfg(test)]
@@ -153,6 +171,7 @@ mod tests {
         assert_eq!(c.console.argon2_memory_kib, ConsoleConfig::default().argon2_memory_kib);
         assert!(c.demo.seed);
         assert!(c.components.contains_key("retention"));
+        assert!(c.components.contains_key("monitor"));
     }
 
     #[test]
