@@ -147,6 +147,24 @@ pub enum Permission {
     MonitorsWrite,
 }
 
+impl Permission {
+    /// Every permission, in the order of the enum.
+    pub const ALL: [Permission; 12] = [
+        Permission::TenantsRead,
+        Permission::TenantsWrite,
+        Permission::UsersRead,
+        Permission::UsersWrite,
+        Permission::EventsRead,
+        Permission::EventsWrite,
+        Permission::AuditRead,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
+        Permission::SettingsWrite,
+        Permission::MonitorsRead,
+        Permission::MonitorsWrite,
+    ];
+}
+
 /// The scopes an API token can carry. A token acts with its owner's role, narrowed to
 /// the permissions its scopes name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -418,6 +436,31 @@ impl Scope {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_permission_is_listed_once_and_every_scope_grants_one() {
+        let mut all = Permission::ALL.to_vec();
+        all.dedup();
+        assert_eq!(all.len(), Permission::ALL.len());
+        for p in Permission::ALL {
+            // A new variant breaks this match: the reminder to add it to ALL as well.
+            match p {
+                Permission::TenantsRead
+                | Permission::TenantsWrite
+                | Permission::UsersRead
+                | Permission::UsersWrite
+                | Permission::EventsRead
+                | Permission::EventsWrite
+                | Permission::AuditRead
+                | Permission::PoliciesRead
+                | Permission::PoliciesWrite
+                | Permission::SettingsWrite
+                | Permission::MonitorsRead
+                | Permission::MonitorsWrite => {}
+            }
+        }
+        assert!(TokenScope::ALL.iter().all(|s| Permission::ALL.contains(&s.permission())));
+    }
     use super::*;
 
     fn principal(role: Role, tenant: Option<TenantId>) -> Principal {

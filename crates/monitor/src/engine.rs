@@ -124,7 +124,6 @@ pub struct Engine {
     semaphore: Arc<Semaphore>,
     tenant_slots: HashMap<TenantId, Arc<Semaphore>>,
     tenants: HashMap<TenantId, Tenant>,
-    policies: Option<Policies>,
     /// Parsed notification policies: the default and each tenant's own.
     notify_default: NotifyPolicy,
     notify_tenants: HashMap<TenantId, NotifyPolicy>,
@@ -157,7 +156,6 @@ impl Engine {
             semaphore,
             tenant_slots: HashMap::new(),
             tenants: HashMap::new(),
-            policies: None,
             notify_default: NotifyPolicy::default(),
             notify_tenants: HashMap::new(),
             faults: HashMap::new(),
@@ -186,7 +184,6 @@ impl Engine {
     pub fn set_policies(&mut self, p: Policies) {
         self.notify_default = NotifyPolicy::from_doc(&p.default);
         self.notify_tenants = p.tenants.iter().map(|(t, doc)| (*t, NotifyPolicy::from_doc(doc))).collect();
-        self.policies = Some(p);
     }
 
     /// Loads monitors, tenants, stored states and open faults; schedules what is new.
@@ -203,7 +200,7 @@ impl Engine {
             for f in self.store.open_faults().await? {
                 let policy = self.policy_of(f.tenant);
                 let elapsed_min = (mamori_core::time::now_ms() - f.opened_at) / 60_000;
-                let steps_sent = policy.escalation.iter().filter(|s| i64::from(s.after_minutes) <= elapsed_min).count().max(1);
+                let steps_sent = policy.steps().iter().filter(|s| i64::from(s.after_minutes) <= elapsed_min).count().max(1);
                 self.faults.insert(f.id, Track { fault: f, steps_sent, last_sent: mamori_core::time::now_ms(), pending_close: None });
             }
         }
@@ -642,13 +639,10 @@ impl Engine {
     fn reached_targets(&self, t: &Track, policy: &NotifyPolicy) -> (Vec<String>, Vec<String>) {
         let tenant = self.tenants.get(&t.fault.tenant);
         let (mut emails, mut hooks) = (Vec::new(), Vec::new());
-        for (i, step) in policy.escalation.iter().take(t.steps_sent).enumerate() {
+        for (i, step) in policy.steps().iter().take(t.steps_sent).enumerate() {
             let (e, h) = targets(step, tenant, &self.notifier.always, i == 0);
             emails.extend(e);
             hooks.extend(h);
-        }
-        if policy.escalation.is_empty() {
-            emails.extend(self.notifier.always.iter().cloned());
         }
         emails.sort();
         emails.dedup();
@@ -684,71 +678,56 @@ impl Engine {
 
     /// Sends one fault's due escalation steps and reminder.
     async fn escalate_one(&mut self, fid: FaultId, now: i64) -> Result<(), StoreError> {
-        {
-            let (tenant, monitor) = match self.faults.get(&fid) {
-                Some(t) => (t.fault.tenant, t.fault.monitor),
-                None => return Ok(()),
-            };
-            // Nobody is told about a paused monitor or one in maintenance.
-            if self.entries.get(&monitor).is_some_and(|e| !e.monitor.spec.enabled || e.state.status == Status::Maintenance) {
-                return Ok(());
-            }
-            let flapping = self.entries.get(&monitor).is_some_and(|e| e.flapping);
-            let policy = self.policy_of(tenant);
-            let elapsed = now - self.faults[&fid].fault.opened_at;
-            // Escalation steps reached by now.
-            loop {
-                let t = &self.faults[&fid];
-                let i = t.steps_sent;
-                let Some(step) = policy.escalation.get(i) else {
-                    if i == 0 && policy.escalation.is_empty() && !self.notifier.always.is_empty() {
-                        // No steps configured: the SOC alone is told.
-                        let f = t.fault.clone();
-                        self.spawn_notify(f, Why::Down, 0, self.notifier.always.clone(), vec![]);
-                        if let Some(t) = self.faults.get_mut(&fid) {
-                            t.steps_sent = 1;
-                        }
-                    }
-                    break;
-                };
-                if i64::from(step.after_minutes) * 60_000 > elapsed || (flapping && i > 0) {
-                    break;
-                }
-                let (emails, hooks) = targets(step, self.tenants.get(&tenant), &self.notifier.always, i == 0);
-                let f = t.fault.clone();
-                if i > 0 {
-                    self.store
-                        .add_fault_entry(
-                            fid,
-                            &change_entry(
-                                now,
-                                "escalated",
-                                format!("エスカレーション {} 段階目（発生から{}分）", i + 1, step.after_minutes),
-                                format!("escalation step {} ({} min after opening)", i + 1, step.after_minutes),
-                            ),
-                        )
-                        .await?;
-                }
-                self.spawn_notify(f, Why::Down, i as u32, emails, hooks);
-                if let Some(t) = self.faults.get_mut(&fid) {
-                    t.steps_sent = i + 1;
-                    t.last_sent = now;
-                }
-            }
+        let Some((tenant, monitor)) = self.faults.get(&fid).map(|t| (t.fault.tenant, t.fault.monitor)) else { return Ok(()) };
+        // Nobody is told about a paused monitor or one in maintenance.
+        if self.entries.get(&monitor).is_some_and(|e| !e.monitor.spec.enabled || e.state.status == Status::Maintenance) {
+            return Ok(());
+        }
+        let flapping = self.entries.get(&monitor).is_some_and(|e| e.flapping);
+        let policy = self.policy_of(tenant);
+        let elapsed = now - self.faults[&fid].fault.opened_at;
+        // Escalation steps reached by now (while flapping, only the first).
+        loop {
             let t = &self.faults[&fid];
-            if policy.repeat_minutes > 0
-                && !flapping
-                && t.pending_close.is_none()
-                && t.fault.acknowledged_by.is_none()
-                && now - t.last_sent >= i64::from(policy.repeat_minutes) * 60_000
-            {
-                let (emails, hooks) = self.reached_targets(t, &policy);
-                let f = t.fault.clone();
-                let step = t.steps_sent.saturating_sub(1) as u32;
-                self.spawn_notify(f, Why::Repeat, step, emails, hooks);
-                if let Some(t) = self.faults.get_mut(&fid) {
-                    t.last_sent = now;
-                }
+            let i = t.steps_sent;
+            let Some(step) = policy.steps().get(i) else { break };
+            if i64::from(step.after_minutes) * 60_000 > elapsed || (flapping && i > 0) {
+                break;
+            }
+            let (emails, hooks) = targets(step, self.tenants.get(&tenant), &self.notifier.always, i == 0);
+            let f = t.fault.clone();
+            if i > 0 {
+                self.store
+                    .add_fault_entry(
+                        fid,
+                        &change_entry(
+                            now,
+                            "escalated",
+                            format!("エスカレーション {} 段階目（発生から{}分）", i + 1, step.after_minutes),
+                            format!("escalation step {} ({} min after opening)", i + 1, step.after_minutes),
+                        ),
+                    )
+                    .await?;
+            }
+            self.spawn_notify(f, Why::Down, i as u32, emails, hooks);
+            if let Some(t) = self.faults.get_mut(&fid) {
+                t.steps_sent = i + 1;
+                t.last_sent = now;
+            }
+        }
+        let t = &self.faults[&fid];
+        if policy.repeat_minutes > 0
+            && !flapping
+            && t.pending_close.is_none()
+            && t.fault.acknowledged_by.is_none()
+            && now - t.last_sent >= i64::from(policy.repeat_minutes) * 60_000
+        {
+            let (emails, hooks) = self.reached_targets(t, &policy);
+            let f = t.fault.clone();
+            let step = t.steps_sent.saturating_sub(1) as u32;
+            self.spawn_notify(f, Why::Repeat, step, emails, hooks);
+            if let Some(t) = self.faults.get_mut(&fid) {
+                t.last_sent = now;
             }
         }
         Ok(())

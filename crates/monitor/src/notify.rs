@@ -17,7 +17,7 @@
 //! `tenant_contacts` sends to the e-mail addresses among the tenant's contacts.
 //! `repeat_minutes` 0 sends each step once.
 
-use crate::check::{MailServer, post_json_guarded, send_mail};
+use crate::check::{MailServer, post_json, send_mail};
 use mamori_core::monitor::{Fault, Notification, Reason};
 use mamori_core::{PolicyValidator, Problem, Problems, Tenant};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,16 @@ impl Default for NotifyPolicy {
     }
 }
 
+/// The steps of a policy without any: the SOC alone, at once.
+static SOC_ONLY: [Step; 1] = [Step { after_minutes: 0, tenant_contacts: false, emails: Vec::new(), webhooks: Vec::new() }];
+
 impl NotifyPolicy {
+    /// Returns the escalation steps in force: the policy's own, or (when it has none)
+    /// one immediate step that tells only the addresses told of every fault.
+    pub fn steps(&self) -> &[Step] {
+        if self.escalation.is_empty() { &SOC_ONLY } else { &self.escalation }
+    }
+
     /// Reads a stored policy document (falls back to the default when unreadable).
     pub fn from_doc(doc: &Value) -> Self {
         serde_json::from_value(doc.clone()).unwrap_or_default()
@@ -286,7 +295,7 @@ impl Notifier {
                 "closed_at": fault.closed_at.map(mamori_core::time::format_rfc3339),
                 "url": format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id),
             });
-            let result = post_json_guarded(w, &doc, tenant_hooks, self.timeout).await;
+            let result = post_json(w, &doc, tenant_hooks, self.timeout).await;
             out.push(Notification {
                 at: now,
                 channel: "webhook".into(),

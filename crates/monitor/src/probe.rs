@@ -74,6 +74,7 @@ async fn call(cfg: &ProbeConfig, method: &str, path: &str, body: Option<Bytes>) 
         body.map(|b| ("application/json", b)),
         cfg.ca_pem.as_deref(),
         MAX_ASSIGNMENTS_BYTES,
+        false,
         Duration::from_secs(30),
     )
     .await

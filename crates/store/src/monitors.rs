@@ -98,9 +98,9 @@ fn probe_from_row(r: &sqlx::any::AnyRow) -> Result<Probe, StoreError> {
     })
 }
 
-/// Appends `AND tenant_id = $n` for a tenant scope (or an operator's tenant filter);
+/// Appends `AND <column> = $n` for a tenant scope (or an operator's tenant filter);
 /// returns false for a scope that reaches nothing.
-fn scope_clause(scope: &Scope, filter: Option<TenantId>, sql: &mut String, binds: &mut Vec<String>) -> bool {
+fn scope_clause(scope: &Scope, filter: Option<TenantId>, column: &str, sql: &mut String, binds: &mut Vec<String>) -> bool {
     let tenant = match scope {
         Scope::Tenant(t) => Some(*t),
         Scope::All(_) => filter,
@@ -108,9 +108,14 @@ fn scope_clause(scope: &Scope, filter: Option<TenantId>, sql: &mut String, binds
     };
     if let Some(t) = tenant {
         binds.push(t.to_string());
-        sql.push_str(&format!(" AND tenant_id = ${}", binds.len()));
+        sql.push_str(&format!(" AND {column} = ${}", binds.len()));
     }
     true
+}
+
+/// Returns the query with the scope clause's text binds applied in order.
+fn with_binds<'q>(sql: &'q str, binds: &'q [String]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    binds.iter().fold(sqlx::query(sql), |q, b| q.bind(b))
 }
 
 impl Store {
@@ -323,15 +328,11 @@ impl Store {
     pub async fn list_monitors(&self, scope: &Scope, tenant: Option<TenantId>) -> Result<Vec<Monitor>, StoreError> {
         let mut sql = format!("SELECT {MONITOR_COLUMNS} FROM monitors WHERE 1 = 1");
         let mut binds = Vec::new();
-        if !scope_clause(scope, tenant, &mut sql, &mut binds) {
+        if !scope_clause(scope, tenant, "tenant_id", &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
         sql.push_str(" ORDER BY tenant_id, name, id");
-        let mut q = sqlx::query(&sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
-        q.fetch_all(&self.db.pool).await?.iter().map(monitor_from_row).collect()
+        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(monitor_from_row).collect()
     }
 
     /// Returns the monitors a probe runs.
@@ -349,15 +350,10 @@ impl Store {
     pub async fn monitor_states(&self, scope: &Scope, tenant: Option<TenantId>) -> Result<Vec<MonitorState>, StoreError> {
         let mut sql = "SELECT s.state FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id WHERE 1 = 1".to_string();
         let mut binds = Vec::new();
-        if !scope_clause(scope, tenant, &mut sql, &mut binds) {
+        if !scope_clause(scope, tenant, "m.tenant_id", &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
-        let sql = sql.replace(" tenant_id =", " m.tenant_id =");
-        let mut q = sqlx::query(&sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
-        q.fetch_all(&self.db.pool).await?.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
+        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
     }
 
     /// Saves states and results in one transaction (the engine's batch write).
@@ -503,7 +499,7 @@ impl Store {
     async fn query_faults(&self, scope: &Scope, filter: &FaultFilter, limit: Option<i64>) -> Result<Vec<Fault>, StoreError> {
         let mut sql = format!("SELECT {FAULT_COLUMNS} FROM faults WHERE 1 = 1");
         let mut binds = Vec::new();
-        if !scope_clause(scope, filter.tenant, &mut sql, &mut binds) {
+        if !scope_clause(scope, filter.tenant, "tenant_id", &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
         if let Some(m) = filter.monitor {
@@ -530,10 +526,7 @@ impl Store {
         if let Some(l) = limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let mut q = sqlx::query(&sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
+        let mut q = with_binds(&sql, &binds);
         for t in times {
             q = q.bind(t);
         }
@@ -618,17 +611,13 @@ impl Store {
 
     /// Lists probes in scope: a tenant sees its own.
     pub async fn list_probes(&self, scope: &Scope) -> Result<Vec<Probe>, StoreError> {
-        let rows = match scope {
-            Scope::All(_) => sqlx::query(&format!("SELECT {PROBE_COLUMNS} FROM probes ORDER BY name")).fetch_all(&self.db.pool).await?,
-            Scope::Tenant(t) => {
-                sqlx::query(&format!("SELECT {PROBE_COLUMNS} FROM probes WHERE tenant_id = $1 ORDER BY name"))
-                    .bind(t.to_string())
-                    .fetch_all(&self.db.pool)
-                    .await?
-            }
-            Scope::Nothing => return Ok(Vec::new()),
-        };
-        rows.iter().map(probe_from_row).collect()
+        let mut sql = format!("SELECT {PROBE_COLUMNS} FROM probes WHERE 1 = 1");
+        let mut binds = Vec::new();
+        if !scope_clause(scope, None, "tenant_id", &mut sql, &mut binds) {
+            return Ok(Vec::new());
+        }
+        sql.push_str(" ORDER BY name");
+        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(probe_from_row).collect()
     }
 
     /// Deletes a probe; its monitors go back to the core.

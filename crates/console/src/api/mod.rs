@@ -222,23 +222,7 @@ pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError>
 }
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
-    let perms: Vec<Permission> = [
-        TenantsRead,
-        TenantsWrite,
-        UsersRead,
-        UsersWrite,
-        EventsRead,
-        EventsWrite,
-        AuditRead,
-        PoliciesRead,
-        PoliciesWrite,
-        SettingsWrite,
-        MonitorsRead,
-        MonitorsWrite,
-    ]
-    .into_iter()
-    .filter(|p| a.principal.can(*p))
-    .collect();
+    let perms: Vec<Permission> = Permission::ALL.into_iter().filter(|p| a.principal.can(*p)).collect();
     ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token.as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
 }
 

@@ -249,6 +249,14 @@ pub fn see_other(path: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_string())]).into_response()
 }
 
+/// The fields of a posted form, in order (repeated names kept).
+pub(crate) type Pairs = Vec<(String, String)>;
+
+/// Returns the first value of form field `key`, or "" when absent.
+pub(crate) fn field<'a>(pairs: &'a Pairs, key: &str) -> &'a str {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+}
+
 /// Formats Unix ms for people (JST).
 pub fn when(ms: i64) -> String {
     mamori_core::time::format_jst(ms)

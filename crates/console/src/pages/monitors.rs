@@ -2,7 +2,7 @@
 //! one monitor's history (response-time chart, monthly uptime, faults), fault records
 //! with their timeline, and remote probes.
 
-use super::{layout, page_result, problems, see_other, when};
+use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth};
 use crate::monitoring::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
 use crate::{AppError, AppState, Lang};
@@ -14,12 +14,6 @@ use mamori_core::{Permission, Tenant};
 use mamori_store::FaultFilter;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
-
-type Pairs = Vec<(String, String)>;
-
-fn get<'a>(pairs: &'a Pairs, key: &str) -> &'a str {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
-}
 
 /// A status badge.
 pub fn badge(l: Lang, s: Status) -> Markup {
@@ -117,13 +111,13 @@ fn tenant_select(l: Lang, tenants: &[Tenant], selected: &str) -> Markup {
 }
 
 fn standard_form(l: Lang, a: &Authed, tenants: &[Tenant], pairs: &Pairs, error: Option<&AppError>) -> Markup {
-    let v = |k: &str| get(pairs, k).to_string();
+    let v = |k: &str| field(pairs, k).to_string();
     html! {
         p { (l.t("団体の Web サイト・メール中継・プロキシ・外部 DNS の監視をまとめて登録します。空欄の項目は登録しません。", "Registers monitoring of a municipality's web site, mail relay, proxy and external DNS in one go. Empty parts are skipped.")) }
         @if let Some(e) = error { (problems(l, e)) }
         form.grid method="post" action="/monitors/new" {
             input type="hidden" name="csrf" value=(a.csrf());
-            @if a.principal.tenant_id.is_none() { (tenant_select(l, tenants, get(pairs, "tenant_id"))) }
+            @if a.principal.tenant_id.is_none() { (tenant_select(l, tenants, field(pairs, "tenant_id"))) }
             label { (l.t("表示名（団体名）", "Label (municipality)")) input type="text" name="label" value=(v("label")) required placeholder=(l.t("例: みどり市", "e.g. Midori City")); }
             label.wide { (l.t("Web サイトの URL（F01）", "Web site URL (F01)")) input type="url" name="web_url" value=(v("web_url")) placeholder="https://www.city.example.lg.jp/"; }
             label.wide { (l.t("ページに含まれるべき文字列（任意）", "Text the page must contain (optional)")) input type="text" name="web_keyword" value=(v("web_keyword")); }
@@ -160,21 +154,21 @@ pub async fn create_set(State(state): State<AppState>, PageAuth(a): PageAuth, Fo
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let set = StandardSet {
-                label: get(&pairs, "label").trim().into(),
-                web_url: get(&pairs, "web_url").into(),
-                web_keyword: get(&pairs, "web_keyword").into(),
-                mail_relay: get(&pairs, "mail_relay").into(),
-                proxy: get(&pairs, "proxy").into(),
-                proxy_test_url: get(&pairs, "proxy_test_url").into(),
-                dns_zone: get(&pairs, "dns_zone").into(),
-                dns_servers: get(&pairs, "dns_servers").into(),
-                ca_pem: get(&pairs, "ca_pem").into(),
-                interval_secs: get(&pairs, "interval_secs").parse().ok(),
+                label: field(&pairs, "label").trim().into(),
+                web_url: field(&pairs, "web_url").into(),
+                web_keyword: field(&pairs, "web_keyword").into(),
+                mail_relay: field(&pairs, "mail_relay").into(),
+                proxy: field(&pairs, "proxy").into(),
+                proxy_test_url: field(&pairs, "proxy_test_url").into(),
+                dns_zone: field(&pairs, "dns_zone").into(),
+                dns_servers: field(&pairs, "dns_servers").into(),
+                ca_pem: field(&pairs, "ca_pem").into(),
+                interval_secs: field(&pairs, "interval_secs").parse().ok(),
             };
             let result = async {
-                let tenant = target_tenant(&a.principal, Some(get(&pairs, "tenant_id")))?;
+                let tenant = target_tenant(&a.principal, Some(field(&pairs, "tenant_id")))?;
                 create_standard(&state.store, &a.principal, tenant, &set).await
             }
             .await;
@@ -230,7 +224,7 @@ fn custom_form(l: Lang, a: &Authed, tenants: &[Tenant], tenant: &str, doc: &str,
 
 /// Reads the settings JSON of a monitor form.
 fn spec_from_form(pairs: &Pairs) -> Result<mamori_core::monitor::MonitorSpec, AppError> {
-    let doc: serde_json::Value = serde_json::from_str(get(pairs, "spec")).map_err(|e| {
+    let doc: serde_json::Value = serde_json::from_str(field(pairs, "spec")).map_err(|e| {
         AppError::from(mamori_core::Problem::new("spec", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON: {e}")))
     })?;
     Ok(read_spec(doc)?.1)
@@ -260,10 +254,10 @@ pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth,
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let result = async {
                 let spec = spec_from_form(&pairs)?;
-                let tenant = target_tenant(&a.principal, Some(get(&pairs, "tenant_id")))?;
+                let tenant = target_tenant(&a.principal, Some(field(&pairs, "tenant_id")))?;
                 Ok::<_, AppError>(state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?)
             }
             .await;
@@ -271,7 +265,7 @@ pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth,
                 Ok(m) => Ok(see_other(&format!("/monitors/{}", m.id))),
                 Err(e @ AppError::Invalid(_)) => {
                     let tenants = state.store.list_tenants(&a.principal.scope()).await?;
-                    let body = custom_form(l, &a, &tenants, get(&pairs, "tenant_id"), get(&pairs, "spec"), "/monitors/new-custom", Some(&e));
+                    let body = custom_form(l, &a, &tenants, field(&pairs, "tenant_id"), field(&pairs, "spec"), "/monitors/new-custom", Some(&e));
                     Ok(layout(&a, l.t("監視を個別に追加", "Add one monitor"), "/monitors", body))
                 }
                 Err(e) => Err(e),
@@ -374,7 +368,7 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             let result = async {
                 let spec = spec_from_form(&pairs)?;
@@ -384,7 +378,7 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             match result {
                 Ok(_) => Ok(see_other(&format!("/monitors/{id}"))),
                 Err(e @ AppError::Invalid(_)) => {
-                    let body = custom_form(l, &a, &[], "", get(&pairs, "spec"), &format!("/monitors/{id}"), Some(&e));
+                    let body = custom_form(l, &a, &[], "", field(&pairs, "spec"), &format!("/monitors/{id}"), Some(&e));
                     Ok(layout(&a, l.t("監視の設定", "Monitor settings"), "/monitors", body))
                 }
                 Err(e) => Err(e),
@@ -401,7 +395,7 @@ pub async fn toggle(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             let scope = a.principal.scope();
             let mut spec = state.store.get_monitor(&scope, id).await?.spec;
@@ -420,7 +414,7 @@ pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             state.store.delete_monitor(&a.principal.scope(), &a.principal.actor(), id).await?;
             Ok(see_other("/monitors"))
@@ -512,9 +506,9 @@ pub async fn comment(State(state): State<AppState>, PageAuth(a): PageAuth, Path(
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let fid: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
-            state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), fid, get(&pairs, "text"), get(&pairs, "acknowledge") == "1").await?;
+            state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), fid, field(&pairs, "text"), field(&pairs, "acknowledge") == "1").await?;
             Ok(see_other(&format!("/faults/{id}")))
         }
         .await,
@@ -578,8 +572,8 @@ pub async fn create_probe(State(state): State<AppState>, PageAuth(a): PageAuth, 
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
-            let (p, token) = crate::api::monitors::register_probe(&state, &a, get(&pairs, "name"), Some(get(&pairs, "tenant_id"))).await?;
+            a.check_csrf(field(&pairs, "csrf"))?;
+            let (p, token) = crate::api::monitors::register_probe(&state, &a, field(&pairs, "name"), Some(field(&pairs, "tenant_id"))).await?;
             probes_page(&state, &a, Some((p.name, token))).await
         }
         .await,
@@ -593,7 +587,7 @@ pub async fn delete_probe(State(state): State<AppState>, PageAuth(a): PageAuth, 
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(get(&pairs, "csrf"))?;
+            a.check_csrf(field(&pairs, "csrf"))?;
             let id = id.parse().map_err(|_| AppError::NotFound)?;
             state.store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
             Ok(see_other("/monitors/probes"))

@@ -383,16 +383,16 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
 }
 
 /// POST /settings/tokens
-pub async fn create_token(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+pub async fn create_token(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
-            let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            a.check_csrf(&get("csrf"))?;
+            let get = |k: &str| super::field(&pairs, k);
+            a.check_csrf(get("csrf"))?;
             let scopes: Vec<TokenScope> = pairs.iter().filter_map(|(k, _)| k.strip_prefix("scope_")).filter_map(|s| s.parse().ok()).collect();
             let days = get("days").trim().parse::<i64>().unwrap_or(0);
-            match issue_token(&state, &a, &get("name"), scopes, days).await {
+            match issue_token(&state, &a, get("name"), scopes, days).await {
                 Ok((_, secret)) => tokens_page(&state, &a, Some(&secret), None).await,
                 Err(e @ AppError::Invalid(_)) => tokens_page(&state, &a, None, Some(&e)).await,
                 Err(e) => Err(e),

@@ -1,6 +1,6 @@
 //! Tenant pages: list, create, show and edit, contacts, CSV import and export.
 
-use super::{layout, page_result, problems, see_other, when};
+use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth};
 use crate::{AppError, AppState, Lang};
 use axum::Form;
@@ -11,14 +11,8 @@ use mamori_core::{Contact, NewTenant, Permission, Tenant, TenantId, TenantKind, 
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
-type Pairs = Vec<(String, String)>;
-
-fn get<'a>(pairs: &'a Pairs, key: &str) -> &'a str {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
-}
-
 fn check_csrf(a: &Authed, pairs: &Pairs) -> Result<(), AppError> {
-    a.check_csrf(get(pairs, "csrf"))
+    a.check_csrf(field(pairs, "csrf"))
 }
 
 /// GET /tenants
@@ -120,28 +114,28 @@ fn from_pairs(pairs: &Pairs) -> NewTenant {
             break;
         }
         contacts.push(Contact {
-            name: get(pairs, &format!("contact_name_{i}")).to_string(),
-            department: get(pairs, &format!("contact_department_{i}")).to_string(),
-            email: get(pairs, &format!("contact_email_{i}")).to_string(),
-            phone: get(pairs, &format!("contact_phone_{i}")).to_string(),
+            name: field(pairs, &format!("contact_name_{i}")).to_string(),
+            department: field(pairs, &format!("contact_department_{i}")).to_string(),
+            email: field(pairs, &format!("contact_email_{i}")).to_string(),
+            phone: field(pairs, &format!("contact_phone_{i}")).to_string(),
         });
     }
     let mut services = BTreeMap::new();
     for s in catalog::SERVICES {
-        if !get(pairs, &format!("svc_{}", s.id)).is_empty() {
-            let qty = get(pairs, &format!("qty_{}", s.id)).trim().parse::<u32>().unwrap_or(if s.unit_ja.is_some() { 0 } else { 1 });
+        if !field(pairs, &format!("svc_{}", s.id)).is_empty() {
+            let qty = field(pairs, &format!("qty_{}", s.id)).trim().parse::<u32>().unwrap_or(if s.unit_ja.is_some() { 0 } else { 1 });
             services.insert(s.id.to_string(), if s.unit_ja.is_some() { qty } else { 1 });
         }
     }
     NewTenant {
-        code: get(pairs, "code").to_string(),
-        name: get(pairs, "name").to_string(),
-        kana: get(pairs, "kana").to_string(),
-        kind: get(pairs, "kind").to_string(),
+        code: field(pairs, "code").to_string(),
+        name: field(pairs, "name").to_string(),
+        kana: field(pairs, "kana").to_string(),
+        kind: field(pairs, "kind").to_string(),
         contacts,
-        network_ranges: get(pairs, "network_ranges").split_whitespace().map(str::to_string).collect(),
+        network_ranges: field(pairs, "network_ranges").split_whitespace().map(str::to_string).collect(),
         services,
-        notes: get(pairs, "notes").to_string(),
+        notes: field(pairs, "notes").to_string(),
     }
 }
 

@@ -177,13 +177,8 @@ pub(crate) async fn check(c: &HttpCheck, stage: &Stage, f: &mut Findings) -> Ste
     let read_body = c.method == "GET";
     let mut hops = 0u8;
     let answer = loop {
-        let answer = if target.tls {
-            let tls = super::tls::connect(&target.host, target.port, c.ca_pem.as_deref(), c.cert_warn_days, &[b"http/1.1"], stage, f).await?;
-            exchange(tls, &c.method, &target.path, &target.authority(), read_body, stage).await?
-        } else {
-            let tcp = super::connect(&target.host, target.port, stage).await?;
-            exchange(tcp, &c.method, &target.path, &target.authority(), read_body, stage).await?
-        };
+        let max_body = if read_body { MAX_BODY_BYTES } else { 0 };
+        let answer = send(&target, &c.method, &[], None, c.ca_pem.as_deref(), c.cert_warn_days, max_body, stage, f).await?;
         match (&answer.location, answer.status) {
             (Some(loc), 301 | 302 | 303 | 307 | 308) if c.max_redirects > 0 => {
                 if hops >= c.max_redirects {
@@ -253,23 +248,33 @@ pub(crate) async fn check(c: &HttpCheck, stage: &Stage, f: &mut Findings) -> Ste
     Ok(())
 }
 
-/// Sends one request to `url` and returns the answer (the remote probe's client, and
-/// webhooks). `ca_pem` adds a trust anchor.
+/// Connects to `target` (TLS for `https`) and exchanges one request.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn request(
-    url: &str,
+async fn send(
+    target: &Target,
     method: &str,
     headers: &[(&str, &str)],
     body: Option<(&str, Bytes)>,
     ca_pem: Option<&str>,
+    cert_warn_days: u32,
     max_body: usize,
-    timeout: std::time::Duration,
-) -> Result<Answer, Reason> {
-    request_guarded(url, method, headers, body, ca_pem, max_body, false, timeout).await
+    stage: &Stage,
+    f: &mut Findings,
+) -> StepResult<Answer> {
+    if target.tls {
+        let tls = super::tls::connect(&target.host, target.port, ca_pem, cert_warn_days, &[b"http/1.1"], stage, f).await?;
+        exchange_with(tls, method, &target.path, &target.authority(), headers, body, max_body, stage).await
+    } else {
+        let tcp = super::connect(&target.host, target.port, stage).await?;
+        exchange_with(tcp, method, &target.path, &target.authority(), headers, body, max_body, stage).await
+    }
 }
 
+/// Sends one request to `url` and returns the answer (the remote probe's client, and
+/// webhooks). `ca_pem` adds a trust anchor; `guard` refuses the platform's own
+/// addresses (webhooks a tenant configured).
 #[allow(clippy::too_many_arguments)]
-async fn request_guarded(
+pub(crate) async fn request(
     url: &str,
     method: &str,
     headers: &[(&str, &str)],
@@ -281,16 +286,7 @@ async fn request_guarded(
 ) -> Result<Answer, Reason> {
     let stage = Stage::guarded(guard);
     let mut f = Findings::default();
-    let run = async {
-        let target = Target::parse(url)?;
-        if target.tls {
-            let tls = super::tls::connect(&target.host, target.port, ca_pem, 0, &[b"http/1.1"], &stage, &mut f).await?;
-            exchange_with(tls, method, &target.path, &target.authority(), headers, body, max_body, &stage).await
-        } else {
-            let tcp = super::connect(&target.host, target.port, &stage).await?;
-            exchange_with(tcp, method, &target.path, &target.authority(), headers, body, max_body, &stage).await
-        }
-    };
+    let run = async { send(&Target::parse(url)?, method, headers, body, ca_pem, 0, max_body, &stage, &mut f).await };
     match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => {
@@ -300,18 +296,13 @@ async fn request_guarded(
     }
 }
 
-/// Posts a JSON document to `url` (webhooks); succeeds on a 2xx answer.
-pub async fn post_json(url: &str, doc: &serde_json::Value, timeout: std::time::Duration) -> Result<u16, Reason> {
-    post_json_guarded(url, doc, false, timeout).await
-}
-
-/// [`post_json`], refusing the platform's own addresses when `guard` is set (webhooks a
-/// tenant configured).
-pub(crate) async fn post_json_guarded(url: &str, doc: &serde_json::Value, guard: bool, timeout: std::time::Duration) -> Result<u16, Reason> {
+/// Posts a JSON document to `url` (webhooks); succeeds on a 2xx answer. `guard`
+/// refuses the platform's own addresses (webhooks a tenant configured).
+pub async fn post_json(url: &str, doc: &serde_json::Value, guard: bool, timeout: std::time::Duration) -> Result<u16, Reason> {
     let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
     // Webhook URLs often carry a token: keep it out of the reasons that get recorded.
     let hidden = crate::notify::redact_url(url);
-    let answer = request_guarded(url, "POST", &[], Some(("application/json", body)), None, 64 * 1024, guard, timeout)
+    let answer = request(url, "POST", &[], Some(("application/json", body)), None, 64 * 1024, guard, timeout)
         .await
         .map_err(|r| Reason::new(r.code, r.ja.replace(url, &hidden), r.en.replace(url, &hidden)))?;
     if (200..300).contains(&answer.status) {

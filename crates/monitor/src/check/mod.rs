@@ -19,7 +19,6 @@ use serde_json::{Map, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub(crate) use http::post_json_guarded;
 pub(crate) use http::request;
 pub use http::{MAX_BODY_BYTES, post_json};
 pub(crate) use smtp::rfc2822_now;
