@@ -26,11 +26,13 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `[server.http]`: timeouts, connection caps, trusted proxies of the listener.
+    pub http: mamori_http::HttpConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir: PathBuf::from("data") }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir: PathBuf::from("data"), http: mamori_http::HttpConfig::default() }
     }
 }
 
@@ -90,6 +92,9 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             bail!("tls.cert and tls.key must be given together");
         }
+        if let Err(problems) = self.server.http.validate() {
+            bail!("configuration problems:\n  {}", problems.iter().map(|p| format!("[server.http] {p}")).collect::<Vec<_>>().join("\n  "));
+        }
         Ok(())
     }
 }
@@ -105,6 +110,42 @@ listen = "127.0.0.1:8080"
 # Where the config store (SQLite), the event store and certificates live.
 # 設定ストア（SQLite）、イベントストア、証明書を置くディレクトリ。
 data_dir = "data"
+
+[server.http]
+# Seconds a client has to send a request's headers; for a connection's first request
+# counted from the connection's start, TLS handshake included (slowloris guard).
+# リクエストヘッダーの受信期限（秒）。最初のリクエストは接続開始（TLS ハンドシェイクを含む）から数えます。
+header_read_timeout_secs = 10
+# Seconds a keep-alive connection may wait for its next request.
+# キープアライブ接続が次のリクエストを待つ時間（秒）。
+idle_timeout_secs = 60
+# Seconds between two pieces of a request body before the request fails.
+# リクエスト本文の受信が途切れてから失敗とするまでの時間（秒）。
+body_read_timeout_secs = 30
+# Seconds a response may stay blocked because the client does not read it.
+# クライアントが応答を読み取らない場合に接続を切るまでの時間（秒）。
+write_timeout_secs = 30
+# Connections open at once, in all and from one client address (IPv6: per /64).
+# 同時接続数の上限（全体、および 1 クライアントアドレスあたり。IPv6 は /64 単位）。
+max_connections = 10000
+max_connections_per_client = 256
+# Largest request head in bytes, and most header fields in one request.
+# リクエストヘッダーの最大サイズ（バイト）と最大項目数。
+max_header_bytes = 65536
+max_headers = 100
+# Most HTTP/2 streams at once on one connection.
+# 1 接続で同時に開ける HTTP/2 ストリームの上限。
+http2_max_concurrent_streams = 100
+# Seconds open connections get to finish on shutdown.
+# 停止時に処理中の接続を待つ時間（秒）。
+shutdown_grace_secs = 10
+# Reverse proxies or load balancers allowed to report the client's address, e.g.
+# ["127.0.0.1/32", "10.0.0.0/28"]. From any other peer the header is ignored.
+# クライアントのアドレスを通知してよいリバースプロキシ・負荷分散装置。これ以外からのヘッダーは無視します。
+trusted_proxies = []
+# The header they use: "x-forwarded-for" or "forwarded" (RFC 7239).
+# 通知に使うヘッダー（"x-forwarded-for" または "forwarded"）。
+client_address_header = "x-forwarded-for"
 
 [database]
 # Empty: SQLite file DATA/mamori.db. For several nodes or HA: "postgres://user:password@host/mamori".
@@ -168,10 +209,18 @@ mod tests {
     fn template_parses_to_the_defaults() {
         let c: Config = toml::from_str(TEMPLATE).unwrap();
         assert_eq!(c.server.listen, ServerConfig::default().listen);
+        assert_eq!(c.server.http, mamori_http::HttpConfig::default(), "the template shows the defaults");
         assert_eq!(c.console.argon2_memory_kib, ConsoleConfig::default().argon2_memory_kib);
         assert!(c.demo.seed);
         assert!(c.components.contains_key("retention"));
         assert!(c.components.contains_key("monitor"));
+    }
+
+    #[test]
+    fn bad_http_settings_are_all_listed() {
+        let c: Config = toml::from_str("[server.http]\nidle_timeout_secs = 0\ntrusted_proxies = [\"0.0.0.0/0\"]\n").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("[server.http] idle_timeout_secs") && e.contains("0.0.0.0/0"), "{e}");
     }
 
     #[test]

@@ -257,23 +257,26 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
 }
 
 /// Seeds the demo prefecture's first monitor: the console's own health endpoint, so the
-/// status board shows a live check from the first minute. Only on plain-HTTP loopback
-/// listeners (a self-signed certificate would make it DOWN by design).
-pub async fn demo_monitors(store: &Store, listen: std::net::SocketAddr, tls: bool) -> anyhow::Result<()> {
-    if tls {
+/// status board shows a live check from the first minute. Under the self-signed
+/// certificate the check trusts that certificate; under a configured one, whose names
+/// need not include the loopback address checked, no self-monitor is seeded.
+pub async fn demo_monitors(store: &Store, listen: std::net::SocketAddr, tls: bool, self_signed_pem: Option<String>) -> anyhow::Result<()> {
+    if tls && self_signed_pem.is_none() {
         return Ok(());
     }
+    let scheme = if tls { "https" } else { "http" };
     let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(Actor::system()));
     let Some(pref) = store.list_tenants(&scope).await?.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) else { return Ok(()) };
     let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
     let url = if listen.is_ipv6() && !listen.ip().is_unspecified() {
-        format!("http://[{host}]:{}/healthz", listen.port())
+        format!("{scheme}://[{host}]:{}/healthz", listen.port())
     } else {
-        format!("http://{host}:{}/healthz", listen.port())
+        format!("{scheme}://{host}:{}/healthz", listen.port())
     };
     let spec: mamori_core::monitor::MonitorSpec = serde_json::from_value(serde_json::json!({
         "name": "Mamori コンソール（自己監視）",
-        "check": {"type": "http", "url": url, "keyword": "ok", "slow_ms": 1000},
+        // Under a self-signed certificate the monitor trusts exactly that certificate.
+        "check": {"type": "http", "url": url, "keyword": "ok", "slow_ms": 1000, "ca_pem": self_signed_pem},
         "interval_secs": 30,
     }))?;
     store.create_monitor(&scope, &Actor::system(), pref.id, spec).await?;

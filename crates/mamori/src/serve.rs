@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use anyhow::{Context, bail};
-use axum::extract::ConnectInfo;
 use mamori_bus::{Bus, ComponentCx, Registry};
 use mamori_console::{AppState, Metrics};
 use mamori_store::Store;
@@ -12,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tower::ServiceExt;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -77,8 +75,6 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let poller = store.spawn_policy_poller(Duration::from_secs(2));
-    let mut tasks = Vec::new();
     let listen = config.server.listen;
     let use_tls = !listen.ip().is_loopback() || !config.tls.cert.is_empty();
     let scheme = if use_tls { "https" } else { "http" };
@@ -87,9 +83,16 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
         _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
     };
+    // The certificate and the port before anything starts: a wrong path or a port in
+    // use is a clear error at start, not a half-started node.
+    let tls = if use_tls { Some(crate::tls::load(&config.tls.cert, &config.tls.key, &data, listen.ip())?) } else { None };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     if !demo_accounts.is_empty() {
-        crate::seed::demo_monitors(&store, listen, use_tls).await.context("cannot seed the demo monitors")?;
+        let self_signed_pem = tls.as_ref().filter(|t| t.self_signed).map(|t| t.pem.clone());
+        crate::seed::demo_monitors(&store, listen, use_tls, self_signed_pem).await.context("cannot seed the demo monitors")?;
     }
+    let poller = store.spawn_policy_poller(Duration::from_secs(2));
+    let mut tasks = Vec::new();
     for c in registry.all().iter().filter(|c| wants(c.name())) {
         let mut section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
         // Notifications link to this console unless the config names another URL.
@@ -103,12 +106,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     config.console.secure_cookies |= use_tls;
+    let http_stats = Arc::new(mamori_http::ServerStats::default());
     let state = AppState {
         store: store.clone(),
         bus: bus.clone(),
         registry: registry.clone(),
         config: Arc::new(config.console.clone()),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(http_stats.clone())),
         version: env!("CARGO_PKG_VERSION"),
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
         monitoring,
@@ -118,32 +122,19 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         axum::Router::new().route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
     };
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let limits = config.server.http.limits().with_max_body_bytes(config.console.max_body_bytes);
+    let server = mamori_http::HttpServer::with_stats(limits, config.server.http.trusted_proxies(), http_stats);
     announce(&url, first_login.as_ref(), &demo_accounts, &data);
 
-    let shutdown = async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-        tracing::info!("shutting down");
+    let tls_config = match &tls {
+        Some(t) => {
+            tracing::info!(certificate = %t.certs.cert_path().display(), "serving HTTPS");
+            spawn_reload_on_sighup(t.certs.clone());
+            Some(t.certs.server_config(true)?)
+        }
+        None => None,
     };
-    if use_tls {
-        let (tls, cert) = crate::tls::server_config(&config.tls.cert, &config.tls.key, &data, &listen.ip().to_string())?;
-        tracing::info!(certificate = %cert.display(), "serving HTTPS");
-        serve_tls(listener, app, tls, shutdown).await;
-    } else {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
-    }
+    server.serve(listener, tls_config, app, shutdown_signal()).await;
     let _ = shutdown_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -192,34 +183,35 @@ fn announce(url: &str, first: Option<&crate::seed::Credential>, demo: &[crate::s
     let _ = std::io::stdout().flush();
 }
 
-async fn serve_tls(listener: tokio::net::TcpListener, app: axum::Router, tls: Arc<rustls::ServerConfig>, shutdown: impl std::future::Future<Output = ()>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
-            },
-            _ = &mut shutdown => return,
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req)
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
             }
-        });
-    }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: no new connections; open ones may finish");
+}
+
+/// Loads the certificate files again on SIGHUP (after a renewal), keeping the old
+/// certificate when the new files are broken.
+fn spawn_reload_on_sighup(certs: Arc<mamori_http::tls::CertStore>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match certs.reload() {
+                Ok(()) => tracing::info!(certificate = %certs.cert_path().display(), "TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use"),
+            }
+        }
+    });
 }

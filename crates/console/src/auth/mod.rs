@@ -63,9 +63,27 @@ pub fn session_cookie(secure: bool, token: &str, max_age_secs: i64) -> String {
     format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{}", if secure { "; Secure" } else { "" })
 }
 
-/// Returns the client address of a request (the connection's peer).
+/// Returns the client address of a request as the HTTP server resolved it: the
+/// connection's peer, or behind a trusted reverse proxy the address it reported.
 pub fn client_ip(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string())
+    parts.extensions.get::<mamori_http::ClientAddr>().map(|c| c.ip.to_string())
+}
+
+/// The client address of a request (see [`client_ip`]), as an extractor. A request
+/// that did not come through `mamori_http` has none and is refused with 500: that is
+/// a wiring fault, never a client's.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        parts
+            .extensions
+            .get::<mamori_http::ClientAddr>()
+            .map(|c| ClientIp(c.ip))
+            .ok_or_else(|| AppError::Internal("request without a client address (not served by mamori_http)".into()))
+    }
 }
 
 /// An authenticated request.

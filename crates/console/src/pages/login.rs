@@ -84,21 +84,21 @@ pub struct LoginForm {
 /// POST /login
 pub async fn submit(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    crate::auth::ClientIp(client): crate::auth::ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let ip = peer.ip().to_string();
+    let ip = client.to_string();
     let now = mamori_core::time::now_ms();
-    if !state.throttle.allowed(peer.ip(), now) {
+    if !state.throttle.allowed(client, now) {
         state.metrics.login("throttled");
         let mut r = throttled_page(lang, &f.username);
         *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
         return r;
     }
     let failed = || {
-        state.throttle.failed(peer.ip(), now);
+        state.throttle.failed(client, now);
         failed_page(lang, &f.username)
     };
     if f.username.len() > 64 || f.password.len() > 1024 {
@@ -327,7 +327,7 @@ pub async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Res
 /// POST /login/totp
 pub async fn totp_submit(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    crate::auth::ClientIp(client): crate::auth::ClientIp,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
@@ -336,9 +336,9 @@ pub async fn totp_submit(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let ip = peer.ip().to_string();
+    let ip = client.to_string();
     let now = mamori_core::time::now_ms();
-    if !state.throttle.allowed(peer.ip(), now) {
+    if !state.throttle.allowed(client, now) {
         let _ = state.store.delete_session(&session.id_hash).await;
         return throttled_page(lang, "");
     }
@@ -358,7 +358,7 @@ pub async fn totp_submit(
         None => false,
     };
     if !fresh {
-        state.throttle.failed(peer.ip(), now);
+        state.throttle.failed(client, now);
         state.metrics.login("failed");
         auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "wrong TOTP code").await;
         return totp_page(lang, &session.csrf, Some(lang.t("確認コードが正しくないか、使用済みです", "the code is wrong or was already used")));
@@ -431,7 +431,7 @@ pub async fn enroll_form(State(state): State<AppState>, headers: HeaderMap) -> R
 /// POST /login/enroll
 pub async fn enroll_submit(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    crate::auth::ClientIp(client): crate::auth::ClientIp,
     headers: HeaderMap,
     Form(f): Form<CodeForm>,
 ) -> Response {
@@ -451,13 +451,13 @@ pub async fn enroll_submit(
             Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")),
         );
     };
-    let (actor, scope) = own_change(&rec, peer.ip());
+    let (actor, scope) = own_change(&rec, client);
     if let Err(e) = state.store.set_totp(&scope, &actor, rec.user.id, Some(&secret), step).await {
         return super::error_page(lang, &e.into());
     }
     let _ = state.store.set_session_pending_totp(&session.id_hash, None).await;
     let rec = LoginRecord { totp_secret: Some(secret), ..rec };
-    advance(&state, &session, &rec, &peer.ip().to_string()).await
+    advance(&state, &session, &rec, &client.to_string()).await
 }
 
 /// The password change form.
@@ -497,7 +497,7 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) ->
 /// POST /login/password
 pub async fn password_submit(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    crate::auth::ClientIp(client): crate::auth::ClientIp,
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
@@ -520,12 +520,12 @@ pub async fn password_submit(
         Ok(h) => h,
         Err(e) => return super::error_page(lang, &e),
     };
-    let (actor, scope) = own_change(&rec, peer.ip());
+    let (actor, scope) = own_change(&rec, client);
     if let Err(e) = state.store.set_password(&scope, &actor, rec.user.id, &hash, false, Some(&session.id_hash)).await {
         return super::error_page(lang, &e.into());
     }
     let rec = LoginRecord { user: mamori_store::User { must_change_password: false, ..rec.user }, password_hash: hash, ..rec };
-    match finish(&state, &session, &rec, &peer.ip().to_string()).await {
+    match finish(&state, &session, &rec, &client.to_string()).await {
         Ok(()) => see_other("/"),
         Err(e) => super::error_page(lang, &e),
     }

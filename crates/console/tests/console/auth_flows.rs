@@ -176,7 +176,7 @@ async fn responses_carry_security_headers_and_metrics_count_them() {
 }
 
 fn from(ip: [u8; 4], req: axum::http::request::Builder) -> axum::http::request::Builder {
-    req.extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))))
+    req.extension(crate::support::client_addr(ip))
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use mamori_bus::{Bus, Registry};
@@ -132,8 +131,8 @@ impl Console {
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
         let mut req = req;
-        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
-            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        if req.extensions().get::<mamori_http::ClientAddr>().is_none() {
+            req.extensions_mut().insert(client_addr([127, 0, 0, 1]));
         }
         let res: Response<Body> = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
@@ -242,4 +241,10 @@ impl Console {
             other => other,
         }
     }
+}
+
+/// The client address the HTTP server would give a request from `ip`.
+pub fn client_addr(ip: [u8; 4]) -> mamori_http::ClientAddr {
+    let peer = SocketAddr::from((ip, 40000));
+    mamori_http::ClientAddr { ip: peer.ip(), peer, forwarded: false }
 }

@@ -1,0 +1,203 @@
+//! What a connection's watchdog knows: requests in flight, when the last one ended, when
+//! the bytes of the next request head began to arrive, and whether writes are blocked.
+//! [`Tracked`] (the socket) and [`RequestGuard`] (one per request, held until its
+//! response has been sent) keep it up to date; the server's per-connection loop reads it
+//! to enforce the header, idle and write timeouts.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// Shared between the socket, the requests and the watchdog of one connection. Times are
+/// milliseconds since `epoch` plus one, so zero means "not set".
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    epoch: Instant,
+    /// Requests whose response has not been sent in full yet.
+    active: AtomicUsize,
+    /// Requests handed to the application on this connection.
+    requests: AtomicU64,
+    /// When `active` last fell to zero (or the connection opened).
+    last_done: AtomicU64,
+    /// When the first byte arrived while no request was in flight (HTTP/1 only: the
+    /// start of the next request head).
+    head_started: AtomicU64,
+    /// Since when a write has been waiting for the client to read.
+    write_blocked: AtomicU64,
+    /// HTTP/1: bytes that arrive between requests start a request head.
+    pub(crate) watch_heads: std::sync::atomic::AtomicBool,
+    /// Wakes the watchdog when a deadline may have moved closer.
+    pub(crate) changed: Notify,
+}
+
+impl ConnState {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            active: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_done: AtomicU64::new(1),
+            head_started: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
+            watch_heads: std::sync::atomic::AtomicBool::new(true),
+            changed: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn at(&self, stamp: u64) -> Option<Instant> {
+        (stamp != 0).then(|| self.epoch + Duration::from_millis(stamp - 1))
+    }
+
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// When the last request ended, if none is in flight.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        if self.active() > 0 { None } else { self.at(self.last_done.load(Ordering::Acquire)) }
+    }
+
+    /// When the head of the next request began to arrive, if it is still arriving.
+    pub(crate) fn head_started(&self) -> Option<Instant> {
+        if self.active() > 0 { None } else { self.at(self.head_started.load(Ordering::Acquire)) }
+    }
+
+    pub(crate) fn write_blocked_since(&self) -> Option<Instant> {
+        self.at(self.write_blocked.load(Ordering::Acquire))
+    }
+
+    fn on_read(&self) {
+        if self.watch_heads.load(Ordering::Relaxed)
+            && self.active() == 0
+            && self.head_started.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            self.changed.notify_one();
+        }
+    }
+
+    fn on_write(&self, blocked: bool) {
+        if blocked {
+            if self.write_blocked.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                self.changed.notify_one();
+            }
+        } else if self.write_blocked.load(Ordering::Relaxed) != 0 {
+            self.write_blocked.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Holds one request's place until its response has been sent or dropped.
+#[derive(Debug)]
+pub(crate) struct RequestGuard(Arc<ConnState>);
+
+impl RequestGuard {
+    pub(crate) fn new(state: Arc<ConnState>) -> Self {
+        state.active.fetch_add(1, Ordering::AcqRel);
+        state.requests.fetch_add(1, Ordering::AcqRel);
+        state.head_started.store(0, Ordering::Release);
+        Self(state)
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.last_done.store(s.now(), Ordering::Release);
+        if s.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            s.head_started.store(0, Ordering::Release);
+            s.changed.notify_one();
+        }
+    }
+}
+
+/// The socket of a connection, reporting reads and blocked writes to its state.
+#[derive(Debug)]
+pub(crate) struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S> Tracked<S> {
+    pub(crate) fn new(inner: S, state: Arc<ConnState>) -> Self {
+        Self { inner, state }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.on_read();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.state.on_write(r.is_pending());
+        r
+    }
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.state.on_write(r.is_pending());
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.state.on_write(r.is_pending());
+        r
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_clears_the_head_and_its_end_starts_the_idle_time() {
+        let s = ConnState::new();
+        assert!(s.idle_since().is_some(), "a new connection is idle from its start");
+        s.on_read();
+        assert!(s.head_started().is_some());
+        let g = RequestGuard::new(s.clone());
+        assert_eq!(s.requests(), 1);
+        assert!(s.head_started().is_none() && s.idle_since().is_none());
+        s.on_read();
+        assert!(s.head_started().is_none(), "bytes during a request start no head");
+        drop(g);
+        assert!(s.idle_since().is_some() && s.head_started().is_none());
+        s.on_write(true);
+        let blocked = s.write_blocked_since();
+        assert!(blocked.is_some());
+        s.on_write(true);
+        assert_eq!(s.write_blocked_since(), blocked, "the first block counts");
+        s.on_write(false);
+        assert!(s.write_blocked_since().is_none());
+    }
+}
