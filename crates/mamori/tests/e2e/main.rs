@@ -1,0 +1,12 @@
+//! End-to-end: the real `mamori` binary, started as an operator would start it.
+//!
+//! - `basics`: first start, the demo and `--no-demo`, admin commands, config checks,
+//!   signals, component-only nodes, PostgreSQL.
+//! - `https`: HTTPS on all addresses with the self-signed certificate, on PostgreSQL,
+//!   with a login and a remote probe; a configured certificate renewed on SIGHUP.
+//! - `hardening`: slowloris and connection floods against the real binary.
+
+mod basics;
+mod hardening;
+mod https;
+mod support;
