@@ -15,14 +15,21 @@
 //   5. a wrong password shows the Japanese error; /lang/en switches the login page
 // Screenshots go to ./screenshots/ (git-ignored).
 //
+// With MAMORI_BROWSER_TLS=1 the same scenario runs over HTTPS as a real installation
+// serves it: `--listen 0.0.0.0:PORT` (not loopback, so HTTPS only) with the self-signed
+// certificate the server makes. Chromium trusts exactly that certificate (its public
+// key pinned with --ignore-certificate-errors-spki-list) and negotiates HTTP/2; the
+// test's own health check verifies it as a CA.
+//
 // Env: MAMORI_BIN (default ../../target/debug/mamori from this file), CHROMIUM
-// (default /usr/bin/chromium).
+// (default /usr/bin/chromium), MAMORI_BROWSER_TLS (1: HTTPS).
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, createHmac, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,7 +40,8 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const MAMORI_BIN = resolve(process.env.MAMORI_BIN || join(here, '../../target/debug/mamori'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = join(here, 'screenshots');
+const TLS = process.env.MAMORI_BROWSER_TLS === '1';
+const SHOTS = join(here, TLS ? 'screenshots-https' : 'screenshots');
 
 // Test data. The code's check digit: 3·6+9·5+3·4+4·3+1·2 = 89, 89 mod 11 = 1, (11−1) mod 10 = 0.
 const NEW_TENANT = { five: '39341', name: '緑川町', kana: 'ミドリカワチョウ', kind: 'town', range: '10.39.40.0/24' };
@@ -103,7 +111,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts `mamori serve` and resolves once the admin's one-time password was printed. */
 async function startServer(dataDir, port) {
-  const child = spawn(MAMORI_BIN, ['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], {
+  const listen = TLS ? `0.0.0.0:${port}` : `127.0.0.1:${port}`;
+  const child = spawn(MAMORI_BIN, ['serve', '--data', dataDir, '--listen', listen], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
@@ -127,16 +136,26 @@ async function startServer(dataDir, port) {
   }
 }
 
-async function waitHealthy(base) {
+/** GET over HTTPS verifying the server against `ca` (PEM); resolves to the status. */
+function httpsStatus(url, ca) {
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(url, { ca, timeout: 10_000 }, (res) => { res.resume(); res.on('end', () => ok(res.statusCode)); });
+    req.on('error', fail);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+async function waitHealthy(base, ca) {
   const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`${base}/healthz`);
-      if (r.status === 200) return;
-      last = `status ${r.status}`;
+      const status = ca ? await httpsStatus(`${base}/healthz`, ca) : (await fetch(`${base}/healthz`)).status;
+      if (status === 200) return;
+      last = `status ${status}`;
     } catch (e) {
-      last = String(e.cause?.code || e.message);
+      last = String(e.cause?.code || e.code || e.message);
     }
     await sleep(200);
   }
@@ -277,18 +296,28 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
       const dataDir = join(tmp, `data-${attempt}`); // must not exist: a fresh dir is seeded
       try {
         server = await startServer(dataDir, port);
-        base = `http://127.0.0.1:${port}`;
+        server.dataDir = dataDir;
+        base = `${TLS ? 'https' : 'http'}://127.0.0.1:${port}`;
         break;
       } catch (e) {
         if (attempt >= 3 || !/Address already in use|cannot listen/.test(String(e.message))) throw e;
       }
     }
-    await waitHealthy(base);
+    const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+    if (TLS) {
+      // The self-signed certificate exists once the server announced itself.
+      const pem = readFileSync(join(server.dataDir, 'tls', 'console.crt'), 'utf8');
+      await waitHealthy(base, pem);
+      const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+      args.push(`--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`);
+    } else {
+      await waitHealthy(base);
+    }
     // launchPersistentContext = chromium.launch with our own fresh user-data dir
     // (playwright refuses --user-data-dir in launch()'s args).
     context = await chromium.launchPersistentContext(join(tmp, 'chromium-profile'), {
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args,
       viewport: { width: 1366, height: 768 },
       locale: 'ja-JP',
       timeZoneId: 'Asia/Tokyo',
@@ -376,6 +405,24 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(r.status(), 200, `POST /login with Origin: ${origin} → ${r.status()}: ${text.replace(/\s+/g, ' ')}`);
     assert.match(await page.locator('[role=alert]').innerText(), /ログイン名またはパスワードが違うか/);
   });
+
+  if (TLS) {
+    step('HTTPS: the console comes over HTTP/2 with the pinned certificate, HSTS and a __Host- session cookie', async () => {
+      const r = await page.goto(`${base}/login`);
+      assert.equal(r.status(), 200);
+      const tls = await r.securityDetails();
+      assert.ok(tls, 'a TLS connection');
+      assert.match(tls.protocol, /^TLS 1\.[23]$/);
+      assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol), 'h2');
+      assert.match((await r.allHeaders())['strict-transport-security'] ?? '', /max-age=\d+/);
+      await login(page, base, 'admin', server.adminPassword);
+      const session = (await context.cookies(base)).find((c) => c.name === '__Host-mamori_session');
+      assert.ok(session, 'the session cookie has the __Host- prefix');
+      assert.ok(session.secure && session.httpOnly && session.sameSite === 'Strict', JSON.stringify(session));
+      // Back to a clean start for the scenario.
+      await context.clearCookies();
+    });
+  }
 
   step('admin first login: TOTP enrollment, password change, dashboard', async () => {
     await login(page, base, 'admin', server.adminPassword);

@@ -33,4 +33,9 @@ fi
 
 cd "$here"
 npm ci --no-audit --no-fund
-node --test console.test.mjs
+# The scenario twice: loopback HTTP (the demo), then HTTPS on all addresses with the
+# self-signed certificate, as a real installation serves it.
+echo "run.sh: over HTTP on loopback" >&2
+MAMORI_BROWSER_TLS=0 node --test console.test.mjs
+echo "run.sh: over HTTPS (0.0.0.0, self-signed certificate, HTTP/2)" >&2
+MAMORI_BROWSER_TLS=1 node --test console.test.mjs
