@@ -39,7 +39,7 @@ pub struct ConnectionInfo {
     /// Whether the connection is TLS.
     pub tls: bool,
     /// The server name the client asked for in TLS (SNI).
-    pub server_name: Option<String>,
+    pub server_name: Option<std::sync::Arc<str>>,
     /// Whether the connection speaks HTTP/2.
     pub http2: bool,
 }
@@ -209,8 +209,8 @@ mod tests {
             ("127.0.0.1:5000", &["198.51.100.1, 203.0.113.7"], "203.0.113.7", true), // spoofed left part ignored
             ("127.0.0.1:5000", &["198.51.100.1, 203.0.113.7, 10.0.0.5"], "203.0.113.7", true), // a chain of trusted proxies
             ("127.0.0.1:5000", &["198.51.100.1", "203.0.113.7, 10.0.0.5"], "203.0.113.7", true), // several fields are one list
-            ("127.0.0.1:5000", &["10.0.0.7, 10.0.0.5"], "10.0.0.7", true), // all trusted: the leftmost
-            ("127.0.0.1:5000", &["garbage, 10.0.0.5"], "10.0.0.5", true),  // garbage ends the walk at the last good hop
+            ("127.0.0.1:5000", &["10.0.0.7, 10.0.0.5"], "10.0.0.7", true),           // all trusted: the leftmost
+            ("127.0.0.1:5000", &["garbage, 10.0.0.5"], "10.0.0.5", true),            // garbage ends the walk at the last good hop
             ("127.0.0.1:5000", &["203.0.113.7:4711"], "203.0.113.7", true),
             ("127.0.0.1:5000", &["[2001:db8::7]:4711"], "2001:db8::7", true),
             ("127.0.0.1:5000", &["2001:db8::7"], "2001:db8::7", true),

@@ -84,10 +84,7 @@ impl HttpConfig {
         range("http2_max_concurrent_streams", u64::from(self.http2_max_concurrent_streams), 1, 10_000);
         range("shutdown_grace_secs", self.shutdown_grace_secs, 0, 600);
         if self.max_connections_per_client > self.max_connections {
-            problems.push(format!(
-                "max_connections_per_client: {} is more than max_connections ({})",
-                self.max_connections_per_client, self.max_connections
-            ));
+            problems.push(format!("max_connections_per_client: {} is more than max_connections ({})", self.max_connections_per_client, self.max_connections));
         }
         for net in &self.trusted_proxies {
             if net.prefix_len() == 0 {

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 /// Shared between the socket, the requests and the watchdog of one connection. Times are
 /// milliseconds since `epoch` plus one, so zero means "not set".
@@ -31,8 +30,6 @@ pub(crate) struct ConnState {
     write_blocked: AtomicU64,
     /// HTTP/1: bytes that arrive between requests start a request head.
     pub(crate) watch_heads: std::sync::atomic::AtomicBool,
-    /// Wakes the watchdog when a deadline may have moved closer.
-    pub(crate) changed: Notify,
 }
 
 impl ConnState {
@@ -45,7 +42,6 @@ impl ConnState {
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
             watch_heads: std::sync::atomic::AtomicBool::new(true),
-            changed: Notify::new(),
         })
     }
 
@@ -83,19 +79,25 @@ impl ConnState {
         self.at(self.write_blocked.load(Ordering::Acquire))
     }
 
+    // Neither the socket nor the requests wake the watchdog: on the hot path that would
+    // be a task wake-up per request. The watchdog instead never sleeps longer than the
+    // timeout of a deadline that could start meanwhile (see `Inner::drive`), and arms
+    // the exact deadline at its next look.
+
+    pub(crate) fn watching_heads(&self) -> bool {
+        self.watch_heads.load(Ordering::Relaxed)
+    }
+
     fn on_read(&self) {
-        if self.watch_heads.load(Ordering::Relaxed)
-            && self.active() == 0
-            && self.head_started.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        {
-            self.changed.notify_one();
+        if self.watching_heads() && self.active() == 0 && self.head_started.load(Ordering::Relaxed) == 0 {
+            let _ = self.head_started.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
     fn on_write(&self, blocked: bool) {
         if blocked {
-            if self.write_blocked.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                self.changed.notify_one();
+            if self.write_blocked.load(Ordering::Relaxed) == 0 {
+                let _ = self.write_blocked.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed);
             }
         } else if self.write_blocked.load(Ordering::Relaxed) != 0 {
             self.write_blocked.store(0, Ordering::Release);
@@ -122,7 +124,6 @@ impl Drop for RequestGuard {
         s.last_done.store(s.now(), Ordering::Release);
         if s.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             s.head_started.store(0, Ordering::Release);
-            s.changed.notify_one();
         }
     }
 }
@@ -166,8 +167,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         self.inner.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Only written bytes count as progress: a socket's flush is ready at once even
+        // while the client reads nothing.
         let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.state.on_write(r.is_pending());
+        if r.is_pending() {
+            self.state.on_write(true);
+        }
         r
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -261,7 +261,7 @@ impl Inner {
                 };
                 let (_, session) = stream.get_ref();
                 info.http2 = session.alpn_protocol() == Some(b"h2");
-                info.server_name = session.server_name().map(str::to_owned);
+                info.server_name = session.server_name().map(Arc::from);
                 let builder = if info.http2 { &self.h2 } else { &self.h1 };
                 self.drive(builder, stream, state, info, service, drain).await;
             }
@@ -270,8 +270,15 @@ impl Inner {
     }
 
     /// Runs hyper on one connection beside its watchdog.
-    async fn drive<I, S, B>(&self, builder: &auto::Builder<TokioExecutor>, io: I, state: Arc<ConnState>, info: ConnectionInfo, service: S, mut drain: watch::Receiver<bool>)
-    where
+    async fn drive<I, S, B>(
+        &self,
+        builder: &auto::Builder<TokioExecutor>,
+        io: I,
+        state: Arc<ConnState>,
+        info: ConnectionInfo,
+        service: S,
+        mut drain: watch::Receiver<bool>,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -305,7 +312,7 @@ impl Inner {
                     parts.headers.insert(http::header::HOST, v);
                 }
                 let client: ClientAddr = proxies.resolve(info.peer, &parts.headers);
-                let mut conn_info = info.clone();
+                let mut conn_info = info.clone(); // the server name is shared, not copied
                 conn_info.http2 = is_h2;
                 parts.extensions.insert(client);
                 parts.extensions.insert(conn_info);
@@ -369,6 +376,15 @@ impl Inner {
             if let Some(at) = closing {
                 consider(at, Due::Close);
             }
+            // Deadlines that may start while we sleep: look again within their timeout.
+            if state.watching_heads() && state.requests() > 0 && state.active() == 0 && state.head_started().is_none() {
+                next = next.min(now + limits.header_read_timeout);
+            }
+            // (Any time: hyper may drop a response body before its last bytes are written,
+            // so a blocked write can start with no request in flight.)
+            if state.write_blocked_since().is_none() {
+                next = next.min(now + limits.write_timeout);
+            }
             match due {
                 Some(Due::HeaderTimeout) => {
                     ServerStats::add(&self.stats.header_timeouts);
@@ -398,7 +414,6 @@ impl Inner {
                     return;
                 }
                 _ = sleep_until(next.into()) => {}
-                _ = state.changed.notified() => {}
                 changed = drain.changed(), if !draining => {
                     draining = true;
                     if changed.is_ok() {

@@ -169,4 +169,3 @@ fn postgres_is_a_drop_in_config_store() {
     assert_eq!(code, 0);
     assert!(out.contains("sakuragawa-admin"), "{out}");
 }
-

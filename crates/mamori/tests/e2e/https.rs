@@ -20,7 +20,9 @@ fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::monit
             .create_tenant(
                 &scope,
                 &Actor::system(),
-                NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() }.check().unwrap(),
+                NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() }
+                    .check()
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -59,7 +61,14 @@ fn wait_state(db_url: &str, monitor: mamori_core::monitor::MonitorId, status: &s
 
 /// Runs `mamori probe` against `server_url` until the monitor was seen UP and then, with
 /// its target gone, DOWN through the probe.
-fn probe_round_trip(server_url: &str, ca_file: Option<&Path>, db_url: &str, token: &str, monitor: mamori_core::monitor::MonitorId, target: std::net::TcpListener) {
+fn probe_round_trip(
+    server_url: &str,
+    ca_file: Option<&Path>,
+    db_url: &str,
+    token: &str,
+    monitor: mamori_core::monitor::MonitorId,
+    target: std::net::TcpListener,
+) {
     let mut cmd = Command::new(BIN);
     cmd.args(["probe", "--server", server_url, "--token", token, "--refresh-secs", "5"]).env("MAMORI_LOG", "warn");
     if let Some(ca) = ca_file {
@@ -78,6 +87,38 @@ fn hex_sha256(s: &str) -> String {
     // The console keeps the SHA-256 (hex) of a probe token.
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// Makes a municipal user of 札幌市 with the CLI, before the first start; returns its
+/// one-time password.
+fn create_clerk(data: &Path, db_url: &str) -> String {
+    let (code, out) = mamori(data, &["--database-url", db_url, "user", "create", "--username", "sapporo-clerk", "--role", "tenant_user", "--tenant", "011002"]);
+    assert_eq!(code, 0, "{out}");
+    out.lines().find_map(|l| l.strip_prefix("one-time password: ")).unwrap().trim().to_string()
+}
+
+/// Logs `sapporo-clerk` in over HTTPS: password, the forced change, the dashboard, with a
+/// `__Host-` secure session cookie.
+fn log_in_over_https(server: &Server, one_time: &str) {
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, head, _) = server.http("POST", "/login", &form, &format!("username=sapporo-clerk&password={one_time}"));
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /login/password"), "{head}");
+    let session = cookie(&head, "__Host-mamori_session").expect("a __Host- session cookie under TLS");
+    assert!(session.contains("Secure") && session.contains("HttpOnly"), "{session}");
+    let session = session.split(';').next().unwrap().to_string();
+    let (status, _, page) = server.http("GET", "/login/password", &[("Cookie", &session)], "");
+    assert_eq!(status, 200);
+    let csrf = csrf_field(&page);
+    let new_pw = "Tokei-dai-2026-Yuki";
+    let (status, head, _) =
+        server.http("POST", "/login/password", &[form[0], ("Cookie", &session)], &format!("csrf={csrf}&password={new_pw}&confirm={new_pw}"));
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /\r") || head.ends_with("location: /"), "{head}");
+    let session = cookie(&head, "__Host-mamori_session").map(|c| c.split(';').next().unwrap().to_string()).unwrap_or(session);
+    let (status, _, page) = server.http("GET", "/", &[("Cookie", &session)], "");
+    assert_eq!(status, 200);
+    assert!(page.contains("札幌市"), "the dashboard of the user's municipality");
 }
 
 /// A remote probe (`mamori probe`, a second process) fetches its assignment from the
@@ -122,12 +163,10 @@ fn https_on_all_addresses_with_the_self_signed_certificate_login_and_probe() {
     let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let token = "mmp_e2e-https-probe-0123456789";
     let monitor = seed_probe(&db_url, token, target.local_addr().unwrap().port());
-    // A municipal user, made with the CLI before the first start.
-    let (code, out) = mamori(&data, &["--database-url", &db_url, "user", "create", "--username", "sapporo-clerk", "--role", "tenant_user", "--tenant", "011002"]);
-    assert_eq!(code, 0, "{out}");
-    let one_time = out.lines().find_map(|l| l.strip_prefix("one-time password: ")).unwrap().trim().to_string();
+    let one_time = create_clerk(&data, &db_url);
 
-    let server = start_with(&data, Opts { args: &["--no-demo"], listen_ip: "0.0.0.0", config: Some(&config), database_url: Some(&db_url), ..Default::default() });
+    let server =
+        start_with(&data, Opts { args: &["--no-demo"], listen_ip: "0.0.0.0", config: Some(&config), database_url: Some(&db_url), ..Default::default() });
     let banner = server.stdout.join("\n");
     assert!(banner.contains(&format!("https://localhost:{}/", server.port)), "{banner}");
     assert!(!data.join("mamori.db").exists(), "PostgreSQL only");
@@ -138,30 +177,7 @@ fn https_on_all_addresses_with_the_self_signed_certificate_login_and_probe() {
     assert!(body.contains("\"ok\""), "{body}");
     assert!(head.to_ascii_lowercase().contains("strict-transport-security"), "{head}");
 
-    // Log in over HTTPS: password, then the forced change, then the dashboard.
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let (status, head, _) = server.http("POST", "/login", &form, &format!("username=sapporo-clerk&password={one_time}"));
-    assert_eq!(status, 303, "{head}");
-    assert!(head.contains("location: /login/password"), "{head}");
-    let session = cookie(&head, "__Host-mamori_session").expect("a __Host- session cookie under TLS");
-    assert!(session.contains("Secure") && session.contains("HttpOnly"), "{session}");
-    let session = session.split(';').next().unwrap().to_string();
-    let (status, _, page) = server.http("GET", "/login/password", &[("Cookie", &session)], "");
-    assert_eq!(status, 200);
-    let csrf = csrf_field(&page);
-    let new_pw = "Tokei-dai-2026-Yuki";
-    let (status, head, _) = server.http(
-        "POST",
-        "/login/password",
-        &[form[0], ("Cookie", &session)],
-        &format!("csrf={csrf}&password={new_pw}&confirm={new_pw}"),
-    );
-    assert_eq!(status, 303, "{head}");
-    assert!(head.contains("location: /\r") || head.ends_with("location: /"), "{head}");
-    let session = cookie(&head, "__Host-mamori_session").map(|c| c.split(';').next().unwrap().to_string()).unwrap_or(session);
-    let (status, _, page) = server.http("GET", "/", &[("Cookie", &session)], "");
-    assert_eq!(status, 200);
-    assert!(page.contains("札幌市"), "the dashboard of the user's municipality");
+    log_in_over_https(&server, &one_time);
 
     // Silent connections (no TLS handshake at all) are closed at the header timeout.
     let started = Instant::now();
@@ -210,13 +226,20 @@ impl Pki {
     }
 }
 
-/// A configured certificate from the operator's CA is served (on loopback too, since
-/// one is configured), verified by name against that CA alone; a renewed certificate is
-/// taken up on SIGHUP without a restart, and broken files on SIGHUP keep the old one.
+/// A configured certificate from the operator's CA, on all addresses: verified by name
+/// against that CA alone, a login and a remote probe trusting only that CA; a renewed
+/// certificate is taken up on SIGHUP without a restart, and broken files on SIGHUP keep
+/// the old one.
 #[test]
 fn a_configured_certificate_is_served_and_renewed_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db_url = format!("sqlite://{}", data.join("mamori.db").display());
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let token = "mmp_e2e-configured-cert-0123456789";
+    let monitor = seed_probe(&db_url, token, target.local_addr().unwrap().port());
+    let one_time = create_clerk(&data, &db_url);
     let (cert, key, ca) = (dir.path().join("console.pem"), dir.path().join("console.key"), dir.path().join("ca.pem"));
     let pki = Pki::new();
     std::fs::write(&ca, pki.ca.pem()).unwrap();
@@ -224,11 +247,22 @@ fn a_configured_certificate_is_served_and_renewed_on_sighup() {
     let first = pki.leaf(&names, &cert, &key);
     let config = dir.path().join("mamori.toml");
     std::fs::write(&config, format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display())).unwrap();
-    let server =
-        start_with(&data, Opts { args: &["--no-demo"], config: Some(&config), ca: Some(ca.clone()), server_name: "mamori.pref.example.lg.jp", ..Default::default() });
-    assert!(server.stdout.join("\n").contains("https://127.0.0.1:"), "{:?}", server.stdout);
+    let server = start_with(
+        &data,
+        Opts {
+            args: &["--no-demo"],
+            listen_ip: "0.0.0.0",
+            config: Some(&config),
+            ca: Some(ca.clone()),
+            server_name: "mamori.pref.example.lg.jp",
+            ..Default::default()
+        },
+    );
+    assert!(server.stdout.join("\n").contains("https://localhost:"), "{:?}", server.stdout);
     assert!(!data.join("tls").exists(), "no self-signed certificate is made when one is configured");
     assert_eq!(server.client.peer_certificate(), first);
+    log_in_over_https(&server, &one_time);
+    probe_round_trip(&format!("https://127.0.0.1:{}", server.port), Some(&ca), &db_url, token, monitor, target);
 
     // Renewal: new files, then SIGHUP.
     let second = pki.leaf(&names, &cert, &key);
@@ -260,7 +294,16 @@ fn a_missing_certificate_is_a_clear_startup_error() {
     std::fs::write(&config, "[tls]\ncert = \"/nonexistent/console.pem\"\nkey = \"/nonexistent/console.key\"\n").unwrap();
     let port = free_port();
     let out = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--data", dir.path().join("data").to_str().unwrap(), "serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            dir.path().join("data").to_str().unwrap(),
+            "serve",
+            "--no-demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("MAMORI_LOG", "warn")
         .output()
         .unwrap();

@@ -75,7 +75,8 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
     if let Some(u) = opts.database_url {
         cmd.args(["--database-url", u]);
     }
-    let mut child = cmd.args(["serve", "--listen", &listen]).args(opts.args).env("MAMORI_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child =
+        cmd.args(["serve", "--listen", &listen]).args(opts.args).env("MAMORI_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     // Read stdout until the console line appears, keeping what was printed.
     let mut lines = Vec::new();
     let out = child.stdout.take().unwrap();
