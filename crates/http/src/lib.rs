@@ -17,9 +17,12 @@
 //! - counters for `/metrics` ([`ServerStats`]);
 //! - TLS certificates from PEM files or self-signed, reloadable ([`tls::CertStore`]).
 //!
+//! Connections that hyper upgrades (CONNECT tunnels, WebSocket) leave the server's
+//! accounting and timeouts when they are handed over: their owner times them.
+//!
+//! Any tower service of `Request<RequestBody>` can be served (an axum `Router` is one):
+//!
 //! ```no_run
-//! # async fn run(app: axum_like::Router) {}
-//! # mod axum_like { pub struct Router; }
 //! use mamori_http::{HttpConfig, HttpServer};
 //! # async fn example<S, B>(service: S) where
 //! #   S: tower::Service<http::Request<mamori_http::RequestBody>, Response = http::Response<B>> + Clone + Send + 'static,

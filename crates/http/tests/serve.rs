@@ -502,3 +502,64 @@ async fn shutdown_closes_what_is_left_after_the_grace_period() {
     assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
     assert!(closed_within(&mut s, Duration::from_secs(5)).await);
 }
+
+/// HTTP/2 by prior knowledge that stops after the preface is cut off at the header
+/// timeout like any other silent connection.
+#[tokio::test]
+async fn an_http2_preface_without_a_request_is_closed_at_the_header_timeout() {
+    let (l, c) = limits(|c| c.header_read_timeout_secs = 1);
+    let r = start(l, &c, None).await;
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    // An empty SETTINGS frame, then nothing.
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(4)).await);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+/// Garbage of every kind (random bytes, broken request lines, a truncated HTTP/2
+/// preface, lone CRLFs, huge chunk sizes): each connection ends with an error answer or
+/// a close, and the server goes on answering.
+#[tokio::test]
+async fn garbage_on_the_wire_never_takes_the_server_down() {
+    let (l, c) = limits(|c| c.header_read_timeout_secs = 2);
+    let r = start(l, &c, None).await;
+    let mut inputs: Vec<Vec<u8>> = vec![
+        b"\r\n\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(),
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n".to_vec(),
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+        b"GET /\x00\x01 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: \xff\xfe\r\n\r\n".to_vec(),
+    ];
+    // And random bytes from a fixed seed (xorshift), some behind a valid request line.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..200 {
+        let mut bytes = if i % 2 == 0 { b"GET / HTTP/1.1\r\n".to_vec() } else { Vec::new() };
+        for _ in 0..(seed % 600) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            bytes.push((seed >> 24) as u8);
+        }
+        inputs.push(bytes);
+    }
+    for input in &inputs {
+        let mut s = TcpStream::connect(r.addr).await.unwrap();
+        let _ = s.write_all(input).await;
+        let _ = s.shutdown().await;
+        let mut out = Vec::new();
+        let answered = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        assert!(answered.is_ok(), "the server neither answered nor closed: {:?}", String::from_utf8_lossy(input));
+        let (code, _) = parse(&out);
+        assert!(code == 0 || code >= 400 || input.starts_with(b"GET / HTTP/1.1\r\n"), "{code} for {:?}", String::from_utf8_lossy(input));
+    }
+    assert_eq!(get(r.addr, "/healthz", "").await, (200, "ok".into()));
+    assert_eq!(r.server.stats().snapshot().handler_panics, 0);
+}
