@@ -25,7 +25,7 @@ fn main() {
             serve_bare(listener, tls).await;
         } else {
             // The load generator is one client.
-            let config = mamori_http::HttpConfig { max_connections_per_client: 10_000, ..Default::default() };
+            let config = mamori_http::HttpConfig { max_connections: 30_000, max_connections_per_client: 30_000, ..Default::default() };
             let server = mamori_http::HttpServer::new(config.limits(), config.trusted_proxies());
             let svc = tower::service_fn(|_req: Request<mamori_http::RequestBody>| async { Ok::<_, Infallible>(ok()) });
             server.serve(listener, tls, svc, std::future::pending::<()>()).await;
