@@ -5,8 +5,10 @@
 //! - `https`: HTTPS on all addresses with the self-signed certificate, on PostgreSQL,
 //!   with a login and a remote probe; a configured certificate renewed on SIGHUP.
 //! - `hardening`: slowloris and connection floods against the real binary.
+//! - `proxy`: behind a real nginx reverse proxy, client addresses from `X-Forwarded-For`.
 
 mod basics;
 mod hardening;
 mod https;
+mod proxy;
 mod support;
