@@ -144,7 +144,8 @@ impl Metrics {
 /// token (or session) of an operator role, since counts by status and login results are
 /// operational information.
 pub async fn render(State(state): State<AppState>, parts: axum::http::request::Parts) -> Response {
-    let local = parts.extensions.get::<mamori_http::ClientAddr>().is_some_and(|c| c.ip.is_loopback());
+    // A request relayed by a trusted proxy that named no client is not taken for a local one.
+    let local = parts.extensions.get::<mamori_http::ClientAddr>().is_some_and(|c| c.is_local());
     if !local {
         match crate::auth::authenticate(&state, &parts).await {
             Ok(a) if a.principal.role.is_operator() => {}

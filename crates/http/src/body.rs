@@ -119,7 +119,13 @@ where
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into)))
+        let this = self.project();
+        this.guard.asked();
+        let frame = this.inner.poll_frame(cx);
+        if matches!(frame, Poll::Ready(Some(Ok(_)))) {
+            this.guard.gave();
+        }
+        frame.map(|f| f.map(|r| r.map_err(Into::into)))
     }
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()

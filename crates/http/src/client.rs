@@ -27,6 +27,18 @@ pub struct ClientAddr {
     pub peer: SocketAddr,
     /// Whether `ip` came from a trusted proxy's header.
     pub forwarded: bool,
+    /// Whether the TCP peer is a trusted proxy. With `forwarded` false this means the
+    /// proxy named no usable client (no header, `unknown`, garbage): `ip` is then the
+    /// proxy's own address, which must not be taken for a local client.
+    pub via_proxy: bool,
+}
+
+impl ClientAddr {
+    /// Returns whether the request comes from this host itself: a loopback address,
+    /// either as the TCP peer with no proxy in between or as a trusted proxy reported it.
+    pub fn is_local(&self) -> bool {
+        self.ip.is_loopback() && (self.forwarded || !self.via_proxy)
+    }
 }
 
 /// The connection a request came on, put in every request's extensions by the server.
@@ -72,8 +84,11 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    /// Trusts `nets` to report the client in `header`.
+    /// Trusts `nets` to report the client in `header`. IPv4-mapped IPv6 networks
+    /// (`::ffff:10.0.0.0/104`) are taken as the IPv4 networks they map, since addresses
+    /// are compared in their canonical form.
     pub fn new(nets: Vec<IpNet>, header: ClientAddressHeader) -> Self {
+        let nets = nets.into_iter().map(canonical_net).collect();
         Self { nets, header }
     }
 
@@ -89,38 +104,58 @@ impl TrustedProxies {
     }
 
     /// Returns the client of a request from `peer` with `headers`.
+    ///
+    /// The list is read from its right end, where the proxy that connected to us wrote:
+    /// fields last to first, each split from the right, and the byte and hop budgets
+    /// count from the right too, so nothing a client puts in front (an oversized value,
+    /// bytes that are not text) can hide the entries the proxies wrote.
     pub fn resolve(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientAddr {
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let direct = ClientAddr { ip: peer.ip(), peer, forwarded: false };
         if !self.trusts(peer.ip()) {
-            return direct;
+            return ClientAddr { ip: peer.ip(), peer, forwarded: false, via_proxy: false };
         }
-        // All fields of the header, in order, form one list (RFC 9110 §5.3).
-        let mut entries: Vec<&str> = Vec::new();
-        let mut seen = 0usize;
-        for value in headers.get_all(self.header.name()) {
-            seen += value.len();
-            if seen > MAX_HEADER_BYTES {
-                break;
-            }
-            let Ok(text) = value.to_str() else { break };
-            entries.extend(text.split(',').map(str::trim).filter(|e| !e.is_empty()));
-        }
-        let mut client = direct;
-        for entry in entries.iter().rev().take(MAX_HOPS) {
-            let parsed = match self.header {
-                ClientAddressHeader::XForwardedFor => parse_node(entry),
-                ClientAddressHeader::Forwarded => forwarded_for(entry).and_then(parse_node),
-            };
-            // Garbage or an obfuscated/unknown node: the last hop we could follow stands.
-            let Some(ip) = parsed else { break };
-            client = ClientAddr { ip, peer, forwarded: true };
-            if !self.trusts(ip) {
-                break;
+        let mut client = ClientAddr { ip: peer.ip(), peer, forwarded: false, via_proxy: true };
+        let mut budget = MAX_HEADER_BYTES;
+        let mut hops = 0usize;
+        let values: Vec<&http::HeaderValue> = headers.get_all(self.header.name()).iter().collect();
+        for value in values.iter().rev() {
+            for entry in value.as_bytes().rsplit(|b| *b == b',') {
+                if entry.len() > budget || hops >= MAX_HOPS {
+                    return client;
+                }
+                budget -= entry.len();
+                let Ok(text) = std::str::from_utf8(entry) else { return client };
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                hops += 1;
+                let parsed = match self.header {
+                    ClientAddressHeader::XForwardedFor => parse_node(text),
+                    ClientAddressHeader::Forwarded => forwarded_for(text).and_then(parse_node),
+                };
+                // Garbage or an obfuscated/unknown node: the last hop we could follow stands.
+                let Some(ip) = parsed else { return client };
+                client = ClientAddr { ip, peer, forwarded: true, via_proxy: true };
+                if !self.trusts(ip) {
+                    return client;
+                }
             }
         }
         client
     }
+}
+
+/// An IPv4-mapped IPv6 network as the IPv4 network it maps; any other unchanged.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && let IpAddr::V4(v4) = IpAddr::V6(v6.network()).to_canonical()
+        && v6.prefix_len() >= 96
+        && let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(n);
+    }
+    net
 }
 
 /// Returns the `for=` value of one `Forwarded` element (`for=x;proto=https;by=y`).
@@ -254,7 +289,43 @@ mod tests {
         assert_eq!(got.ip, "127.0.0.2".parse::<IpAddr>().unwrap());
         // Oversized values are not read past the limit.
         let huge = format!("203.0.113.1,{}", "9".repeat(20_000));
-        assert_eq!(p.resolve(peer("127.0.0.1:1"), &headers("x-forwarded-for", &[&huge])).ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        let got = p.resolve(peer("127.0.0.1:1"), &headers("x-forwarded-for", &[&huge]));
+        assert_eq!(got.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(got.via_proxy && !got.forwarded && !got.is_local(), "an unresolved client behind a proxy is not local");
+    }
+
+    /// Regression (review of the first version): the budgets ran from the left, so a
+    /// client could hide the entries its proxy appended behind an oversized or non-text
+    /// prefix, and be taken for the proxy itself (a local client).
+    #[test]
+    fn what_a_client_puts_in_front_never_hides_what_the_proxy_wrote() {
+        let p = proxies(&["127.0.0.1/32"], ClientAddressHeader::XForwardedFor);
+        let mut h = HeaderMap::new();
+        // HAProxy style: the client's own field, then the proxy's.
+        h.append("x-forwarded-for", format!("{}, 127.0.0.1", "1".repeat(8180)).parse().unwrap());
+        h.append("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        assert_eq!(p.resolve(peer("127.0.0.1:1"), &h).ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+        // nginx style: one field, the client's part with a byte that is not text.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\x80\x81, 203.0.113.7").unwrap());
+        let got = p.resolve(peer("127.0.0.1:1"), &h);
+        assert_eq!(got.ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert!(!got.is_local());
+        // A proxy that reports `unknown`: the proxy's address, not local.
+        let p = proxies(&["127.0.0.1/32"], ClientAddressHeader::Forwarded);
+        let got = p.resolve(peer("127.0.0.1:1"), &headers("forwarded", &["for=unknown"]));
+        assert!(got.via_proxy && !got.is_local());
+        // A client of this host through the proxy is local; a direct one too.
+        assert!(p.resolve(peer("127.0.0.1:1"), &headers("forwarded", &["for=127.0.0.1"])).is_local());
+        assert!(proxies(&[], ClientAddressHeader::Forwarded).resolve(peer("127.0.0.1:1"), &HeaderMap::new()).is_local());
+    }
+
+    #[test]
+    fn mapped_ipv6_networks_are_compared_as_ipv4() {
+        let p = proxies(&["::ffff:10.0.0.0/104"], ClientAddressHeader::XForwardedFor);
+        assert!(p.trusts("10.1.2.3".parse().unwrap()));
+        assert!(p.trusts("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!p.trusts("11.0.0.1".parse().unwrap()));
     }
 
     #[test]

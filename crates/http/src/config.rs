@@ -31,7 +31,8 @@ pub struct HttpConfig {
     pub max_connections_per_client: usize,
     /// Largest request head (request line and headers), bytes; at least 8192.
     pub max_header_bytes: usize,
-    /// Most header fields in one request.
+    /// Most header fields in one HTTP/1 request (HTTP/2 heads are bounded by
+    /// `max_header_bytes` alone).
     pub max_headers: usize,
     /// Most HTTP/2 streams one connection may have open at once.
     pub http2_max_concurrent_streams: u32,
@@ -154,6 +155,23 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Returns the limits with every value brought into its allowed range (the fields
+    /// are public; a value out of range must not disable a limit or upset hyper).
+    pub fn sanitized(mut self) -> Self {
+        let secs = |d: Duration, max: u64| d.clamp(Duration::from_secs(1), Duration::from_secs(max));
+        self.header_read_timeout = secs(self.header_read_timeout, 300);
+        self.idle_timeout = secs(self.idle_timeout, 3600);
+        self.body_read_timeout = secs(self.body_read_timeout, 3600);
+        self.write_timeout = secs(self.write_timeout, 3600);
+        self.max_connections = self.max_connections.max(1);
+        self.max_connections_per_client = self.max_connections_per_client.max(1);
+        self.max_header_bytes = self.max_header_bytes.clamp(8192, 1024 * 1024);
+        self.max_headers = self.max_headers.clamp(8, 1000);
+        self.http2_max_concurrent_streams = self.http2_max_concurrent_streams.clamp(1, 10_000);
+        self.shutdown_grace = self.shutdown_grace.min(Duration::from_secs(600));
+        self
+    }
+
     /// Sets the request body limit.
     pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = Some(bytes);

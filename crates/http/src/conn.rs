@@ -21,7 +21,7 @@ pub(crate) struct ConnState {
     active: AtomicUsize,
     /// Requests handed to the application on this connection.
     requests: AtomicU64,
-    /// When `active` last fell to zero (or the connection opened).
+    /// When a request last ended (or the connection opened).
     last_done: AtomicU64,
     /// When the first byte arrived while no request was in flight (HTTP/1 only: the
     /// start of the next request head).
@@ -30,6 +30,11 @@ pub(crate) struct ConnState {
     write_blocked: AtomicU64,
     /// HTTP/1: bytes that arrive between requests start a request head.
     pub(crate) watch_heads: std::sync::atomic::AtomicBool,
+    /// HTTP/2 response bodies that gave hyper a frame and have not been asked for the
+    /// next one: they wait for the client (flow control), not for the application.
+    awaiting_client: AtomicUsize,
+    /// When an HTTP/2 response body was last asked for a frame or gave one.
+    body_progress: AtomicU64,
 }
 
 impl ConnState {
@@ -42,6 +47,8 @@ impl ConnState {
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
             watch_heads: std::sync::atomic::AtomicBool::new(true),
+            awaiting_client: AtomicUsize::new(0),
+            body_progress: AtomicU64::new(0),
         })
     }
 
@@ -79,6 +86,13 @@ impl ConnState {
         self.at(self.write_blocked.load(Ordering::Acquire))
     }
 
+    /// Since when HTTP/2 responses have waited for the client to take more, if any do.
+    /// A client can stall HTTP/2 responses by flow control alone (never opening its
+    /// window), which no socket write shows.
+    pub(crate) fn responses_stalled_since(&self) -> Option<Instant> {
+        if self.awaiting_client.load(Ordering::Acquire) == 0 { None } else { self.at(self.body_progress.load(Ordering::Acquire)) }
+    }
+
     // Neither the socket nor the requests wake the watchdog: on the hot path that would
     // be a task wake-up per request. The watchdog instead never sleeps longer than the
     // timeout of a deadline that could start meanwhile (see `Inner::drive`), and arms
@@ -107,20 +121,50 @@ impl ConnState {
 
 /// Holds one request's place until its response has been sent or dropped.
 #[derive(Debug)]
-pub(crate) struct RequestGuard(Arc<ConnState>);
+pub(crate) struct RequestGuard {
+    state: Arc<ConnState>,
+    /// HTTP/2: whether this response's body progress is watched.
+    watch_body: bool,
+    /// Whether its body gave a frame and waits to be asked again.
+    awaiting: bool,
+}
 
 impl RequestGuard {
-    pub(crate) fn new(state: Arc<ConnState>) -> Self {
+    pub(crate) fn new(state: Arc<ConnState>, watch_body: bool) -> Self {
         state.active.fetch_add(1, Ordering::AcqRel);
         state.requests.fetch_add(1, Ordering::AcqRel);
         state.head_started.store(0, Ordering::Release);
-        Self(state)
+        Self { state, watch_body, awaiting: false }
+    }
+
+    /// hyper asks the body for its next frame.
+    pub(crate) fn asked(&mut self) {
+        if !self.watch_body {
+            return;
+        }
+        if self.awaiting {
+            self.awaiting = false;
+            self.state.awaiting_client.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.state.body_progress.store(self.state.now(), Ordering::Release);
+    }
+
+    /// The body gave a frame; the next request for one depends on the client.
+    pub(crate) fn gave(&mut self) {
+        if self.watch_body && !self.awaiting {
+            self.awaiting = true;
+            self.state.body_progress.store(self.state.now(), Ordering::Release);
+            self.state.awaiting_client.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        let s = &self.0;
+        if self.awaiting {
+            self.state.awaiting_client.fetch_sub(1, Ordering::AcqRel);
+        }
+        let s = &self.state;
         s.last_done.store(s.now(), Ordering::Release);
         if s.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             s.head_started.store(0, Ordering::Release);
@@ -190,12 +234,19 @@ mod tests {
         assert!(s.idle_since().is_some(), "a new connection is idle from its start");
         s.on_read();
         assert!(s.head_started().is_some());
-        let g = RequestGuard::new(s.clone());
+        let mut g = RequestGuard::new(s.clone(), true);
         assert_eq!(s.requests(), 1);
         assert!(s.head_started().is_none() && s.idle_since().is_none());
         s.on_read();
         assert!(s.head_started().is_none(), "bytes during a request start no head");
+        g.asked();
+        g.gave();
+        assert!(s.responses_stalled_since().is_some(), "a frame given waits for the client");
+        g.asked();
+        assert!(s.responses_stalled_since().is_none(), "asked again: the client took it");
+        g.gave();
         drop(g);
+        assert!(s.responses_stalled_since().is_none());
         assert!(s.idle_since().is_some() && s.head_started().is_none());
         s.on_write(true);
         let blocked = s.write_blocked_since();

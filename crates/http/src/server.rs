@@ -19,7 +19,7 @@ use futures_util::FutureExt;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,9 +56,10 @@ struct Inner {
     proxies: TrustedProxies,
     stats: Arc<ServerStats>,
     caps: Caps,
-    plain: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+    plain: auto::Builder<StreamExecutor>,
+    h1: auto::Builder<StreamExecutor>,
+    h2: auto::Builder<StreamExecutor>,
+    streams: StreamExecutor,
     warned: RateLimited,
 }
 
@@ -71,10 +72,14 @@ impl HttpServer {
     /// Like [`HttpServer::new`], counting into `stats` (so `/metrics` can hold them
     /// before the server exists).
     pub fn with_stats(limits: Limits, proxies: TrustedProxies, stats: Arc<ServerStats>) -> Self {
-        let plain = builder(&limits);
-        let h1 = builder(&limits).http1_only();
-        let h2 = builder(&limits).http2_only();
-        let inner = Inner { limits, proxies, stats, caps: Caps::default(), plain, h1, h2, warned: RateLimited::default() };
+        let limits = limits.sanitized();
+        let streams = StreamExecutor::default();
+        // (hyper-util recognises the protocol itself on connections served with
+        // upgrades; the three builders differ only in intent, kept for when that changes.)
+        let plain = builder(&limits, streams.clone());
+        let h1 = builder(&limits, streams.clone()).http1_only();
+        let h2 = builder(&limits, streams.clone()).http2_only();
+        let inner = Inner { limits, proxies, stats, caps: Caps::default(), plain, h1, h2, streams, warned: RateLimited::default() };
         Self { inner: Arc::new(inner) }
     }
 
@@ -137,15 +142,17 @@ impl HttpServer {
             tokio::select! {
                 done = tasks.join_next() => match done {
                     Some(d) => self.reaped(d),
-                    None => return,
+                    None => break,
                 },
                 _ = &mut deadline => {
                     tracing::info!(open = tasks.len(), "shutdown grace over; closing the remaining connections");
                     tasks.shutdown().await;
-                    return;
+                    break;
                 }
             }
         }
+        // HTTP/2 handlers run as tasks of their own: they get what is left of the grace.
+        self.inner.streams.drained(&mut deadline).await;
     }
 
     fn reaped(&self, done: Result<(), tokio::task::JoinError>) {
@@ -158,7 +165,8 @@ impl HttpServer {
 
     async fn accept_failed(&self, e: &std::io::Error) {
         ServerStats::add(&self.inner.stats.accept_errors);
-        // Out of file descriptors or memory: pause instead of spinning on the error.
+        // Out of file descriptors or memory: pause instead of spinning on the error
+        // (Linux error numbers).
         const EMFILE: i32 = 24;
         const ENFILE: i32 = 23;
         const ENOBUFS: i32 = 105;
@@ -202,8 +210,8 @@ impl HttpServer {
     }
 }
 
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
+fn builder(limits: &Limits, executor: StreamExecutor) -> auto::Builder<StreamExecutor> {
+    let mut b = auto::Builder::new(executor);
     b.http1()
         .timer(TokioTimer::new())
         // The watchdog times request heads itself: hyper's timer would also cut idle
@@ -272,7 +280,7 @@ impl Inner {
     /// Runs hyper on one connection beside its watchdog.
     async fn drive<I, S, B>(
         &self,
-        builder: &auto::Builder<TokioExecutor>,
+        builder: &auto::Builder<StreamExecutor>,
         io: I,
         state: Arc<ConnState>,
         info: ConnectionInfo,
@@ -297,12 +305,12 @@ impl Inner {
             let proxies = self.proxies.clone();
             let stats = self.stats.clone();
             hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let guard = RequestGuard::new(state.clone());
-                ServerStats::add(&stats.requests);
                 let is_h2 = req.version() == http::Version::HTTP_2;
-                if is_h2 {
-                    state.watch_heads.store(false, Ordering::Relaxed);
-                }
+                let guard = RequestGuard::new(state.clone(), is_h2);
+                ServerStats::add(&stats.requests);
+                // The protocol the client speaks decides, not what ALPN said: hyper-util
+                // recognises either on any connection.
+                state.watch_heads.store(!is_h2, Ordering::Relaxed);
                 let (mut parts, body) = req.into_parts();
                 if is_h2
                     && !parts.headers.contains_key(http::header::HOST)
@@ -368,6 +376,9 @@ impl Inner {
             if let Some(at) = state.write_blocked_since() {
                 consider(at + limits.write_timeout, Due::WriteTimeout);
             }
+            if let Some(at) = state.responses_stalled_since() {
+                consider(at + limits.write_timeout, Due::WriteTimeout);
+            }
             if closing.is_none()
                 && let Some(at) = state.idle_since()
             {
@@ -377,14 +388,13 @@ impl Inner {
                 consider(at, Due::Close);
             }
             // Deadlines that may start while we sleep: look again within their timeout.
-            if state.watching_heads() && state.requests() > 0 && state.active() == 0 && state.head_started().is_none() {
+            if state.watching_heads() && state.head_started().is_none() {
                 next = next.min(now + limits.header_read_timeout);
             }
-            // (Any time: hyper may drop a response body before its last bytes are written,
-            // so a blocked write can start with no request in flight.)
-            if state.write_blocked_since().is_none() {
-                next = next.min(now + limits.write_timeout);
-            }
+            // A blocked write or a stalled response may start any time (hyper may drop a
+            // response body before its last bytes are written, so even with no request
+            // in flight).
+            next = next.min(now + limits.write_timeout);
             match due {
                 Some(Due::HeaderTimeout) => {
                     ServerStats::add(&self.stats.header_timeouts);
@@ -516,5 +526,64 @@ impl RateLimited {
         let slot = &self.last[kind % 4];
         let last = slot.load(Ordering::Relaxed);
         now >= last + 10 && slot.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+/// Runs HTTP/2 stream handlers as tasks, counted, so a shutdown can wait for them.
+#[derive(Clone, Debug, Default)]
+struct StreamExecutor {
+    running: Arc<Running>,
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    count: AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+struct RunningGuard(Arc<Running>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.running.count.fetch_add(1, Ordering::AcqRel);
+        let guard = RunningGuard(self.running.clone());
+        tokio::spawn(async move {
+            let _running = guard;
+            fut.await;
+        });
+    }
+}
+
+impl StreamExecutor {
+    /// Waits until no stream task runs, or `deadline`.
+    async fn drained(&self, deadline: &mut std::pin::Pin<&mut tokio::time::Sleep>) {
+        loop {
+            let none_left = self.running.none_left.notified();
+            let mut none_left = pin!(none_left);
+            none_left.as_mut().enable();
+            let left = self.running.count.load(Ordering::Acquire);
+            if left == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = none_left => {}
+                _ = deadline.as_mut() => {
+                    tracing::info!(left, "shutdown grace over; HTTP/2 handlers still running are left to end");
+                    return;
+                }
+            }
+        }
     }
 }

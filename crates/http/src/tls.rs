@@ -111,8 +111,9 @@ impl CertStore {
         self.current.read().ok().and_then(|c| c.cert.first().cloned())
     }
 
-    /// Returns a rustls server config presenting this certificate, with ALPN `h2` and
-    /// `http/1.1` (or only `http/1.1` when `http2` is false).
+    /// Returns a rustls server config presenting this certificate, offering ALPN `h2`
+    /// and `http/1.1` (or only `http/1.1` when `http2` is false; the server still
+    /// recognises a client that speaks HTTP/2 regardless).
     pub fn server_config(self: &Arc<Self>, http2: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -132,8 +133,9 @@ impl ResolvesServerCert for CertStore {
 
 /// Returns the files of a self-signed certificate in `dir` (`console.crt`,
 /// `console.key`), making them first if they do not exist. `names` are DNS names or IP
-/// addresses for the certificate's subject alternative names. The second value is true
-/// when the certificate was made now.
+/// addresses for the certificate's subject alternative names; a certificate once made
+/// is kept with the names it got (remove both files for a new one). The third value is
+/// true when the certificate was made now.
 pub fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf, bool), TlsError> {
     let (cert, key) = (dir.join("console.crt"), dir.join("console.key"));
     if cert.exists() && key.exists() {
@@ -150,6 +152,8 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf, bo
     params.not_after = now + time::Duration::days(3650);
     let key_pair = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
     let certified = params.self_signed(&key_pair).map_err(|e| TlsError::Generate(e.to_string()))?;
+    // A key file left from before may have looser permissions: write a new file.
+    let _ = std::fs::remove_file(&key);
     write_private(&key, key_pair.serialize_pem().as_bytes())?;
     std::fs::write(&cert, certified.pem()).map_err(io_err(&cert))?;
     Ok((cert, key, true))

@@ -49,6 +49,18 @@ async fn app(req: Request<RequestBody>) -> Result<Response<Body>, std::convert::
             Response::new(full("waited"))
         }
         "/big" => Response::new(full(vec![b'x'; 64 << 20])),
+        "/stream" => {
+            // 64 MiB in 1 MiB pieces.
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, mamori_http::BoxError>::new(1);
+            tokio::spawn(async move {
+                for _ in 0..64 {
+                    if tx.send_data(Bytes::from(vec![b'y'; 1 << 20])).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Response::new(body.boxed())
+        }
         "/trickle" => {
             // Six pieces, 400 ms apart: slower than the idle timeout in total, but never idle.
             let (mut tx, body) = http_body_util::channel::Channel::<Bytes, mamori_http::BoxError>::new(1);
@@ -562,4 +574,33 @@ async fn garbage_on_the_wire_never_takes_the_server_down() {
     }
     assert_eq!(get(r.addr, "/healthz", "").await, (200, "ok".into()));
     assert_eq!(r.server.stats().snapshot().handler_panics, 0);
+}
+
+/// An HTTP/2 client that never opens its flow-control window again holds its response
+/// with no blocked socket write at all. A streamed response is cut off at the write
+/// timeout; one handed to HTTP/2 whole (queued inside h2, beyond our sight) at the idle
+/// timeout, when the connection is told to go away and then closed.
+#[tokio::test]
+async fn an_http2_client_that_withholds_its_window_is_cut_off() {
+    let (l, c) = limits(|c| {
+        c.write_timeout_secs = 1;
+        c.idle_timeout_secs = 2;
+        c.header_read_timeout_secs = 1;
+    });
+    let r = start(l, &c, None).await;
+    for (path, within) in [("/stream", Duration::from_secs(4)), ("/big", Duration::from_secs(6))] {
+        let io = TokioIo::new(TcpStream::connect(r.addr).await.unwrap());
+        let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let res = send.send_request(Request::get(format!("http://{}{path}", r.addr)).body(Full::default()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        // The body is never read, so the client never sends WINDOW_UPDATE.
+        let started = Instant::now();
+        let ended = tokio::time::timeout(within, conn).await;
+        assert!(ended.is_ok(), "{path}: the server kept the stalled HTTP/2 connection");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{path}: {:?}", started.elapsed());
+        drop(res);
+    }
+    let stats = r.server.stats().snapshot();
+    assert_eq!((stats.write_timeouts, stats.idle_closed), (1, 1), "{stats:?}");
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Failed attempts allowed per address and window.
 pub const MAX_FAILURES: u32 = 30;
@@ -22,35 +23,88 @@ const MAX_TRACKED: usize = 100_000;
 /// Failure counts per address.
 #[derive(Default)]
 pub struct LoginThrottle {
-    by_ip: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    /// Per address (an IPv6 client by its /64): window start, failures, attempts in flight.
+    by_ip: Mutex<HashMap<IpAddr, Entry>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start: i64,
+    failures: u32,
+    in_flight: u32,
+}
+
+/// The address a client is counted by: IPv4 as it is, IPv6 by its /64 (one client can
+/// use every address of its /64, so counting by address would let it rotate).
+fn key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// One login attempt under way, counted against its address until it ends: parallel
+/// attempts (many HTTP/2 streams at once, say) cannot get past the limit before their
+/// failures are recorded. Mark it with [`Attempt::failed`]; an attempt dropped unmarked
+/// counted as no failure.
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: IpAddr,
+    now_ms: i64,
+    failed: AtomicBool,
+}
+
+impl Attempt<'_> {
+    /// Records this attempt as failed.
+    pub fn failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let Ok(mut map) = self.throttle.by_ip.lock() else { return };
+        if let Some(e) = map.get_mut(&self.key) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+            if self.failed.load(Ordering::Relaxed) {
+                if self.now_ms - e.start >= WINDOW_MS {
+                    e.start = self.now_ms;
+                    e.failures = 0;
+                }
+                e.failures = e.failures.saturating_add(1);
+            }
+        }
+    }
 }
 
 impl LoginThrottle {
-    /// Returns true when `ip` may try to log in now.
-    pub fn allowed(&self, ip: IpAddr, now_ms: i64) -> bool {
-        let Ok(map) = self.by_ip.lock() else { return true };
-        match map.get(&ip) {
-            Some((start, n)) => now_ms - start >= WINDOW_MS || *n < MAX_FAILURES,
-            None => true,
-        }
-    }
-
-    /// Counts a failed attempt from `ip`.
-    pub fn failed(&self, ip: IpAddr, now_ms: i64) {
-        let Ok(mut map) = self.by_ip.lock() else { return };
-        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
-            map.retain(|_, (start, _)| now_ms - *start < WINDOW_MS);
+    /// Starts an attempt from `ip`, or returns None when the address is refused now:
+    /// its failures and the attempts still under way reach [`MAX_FAILURES`] within the
+    /// window.
+    pub fn begin(&self, ip: IpAddr, now_ms: i64) -> Option<Attempt<'_>> {
+        let key = key(ip);
+        let Ok(mut map) = self.by_ip.lock() else { return None };
+        if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+            map.retain(|_, e| now_ms - e.start < WINDOW_MS || e.in_flight > 0);
             if map.len() >= MAX_TRACKED
-                && let Some(oldest) = map.iter().min_by_key(|(_, (start, _))| *start).map(|(k, _)| *k)
+                && let Some(oldest) = map.iter().filter(|(_, e)| e.in_flight == 0).min_by_key(|(_, e)| e.start).map(|(k, _)| *k)
             {
                 map.remove(&oldest);
             }
         }
-        let entry = map.entry(ip).or_insert((now_ms, 0));
-        if now_ms - entry.0 >= WINDOW_MS {
-            *entry = (now_ms, 0);
+        let e = map.entry(key).or_insert(Entry { start: now_ms, failures: 0, in_flight: 0 });
+        if now_ms - e.start >= WINDOW_MS {
+            e.start = now_ms;
+            e.failures = 0;
         }
-        entry.1 = entry.1.saturating_add(1);
+        if e.failures.saturating_add(e.in_flight) >= MAX_FAILURES {
+            return None;
+        }
+        e.in_flight += 1;
+        Some(Attempt { throttle: self, key, now_ms, failed: AtomicBool::new(false) })
     }
 }
 
@@ -64,11 +118,37 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            assert!(t.allowed(ip, 0));
-            t.failed(ip, 0);
+            t.begin(ip, 0).expect("allowed").failed();
         }
-        assert!(!t.allowed(ip, 1000));
-        assert!(t.allowed(other, 1000), "other addresses are unaffected");
-        assert!(t.allowed(ip, WINDOW_MS), "the window ends");
+        assert!(t.begin(ip, 1000).is_none());
+        assert!(t.begin(other, 1000).is_some(), "other addresses are unaffected");
+        assert!(t.begin(ip, WINDOW_MS).is_some(), "the window ends");
+    }
+
+    #[test]
+    fn successful_attempts_do_not_count_and_parallel_ones_cannot_overrun_the_limit() {
+        let t = LoginThrottle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..100 {
+            drop(t.begin(ip, 0).expect("successes are not failures"));
+        }
+        let in_flight: Vec<_> = (0..100).filter_map(|_| t.begin(ip, 0)).collect();
+        assert_eq!(in_flight.len(), MAX_FAILURES as usize, "at most the limit at once");
+        for a in &in_flight {
+            a.failed();
+        }
+        drop(in_flight);
+        assert!(t.begin(ip, 1).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let t = LoginThrottle::default();
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            t.begin(ip, 0).expect("allowed").failed();
+        }
+        assert!(t.begin("2001:db8:1:2:ffff::1".parse().unwrap(), 1).is_none(), "another address of the same /64");
+        assert!(t.begin("2001:db8:1:3::1".parse().unwrap(), 1).is_some());
     }
 }

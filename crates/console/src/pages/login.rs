@@ -91,14 +91,14 @@ pub async fn submit(
     let lang = Lang::from_headers(&headers);
     let ip = client.to_string();
     let now = mamori_core::time::now_ms();
-    if !state.throttle.allowed(client, now) {
+    let Some(attempt) = state.throttle.begin(client, now) else {
         state.metrics.login("throttled");
         let mut r = throttled_page(lang, &f.username);
         *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
         return r;
-    }
+    };
     let failed = || {
-        state.throttle.failed(client, now);
+        attempt.failed();
         failed_page(lang, &f.username)
     };
     if f.username.len() > 64 || f.password.len() > 1024 {
@@ -338,10 +338,10 @@ pub async fn totp_submit(
     };
     let ip = client.to_string();
     let now = mamori_core::time::now_ms();
-    if !state.throttle.allowed(client, now) {
+    let Some(attempt) = state.throttle.begin(client, now) else {
         let _ = state.store.delete_session(&session.id_hash).await;
         return throttled_page(lang, "");
-    }
+    };
     match count_attempt(&state, &rec).await {
         Ok(true) => {}
         Ok(false) => {
@@ -358,7 +358,7 @@ pub async fn totp_submit(
         None => false,
     };
     if !fresh {
-        state.throttle.failed(client, now);
+        attempt.failed();
         state.metrics.login("failed");
         auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "wrong TOTP code").await;
         return totp_page(lang, &session.csrf, Some(lang.t("確認コードが正しくないか、使用済みです", "the code is wrong or was already used")));

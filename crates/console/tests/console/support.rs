@@ -246,5 +246,5 @@ impl Console {
 /// The client address the HTTP server would give a request from `ip`.
 pub fn client_addr(ip: [u8; 4]) -> mamori_http::ClientAddr {
     let peer = SocketAddr::from((ip, 40000));
-    mamori_http::ClientAddr { ip: peer.ip(), peer, forwarded: false }
+    mamori_http::ClientAddr { ip: peer.ip(), peer, forwarded: false, via_proxy: false }
 }
