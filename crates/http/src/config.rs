@@ -65,25 +65,35 @@ impl Default for HttpConfig {
     }
 }
 
+// The allowed range of each setting, for `validate` (which reports a value outside it)
+// and `Limits::sanitized` (which brings one into it).
+const HEADER_READ_TIMEOUT_SECS: (u64, u64) = (1, 300);
+const TIMEOUT_SECS: (u64, u64) = (1, 3600);
+const CONNECTIONS: (u64, u64) = (1, 1_000_000);
+const HEADER_BYTES: (u64, u64) = (8192, 1024 * 1024);
+const HEADERS: (u64, u64) = (8, 1000);
+const HTTP2_STREAMS: (u64, u64) = (1, 10_000);
+const SHUTDOWN_GRACE_SECS: (u64, u64) = (0, 600);
+
 impl HttpConfig {
     /// Checks the section without I/O and returns every problem, each naming its key.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        let mut range = |key: &str, value: u64, min: u64, max: u64| {
+        let mut range = |key: &str, value: u64, (min, max): (u64, u64)| {
             if value < min || value > max {
                 problems.push(format!("{key}: {value} is out of range ({min}–{max})"));
             }
         };
-        range("header_read_timeout_secs", self.header_read_timeout_secs, 1, 300);
-        range("idle_timeout_secs", self.idle_timeout_secs, 1, 3600);
-        range("body_read_timeout_secs", self.body_read_timeout_secs, 1, 3600);
-        range("write_timeout_secs", self.write_timeout_secs, 1, 3600);
-        range("max_connections", self.max_connections as u64, 1, 1_000_000);
-        range("max_connections_per_client", self.max_connections_per_client as u64, 1, 1_000_000);
-        range("max_header_bytes", self.max_header_bytes as u64, 8192, 1024 * 1024);
-        range("max_headers", self.max_headers as u64, 8, 1000);
-        range("http2_max_concurrent_streams", u64::from(self.http2_max_concurrent_streams), 1, 10_000);
-        range("shutdown_grace_secs", self.shutdown_grace_secs, 0, 600);
+        range("header_read_timeout_secs", self.header_read_timeout_secs, HEADER_READ_TIMEOUT_SECS);
+        range("idle_timeout_secs", self.idle_timeout_secs, TIMEOUT_SECS);
+        range("body_read_timeout_secs", self.body_read_timeout_secs, TIMEOUT_SECS);
+        range("write_timeout_secs", self.write_timeout_secs, TIMEOUT_SECS);
+        range("max_connections", self.max_connections as u64, CONNECTIONS);
+        range("max_connections_per_client", self.max_connections_per_client as u64, CONNECTIONS);
+        range("max_header_bytes", self.max_header_bytes as u64, HEADER_BYTES);
+        range("max_headers", self.max_headers as u64, HEADERS);
+        range("http2_max_concurrent_streams", u64::from(self.http2_max_concurrent_streams), HTTP2_STREAMS);
+        range("shutdown_grace_secs", self.shutdown_grace_secs, SHUTDOWN_GRACE_SECS);
         if self.max_connections_per_client > self.max_connections {
             problems.push(format!("max_connections_per_client: {} is more than max_connections ({})", self.max_connections_per_client, self.max_connections));
         }
@@ -99,18 +109,19 @@ impl HttpConfig {
     /// values are clamped here so a missed check cannot disable a limit.
     pub fn limits(&self) -> Limits {
         Limits {
-            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.clamp(1, 300)),
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs.clamp(1, 3600)),
-            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs.clamp(1, 3600)),
-            write_timeout: Duration::from_secs(self.write_timeout_secs.clamp(1, 3600)),
-            max_connections: self.max_connections.max(1),
-            max_connections_per_client: self.max_connections_per_client.max(1),
-            max_header_bytes: self.max_header_bytes.clamp(8192, 1024 * 1024),
-            max_headers: self.max_headers.clamp(8, 1000),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
             max_body_bytes: None,
-            http2_max_concurrent_streams: self.http2_max_concurrent_streams.clamp(1, 10_000),
-            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.min(600)),
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
+        .sanitized()
     }
 
     /// Returns who may set the client address.
@@ -158,17 +169,18 @@ impl Limits {
     /// Returns the limits with every value brought into its allowed range (the fields
     /// are public; a value out of range must not disable a limit or upset hyper).
     pub fn sanitized(mut self) -> Self {
-        let secs = |d: Duration, max: u64| d.clamp(Duration::from_secs(1), Duration::from_secs(max));
-        self.header_read_timeout = secs(self.header_read_timeout, 300);
-        self.idle_timeout = secs(self.idle_timeout, 3600);
-        self.body_read_timeout = secs(self.body_read_timeout, 3600);
-        self.write_timeout = secs(self.write_timeout, 3600);
-        self.max_connections = self.max_connections.max(1);
-        self.max_connections_per_client = self.max_connections_per_client.max(1);
-        self.max_header_bytes = self.max_header_bytes.clamp(8192, 1024 * 1024);
-        self.max_headers = self.max_headers.clamp(8, 1000);
-        self.http2_max_concurrent_streams = self.http2_max_concurrent_streams.clamp(1, 10_000);
-        self.shutdown_grace = self.shutdown_grace.min(Duration::from_secs(600));
+        let secs = |d: Duration, (min, max): (u64, u64)| d.clamp(Duration::from_secs(min), Duration::from_secs(max));
+        let count = |n: usize, (min, max): (u64, u64)| n.clamp(min as usize, max as usize);
+        self.header_read_timeout = secs(self.header_read_timeout, HEADER_READ_TIMEOUT_SECS);
+        self.idle_timeout = secs(self.idle_timeout, TIMEOUT_SECS);
+        self.body_read_timeout = secs(self.body_read_timeout, TIMEOUT_SECS);
+        self.write_timeout = secs(self.write_timeout, TIMEOUT_SECS);
+        self.max_connections = count(self.max_connections, CONNECTIONS);
+        self.max_connections_per_client = count(self.max_connections_per_client, CONNECTIONS);
+        self.max_header_bytes = count(self.max_header_bytes, HEADER_BYTES);
+        self.max_headers = count(self.max_headers, HEADERS);
+        self.http2_max_concurrent_streams = count(self.http2_max_concurrent_streams as usize, HTTP2_STREAMS) as u32;
+        self.shutdown_grace = secs(self.shutdown_grace, SHUTDOWN_GRACE_SECS);
         self
     }
 

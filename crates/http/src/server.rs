@@ -56,9 +56,10 @@ struct Inner {
     proxies: TrustedProxies,
     stats: Arc<ServerStats>,
     caps: Caps,
-    plain: auto::Builder<StreamExecutor>,
-    h1: auto::Builder<StreamExecutor>,
-    h2: auto::Builder<StreamExecutor>,
+    /// One builder for every connection: with upgrades, hyper-util recognises HTTP/1 and
+    /// HTTP/2 itself (its `http1_only`/`http2_only` do nothing there), so ALPN cannot
+    /// bind a connection to a builder of its own.
+    builder: auto::Builder<StreamExecutor>,
     streams: StreamExecutor,
     warned: RateLimited,
 }
@@ -74,12 +75,8 @@ impl HttpServer {
     pub fn with_stats(limits: Limits, proxies: TrustedProxies, stats: Arc<ServerStats>) -> Self {
         let limits = limits.sanitized();
         let streams = StreamExecutor::default();
-        // (hyper-util recognises the protocol itself on connections served with
-        // upgrades; the three builders differ only in intent, kept for when that changes.)
-        let plain = builder(&limits, streams.clone());
-        let h1 = builder(&limits, streams.clone()).http1_only();
-        let h2 = builder(&limits, streams.clone()).http2_only();
-        let inner = Inner { limits, proxies, stats, caps: Caps::default(), plain, h1, h2, streams, warned: RateLimited::default() };
+        let builder = builder(&limits, streams.clone());
+        let inner = Inner { limits, proxies, stats, caps: Caps::default(), builder, streams, warned: RateLimited::default() };
         Self { inner: Arc::new(inner) }
     }
 
@@ -270,23 +267,15 @@ impl Inner {
                 let (_, session) = stream.get_ref();
                 info.http2 = session.alpn_protocol() == Some(b"h2");
                 info.server_name = session.server_name().map(Arc::from);
-                let builder = if info.http2 { &self.h2 } else { &self.h1 };
-                self.drive(builder, stream, state, info, service, drain).await;
+                self.drive(stream, state, info, service, drain).await;
             }
-            None => self.drive(&self.plain, io, state, info, service, drain).await,
+            None => self.drive(io, state, info, service, drain).await,
         }
     }
 
     /// Runs hyper on one connection beside its watchdog.
-    async fn drive<I, S, B>(
-        &self,
-        builder: &auto::Builder<StreamExecutor>,
-        io: I,
-        state: Arc<ConnState>,
-        info: ConnectionInfo,
-        service: S,
-        mut drain: watch::Receiver<bool>,
-    ) where
+    async fn drive<I, S, B>(&self, io: I, state: Arc<ConnState>, info: ConnectionInfo, service: S, mut drain: watch::Receiver<bool>)
+    where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -345,7 +334,7 @@ impl Inner {
                 answer
             })
         };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
         let mut conn = pin!(conn);
         let limits = &self.limits;
         let mut closing: Option<Instant> = None;

@@ -2,7 +2,7 @@
 //! checks, signals, component-only nodes, PostgreSQL.
 
 use crate::support::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -142,25 +142,10 @@ fn a_component_node_serves_health_without_the_console() {
 
 #[test]
 fn postgres_is_a_drop_in_config_store() {
-    let Some(admin) = postgres_admin_url() else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let url = rt.block_on(mamori_store::testing::fresh_postgres_database(&admin));
+    let Some(url) = fresh_postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["--data", data.to_str().unwrap(), "--database-url", &url, "serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("MAMORI_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while http("GET", port, "/healthz", &[], "").0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no health on PostgreSQL");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(start_with(&data, Opts { database_url: Some(&url), ..Default::default() }));
     assert!(!data.join("mamori.db").exists(), "nothing written to SQLite");
     let (code, out) = mamori(&data, &["--database-url", &url, "audit", "verify"]);
     assert_eq!(code, 0, "{out}");

@@ -4,21 +4,10 @@
 
 use crate::support::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Connects from a chosen loopback source address (std has no bind-before-connect).
-fn connect_from(src: [u8; 4], port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let s = tokio::net::TcpSocket::new_v4().unwrap();
-        s.bind(SocketAddr::from((src, 0))).unwrap();
-        s.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap().into_std().unwrap()
-    })
-}
-
 fn is_closed(s: &mut TcpStream, within: Duration) -> bool {
-    s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(within.max(Duration::from_millis(1)))).unwrap();
     let mut buf = [0u8; 512];
     loop {

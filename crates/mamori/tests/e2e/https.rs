@@ -153,9 +153,7 @@ fn a_remote_probe_runs_its_checks_and_reports_to_the_core() {
 /// the HTTPS port gets nothing.
 #[test]
 fn https_on_all_addresses_with_the_self_signed_certificate_login_and_probe() {
-    let Some(admin) = postgres_admin_url() else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let db_url = rt.block_on(mamori_store::testing::fresh_postgres_database(&admin));
+    let Some(db_url) = fresh_postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("mamori.toml");

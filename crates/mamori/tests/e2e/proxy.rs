@@ -5,7 +5,6 @@
 
 use crate::support::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,13 +20,7 @@ fn nginx() -> Option<&'static str> {
 /// A login attempt for an unknown name, sent from loopback address `src` to `port`
 /// with `extra` headers; returns the status.
 fn login_from(src: [u8; 4], port: u16, name: &str, extra: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut s: TcpStream = rt.block_on(async {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::from((src, 0))).unwrap();
-        sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap().into_std().unwrap()
-    });
-    s.set_nonblocking(false).unwrap();
+    let mut s = connect_from(src, port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = format!("username={name}&password=not-the-password");
     let req = format!(

@@ -217,14 +217,29 @@ pub fn mamori(data: &Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// The PostgreSQL server of the test suite, or None outside CI when there is none.
-pub fn postgres_admin_url() -> Option<String> {
-    let url = std::env::var("MAMORI_TEST_PG_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
+/// A fresh database on the PostgreSQL server of the test suite, or None outside CI
+/// when there is no server.
+pub fn fresh_postgres() -> Option<String> {
+    let Some(admin) = std::env::var("MAMORI_TEST_PG_URL").ok().filter(|u| !u.is_empty()) else {
         assert!(std::env::var("CI").map(|v| v != "true").unwrap_or(true), "MAMORI_TEST_PG_URL must be set under CI");
         eprintln!("MAMORI_TEST_PG_URL not set; skipped");
-    }
-    url
+        return None;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    Some(rt.block_on(mamori_store::testing::fresh_postgres_database(&admin)))
+}
+
+/// Connects to `port` on 127.0.0.1 from loopback address `src` (std has no
+/// bind-before-connect), as a blocking stream.
+pub fn connect_from(src: [u8; 4], port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let s = rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(std::net::SocketAddr::from((src, 0))).unwrap();
+        s.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s
 }
 
 /// The value of cookie `name` set by a response head.
