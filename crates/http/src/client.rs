@@ -192,16 +192,20 @@ fn valid_port(p: &str) -> bool {
     p.parse::<u16>().is_ok() || (p.starts_with('_') && p.len() > 1)
 }
 
-/// The key connection caps count by: an IPv4 address, or an IPv6 /64 (one client can
-/// use any address of its /64).
+/// What counts as one client wherever clients are counted (connection caps here, the
+/// console's login throttle): an IPv4 address, or an IPv6 /64, since one client can use
+/// any address of its /64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum ClientKey {
+pub enum ClientKey {
+    /// An IPv4 address (IPv4-mapped IPv6 included).
     V4([u8; 4]),
+    /// The first 64 bits of an IPv6 address.
     V6([u8; 8]),
 }
 
 impl ClientKey {
-    pub(crate) fn of(ip: IpAddr) -> Self {
+    /// Returns the client `ip` counts as.
+    pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => Self::V4(v4.octets()),
             IpAddr::V6(v6) => {

@@ -46,7 +46,7 @@ mod stats;
 pub mod tls;
 
 pub use body::{BodyTimeout, BoxError, RequestBody};
-pub use client::{ClientAddr, ClientAddressHeader, ConnectionInfo, TrustedProxies};
+pub use client::{ClientAddr, ClientAddressHeader, ClientKey, ConnectionInfo, TrustedProxies};
 pub use config::{HttpConfig, Limits};
 pub use server::HttpServer;
 pub use stats::{ServerStats, StatsSnapshot};

@@ -3,6 +3,7 @@
 //! `MAX_FAILURES` failed attempts within `WINDOW_MS`, an address is refused until the
 //! window ends, whatever login name it tries.
 
+use mamori_http::ClientKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -23,8 +24,8 @@ const MAX_TRACKED: usize = 100_000;
 /// Failure counts per address.
 #[derive(Default)]
 pub struct LoginThrottle {
-    /// Per address (an IPv6 client by its /64): window start, failures, attempts in flight.
-    by_ip: Mutex<HashMap<IpAddr, Entry>>,
+    /// Per client (an IPv6 client by its /64): window start, failures, attempts in flight.
+    by_ip: Mutex<HashMap<ClientKey, Entry>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -34,25 +35,13 @@ struct Entry {
     in_flight: u32,
 }
 
-/// The address a client is counted by: IPv4 as it is, IPv6 by its /64 (one client can
-/// use every address of its /64, so counting by address would let it rotate).
-fn key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
 /// One login attempt under way, counted against its address until it ends: parallel
 /// attempts (many HTTP/2 streams at once, say) cannot get past the limit before their
 /// failures are recorded. Mark it with [`Attempt::failed`]; an attempt dropped unmarked
 /// counted as no failure.
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
-    key: IpAddr,
+    key: ClientKey,
     now_ms: i64,
     failed: AtomicBool,
 }
@@ -66,7 +55,7 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        let Ok(mut map) = self.throttle.by_ip.lock() else { return };
+        let mut map = self.throttle.by_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = map.get_mut(&self.key) {
             e.in_flight = e.in_flight.saturating_sub(1);
             if self.failed.load(Ordering::Relaxed) {
@@ -85,8 +74,10 @@ impl LoginThrottle {
     /// its failures and the attempts still under way reach [`MAX_FAILURES`] within the
     /// window.
     pub fn begin(&self, ip: IpAddr, now_ms: i64) -> Option<Attempt<'_>> {
-        let key = key(ip);
-        let Ok(mut map) = self.by_ip.lock() else { return None };
+        // Counted as the connection caps count (an IPv6 client by its /64, which it
+        // could otherwise rotate through).
+        let key = ClientKey::of(ip);
+        let mut map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
             map.retain(|_, e| now_ms - e.start < WINDOW_MS || e.in_flight > 0);
             if map.len() >= MAX_TRACKED
