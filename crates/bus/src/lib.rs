@@ -1,21 +1,14 @@
-//! The event bus and the component runtime of Mamori.
+//! The event bus of Mamori.
 //!
 //! - [`Bus`]: components publish [`Event`]s; [`Bus::publish`] returns only after the
 //!   events are committed to the event store (so an acknowledged event survives a
 //!   crash), then fans them out to live subscribers (console live view, detection).
 //!   A subscriber that falls behind loses live copies, never stored events, and the loss
 //!   is counted.
-//! - [`Component`] and [`ComponentCx`]: the shape of every security component. A
-//!   component is started by `mamori serve` (or alone with `--only NAME`), gets its
-//!   config section, publishes events, and reads its per-tenant policies through a
-//!   watch so console changes reach it without a restart.
-//! - [`retention`]: the first component: per-tenant event retention.
+//!
+//! Components publish through the runtime (`mamori-runtime`), which counts their typed
+//! events before they reach the bus.
 #![deny(missing_docs)]
-
-mod component;
-pub mod retention;
-
-pub use component::{Component, ComponentCx, ComponentError, Policies, Registry};
 
 use mamori_core::Event;
 use mamori_store::events::{EventStore, EventStoreError};

@@ -29,7 +29,8 @@ pub use i18n::Lang;
 pub use metrics::Metrics;
 
 use axum::Router;
-use mamori_bus::{Bus, Registry};
+use mamori_bus::Bus;
+use mamori_runtime::Registry;
 use mamori_store::Store;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -120,6 +121,8 @@ pub struct AppState {
     pub throttle: Arc<auth::LoginThrottle>,
     /// The monitoring component (its inbox takes remote probes' results).
     pub monitoring: Arc<mamori_monitor::Monitoring>,
+    /// This node: its components' health and its metrics registry.
+    pub node: mamori_runtime::Node,
 }
 
 impl AppState {
@@ -175,10 +178,35 @@ pub fn router(state: AppState) -> Router {
     security::layers(app, state.clone()).with_state(state)
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+/// Builds the HTTP application of a node without the console: `/healthz` and
+/// `/metrics` only, behind the same security layers.
+pub fn node_router(state: AppState) -> Router {
+    let app = Router::new().route("/healthz", axum::routing::get(health)).route("/metrics", axum::routing::get(metrics::render)).fallback(security::not_found);
+    security::layers(app, state.clone()).with_state(state)
+}
+
+/// Serves `/healthz`: 200 while the config store answers and every component of this
+/// node is ready (active, or a singleton standing by), else 503; the body lists each
+/// component and its state either way. Nothing in it is secret or tenant data.
+pub async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match state.store.db().schema_version().await {
-        Ok(v) if v > 0 => (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "schema": v, "version": state.version}))).into_response(),
-        _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"}))).into_response(),
+    let schema = state.store.db().schema_version().await.ok().filter(|v| *v > 0);
+    let mut doc = state.node.health_document();
+    let ready = schema.is_some() && state.node.health.ready();
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert(
+            "status".into(),
+            serde_json::json!(if ready {
+                "ok"
+            } else if schema.is_none() {
+                "unavailable"
+            } else {
+                "degraded"
+            }),
+        );
+        obj.insert("schema".into(), serde_json::json!(schema));
+        obj.insert("version".into(), serde_json::json!(state.version));
     }
+    let status = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(doc)).into_response()
 }

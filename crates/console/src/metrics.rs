@@ -158,7 +158,10 @@ pub async fn render(State(state): State<AppState>, parts: axum::http::request::P
     state.metrics.live_lagged.set(stats.lagged.load(Ordering::Relaxed) as i64);
     state.metrics.http.copy();
     let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry).is_err() {
+    let encoded = prometheus_client::encoding::text::encode_registry(&mut out, &state.metrics.registry)
+        .and_then(|()| state.node.metrics.encode(&mut out))
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut out));
+    if encoded.is_err() {
         return crate::AppError::Internal("metrics encoding failed".into()).json();
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()

@@ -26,13 +26,41 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The node's name in the console; empty: the host name.
+    pub node_name: String,
+    /// Service account to switch to once the listeners are bound (so ports below 1024
+    /// work without running as root); empty: stay who started it.
+    pub user: String,
     /// `[server.http]`: timeouts, connection caps, trusted proxies of the listener.
     pub http: mamori_http::HttpConfig,
+    /// `[server.cluster]`: several nodes on one PostgreSQL.
+    pub cluster: ClusterConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir: PathBuf::from("data"), http: mamori_http::HttpConfig::default() }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            node_name: String::new(),
+            user: String::new(),
+            http: mamori_http::HttpConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Seconds a singleton's lease lasts unrenewed (3-300): how soon another node takes
+    /// over the monitor when this one dies.
+    pub lease_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { lease_secs: 15 }
     }
 }
 
@@ -92,6 +120,9 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             bail!("tls.cert and tls.key must be given together");
         }
+        if !(3..=300).contains(&self.server.cluster.lease_secs) {
+            bail!("[server.cluster] lease_secs must be 3-300 / lease_secs は3〜300秒で指定してください");
+        }
         if let Err(problems) = self.server.http.validate() {
             bail!("configuration problems:\n  {}", problems.iter().map(|p| format!("[server.http] {p}")).collect::<Vec<_>>().join("\n  "));
         }
@@ -99,8 +130,25 @@ impl Config {
     }
 }
 
-/// The commented file `mamori init` writes.
-pub const TEMPLATE: &str = r#"# Mamori configuration. Every key below shows its default; delete what you do not change.
+/// Returns the commented file `mamori init` writes: the node's sections, then each
+/// component's, generated from its typed config and field docs.
+pub fn template(registry: &mamori_runtime::Registry) -> String {
+    let mut out = TEMPLATE.to_string();
+    out.push_str("\n# Components read their own section. / 各コンポーネントの設定。\n");
+    for c in registry.all() {
+        out.push('\n');
+        out.push_str(&c.template());
+    }
+    out
+}
+
+/// Returns the `[components.NAME]` sections as JSON, as components read them.
+pub fn component_sections(config: &Config) -> BTreeMap<String, serde_json::Value> {
+    config.components.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null))).collect()
+}
+
+/// The node's part of the commented file `mamori init` writes.
+const TEMPLATE: &str = r#"# Mamori configuration. Every key below shows its default; delete what you do not change.
 # Mamori の設定ファイル。各項目は既定値です。変更しない項目は削除して構いません。
 
 [server]
@@ -110,6 +158,19 @@ listen = "127.0.0.1:8080"
 # Where the config store (SQLite), the event store and certificates live.
 # 設定ストア（SQLite）、イベントストア、証明書を置くディレクトリ。
 data_dir = "data"
+# The node's name in the console (empty: the host name).
+# コンソールに表示するノード名（空のときはホスト名）。
+node_name = ""
+# Service account to switch to after binding the ports (lets a non-root account serve
+# ports below 1024); empty: keep the account that started Mamori.
+# 待ち受け開始後に切り替えるサービスアカウント（1024 未満のポートを root 以外で扱えます）。空のときは切り替えません。
+user = ""
+
+[server.cluster]
+# Seconds a singleton component's lease (e.g. the monitor's) lasts unrenewed: when a
+# node dies, another takes over within about this time. Several nodes need PostgreSQL.
+# シングルトン（監視など）のリース期間（秒）。ノードが止まると、ほぼこの時間で別ノードが引き継ぎます。
+lease_secs = 15
 
 [server.http]
 # Seconds a client has to send a request's headers; for a connection's first request
@@ -176,29 +237,6 @@ argon2_iterations = 2
 # データディレクトリ作成時にデモ用の県（サンプル県）を登録します。本番では false にしてください。
 seed = true
 
-# Components read their own section. / 各コンポーネントの設定。
-[components.retention]
-# How often retention runs, in seconds (it also runs whenever a retention policy changes).
-# 保存期間の処理間隔（秒）。保存期間ポリシーの変更時にも実行されます。
-interval_secs = 3600
-
-[components.monitor]
-# Service monitoring (F01–F05). Checks at once, in all and per municipality.
-# サービス監視。同時に実行する検査の数（全体・団体ごと）。
-concurrency = 256
-per_tenant = 64
-# Days of raw check results kept for the charts (uptime comes from fault records).
-# グラフ用の検査結果の保存日数（稼働率は障害記録から計算します）。
-results_days = 35
-# Mail server for fault notifications; without it, notifications are recorded as not sent.
-# 障害通知に使うメールサーバー。未設定の場合、通知は「未送信」として記録されます。
-# smtp_host = "127.0.0.1"
-# smtp_port = 25
-# smtp_starttls = "optional"    # required | optional | off
-# smtp_ca_file = "/etc/mamori/mail-ca.pem"
-# mail_from = "mamori@pref.example.lg.jp"
-# Told of every fault (the SOC). すべての障害を通知する宛先（SOC）。
-# soc_emails = ["soc@pref.example.lg.jp"]
 "#;
 
 #[cfg(test)]
@@ -207,13 +245,18 @@ mod tests {
 
     #[test]
     fn template_parses_to_the_defaults() {
-        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        let (registry, _) = crate::components::registry();
+        let c: Config = toml::from_str(&template(&registry)).unwrap();
         assert_eq!(c.server.listen, ServerConfig::default().listen);
         assert_eq!(c.server.http, mamori_http::HttpConfig::default(), "the template shows the defaults");
         assert_eq!(c.console.argon2_memory_kib, ConsoleConfig::default().argon2_memory_kib);
         assert!(c.demo.seed);
-        assert!(c.components.contains_key("retention"));
-        assert!(c.components.contains_key("monitor"));
+        assert_eq!(c.server.cluster, ClusterConfig::default());
+        let plan = mamori_runtime::Plan::check(&registry, &component_sections(&c), |_| true, &[]);
+        assert_eq!(plan.err(), None, "every component reads its template section");
+        for name in ["retention", "monitor"] {
+            assert!(c.components.contains_key(name), "{name}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! verification, tenant import/export).
 
 mod admin;
+mod components;
 mod config;
+mod privileges;
 mod seed;
 mod serve;
 mod tls;
@@ -110,7 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if path.exists() && !force {
                 anyhow::bail!("{} exists; use --force to overwrite", path.display());
             }
-            std::fs::write(&path, config::TEMPLATE)?;
+            std::fs::write(&path, config::template(&components::registry().0))?;
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }

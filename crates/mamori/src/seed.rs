@@ -163,7 +163,7 @@ pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::
         );
     }
     // Policies: the platform default and one municipality's own, to show versions.
-    let retention = mamori_bus::retention::RetentionPolicy;
+    let retention = mamori_runtime::retention::RetentionPolicy;
     store.put_policy(&system(), &actor, None, &retention, json!({"events_days": 365})).await?;
     store.put_policy(&system(), &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 400})).await?;
     store.put_policy(&system(), &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 730})).await?;

@@ -3,8 +3,9 @@
 
 use crate::config::Config;
 use anyhow::{Context, bail};
-use mamori_bus::{Bus, ComponentCx, Registry};
+use mamori_bus::Bus;
 use mamori_console::{AppState, Metrics};
+use mamori_runtime::{Node, NodeOptions, Plan};
 use mamori_store::Store;
 use mamori_store::events::EventStore;
 use std::net::SocketAddr;
@@ -30,30 +31,41 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    let mut registry = Registry::builtin();
-    let monitoring = Arc::new(mamori_monitor::Monitoring::new());
-    registry.add(monitoring.clone());
+    let (registry, monitoring) = crate::components::registry();
     for name in &args.only {
         if name != "console" && registry.get(name).is_none() {
             bail!("--only: unknown part '{name}' (console, {})", registry.all().iter().map(|c| c.name()).collect::<Vec<_>>().join(", "));
         }
     }
     let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    // Check every component's config before starting anything.
-    let mut problems = Vec::new();
-    for c in registry.all() {
-        let section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
-        if let Err(p) = c.check_config(&section) {
-            problems.push(format!("[components.{}]: {p}", c.name()));
-        }
+    let listen = config.server.listen;
+    let use_tls = !listen.ip().is_loopback() || !config.tls.cert.is_empty();
+    let scheme = if use_tls { "https" } else { "http" };
+    let shown_host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+    let url = match listen.ip() {
+        std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
+        _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
+    };
+
+    // Every component's section, and clashes between listeners (the console's
+    // included), before anything starts: all problems at once.
+    let mut sections = crate::config::component_sections(&config);
+    // Notifications link to this console unless the config names another URL.
+    if let Some(obj) = sections.entry("monitor".into()).or_insert_with(|| serde_json::json!({})).as_object_mut() {
+        obj.entry("console_url").or_insert_with(|| serde_json::json!(url.trim_end_matches('/')));
     }
-    for name in config.components.keys() {
-        if registry.get(name).is_none() {
-            problems.push(format!("[components.{name}]: no such component"));
-        }
-    }
-    if !problems.is_empty() {
-        bail!("configuration problems:\n  {}", problems.join("\n  "));
+    let console_listener = [("console".to_string(), mamori_runtime::Resource::tcp("https", listen))];
+    let plan = match Plan::check(&registry, &sections, wants, &console_listener) {
+        Ok(plan) => plan,
+        Err(problems) => bail!("configuration problems / 設定の誤り:\n  {}", problems.join("\n  ")),
+    };
+
+    // Bind every port, then give up root: nothing after this runs privileged.
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let plan = plan.bind().map_err(anyhow::Error::msg)?;
+    if !config.server.user.is_empty() {
+        crate::privileges::drop_to(&config.server.user)?;
+        tracing::info!(user = %config.server.user, "listeners bound; running as the service account");
     }
 
     let data = config.server.data_dir.clone();
@@ -74,36 +86,24 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         first_login = Some(crate::seed::create_account(&store, &hasher, &actor, "admin", "運用管理者", mamori_core::Role::OperatorAdmin, None).await?);
     }
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let listen = config.server.listen;
-    let use_tls = !listen.ip().is_loopback() || !config.tls.cert.is_empty();
-    let scheme = if use_tls { "https" } else { "http" };
-    let shown_host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
-    let url = match listen.ip() {
-        std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => format!("{scheme}://[{shown_host}]:{}/", listen.port()),
-        _ => format!("{scheme}://{shown_host}:{}/", listen.port()),
-    };
-    // The certificate and the port before anything starts: a wrong path or a port in
-    // use is a clear error at start, not a half-started node.
+    // The certificate before anything starts: a wrong path is a clear error at start,
+    // not a half-started node.
     let tls = if use_tls { Some(crate::tls::load(&config.tls.cert, &config.tls.key, &data, listen.ip())?) } else { None };
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     if !demo_accounts.is_empty() {
         let self_signed_pem = tls.as_ref().filter(|t| t.self_signed).map(|t| t.pem.clone());
         crate::seed::demo_monitors(&store, listen, use_tls, self_signed_pem).await.context("cannot seed the demo monitors")?;
     }
     let poller = store.spawn_policy_poller(Duration::from_secs(2));
-    let mut tasks = Vec::new();
-    for c in registry.all().iter().filter(|c| wants(c.name())) {
-        let mut section = config.components.get(c.name()).map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or_else(|| serde_json::json!({}));
-        // Notifications link to this console unless the config names another URL.
-        if c.name() == "monitor"
-            && let Some(obj) = section.as_object_mut()
-        {
-            obj.entry("console_url").or_insert_with(|| serde_json::json!(url.trim_end_matches('/')));
-        }
-        let cx = ComponentCx::new(c.as_ref(), bus.clone(), store.clone(), section, shutdown_rx.clone());
-        tasks.push(tokio::spawn(supervise(c.clone(), cx)));
-    }
+    let node = Node::new(NodeOptions {
+        name: if config.server.node_name.is_empty() { mamori_runtime::hostname() } else { config.server.node_name.clone() },
+        lease_ttl: Duration::from_secs(config.server.cluster.lease_secs),
+        shutdown_grace: Duration::from_secs(config.server.http.shutdown_grace_secs),
+        ..NodeOptions::default()
+    });
+    let running = match plan.start(&node, store.clone(), bus.clone()).await {
+        Ok(r) => r,
+        Err(problems) => bail!("components could not be built / コンポーネントを起動できません:\n  {}", problems.join("\n  ")),
+    };
 
     config.console.secure_cookies |= use_tls;
     let http_stats = Arc::new(mamori_http::ServerStats::default());
@@ -116,12 +116,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION"),
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
         monitoring,
+        node: node.clone(),
     };
-    let app = if wants("console") {
-        mamori_console::router(state)
-    } else {
-        axum::Router::new().route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-    };
+    // A node without the console still answers /healthz and /metrics.
+    let app = if wants("console") { mamori_console::router(state) } else { mamori_console::node_router(state) };
     let limits = config.server.http.limits().with_max_body_bytes(config.console.max_body_bytes);
     let server = mamori_http::HttpServer::with_stats(limits, config.server.http.trusted_proxies(), http_stats);
     announce(&url, first_login.as_ref(), &demo_accounts, &data);
@@ -134,35 +132,22 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    server.serve(listener, tls_config, app, shutdown_signal()).await;
-    let _ = shutdown_tx.send(true);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-    }
+    // One signal stops the listener and the components together; both drain within
+    // the grace, in parallel.
+    let (signal_tx, signal_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    let mut http_stop = signal_rx.clone();
+    let mut components_stop = signal_rx;
+    tokio::join!(server.serve(listener, tls_config, app, async move { mamori_runtime::stopped(&mut http_stop).await }), async move {
+        mamori_runtime::stopped(&mut components_stop).await;
+        running.shutdown().await;
+    });
     poller.abort();
     store.close().await;
     Ok(())
-}
-
-/// Runs a component; when it fails, logs why and starts it again after a pause, so one
-/// component's fault never takes the node down.
-async fn supervise(c: Arc<dyn mamori_bus::Component>, cx: ComponentCx) {
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let started = std::time::Instant::now();
-        match c.clone().run(cx.clone()).await {
-            Ok(()) => return,
-            Err(e) => tracing::error!(component = c.name(), error = %e, "component failed; restarting"),
-        }
-        if *cx.shutdown.borrow() {
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            delay = Duration::from_secs(1);
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(60));
-    }
 }
 
 fn announce(url: &str, first: Option<&crate::seed::Credential>, demo: &[crate::seed::Credential], data: &std::path::Path) {

@@ -16,10 +16,11 @@
 //! within `flap_window` is FLAPPING: its fault stays open through short recoveries and
 //! reminders and escalations pause, until it has been stable for the window.
 
+use crate::events::{MonitorEvent, MonitorMetrics};
 use crate::notify::{Notifier, NotifyPolicy, Why, targets};
-use mamori_bus::{Bus, Policies};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorState, Reason, Status};
-use mamori_core::{CrossTenant, Event, EventClass, Scope, Severity, Tenant, TenantId};
+use mamori_core::{CrossTenant, Scope, Tenant, TenantId};
+use mamori_runtime::{Emitter, Policies};
 use mamori_store::{Store, StoreError};
 use serde_json::json;
 use std::cmp::Reverse;
@@ -113,7 +114,8 @@ struct Track {
 /// The engine.
 pub struct Engine {
     store: Store,
-    bus: Option<Bus>,
+    events: Option<Emitter>,
+    metrics: MonitorMetrics,
     notifier: Arc<Notifier>,
     cfg: EngineConfig,
     grant: CrossTenant,
@@ -139,13 +141,14 @@ fn change_entry(at: i64, kind: &str, ja: String, en: String) -> FaultEntry {
 }
 
 impl Engine {
-    /// Returns an engine over `store`; `bus` receives state-change events.
-    pub fn new(store: Store, bus: Option<Bus>, notifier: Notifier, cfg: EngineConfig, grant: CrossTenant) -> Self {
+    /// Returns an engine over `store`; `events` receives state-change events.
+    pub fn new(store: Store, events: Option<Emitter>, notifier: Notifier, cfg: EngineConfig, grant: CrossTenant) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
         let semaphore = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         Self {
             store,
-            bus,
+            events,
+            metrics: MonitorMetrics::default(),
             notifier: Arc::new(notifier),
             cfg,
             grant,
@@ -419,16 +422,14 @@ impl Engine {
             {
                 r.status = Status::Degraded;
                 r.reason = Some(Reason::new("content_changed", "ページの内容が前回から変わりました", "the page content changed since the last check"));
-                let mut ev = Event::new(
-                    e.monitor.tenant,
-                    now,
-                    EventClass::HTTP_ACTIVITY,
-                    format!("監視「{}」: ページの内容が変わりました", e.monitor.spec.name),
-                    "mamori-monitor",
-                );
-                ev.severity = Severity::LOW;
-                ev.fields.insert("unmapped".into(), json!({"monitor_id": e.monitor.id, "content_sha256": h, "previous_sha256": old}));
-                events.push(ev);
+                events.push(MonitorEvent::ContentChanged {
+                    tenant: e.monitor.tenant,
+                    at: now,
+                    monitor: e.monitor.id,
+                    name: e.monitor.spec.name.clone(),
+                    sha256: h.clone(),
+                    previous: old.clone(),
+                });
             }
             e.state.content_hash = Some(h);
         }
@@ -479,20 +480,7 @@ impl Engine {
         let flapping = e.flapping;
         let fault_id = e.state.fault;
         if new != old {
-            let reason_ja = r.reason.as_ref().map(|x| format!("（{}）", x.ja)).unwrap_or_default();
-            let reason_en = r.reason.as_ref().map(|x| format!(" ({})", x.en)).unwrap_or_default();
-            let mut ev =
-                Event::new(tenant, now, EventClass::APPLICATION_LIFECYCLE, format!("監視「{name}」: {} → {}{reason_ja}", old.ja(), new.ja()), "mamori-monitor");
-            ev.severity = match new {
-                Status::Down => Severity::HIGH,
-                Status::Unreachable | Status::Degraded | Status::Pending => Severity::LOW,
-                _ => Severity::INFO,
-            };
-            ev.fields.insert(
-                "unmapped".into(),
-                json!({"monitor_id": id, "monitor": name, "from": old, "to": new, "reason": r.reason.as_ref().map(|x| x.code.clone()), "reason_en": reason_en.trim()}),
-            );
-            events.push(ev);
+            events.push(MonitorEvent::StateChanged { tenant, at: now, monitor: id, name: name.clone(), from: old, to: new, reason: r.reason.clone() });
         }
         self.dirty.insert(id, self.entries[&id].state.clone());
         self.results.push(r.clone());
@@ -599,9 +587,9 @@ impl Engine {
         {
             self.close(id, fid, at).await?;
         }
-        if let Some(bus) = &self.bus
+        if let Some(emitter) = &self.events
             && !events.is_empty()
-            && let Err(err) = bus.publish(events).await
+            && let Err(err) = emitter.emit(events).await
         {
             tracing::warn!(error = %err, "cannot publish monitor events");
         }
@@ -735,6 +723,7 @@ impl Engine {
 
     async fn apply_logged(&mut self, r: CheckResult) {
         let id = r.monitor;
+        self.metrics.result(r.status);
         if let Err(e) = self.apply(r).await {
             tracing::error!(monitor = %id, error = %e, "cannot record a monitor result");
         }
@@ -771,6 +760,12 @@ impl Engine {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Counts results in these counters (registered in the node's registry).
+    pub fn with_metrics(mut self, metrics: MonitorMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Deletes results older than the configured days.

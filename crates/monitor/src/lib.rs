@@ -14,8 +14,10 @@
 pub mod check;
 pub mod component;
 pub mod engine;
+pub mod events;
 pub mod notify;
 pub mod probe;
 
-pub use component::Monitoring;
+pub use component::{MonitorConfig, Monitoring};
 pub use engine::{Engine, EngineConfig, Inbox};
+pub use events::{MonitorEvent, MonitorMetrics};

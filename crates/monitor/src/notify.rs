@@ -150,7 +150,7 @@ impl PolicyValidator for MonitorPolicy {
     }
 }
 
-fn valid_email(e: &str) -> bool {
+pub(crate) fn valid_email(e: &str) -> bool {
     e.len() <= 254
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !e.contains(['<', '>', ' ', '\r', '\n', ','])

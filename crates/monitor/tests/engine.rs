@@ -2,11 +2,11 @@
 //! reminders until acknowledged, maintenance, dependencies, flapping, probe silence.
 //! Results are handed in directly, and escalation is driven with explicit times.
 
-use mamori_bus::Policies;
 use mamori_core::monitor::{CheckResult, Fault, MonitorId, MonitorSpec, Reason, Status};
 use mamori_core::{Actor, Contact, CrossTenant, NewTenant, Scope, TenantId};
 use mamori_monitor::engine::{Engine, EngineConfig};
 use mamori_monitor::notify::Notifier;
+use mamori_runtime::Policies;
 use mamori_store::{FaultFilter, Store};
 use serde_json::json;
 use std::collections::HashMap;

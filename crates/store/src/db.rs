@@ -40,6 +40,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0002_monitors.sqlite.sql"),
         postgres: include_str!("migrations/0002_monitors.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        name: "cluster",
+        sqlite: include_str!("migrations/0003_cluster.sqlite.sql"),
+        postgres: include_str!("migrations/0003_cluster.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod cluster;
 mod db;
 pub mod events;
 pub mod monitors;
@@ -26,6 +27,7 @@ mod tokens;
 mod users;
 
 pub use audit::{AuditEntry, Change, GENESIS, VerifyReport};
+pub use cluster::{Lease, LeaseRecord, NodeReport};
 pub use db::{Db, Dialect, latest_schema_version, redact_url};
 pub use monitors::{FaultFilter, Probe};
 pub use policies::PolicyWatch;

@@ -7,9 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use mamori_bus::{Bus, Registry};
+use mamori_bus::Bus;
 use mamori_console::{AppState, ConsoleConfig, Metrics};
 use mamori_core::{Actor, CrossTenant, NewTenant, Role, Scope, Tenant, TenantId, TokenScope, UserId};
+use mamori_runtime::Registry;
 use mamori_store::events::EventStore;
 use mamori_store::{NewToken, NewUser, Store};
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
         version: "test",
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
         monitoring,
+        node: mamori_runtime::Node::default(),
     };
     Console { app: mamori_console::router(state.clone()), state, _dir: dir }
 }

@@ -6,8 +6,11 @@
 //!   with a login and a remote probe; a configured certificate renewed on SIGHUP.
 //! - `hardening`: slowloris and connection floods against the real binary.
 //! - `proxy`: behind a real nginx reverse proxy, client addresses from `X-Forwarded-For`.
+//! - `cluster`: component config checked at start, root given up after binding, the
+//!   singleton monitor on two nodes sharing PostgreSQL and its failover.
 
 mod basics;
+mod cluster;
 mod hardening;
 mod https;
 mod proxy;

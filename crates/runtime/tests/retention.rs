@@ -1,8 +1,9 @@
-//! The component runtime, shown with the retention component: a policy saved in the
+//! The component runtime, shown with the retention component (F18 log retention): a policy saved in the
 //! config store reaches the running component within seconds, without a restart.
 
-use mamori_bus::{Bus, ComponentCx, Registry};
+use mamori_bus::Bus;
 use mamori_core::{Actor, CrossTenant, Event, EventClass, NewTenant, Scope};
+use mamori_runtime::{Node, Plan, Registry};
 use mamori_store::Store;
 use mamori_store::events::{EventQuery, EventStore};
 use serde_json::json;
@@ -45,10 +46,10 @@ async fn a_saved_retention_policy_takes_effect_within_seconds() {
         bus.publish(old).await.unwrap();
 
         let registry = Registry::builtin();
-        let retention = registry.get("retention").unwrap().clone();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let cx = ComponentCx::new(retention.as_ref(), bus.clone(), store.clone(), json!({"interval_secs": 3600}), stop_rx);
-        let task = tokio::spawn(retention.clone().run(cx));
+        let sections = [("retention".to_string(), json!({"interval_secs": 3600}))].into_iter().collect();
+        let plan = Plan::check(&registry, &sections, |n| n == "retention", &[]).unwrap();
+        let node = Node::default();
+        let running = plan.bind().unwrap().start(&node, store.clone(), bus.clone()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(count(&bus, &Scope::Tenant(a.id)).await, 2, "default retention (365 days) keeps everything");
 
@@ -69,8 +70,11 @@ async fn a_saved_retention_policy_takes_effect_within_seconds() {
         let all = count(&bus, &system()).await;
         assert_eq!(all, 4, "3 remaining test events + 1 lifecycle event");
 
-        stop_tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
+        let mut encoded = String::new();
+        node.metrics.encode(&mut encoded).unwrap();
+        assert!(encoded.contains("mamori_component_events_total{component=\"retention\",kind=\"purged\"} 1"), "{encoded}");
+        tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await.unwrap();
+        assert_eq!(node.health.snapshot()[0].state, mamori_runtime::State::Stopped);
         store.close().await;
     }
 }

@@ -9,15 +9,17 @@
 //! `events_days` is 1–3650. The component purges once at start, whenever a retention
 //! policy changes (so a shortened retention takes effect within seconds of being saved
 //! in the console), and every `interval_secs` (config, default 3600). Each purge that
-//! deletes something publishes an Application Lifecycle event for the prefecture's
-//! records.
+//! deletes something emits [`RetentionEvent::Purged`] (an Application Lifecycle event of
+//! the prefecture) for the records.
+//!
+//! Placement: replicated. Each node keeps its own embedded event store, so each node
+//! purges its own.
 
-use crate::{Component, ComponentCx, ComponentError};
-use mamori_core::{Event, EventClass, PolicyValidator, Problem, Problems, Scope};
+use crate::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, ComponentEvent, Policies, RunCx, Service};
+use mamori_core::{Event, EventClass, PolicyValidator, Problem, Problems, Scope, TenantId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,70 @@ pub const DEFAULT_DAYS: u32 = 365;
 
 /// The retention component.
 pub struct Retention;
+
+/// `[components.retention]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// 保存期間を過ぎたイベントを削除する間隔（秒、60〜86400）。ポリシー変更時はすぐに削除します。
+    /// Seconds between purges (60-86400); a policy change purges at once.
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { interval_secs: 3600 }
+    }
+}
+
+impl ComponentConfig for RetentionConfig {
+    fn validate(&self) -> Result<(), Problems> {
+        if !(60..=86_400).contains(&self.interval_secs) {
+            return Err(Problem::new("interval_secs", "invalid", "interval_secs は60〜86400で指定してください", "interval_secs must be 60-86400").into());
+        }
+        Ok(())
+    }
+}
+
+/// Events of the retention component.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RetentionEvent {
+    /// Events past their retention were deleted.
+    Purged {
+        /// The prefecture, whose records these are.
+        tenant: TenantId,
+        /// When (Unix ms).
+        at: i64,
+        /// Events deleted from partitions that stay.
+        events_deleted: u64,
+        /// Whole day partitions dropped.
+        partitions_dropped: u64,
+    },
+}
+
+impl ComponentEvent for RetentionEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            RetentionEvent::Purged { .. } => "purged",
+        }
+    }
+
+    fn into_event(self) -> Event {
+        match self {
+            RetentionEvent::Purged { tenant, at, events_deleted, partitions_dropped } => {
+                let mut e = Event::new(
+                    tenant,
+                    at,
+                    EventClass::APPLICATION_LIFECYCLE,
+                    format!("保存期間を過ぎたイベント {events_deleted} 件を削除しました（日別パーティション {partitions_dropped} 個）"),
+                    "mamori-retention",
+                );
+                e.fields.insert("unmapped".into(), json!({ "events_deleted": events_deleted, "partitions_dropped": partitions_dropped }));
+                e
+            }
+        }
+    }
+}
 
 /// Validates retention policies.
 pub struct RetentionPolicy;
@@ -72,6 +138,8 @@ fn days_of(policy: &Value) -> u32 {
 }
 
 impl Component for Retention {
+    type Config = RetentionConfig;
+
     fn name(&self) -> &'static str {
         "retention"
     }
@@ -80,28 +148,21 @@ impl Component for Retention {
         Some(Arc::new(RetentionPolicy))
     }
 
-    fn check_config(&self, section: &Value) -> Result<(), Problems> {
-        let mut problems = Problems::default();
-        if let Some(obj) = section.as_object() {
-            for (k, v) in obj {
-                match (k.as_str(), v.as_u64()) {
-                    ("interval_secs", Some(60..=86_400)) => {}
-                    ("interval_secs", _) => {
-                        problems.push(Problem::new("interval_secs", "invalid", "interval_secs は60〜86400で指定してください", "interval_secs must be 60-86400"))
-                    }
-                    _ => problems.push(Problem::new(k.clone(), "unknown_key", format!("不明な設定「{k}」"), format!("unknown key '{k}'"))),
-                }
-            }
-        }
-        problems.into_result(())
+    async fn build(&self, config: RetentionConfig, _cx: BuildCx) -> Result<Arc<dyn Service>, BuildError> {
+        Ok(Arc::new(RetentionService { interval: Duration::from_secs(config.interval_secs) }))
     }
+}
 
-    fn run(self: Arc<Self>, cx: ComponentCx) -> Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>> {
+struct RetentionService {
+    interval: Duration,
+}
+
+impl Service for RetentionService {
+    fn run(self: Arc<Self>, cx: RunCx) -> BoxFuture<Result<(), ComponentError>> {
         Box::pin(async move {
-            let interval = Duration::from_secs(cx.config.get("interval_secs").and_then(Value::as_u64).unwrap_or(3600));
             let mut watch = cx.watch_policies();
-            let mut shutdown = cx.shutdown.clone();
-            let mut last: Option<crate::Policies> = None;
+            let mut stop = cx.stop.clone();
+            let mut last: Option<Policies> = None;
             loop {
                 let policies = cx.policies().await?;
                 if last.as_ref() != Some(&policies) {
@@ -109,36 +170,27 @@ impl Component for Retention {
                     last = Some(policies);
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => { last = None; }
+                    _ = tokio::time::sleep(self.interval) => { last = None; }
                     _ = watch.changed() => {}
-                    _ = shutdown.changed() => {
-                        if *shutdown.borrow() { return Ok(()); }
-                    }
+                    _ = crate::stopped(&mut stop) => return Ok(()),
                 }
             }
         })
     }
 }
 
-async fn purge(cx: &ComponentCx, policies: &crate::Policies) -> Result<(), ComponentError> {
+async fn purge(cx: &RunCx, policies: &Policies) -> Result<(), ComponentError> {
     let tenants = cx.store.list_tenants(&Scope::All(cx.system_grant())).await?;
     let default_days = days_of(&policies.default);
     let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, days_of(policies.for_tenant(t.id)))).collect();
     let now = mamori_core::time::now_ms();
-    let report = cx.bus.events().purge(now, default_days, per_tenant).await.map_err(crate::BusError::from)?;
+    let report = cx.bus().events().purge(now, default_days, per_tenant).await.map_err(mamori_bus::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");
     if (report.events_deleted > 0 || report.partitions_dropped > 0)
         && let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture)
     {
-        let mut e = Event::new(
-            pref.id,
-            now,
-            EventClass::APPLICATION_LIFECYCLE,
-            format!("保存期間を過ぎたイベント {} 件を削除しました（日別パーティション {} 個）", report.events_deleted, report.partitions_dropped),
-            "mamori-retention",
-        );
-        e.fields.insert("unmapped".into(), json!({ "events_deleted": report.events_deleted, "partitions_dropped": report.partitions_dropped }));
-        cx.bus.publish(vec![e]).await?;
+        let event = RetentionEvent::Purged { tenant: pref.id, at: now, events_deleted: report.events_deleted, partitions_dropped: report.partitions_dropped };
+        cx.events.emit([event]).await?;
     }
     Ok(())
 }
@@ -154,7 +206,7 @@ mod tests {
         assert_eq!(p.0.len(), 2);
         assert!(RetentionPolicy.validate(&json!("x")).is_err());
         assert!(RetentionPolicy.validate(&json!({"events_days": "30"})).is_err());
-        assert!(Retention.check_config(&json!({"interval_secs": 5})).is_err());
-        assert!(Retention.check_config(&json!({"interval_secs": 600})).is_ok());
+        assert!(crate::read_section::<RetentionConfig>(&json!({"interval_secs": 5})).is_err());
+        assert_eq!(crate::read_section::<RetentionConfig>(&json!({"interval_secs": 600})).unwrap().interval_secs, 600);
     }
 }

@@ -1,0 +1,156 @@
+//! Health of the components of this node, as `/healthz` shows it.
+
+use crate::component::Placement;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The state of a component on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Being built or started.
+    Starting,
+    /// Running.
+    Active,
+    /// A singleton waiting for its lease, held by another node: healthy.
+    Standby,
+    /// Failed or panicked; waiting to be started again.
+    Restarting,
+    /// Running, but it reports trouble it survives (e.g. its store writes fail).
+    Degraded,
+    /// Stopping on shutdown.
+    Stopping,
+    /// Ended.
+    Stopped,
+}
+
+impl State {
+    /// Whether a node with a component in this state is ready for traffic.
+    pub fn is_ready(self) -> bool {
+        matches!(self, State::Active | State::Standby)
+    }
+}
+
+/// One component's health.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentHealth {
+    /// The component.
+    pub name: &'static str,
+    /// Replicated or singleton.
+    pub placement: Placement,
+    /// Its state.
+    pub state: State,
+    /// Why it is restarting or degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when it is in this state (Unix ms).
+    pub since: i64,
+    /// Restarts after panics or errors since the node started.
+    pub restarts: u64,
+    /// The epoch of the lease this node holds (singletons that are active).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<i64>,
+}
+
+/// The health of every component of this node.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<Mutex<BTreeMap<&'static str, ComponentHealth>>>,
+}
+
+impl Health {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<&'static str, ComponentHealth>> {
+        // A panic while the lock was held left plain data behind: keep using it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the reporter of one component, registering it as starting.
+    pub fn reporter(&self, name: &'static str, placement: Placement) -> HealthReporter {
+        self.lock().insert(
+            name,
+            ComponentHealth { name, placement, state: State::Starting, reason: None, since: mamori_core::time::now_ms(), restarts: 0, lease_epoch: None },
+        );
+        HealthReporter { health: self.clone(), name }
+    }
+
+    /// Returns the reporter of a component already registered.
+    pub(crate) fn reporter_of(&self, name: &'static str) -> HealthReporter {
+        HealthReporter { health: self.clone(), name }
+    }
+
+    /// Returns every component's health, by name.
+    pub fn snapshot(&self) -> Vec<ComponentHealth> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Whether every component is ready (a node without components is).
+    pub fn ready(&self) -> bool {
+        self.lock().values().all(|c| c.state.is_ready())
+    }
+}
+
+/// Where one component's state is set.
+#[derive(Clone)]
+pub struct HealthReporter {
+    health: Health,
+    name: &'static str,
+}
+
+impl HealthReporter {
+    fn update(&self, f: impl FnOnce(&mut ComponentHealth)) {
+        if let Some(c) = self.health.lock().get_mut(self.name) {
+            let before = (c.state, c.reason.clone());
+            f(c);
+            if (c.state, c.reason.clone()) != before {
+                c.since = mamori_core::time::now_ms();
+            }
+        }
+    }
+
+    /// Sets the state (the runtime does; components use [`HealthReporter::degraded`]).
+    pub(crate) fn set(&self, state: State, reason: Option<String>) {
+        self.update(|c| {
+            c.state = state;
+            c.reason = reason;
+            if state != State::Active && state != State::Degraded {
+                c.lease_epoch = None;
+            }
+        });
+    }
+
+    pub(crate) fn set_lease(&self, epoch: Option<i64>) {
+        self.update(|c| c.lease_epoch = epoch);
+    }
+
+    pub(crate) fn restarted(&self) {
+        self.update(|c| c.restarts += 1);
+    }
+
+    /// Tells the node the component runs but has trouble (shown in `/healthz`, which
+    /// answers 503 meanwhile). Only an active component can be degraded.
+    pub fn degraded(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.update(|c| {
+            if matches!(c.state, State::Active | State::Degraded) {
+                c.state = State::Degraded;
+                c.reason = Some(reason);
+            }
+        });
+    }
+
+    /// Tells the node the trouble is over.
+    pub fn recovered(&self) {
+        self.update(|c| {
+            if c.state == State::Degraded {
+                c.state = State::Active;
+                c.reason = None;
+            }
+        });
+    }
+
+    /// Returns the current state.
+    pub fn state(&self) -> Option<State> {
+        self.health.lock().get(self.name).map(|c| c.state)
+    }
+}
