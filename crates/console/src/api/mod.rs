@@ -109,6 +109,15 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/audit", "audit", "List audit entries (newest first)", Some(AuditRead), AUDIT_QUERY, None),
     r("GET", "/api/v1/audit/export", "audit", "Export audit entries as CSV", Some(AuditRead), &["actor", "action", "tenant", "from", "to"], None),
     r("GET", "/api/v1/audit/verify", "audit", "Verify the audit hash chain (operator roles)", Some(AuditRead), &[], None),
+    r(
+        "GET",
+        "/api/v1/nodes",
+        "nodes",
+        "The platform's nodes, their components' states and the singleton leases (operator roles)",
+        Some(MonitorsRead),
+        &[],
+        None,
+    ),
     r("GET", "/api/v1/policies", "policies", "Components with policies and their defaults", Some(PoliciesRead), &[], None),
     r("GET", "/api/v1/policies/{component}", "policies", "The policy in force (tenant's own, else the default)", Some(PoliciesRead), &["tenant"], None),
     r("PUT", "/api/v1/policies/{component}", "policies", "Validate and save a new policy version", Some(PoliciesWrite), &["tenant"], Some("PolicyDocument")),
@@ -182,6 +191,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/export", get(audit::export))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/policies", get(policies::list))
         .route("/api/v1/policies/{component}", get(policies::get).put(policies::put))
         .route("/api/v1/policies/{component}/versions", get(policies::versions))
@@ -241,4 +251,16 @@ async fn settings_put(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes:
     s.check()?;
     state.store.put_setting(&a.principal.actor(), "auth", &json!(s)).await?;
     ok(json!(s))
+}
+
+/// GET /api/v1/nodes
+async fn nodes(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    a.require(Permission::MonitorsRead)?;
+    if !a.principal.role.is_operator() {
+        return Err(AppError::Forbidden);
+    }
+    let scope = a.principal.scope();
+    let nodes = state.store.list_nodes(&scope).await?;
+    let leases = state.store.list_leases(&scope).await?;
+    ok(json!({ "this_node": &*state.node.id, "nodes": nodes, "leases": leases }))
 }

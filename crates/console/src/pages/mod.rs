@@ -7,6 +7,7 @@ mod dashboard;
 mod events;
 pub mod login;
 mod monitors;
+mod nodes;
 mod settings;
 mod tenants;
 mod users;
@@ -56,6 +57,7 @@ pub const PAGES: &[&str] = &[
     "/monitors/{id}",
     "/faults",
     "/faults/{id}",
+    "/nodes",
 ];
 
 /// The page routes.
@@ -99,6 +101,7 @@ pub fn routes() -> Router<AppState> {
         .route("/faults", get(monitors::faults))
         .route("/faults/{id}", get(monitors::fault))
         .route("/faults/{id}/comment", post(monitors::comment))
+        .route("/nodes", get(nodes::page))
 }
 
 async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
@@ -124,17 +127,20 @@ struct Nav {
     ja: &'static str,
     en: &'static str,
     needs: Option<Permission>,
+    /// Shown to operator roles only (platform pages).
+    operators: bool,
 }
 
 const NAV: &[Nav] = &[
-    Nav { path: "/", ja: "ダッシュボード", en: "Dashboard", needs: None },
-    Nav { path: "/monitors", ja: "サービス監視", en: "Monitoring", needs: Some(Permission::MonitorsRead) },
-    Nav { path: "/faults", ja: "障害記録", en: "Faults", needs: Some(Permission::MonitorsRead) },
-    Nav { path: "/events", ja: "イベント検索", en: "Events", needs: Some(Permission::EventsRead) },
-    Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead) },
-    Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead) },
-    Nav { path: "/audit", ja: "監査ログ", en: "Audit log", needs: Some(Permission::AuditRead) },
-    Nav { path: "/settings", ja: "設定", en: "Settings", needs: None },
+    Nav { path: "/", ja: "ダッシュボード", en: "Dashboard", needs: None, operators: false },
+    Nav { path: "/monitors", ja: "サービス監視", en: "Monitoring", needs: Some(Permission::MonitorsRead), operators: false },
+    Nav { path: "/faults", ja: "障害記録", en: "Faults", needs: Some(Permission::MonitorsRead), operators: false },
+    Nav { path: "/events", ja: "イベント検索", en: "Events", needs: Some(Permission::EventsRead), operators: false },
+    Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead), operators: false },
+    Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead), operators: false },
+    Nav { path: "/audit", ja: "監査ログ", en: "Audit log", needs: Some(Permission::AuditRead), operators: false },
+    Nav { path: "/nodes", ja: "ノード", en: "Nodes", needs: Some(Permission::MonitorsRead), operators: true },
+    Nav { path: "/settings", ja: "設定", en: "Settings", needs: None, operators: false },
 ];
 
 /// The `<head>` of every page.
@@ -166,7 +172,7 @@ pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
                     a.brand href="/" { "守 Mamori" }
                     nav {
                         @for n in NAV {
-                            @if n.needs.is_none_or(|p| a.principal.can(p)) {
+                            @if n.needs.is_none_or(|p| a.principal.can(p)) && (!n.operators || a.principal.role.is_operator()) {
                                 a href=(n.path) class=[(active == n.path).then_some("active")] { (l.t(n.ja, n.en)) }
                             }
                         }

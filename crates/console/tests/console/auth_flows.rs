@@ -304,3 +304,42 @@ async fn operator_logins_stay_out_of_the_prefectures_events() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_node_list_is_for_operators() {
+    each_backend(|c| async move {
+        c.state
+            .store
+            .report_node(&mamori_store::NodeReport {
+                id: "north-1".into(),
+                name: "north".into(),
+                version: "0.1.0".into(),
+                started_at: 1,
+                seen_at: mamori_core::time::now_ms(),
+                status: json!({"components": [{"name": "monitor", "placement": "singleton", "state": "standby", "restarts": 2}]}),
+            })
+            .await
+            .unwrap();
+        c.state.store.acquire_lease("component:monitor", "north-1", 60_000).await.unwrap();
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, token) = c.token(op, Role::OperatorAdmin, "nodes").await;
+        let (s, body) = c.api("GET", "/api/v1/nodes", &Auth::Bearer(token), None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["nodes"][0]["name"], "north");
+        assert_eq!(doc["leases"][0]["holder"], "north-1");
+        let auth = c.login_operator_bypass(op).await;
+        let (s, page) = c.get("/nodes", &auth).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("north") && page.contains("待機中") && page.contains("component:monitor"), "{page}");
+        // A municipality's administrator sees neither.
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        let (_, token) = c.token(ta, Role::TenantAdmin, "nodes").await;
+        assert_eq!(c.api("GET", "/api/v1/nodes", &Auth::Bearer(token), None).await.0, StatusCode::FORBIDDEN);
+        let s = c.login("tadmin", PASSWORD).await;
+        assert_eq!(c.get("/nodes", &s).await.0, StatusCode::FORBIDDEN);
+        assert!(!c.get("/", &s).await.1.contains("href=\"/nodes\""), "no link to it either");
+    })
+    .await;
+}
