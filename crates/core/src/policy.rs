@@ -40,4 +40,15 @@ pub trait PolicyValidator: Send + Sync {
 
     /// Checks a document; returns every problem found.
     fn validate(&self, document: &Value) -> Result<(), Problems>;
+
+    /// Returns the platform minimums in force when operators set none (a document of
+    /// the policy's own shape), or None when the component has no minimums.
+    fn default_minimums(&self) -> Option<Value> {
+        None
+    }
+
+    /// Checks a policy against the platform minimums; returns every value below them.
+    fn check_minimums(&self, _document: &Value, _minimums: &Value) -> Result<(), Problems> {
+        Ok(())
+    }
 }

@@ -6,7 +6,10 @@
 //! { "events_days": 365 }
 //! ```
 //!
-//! `events_days` is 1–3650. The component purges once at start, whenever a retention
+//! `events_days` is 1–3650, and never below the platform minimum (F18: logs kept for
+//! audits and investigations), 365 days unless an operator admin sets another
+//! (`Store::put_policy_minimums`): a tenant cannot purge its own evidence by saving a
+//! short retention. The component purges once at start, whenever a retention
 //! policy changes (so a shortened retention takes effect within seconds of being saved
 //! in the console), and every `interval_secs` (config, default 3600). Each purge that
 //! deletes something emits [`RetentionEvent::Purged`] (an Application Lifecycle event of
@@ -27,6 +30,9 @@ use std::time::Duration;
 pub const DAYS: std::ops::RangeInclusive<u64> = 1..=3650;
 /// Retention when no policy says otherwise.
 pub const DEFAULT_DAYS: u32 = 365;
+/// The platform minimum when operators set none: a year, as municipal log retention
+/// rules usually ask.
+pub const DEFAULT_MIN_DAYS: u32 = 365;
 
 /// The retention component.
 pub struct Retention;
@@ -131,6 +137,28 @@ impl PolicyValidator for RetentionPolicy {
         }
         problems.into_result(())
     }
+
+    fn default_minimums(&self) -> Option<Value> {
+        Some(json!({ "events_days": DEFAULT_MIN_DAYS }))
+    }
+
+    fn check_minimums(&self, doc: &Value, minimums: &Value) -> Result<(), Problems> {
+        let min = days_of_or(minimums, DEFAULT_MIN_DAYS);
+        match doc.get("events_days").and_then(Value::as_u64) {
+            Some(d) if d < u64::from(min) => Err(Problem::new(
+                "events_days",
+                "below_minimum",
+                format!("イベントの保存日数は、県が定めた最低日数（{min}日）より短くできません。監査や事案調査に必要な記録を守るための設定です"),
+                format!("events_days cannot be shorter than the platform minimum of {min} days, which keeps the records audits and investigations need"),
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn days_of_or(policy: &Value, fallback: u32) -> u32 {
+    policy.get("events_days").and_then(Value::as_u64).filter(|d| DAYS.contains(d)).map(|d| d as u32).unwrap_or(fallback)
 }
 
 fn days_of(policy: &Value) -> u32 {
@@ -181,8 +209,10 @@ impl Service for RetentionService {
 
 async fn purge(cx: &RunCx, policies: &Policies) -> Result<(), ComponentError> {
     let tenants = cx.store.list_tenants(&Scope::All(cx.system_grant())).await?;
-    let default_days = days_of(&policies.default);
-    let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, days_of(policies.for_tenant(t.id)))).collect();
+    // Policies saved before the minimum was raised are held to it here too.
+    let min_days = cx.store.policy_minimums(&RetentionPolicy).await?.map(|m| days_of_or(&m, DEFAULT_MIN_DAYS)).unwrap_or(DEFAULT_MIN_DAYS);
+    let default_days = days_of(&policies.default).max(min_days);
+    let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, days_of(policies.for_tenant(t.id)).max(min_days))).collect();
     let now = mamori_core::time::now_ms();
     let report = cx.bus().events().purge(now, default_days, per_tenant).await.map_err(mamori_bus::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");
@@ -207,6 +237,10 @@ mod tests {
         assert!(RetentionPolicy.validate(&json!("x")).is_err());
         assert!(RetentionPolicy.validate(&json!({"events_days": "30"})).is_err());
         assert!(crate::read_section::<RetentionConfig>(&json!({"interval_secs": 5})).is_err());
+        let p = RetentionPolicy.check_minimums(&json!({"events_days": 30}), &json!({"events_days": 365})).unwrap_err();
+        assert_eq!(p.0[0].code, "below_minimum");
+        assert!(p.0[0].ja.contains("365日"), "{p}");
+        assert!(RetentionPolicy.check_minimums(&json!({"events_days": 365}), &json!({"events_days": 365})).is_ok());
         assert_eq!(crate::read_section::<RetentionConfig>(&json!({"interval_secs": 600})).unwrap().interval_secs, 600);
     }
 }

@@ -57,6 +57,11 @@ async fn a_saved_retention_policy_takes_effect_within_seconds() {
         let validator = registry.validator("retention").unwrap();
         assert!(store.put_policy(&system(), &actor, Some(a.id), validator.as_ref(), json!({"events_days": -1})).await.is_err());
 
+        // Below the platform minimum (a year by default), no policy is saved, by anyone.
+        let refused = store.put_policy(&system(), &actor, Some(a.id), validator.as_ref(), json!({"events_days": 5})).await.unwrap_err();
+        assert!(refused.to_string().contains("platform minimum"), "{refused}");
+        // An operator lowers the minimum (audited); then A's 5 days can be saved.
+        store.put_policy_minimums(&system(), &actor, validator.as_ref(), json!({"events_days": 3})).await.unwrap();
         // Shorten A's retention to 5 days: the running component applies it.
         store.put_policy(&system(), &actor, Some(a.id), validator.as_ref(), json!({"events_days": 5})).await.unwrap();
         let started = std::time::Instant::now();

@@ -89,6 +89,30 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Returns the platform minimums of a component's policies: those operators set,
+    /// else the component's own default; None when it has none.
+    pub async fn policy_minimums(&self, validator: &dyn PolicyValidator) -> Result<Option<Value>, StoreError> {
+        if validator.default_minimums().is_none() {
+            return Ok(None);
+        }
+        Ok(self.setting(&minimums_key(validator.component())).await?.or_else(|| validator.default_minimums()))
+    }
+
+    /// Sets the platform minimums of a component's policies (a document of the policy's
+    /// shape, checked by its validator). Operators only; audited as a setting change.
+    /// Policies already saved below new minimums are raised to them where they are
+    /// applied; new ones below them are refused.
+    pub async fn put_policy_minimums(&self, scope: &Scope, actor: &Actor, validator: &dyn PolicyValidator, minimums: Value) -> Result<(), StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators set platform minimums"));
+        }
+        if validator.default_minimums().is_none() {
+            return Err(StoreError::NotFound);
+        }
+        validator.validate(&minimums).map_err(StoreError::Invalid)?;
+        self.put_setting(actor, &minimums_key(validator.component()), &minimums).await
+    }
+
     /// Validates and saves a new version of a policy. A document the component's
     /// validator refuses is not stored; the error lists every problem.
     pub async fn put_policy(
@@ -109,6 +133,11 @@ impl Store {
             return Err(Problem::new("document", "too_large", "ポリシーが大きすぎます（1 MiB まで）", "policy is too large (at most 1 MiB)").into());
         }
         validator.validate(&document).map_err(StoreError::Invalid)?;
+        // Platform minimums hold for every policy, the default and each tenant's, by
+        // whoever saves it: lowering them is a change of its own, by an operator admin.
+        if let Some(minimums) = self.policy_minimums(validator).await? {
+            validator.check_minimums(&document, &minimums).map_err(StoreError::Invalid)?;
+        }
         let component = validator.component();
         let (_guard, mut tx) = self.begin_write().await?;
         if let Some(t) = tenant {
@@ -223,4 +252,8 @@ impl PolicyWatch {
     pub fn revision(&self) -> i64 {
         *self.rx.borrow()
     }
+}
+
+fn minimums_key(component: &str) -> String {
+    format!("policy_minimums.{component}")
 }

@@ -122,6 +122,16 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/policies/{component}", "policies", "The policy in force (tenant's own, else the default)", Some(PoliciesRead), &["tenant"], None),
     r("PUT", "/api/v1/policies/{component}", "policies", "Validate and save a new policy version", Some(PoliciesWrite), &["tenant"], Some("PolicyDocument")),
     r("GET", "/api/v1/policies/{component}/versions", "policies", "Saved versions, newest first", Some(PoliciesRead), &["tenant"], None),
+    r("GET", "/api/v1/policies/{component}/minimums", "policies", "Platform minimums no policy may go below", Some(PoliciesRead), &[], None),
+    r(
+        "PUT",
+        "/api/v1/policies/{component}/minimums",
+        "policies",
+        "Set the platform minimums (operator admins)",
+        Some(SettingsWrite),
+        &[],
+        Some("PolicyDocument"),
+    ),
     r("GET", "/api/v1/tokens", "account", "The caller's API tokens", None, &[], None),
     r("POST", "/api/v1/tokens", "account", "Create an API token (the secret is returned once)", None, &[], Some("NewToken")),
     r("DELETE", "/api/v1/tokens/{id}", "account", "Revoke an API token", None, &[], None),
@@ -195,6 +205,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/policies", get(policies::list))
         .route("/api/v1/policies/{component}", get(policies::get).put(policies::put))
         .route("/api/v1/policies/{component}/versions", get(policies::versions))
+        .route("/api/v1/policies/{component}/minimums", get(policies::minimums).put(policies::put_minimums))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/settings/auth", get(settings_get).put(settings_put))

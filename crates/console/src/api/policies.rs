@@ -64,3 +64,20 @@ pub async fn versions(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(c
     let tenant = tenant_of(&q, a.principal.tenant_id)?;
     ok(json!(state.store.policy_versions(&a.principal.scope(), tenant, &component, 100).await?))
 }
+
+pub async fn minimums(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>) -> ApiResult {
+    a.require(Permission::PoliciesRead)?;
+    let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    ok(json!({ "component": component, "minimums": state.store.policy_minimums(validator.as_ref()).await? }))
+}
+
+pub async fn put_minimums(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::SettingsWrite)?;
+    if !a.principal.role.is_operator() {
+        return Err(AppError::Forbidden);
+    }
+    let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    let doc: Value = body(&bytes)?;
+    state.store.put_policy_minimums(&a.principal.scope(), &a.principal.actor(), validator.as_ref(), doc.clone()).await?;
+    ok(json!({ "component": component, "minimums": doc }))
+}

@@ -88,6 +88,7 @@ pub fn routes() -> Router<AppState> {
         .route("/settings", get(settings::page).post(settings::save_account))
         .route("/settings/security", post(settings::save_security))
         .route("/settings/policies", get(settings::policies).post(settings::save_policy))
+        .route("/settings/policies/minimums", post(settings::save_minimums))
         .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
         .route("/monitors", get(monitors::list))

@@ -212,6 +212,11 @@ async fn policies_page(
     let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
     let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
     let can_write = a.principal.can(Permission::PoliciesWrite) && (tenant.is_some() || a.principal.tenant_id.is_none());
+    let minimums = match state.registry.validator(&component) {
+        Some(v) => state.store.policy_minimums(v.as_ref()).await?,
+        None => None,
+    };
+    let can_set_minimums = a.principal.role.is_operator() && a.principal.can(Permission::SettingsWrite);
     let body = html! {
         (tabs(a, "policies"))
         form.filters method="get" action="/settings/policies" {
@@ -225,6 +230,17 @@ async fn policies_page(
         @if let Some(e) = error { (problems(l, e)) p { (l.t("ポリシーは保存されていません。", "The policy was not saved.")) } }
         @if saved { div.ok role="status" { (l.t("保存しました。稼働中のコンポーネントに数秒以内に反映されます。", "Saved. Running components pick it up within seconds.")) } }
         p.muted { (l.t("既定値", "Default")) ": " code { (default_doc.to_string()) } }
+        @if let Some(m) = &minimums {
+            p { (l.t("県が定める最低値（これを下回るポリシーは保存できません）", "Platform minimums (no policy below them can be saved)")) ": " code { (m.to_string()) } }
+            @if can_set_minimums {
+                form.inline method="post" action="/settings/policies/minimums" {
+                    input type="hidden" name="csrf" value=(a.csrf());
+                    input type="hidden" name="component" value=(component);
+                    label { (l.t("最低値（JSON）", "Minimums (JSON)")) input type="text" name="document" value=(m.to_string()) maxlength="4096"; }
+                    button type="submit" { (l.t("最低値を変更", "Change the minimums")) }
+                }
+            }
+        }
         @if can_write {
             form method="post" action="/settings/policies" {
                 input type="hidden" name="csrf" value=(a.csrf());
@@ -288,6 +304,41 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
             match result {
                 Ok(_) => policies_page(&state, &a, &q, None, None, true).await,
                 Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false).await,
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+/// The minimums form.
+#[derive(Deserialize)]
+pub struct MinimumsForm {
+    csrf: String,
+    component: String,
+    document: String,
+}
+
+/// POST /settings/policies/minimums (operator admins)
+pub async fn save_minimums(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<MinimumsForm>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::SettingsWrite)?;
+            a.check_csrf(&f.csrf)?;
+            if !a.principal.role.is_operator() {
+                return Err(AppError::Forbidden);
+            }
+            let q = PolicyQuery { tenant: None, component: Some(f.component.clone()) };
+            let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+            let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
+                Ok(doc) => state.store.put_policy_minimums(&a.principal.scope(), &a.principal.actor(), validator.as_ref(), doc).await.map_err(AppError::from),
+                Err(_) => Err(Problem::new("document", "invalid_json", "JSON として読めません", "not valid JSON").into()),
+            };
+            match result {
+                Ok(()) => policies_page(&state, &a, &q, None, None, true).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, None, Some(&e), false).await,
                 Err(e) => Err(e),
             }
         }

@@ -343,3 +343,43 @@ async fn the_node_list_is_for_operators() {
     })
     .await;
 }
+
+/// Issue 8: a tenant admin cannot purge the municipality's own evidence by saving a
+/// short retention; only an operator admin moves the platform minimum (F18).
+#[tokio::test]
+async fn retention_cannot_go_below_the_platform_minimum() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        let (_, token) = c.token(ta, Role::TenantAdmin, "policy").await;
+        let tenant_api = Auth::Bearer(token);
+        let path = format!("/api/v1/policies/retention?tenant={}", t.id);
+        let (s, body) = c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 1}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("below_minimum") && body.contains("最低日数（365日）"), "{body}");
+        assert_eq!(c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 400}))).await.0, StatusCode::OK);
+        // The console says the same in Japanese, and keeps what was typed.
+        let s = c.login("tadmin", PASSWORD).await;
+        let form = [("csrf", s.csrf()), ("component", "retention"), ("tenant", &t.id.to_string()), ("document", "{\"events_days\": 30}")];
+        let (status, _, page) = c.post_form("/settings/policies", &s, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("県が定めた最低日数（365日）より短くできません") && page.contains("ポリシーは保存されていません"), "{page}");
+        // Nor can the tenant admin move the minimum.
+        assert_eq!(c.api("PUT", "/api/v1/policies/retention/minimums", &tenant_api, Some(json!({"events_days": 1}))).await.0, StatusCode::FORBIDDEN);
+        // An operator admin can (audited); then 30 days is accepted.
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, op_token) = c.token(op, Role::OperatorAdmin, "minimums").await;
+        let op_api = Auth::Bearer(op_token);
+        let (s, body) = c.api("PUT", "/api/v1/policies/retention/minimums", &op_api, Some(json!({"events_days": 0}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "minimums are checked like a policy: {body}");
+        assert_eq!(c.api("PUT", "/api/v1/policies/retention/minimums", &op_api, Some(json!({"events_days": 30}))).await.0, StatusCode::OK);
+        assert_eq!(
+            c.api("GET", "/api/v1/policies/retention/minimums", &tenant_api, None).await.1,
+            json!({"component": "retention", "minimums": {"events_days": 30}}).to_string()
+        );
+        assert_eq!(c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 30}))).await.0, StatusCode::OK);
+        let (_, audit) = c.api("GET", "/api/v1/audit?action=setting.update", &op_api, None).await;
+        assert!(audit.contains("policy_minimums.retention"), "{audit}");
+    })
+    .await;
+}

@@ -77,7 +77,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         let event_a = Event::new(a.id, now, EventClass::HTTP_ACTIVITY, "own event", "test");
         c.state.bus.publish(vec![event_b.clone(), event_a]).await.unwrap();
         let retention = mamori_runtime::retention::RetentionPolicy;
-        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 77})).await.unwrap();
+        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
 
         let mon_b = monitoring_of(&c, b.id).await;
         let snapshot = || async {
