@@ -37,6 +37,25 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an account (for automation) and print it once.
+    Create {
+        /// The account the token acts as; its role bounds the scopes.
+        #[arg(long)]
+        user: String,
+        /// A name for the token, e.g. the system that uses it.
+        #[arg(long)]
+        name: String,
+        /// Scopes, comma-separated, e.g. events:read,monitors:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Days until it expires (1-400).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum TenantCommand {
     /// Import tenants from a CSV file (all rows or none).
     Import { file: PathBuf },
@@ -181,4 +200,53 @@ pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode>
     };
     store.close().await;
     Ok(code)
+}
+
+pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, _) = cli();
+    match c {
+        TokenCommand::Create { user, name, scopes, days } => {
+            let account = find(&store, &user).await?;
+            // The console refuses tokens of such accounts; do not print one that cannot work.
+            if account.disabled || account.must_change_password {
+                bail!(
+                    "'{user}' is disabled or must set its password first (log in once) / このアカウントは無効か、初回ログインでのパスワード変更が済んでいません"
+                );
+            }
+            let mut parsed = Vec::new();
+            for s in &scopes {
+                let Some(scope) = mamori_core::TokenScope::ALL.into_iter().find(|t| t.as_str() == s.trim()) else {
+                    let known: Vec<&str> = mamori_core::TokenScope::ALL.iter().map(|t| t.as_str()).collect();
+                    bail!("unknown scope '{s}' (known: {})", known.join(", "));
+                };
+                if !account.role.allows(scope.permission()) {
+                    bail!("scope {s} exceeds the role of '{user}' ({}) / スコープ {s} はこのアカウントのロールにない権限です", account.role.as_str());
+                }
+                parsed.push(scope);
+            }
+            if !(1..=400).contains(&days) {
+                bail!("--days must be 1-400");
+            }
+            let secret = format!("mmr_{}", mamori_console::auth::random_token(32));
+            let token = store
+                .create_token(
+                    &actor,
+                    mamori_store::NewToken {
+                        user_id: account.id,
+                        name,
+                        token_hash: mamori_console::auth::sha256_hex(&secret),
+                        prefix: secret[..10].to_string(),
+                        scopes: parsed,
+                        expires_at: mamori_core::time::now_ms() + days * 86_400_000,
+                    },
+                    account.tenant_id,
+                )
+                .await?;
+            // The secret goes to standard output only, once; the store keeps its hash.
+            eprintln!("token {} for {user}, expires {} (shown once / 一度だけ表示します):", token.id, mamori_core::time::format_jst(token.expires_at));
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -48,6 +48,9 @@ enum Command {
     /// Manage accounts before the console is reachable.
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Create API tokens for automation.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
     /// Import or export tenants as CSV.
     #[command(subcommand)]
     Tenant(admin::TenantCommand),
@@ -117,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::User(c) => admin::user(&config, c).await,
+        Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,
         Command::Audit(c) => admin::audit(&config, c).await,
         Command::Probe { server, token, ca_file, refresh_secs } => {

@@ -91,9 +91,45 @@ fn admin_commands_work_before_the_console_is_reachable() {
         let (code, out) = mamori(&data, &args);
         assert_eq!(code, 0, "{args:?}: {out}");
     }
+    // An API token for automation: printed once, bounded by the account's role.
+    let (code, out) = mamori(&data, &["token", "create", "--user", "clerk1", "--name", "SIEM 連携", "--scopes", "events:read"]);
+    assert_ne!(code, 0, "no token that could not work: the password is still the one-time one");
+    assert!(out.contains("must set its password first"), "{out}");
+    // As if the person had logged in and set a password.
+    rusqlite::Connection::open(data.join("mamori.db")).unwrap().execute("UPDATE users SET must_change_password = 0 WHERE username = 'clerk1'", []).unwrap();
+    let (code, out) = mamori(&data, &["token", "create", "--user", "clerk1", "--name", "SIEM 連携", "--scopes", "users:write"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("exceeds the role"), "{out}");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "token",
+            "create",
+            "--user",
+            "clerk1",
+            "--name",
+            "SIEM 連携",
+            "--scopes",
+            "events:read,monitors:read",
+            "--days",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("mmr_") && !token.contains('\n'), "only the token on standard output: {token}");
+    let server = start(&["--no-demo"], &data);
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = server.http("GET", "/api/v1/me", &[("authorization", &bearer)], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("clerk1"), "{body}");
+    drop(server);
     let (code, out) = mamori(&data, &["audit", "export"]);
     assert_eq!(code, 0);
     assert!(out.contains("cli:") && out.contains("tenant.create"), "the CLI's changes are audited: {out}");
+    assert!(out.contains("token.create") && !out.contains(&token[4..]), "the token's creation is audited, its secret is not: {out}");
 }
 
 #[test]
