@@ -187,11 +187,20 @@ pub fn node_router(state: AppState) -> Router {
 
 /// Serves `/healthz`: 200 while the config store answers and every component of this
 /// node is ready (active, or a singleton standing by), else 503; the body lists each
-/// component and its state either way. Nothing in it is secret or tenant data.
-pub async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+/// component and its state either way. Nothing in it is secret or tenant data; the
+/// reasons of failures are shown only to clients on this host.
+pub async fn health(axum::extract::State(state): axum::extract::State<AppState>, parts: axum::http::request::Parts) -> axum::response::Response {
     use axum::response::IntoResponse;
     let schema = state.store.db().schema_version().await.ok().filter(|v| *v > 0);
     let mut doc = state.node.health_document();
+    // Why a component failed may name internal hosts or files: only for this host's
+    // own checks (the operators see it on /nodes).
+    let local = parts.extensions.get::<mamori_http::ClientAddr>().is_some_and(|c| c.is_local());
+    if !local && let Some(list) = doc.get_mut("components").and_then(serde_json::Value::as_array_mut) {
+        for c in list.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            c.remove("reason");
+        }
+    }
     let ready = schema.is_some() && state.node.health.ready();
     if let Some(obj) = doc.as_object_mut() {
         obj.insert(

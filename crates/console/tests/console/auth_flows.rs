@@ -383,3 +383,21 @@ async fn retention_cannot_go_below_the_platform_minimum() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn healthz_answers_503_while_a_component_is_not_ready() {
+    each_backend(|c| async move {
+        let get = || c.send(axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap());
+        let (status, _, body) = get().await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // A component that has not started yet (the runtime registers it as starting).
+        let _reporter = c.state.node.health.reporter("monitor", mamori_runtime::Placement::Singleton);
+        let (status, _, body) = get().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["status"], "degraded");
+        assert_eq!(doc["components"][0]["name"], "monitor");
+        assert_eq!(doc["components"][0]["state"], "starting");
+    })
+    .await;
+}
