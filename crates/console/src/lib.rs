@@ -119,8 +119,6 @@ pub struct AppState {
     pub version: &'static str,
     /// Failed logins per client address.
     pub throttle: Arc<auth::LoginThrottle>,
-    /// The monitoring component (its inbox takes remote probes' results).
-    pub monitoring: Arc<mamori_monitor::Monitoring>,
     /// This node: its components' health and its metrics registry.
     pub node: mamori_runtime::Node,
 }

@@ -115,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if path.exists() && !force {
                 anyhow::bail!("{} exists; use --force to overwrite", path.display());
             }
-            std::fs::write(&path, config::template(&components::registry().0))?;
+            std::fs::write(&path, config::template(&components::registry()))?;
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }

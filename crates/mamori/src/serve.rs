@@ -31,7 +31,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    let (registry, monitoring) = crate::components::registry();
+    let registry = crate::components::registry();
     for name in &args.only {
         if name != "console" && registry.get(name).is_none() {
             bail!("--only: unknown part '{name}' (console, {})", registry.all().iter().map(|c| c.name()).collect::<Vec<_>>().join(", "));
@@ -115,7 +115,6 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new(http_stats.clone())),
         version: env!("CARGO_PKG_VERSION"),
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
-        monitoring,
         node: node.clone(),
     };
     // A node without the console still answers /healthz and /metrics.

@@ -6,36 +6,24 @@
 //! every check runs once and every notification goes out once; another node takes over
 //! when that one stops or dies.
 
-use crate::engine::{Engine, EngineConfig, Inbox};
+use crate::engine::{Engine, EngineConfig};
 use crate::notify::{MonitorPolicy, Notifier};
 use mamori_core::monitor::StartTls;
 use mamori_core::{PolicyValidator, Problem, Problems};
 use mamori_runtime::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, Placement, RunCx, Service};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The monitoring component. Its [`Inbox`] takes remote probes' results.
-pub struct Monitoring {
-    inbox: Arc<Mutex<Option<Inbox>>>,
-}
-
-impl Default for Monitoring {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The monitoring component. Remote probes' results reach it through the config store
+/// (`Store::queue_probe_results`), so any node may take them.
+#[derive(Default)]
+pub struct Monitoring;
 
 impl Monitoring {
     /// Returns the component.
     pub fn new() -> Self {
-        Self { inbox: Arc::default() }
-    }
-
-    /// Returns the inbox of the running engine (None before it starts, on a node that
-    /// does not run it, or on a node standing by for the lease).
-    pub fn inbox(&self) -> Option<Inbox> {
-        self.inbox.lock().ok().and_then(|i| i.clone())
+        Self
     }
 }
 
@@ -185,7 +173,7 @@ impl Component for Monitoring {
             mail.ca_pem = Some(pem);
         }
         let metrics = crate::events::MonitorMetrics::register(&cx.metrics);
-        Ok(Arc::new(MonitorService { notifier, cfg, metrics, inbox: self.inbox.clone() }))
+        Ok(Arc::new(MonitorService { notifier, cfg, metrics }))
     }
 }
 
@@ -193,7 +181,6 @@ struct MonitorService {
     notifier: Notifier,
     cfg: EngineConfig,
     metrics: crate::events::MonitorMetrics,
-    inbox: Arc<Mutex<Option<Inbox>>>,
 }
 
 impl Service for MonitorService {
@@ -201,19 +188,12 @@ impl Service for MonitorService {
         Box::pin(async move {
             let engine = Engine::new(cx.store.clone(), Some(cx.events.clone()), self.notifier.clone(), self.cfg.clone(), cx.system_grant())
                 .with_metrics(self.metrics.clone());
-            if let Ok(mut i) = self.inbox.lock() {
-                *i = Some(engine.inbox());
-            }
             let pcx = cx.clone();
             let policies = move || {
                 let pcx = pcx.clone();
                 Box::pin(async move { pcx.policies().await.ok() }) as BoxFuture<_>
             };
-            let result = engine.run(cx.stop.clone(), policies).await;
-            if let Ok(mut i) = self.inbox.lock() {
-                *i = None;
-            }
-            result.map_err(ComponentError::from)
+            engine.run(cx.stop.clone(), policies).await.map_err(ComponentError::from)
         })
     }
 }

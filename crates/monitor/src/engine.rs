@@ -762,6 +762,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies the results remote probes posted (to whichever node), then deletes them.
+    /// A crash between the two applies a result twice, which changes nothing.
+    async fn drain_probe_inbox(&mut self) -> Result<(), StoreError> {
+        for _ in 0..10 {
+            let queued = self.store.queued_probe_results(1000).await?;
+            let Some(last) = queued.last().map(|(seq, _)| *seq) else { return Ok(()) };
+            let n = queued.len();
+            for (_, r) in queued {
+                // Only monitors this engine runs that a probe is assigned to.
+                if self.entries.get(&r.monitor).is_some_and(|e| e.monitor.spec.probe.is_some()) {
+                    self.apply_logged(r).await;
+                }
+            }
+            self.store.delete_probe_results(last).await?;
+            if n < 1000 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Counts results in these counters (registered in the node's registry).
     pub fn with_metrics(mut self, metrics: MonitorMetrics) -> Self {
         self.metrics = metrics;
@@ -804,6 +825,10 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     ticks += 1;
+                    // Results remote probes posted to any node.
+                    if let Err(e) = self.drain_probe_inbox().await {
+                        tracing::error!(error = %e, "cannot read queued probe results; retrying");
+                    }
                     // A store that cannot be written (locked, disconnected) must not stop
                     // monitoring: log, keep the state, try again on the next tick.
                     if let Err(e) = self.flush().await {

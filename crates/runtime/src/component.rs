@@ -249,9 +249,11 @@ impl RunCx {
     }
 
     /// Returns the component's current policies: the platform default (the stored one,
-    /// else the validator's default) and each tenant's own.
+    /// else the validator's default) and each tenant's own. Records the newest revision
+    /// among them as the one this node runs (`/healthz`, the console's node list).
     pub async fn policies(&self) -> Result<Policies, ComponentError> {
         let docs = self.store.latest_policies(self.name).await?;
+        self.health.policy_loaded(docs.iter().map(|d| d.revision).max().unwrap_or(0));
         let mut default = self.validator.as_ref().map(|v| v.default_policy()).unwrap_or(Value::Null);
         let mut tenants = HashMap::new();
         for d in docs {

@@ -51,6 +51,10 @@ pub struct ComponentHealth {
     /// The epoch of the lease this node holds (singletons that are active).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_epoch: Option<i64>,
+    /// The newest policy revision the component has loaded (components with policies),
+    /// so the console can show which version each node runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_revision: Option<i64>,
 }
 
 /// The health of every component of this node.
@@ -69,7 +73,16 @@ impl Health {
     pub fn reporter(&self, name: &'static str, placement: Placement) -> HealthReporter {
         self.lock().insert(
             name,
-            ComponentHealth { name, placement, state: State::Starting, reason: None, since: mamori_core::time::now_ms(), restarts: 0, lease_epoch: None },
+            ComponentHealth {
+                name,
+                placement,
+                state: State::Starting,
+                reason: None,
+                since: mamori_core::time::now_ms(),
+                restarts: 0,
+                lease_epoch: None,
+                policy_revision: None,
+            },
         );
         HealthReporter { health: self.clone(), name }
     }
@@ -121,6 +134,10 @@ impl HealthReporter {
 
     pub(crate) fn set_lease(&self, epoch: Option<i64>) {
         self.update(|c| c.lease_epoch = epoch);
+    }
+
+    pub(crate) fn policy_loaded(&self, revision: i64) {
+        self.update(|c| c.policy_revision = Some(revision));
     }
 
     pub(crate) fn restarted(&self) {

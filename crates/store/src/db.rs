@@ -46,6 +46,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0003_cluster.sqlite.sql"),
         postgres: include_str!("migrations/0003_cluster.postgres.sql"),
     },
+    Migration {
+        version: 4,
+        name: "probe_inbox",
+        sqlite: include_str!("migrations/0004_probe_inbox.sqlite.sql"),
+        postgres: include_str!("migrations/0004_probe_inbox.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -356,6 +356,39 @@ impl Store {
         with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
     }
 
+    /// Queues results a remote probe posted, for the node that runs the monitor. Any
+    /// node takes them, so a probe may post to whichever node its address reaches.
+    pub async fn queue_probe_results(&self, results: &[CheckResult]) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let now = mamori_core::time::now_ms();
+        let mut tx = self.db.pool.begin().await?;
+        for r in results {
+            sqlx::query("INSERT INTO probe_inbox (monitor_id, result, received_at) VALUES ($1, $2, $3)")
+                .bind(r.monitor.to_string())
+                .bind(serde_json::to_string(r)?)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Returns up to `limit` queued probe results, oldest first, with their sequence
+    /// numbers (for [`Store::delete_probe_results`]). For the monitor's holder.
+    pub async fn queued_probe_results(&self, limit: i64) -> Result<Vec<(i64, CheckResult)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, result FROM probe_inbox ORDER BY seq LIMIT $1").bind(limit).fetch_all(&self.db.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, serde_json::from_str(&r.try_get::<String, _>(1)?)?))).collect()
+    }
+
+    /// Deletes queued probe results up to and including `seq`, once applied.
+    pub async fn delete_probe_results(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM probe_inbox WHERE seq <= $1").bind(seq).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
     /// Saves states and results in one transaction (the engine's batch write).
     pub async fn save_monitor_batch(&self, states: &[MonitorState], results: &[CheckResult]) -> Result<(), StoreError> {
         if states.is_empty() && results.is_empty() {

@@ -220,11 +220,8 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
         return Err(mamori_core::Problem::new("body", "too_many", "一度に送れる結果は1000件までです", "at most 1000 results at once").into());
     }
     let assigned: std::collections::HashSet<MonitorId> = state.store.probe_monitors(p.id).await?.into_iter().map(|m| m.id).collect();
-    let Some(inbox) = state.monitoring.inbox() else {
-        return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "monitor_not_running"}))).into_response());
-    };
     let now = mamori_core::time::now_ms();
-    let (mut accepted, mut refused) = (0, 0);
+    let (mut accepted, mut refused) = (Vec::new(), 0);
     for mut r in results {
         // Only the probe's own monitors; only verdicts a check can give; times near now;
         // bounded texts.
@@ -239,13 +236,12 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
         if serde_json::to_vec(&r.details).map(|v| v.len()).unwrap_or(0) > 16 * 1024 {
             r.details = Value::Null;
         }
-        if inbox.submit(r) {
-            accepted += 1;
-        } else {
-            refused += 1;
-        }
+        accepted.push(r);
     }
-    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": accepted, "refused": refused}))).into_response())
+    // Queued in the config store: whichever node runs the monitor applies them within a
+    // second, so a probe may post to any node.
+    state.store.queue_probe_results(&accepted).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": accepted.len(), "refused": refused}))).into_response())
 }
 
 fn clip(s: &str, n: usize) -> String {

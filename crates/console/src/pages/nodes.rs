@@ -42,6 +42,12 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Respo
             let nodes = state.store.list_nodes(&scope).await?;
             let leases = state.store.list_leases(&scope).await?;
             let now = mamori_core::time::now_ms();
+            // The newest policy revision of each component, to tell nodes still on an older one.
+            let mut latest = std::collections::HashMap::new();
+            for c in state.registry.policy_components() {
+                let rev = state.store.latest_policies(c).await?.iter().map(|d| d.revision).max().unwrap_or(0);
+                latest.insert(c.to_string(), rev);
+            }
             let node_name = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.name.clone()).unwrap_or_else(|| id.to_string());
             let body = html! {
                 p { (l.t("この設定ストアを共有する Mamori のノードと、各ノードで動くコンポーネントの状態です。シングルトン（監視など）は、リースを持つ一つのノードだけで動きます。",
@@ -56,12 +62,17 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Respo
                         @if silent { " " span.st.st-down { (l.t("応答なし", "not answering")) } }
                     }
                     table.compact {
-                        thead { tr { th { (l.t("コンポーネント", "Component")) } th { (l.t("配置", "Placement")) } th { (l.t("状態", "State")) } th { (l.t("再起動", "Restarts")) } th { (l.t("理由", "Reason")) } } }
+                        thead { tr { th { (l.t("コンポーネント", "Component")) } th { (l.t("配置", "Placement")) } th { (l.t("状態", "State")) } th { (l.t("再起動", "Restarts")) } th { (l.t("ポリシー版", "Policy revision")) } th { (l.t("理由", "Reason")) } } }
                         tbody { @for c in n.status.get("components").and_then(Value::as_array).into_iter().flatten() { tr {
                             td { (c["name"].as_str().unwrap_or("")) }
                             td { @if c["placement"] == "singleton" { (l.t("シングルトン", "singleton")) } @else { (l.t("全ノード", "replicated")) } }
                             td { (state_label(l, c["state"].as_str().unwrap_or(""))) }
                             td { (c["restarts"].as_u64().unwrap_or(0)) }
+                            td { @if let Some(rev) = c["policy_revision"].as_i64() {
+                                (rev)
+                                @if latest.get(c["name"].as_str().unwrap_or("")).is_some_and(|l| *l > rev) { " " span.st.st-pending { (l.t("旧版（反映待ち）", "older (not yet applied)")) } }
+                                @else { " " span.st.st-up { (l.t("最新", "latest")) } }
+                            } @else { "—" } }
                             td { (c["reason"].as_str().unwrap_or("")) }
                         } } }
                     }

@@ -32,20 +32,18 @@ pub fn system() -> Scope {
 pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
     let store = Store::open(url).await.unwrap();
     let events = EventStore::open(&dir.path().join("events")).unwrap();
-    let monitoring = Arc::new(mamori_monitor::Monitoring::new());
     let state = AppState {
         store,
         bus: Bus::new(events, 64),
         registry: {
             let mut r = Registry::builtin();
-            r.add(monitoring.clone());
+            r.add(Arc::new(mamori_monitor::Monitoring::new()));
             r
         },
         config: Arc::new(ConsoleConfig { argon2_memory_kib: 64, argon2_iterations: 1, max_body_bytes: 256 * 1024, ..Default::default() }),
         metrics: Arc::new(Metrics::default()),
         version: "test",
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
-        monitoring,
         node: mamori_runtime::Node::default(),
     };
     Console { app: mamori_console::router(state.clone()), state, _dir: dir }

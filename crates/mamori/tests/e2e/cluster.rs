@@ -18,6 +18,12 @@ fn component_state(server: &Server, component: &str) -> (u16, String) {
     (status, state.unwrap_or_default())
 }
 
+fn policy_revision(server: &Server, component: &str) -> Option<i64> {
+    let (_, _, body) = server.http("GET", "/healthz", &[], "");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    doc["components"].as_array()?.iter().find(|c| c["name"] == component)?["policy_revision"].as_i64()
+}
+
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
@@ -96,7 +102,7 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     let Some(url) = fresh_postgres() else { return };
     // A municipality with three monitors checked every 10 s, made before any node runs.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
+    let town_id = rt.block_on(async {
         use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
         let store = mamori_store::Store::open(&url).await.unwrap();
         let system = Scope::All(CrossTenant::system(Actor::system()));
@@ -116,7 +122,11 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
             store.create_monitor(&system, &Actor::system(), town.id, spec).await.unwrap();
         }
         store.close().await;
+        town.id
     });
+    // And a monitor run by a remote probe inside another municipality.
+    let probe_token = "mmp_cluster-test-probe-token";
+    let probe_monitor = crate::https::seed_probe(&url, probe_token, 9);
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = Vec::new();
     for (i, name) in ["north", "south"].iter().enumerate() {
@@ -137,6 +147,31 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     assert_eq!(metric(north, "mamori_component_leader{component=\"monitor\"}"), 1.0);
     // Retention is replicated: both nodes run it.
     assert_eq!(component_state(south, "retention").1, "active");
+    // A policy saved elsewhere (here: straight into the store) reaches both nodes, and
+    // each says which revision it runs.
+    let revision = rt.block_on(async {
+        use mamori_core::{Actor, CrossTenant, Scope};
+        let store = mamori_store::Store::open(&url).await.unwrap();
+        let system = Scope::All(CrossTenant::system(Actor::system()));
+        let doc = store
+            .put_policy(&system, &Actor::system(), Some(town_id), &mamori_runtime::retention::RetentionPolicy, serde_json::json!({"events_days": 400}))
+            .await
+            .unwrap();
+        store.close().await;
+        doc.revision
+    });
+    for node in [north, south] {
+        let seen = wait_until("the policy reaches the node", 15, || policy_revision(node, "retention") == Some(revision));
+        eprintln!("policy revision {revision} running after {seen:?}");
+    }
+
+    // A probe may post to the node standing by: the node running the monitor applies it.
+    let result = serde_json::json!([{"monitor": probe_monitor, "at": mamori_core::time::now_ms(), "status": "degraded", "rt_ms": 5, "details": {}}]);
+    let bearer = format!("Bearer {probe_token}");
+    let (status, _, body) =
+        south.http("POST", "/api/v1/probe/results", &[("authorization", &bearer), ("content-type", "application/json")], &result.to_string());
+    assert_eq!(status, 202, "{body}");
+    wait_until("north applies the probe's result", 10, || metric(north, "mamori_monitor_check_results_total{status=\"degraded\"}") == 1.0);
 
     // North dies without a word: its lease lapses and south takes over.
     let mut north = nodes.remove(0);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Creates a municipality, a probe with `token` and a TCP monitor of `target_port` run
 /// by that probe, directly in the config store (as the console would).
-fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::monitor::MonitorId {
+pub fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::monitor::MonitorId {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
@@ -83,7 +83,7 @@ fn probe_round_trip(
     assert!(down.contains("connect_refused"), "{down}");
 }
 
-fn hex_sha256(s: &str) -> String {
+pub fn hex_sha256(s: &str) -> String {
     // The console keeps the SHA-256 (hex) of a probe token.
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))

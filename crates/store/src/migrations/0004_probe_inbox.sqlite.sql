@@ -1,0 +1,8 @@
+-- Results posted by remote probes, waiting for the node that runs the monitor (any node
+-- takes them; the monitor's holder applies and deletes them). Times are Unix ms.
+CREATE TABLE probe_inbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    monitor_id  TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
