@@ -47,3 +47,78 @@ impl Emitter {
         &self.bus
     }
 }
+
+/// What the runtime itself tells the SOC about a component, as events of the
+/// prefecture (they are counted under the component's name).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuntimeEvent {
+    /// This node took a singleton's lease and runs the component now.
+    LeaseTaken {
+        /// The prefecture.
+        tenant: mamori_core::TenantId,
+        /// When (Unix ms).
+        at: i64,
+        /// The component.
+        component: &'static str,
+        /// This node's name.
+        node: String,
+        /// The lease's epoch.
+        epoch: i64,
+    },
+    /// The component panicked or failed and will be started again.
+    ComponentFailed {
+        /// The prefecture.
+        tenant: mamori_core::TenantId,
+        /// When (Unix ms).
+        at: i64,
+        /// The component.
+        component: &'static str,
+        /// This node's name.
+        node: String,
+        /// `panic` or `error`.
+        reason: &'static str,
+        /// What it said.
+        message: String,
+        /// Seconds until the restart.
+        retry_in_secs: u64,
+    },
+}
+
+impl ComponentEvent for RuntimeEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            RuntimeEvent::LeaseTaken { .. } => "lease_taken",
+            RuntimeEvent::ComponentFailed { .. } => "failed",
+        }
+    }
+
+    fn into_event(self) -> Event {
+        use mamori_core::{EventClass, Severity};
+        match self {
+            RuntimeEvent::LeaseTaken { tenant, at, component, node, epoch } => {
+                let mut e = Event::new(
+                    tenant,
+                    at,
+                    EventClass::APPLICATION_LIFECYCLE,
+                    format!("コンポーネント {component} をノード {node} で開始しました（リース世代 {epoch}）"),
+                    "mamori-runtime",
+                );
+                e.fields.insert("unmapped".into(), serde_json::json!({ "component": component, "node": node, "epoch": epoch }));
+                e
+            }
+            RuntimeEvent::ComponentFailed { tenant, at, component, node, reason, message, retry_in_secs } => {
+                let message: String = message.chars().take(1000).collect();
+                let mut e = Event::new(
+                    tenant,
+                    at,
+                    EventClass::APPLICATION_LIFECYCLE,
+                    format!("コンポーネント {component} がノード {node} で異常終了しました（{reason}）。{retry_in_secs} 秒後に再起動します"),
+                    "mamori-runtime",
+                );
+                e.severity = Severity::MEDIUM;
+                e.fields.insert("unmapped".into(), serde_json::json!({ "component": component, "node": node, "reason": reason, "message": message }));
+                e
+            }
+        }
+    }
+}

@@ -41,7 +41,7 @@ pub use component::{
     AnyComponent, BoxFuture, BuildCx, BuildError, Checked, Component, ComponentConfig, ComponentError, Placement, Policies, Registry, RunCx, Service,
 };
 pub use config::{read_section, template};
-pub use event::{ComponentEvent, Emitter};
+pub use event::{ComponentEvent, Emitter, RuntimeEvent};
 pub use health::{ComponentHealth, Health, HealthReporter, State};
 pub use listen::{Resource, Transport};
 pub use metrics::Metrics;

@@ -9,7 +9,7 @@
 //! ```
 
 use crate::component::{AnyComponent, BuildCx, Checked, Placement, Registry, RunCx, Service};
-use crate::event::Emitter;
+use crate::event::{Emitter, RuntimeEvent};
 use crate::health::{Health, HealthReporter, State};
 use crate::listen::{self, Bound, Resource};
 use crate::metrics::{ComponentLabels, Metrics, RestartLabels};
@@ -282,6 +282,23 @@ impl Supervisor {
         ComponentLabels { component: self.cx.name }
     }
 
+    /// Publishes a runtime event of the prefecture (none before a prefecture exists).
+    async fn tell(&self, make: impl FnOnce(mamori_core::TenantId) -> RuntimeEvent) {
+        let scope = mamori_core::Scope::All(self.cx.system_grant());
+        let prefecture = match self.cx.store.list_tenants(&scope).await {
+            Ok(list) => list.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture).map(|t| t.id),
+            Err(e) => {
+                tracing::warn!(component = self.cx.name, error = %e, "cannot find the prefecture for a runtime event");
+                None
+            }
+        };
+        if let Some(tenant) = prefecture
+            && let Err(e) = self.cx.events.emit([make(tenant)]).await
+        {
+            tracing::warn!(component = self.cx.name, error = %e, "cannot publish a runtime event");
+        }
+    }
+
     fn mark(&self, state: State, reason: Option<String>) {
         self.reporter.set(state, reason);
         self.node.metrics.runtime.ready.get_or_create(&self.labels()).set(i64::from(state.is_ready()));
@@ -330,6 +347,8 @@ impl Supervisor {
             tracing::info!(component = name, node = &*self.node.id, epoch, "lease taken: this node runs the component");
             self.reporter.set_lease(Some(epoch));
             self.node.metrics.runtime.leader.get_or_create(&self.labels()).set(1);
+            let node = self.node.name.to_string();
+            self.tell(|tenant| RuntimeEvent::LeaseTaken { tenant, at: mamori_core::time::now_ms(), component: name, node, epoch }).await;
             let (instance_stop_tx, instance_stop_rx) = watch::channel(false);
             let mut instance_cx = self.cx.clone();
             instance_cx.stop = instance_stop_rx.clone();
@@ -408,6 +427,18 @@ impl Supervisor {
             }
             tracing::error!(component = name, reason, error = %message, retry_in_secs = delay.as_secs(), "component failed; restarting");
             self.mark(State::Restarting, Some(format!("{reason}: {message}")));
+            let node = self.node.name.to_string();
+            let retry_in_secs = delay.as_secs();
+            self.tell(|tenant| RuntimeEvent::ComponentFailed {
+                tenant,
+                at: mamori_core::time::now_ms(),
+                component: name,
+                node,
+                reason,
+                message,
+                retry_in_secs,
+            })
+            .await;
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = crate::stopped(&mut stop) => {}

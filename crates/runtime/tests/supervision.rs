@@ -81,12 +81,21 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
     let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16);
+    let pref = mamori_core::NewTenant {
+        code: mamori_core::LocalGovCode::from_five("39000").unwrap().to_string(),
+        name: "サンプル県".into(),
+        kana: "サンプルケン".into(),
+        kind: "prefecture".into(),
+        ..Default::default()
+    };
+    let system = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    store.create_tenant(&system, &mamori_core::Actor::system(), pref.check().unwrap()).await.unwrap();
     let runs = Arc::new(AtomicU64::new(0));
     let mut registry = Registry::default();
     registry.add(Arc::new(Flaky { name: "flaky", placement: Placement::Replicated, runs: runs.clone() }));
     let sections = [("flaky".to_string(), serde_json::json!({"panics": 1}))].into_iter().collect();
     let node = Node::default();
-    let running = Plan::check(&registry, &sections, |_| true, &[]).unwrap().bind().unwrap().start(&node, store.clone(), bus).await.unwrap();
+    let running = Plan::check(&registry, &sections, |_| true, &[]).unwrap().bind().unwrap().start(&node, store.clone(), bus.clone()).await.unwrap();
     until("the panic is seen", 5, || node.health.snapshot()[0].state == State::Restarting).await;
     let h = node.health.snapshot()[0].clone();
     assert!(!node.health.ready(), "a restarting component makes the node not ready");
@@ -97,6 +106,15 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
     assert_eq!(node.health.snapshot()[0].restarts, 1);
     assert!(node.health.ready());
     assert!(metrics_text(&node).contains("mamori_component_ready{component=\"flaky\"} 1"));
+    // The SOC sees it too: an event of the prefecture, counted under the component.
+    let now = mamori_core::time::now_ms();
+    let q = mamori_store::events::EventQuery { from_ms: now - 60_000, to_ms: now + 1, limit: 10, ..Default::default() };
+    let events = bus.events().query(&system, &q).await.unwrap().events;
+    assert!(
+        events.iter().any(|e| e.event.message.contains("コンポーネント flaky がノード") && e.event.message.contains("異常終了しました（panic）")),
+        "{events:?}"
+    );
+    assert!(metrics_text(&node).contains("mamori_component_events_total{component=\"flaky\",kind=\"failed\"} 1"));
     let t = Instant::now();
     running.shutdown().await;
     assert!(t.elapsed() < Duration::from_secs(2), "a component that stops when asked does not wait for the grace");
