@@ -228,21 +228,9 @@ pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode>
             if !(1..=400).contains(&days) {
                 bail!("--days must be 1-400");
             }
-            let secret = format!("mmr_{}", mamori_console::auth::random_token(32));
-            let token = store
-                .create_token(
-                    &actor,
-                    mamori_store::NewToken {
-                        user_id: account.id,
-                        name,
-                        token_hash: mamori_console::auth::sha256_hex(&secret),
-                        prefix: secret[..10].to_string(),
-                        scopes: parsed,
-                        expires_at: mamori_core::time::now_ms() + days * 86_400_000,
-                    },
-                    account.tenant_id,
-                )
-                .await?;
+            let expires_at = mamori_core::time::now_ms() + days * 86_400_000;
+            let (new, secret) = mamori_console::auth::mint_api_token(account.id, &name, parsed, expires_at);
+            let token = store.create_token(&actor, new, account.tenant_id).await?;
             // The secret goes to standard output only, once; the store keeps its hash.
             eprintln!("token {} for {user}, expires {} (shown once / 一度だけ表示します):", token.id, mamori_core::time::format_jst(token.expires_at));
             println!("{secret}");

@@ -56,9 +56,6 @@ pub enum BuildError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// A listener could not be set up.
-    #[error("listener '{0}': {1}")]
-    Listener(String, #[source] std::io::Error),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),
@@ -179,19 +176,6 @@ pub struct BuildCx {
     pub bus: Bus,
     /// The node's metrics registry; register counters under the component's prefix.
     pub metrics: Metrics,
-    pub(crate) listeners: Bound,
-}
-
-impl BuildCx {
-    /// Returns a context for tests and tools that build a component by hand.
-    pub fn new(name: &'static str, store: Store, bus: Bus, metrics: Metrics) -> Self {
-        Self { name, store, bus, metrics, listeners: Bound::default() }
-    }
-
-    /// Returns the listener `name` bound for this component.
-    pub fn tcp_listener(&self, name: &str) -> Result<tokio::net::TcpListener, BuildError> {
-        self.listeners.tcp(self.name, name).map_err(|e| BuildError::Listener(name.to_string(), e))
-    }
 }
 
 /// What a running component gets, each time it is (re)started.
@@ -212,21 +196,6 @@ pub struct RunCx {
 }
 
 impl RunCx {
-    /// Returns a context for tests that run a service by hand.
-    pub fn new(name: &'static str, store: Store, bus: Bus, stop: watch::Receiver<bool>, validator: Option<Arc<dyn PolicyValidator>>) -> Self {
-        let health = crate::health::Health::default();
-        let metrics = Metrics::default();
-        Self {
-            name,
-            store,
-            events: Emitter::new(name, bus, &metrics),
-            stop,
-            health: health.reporter(name, Placement::Replicated),
-            listeners: Bound::default(),
-            validator,
-        }
-    }
-
     /// Returns the listener `name` bound for this component (a new handle on the same
     /// socket each call, so a restarted component gets it again).
     pub fn tcp_listener(&self, name: &str) -> Result<tokio::net::TcpListener, ComponentError> {

@@ -165,9 +165,4 @@ impl HealthReporter {
             }
         });
     }
-
-    /// Returns the current state.
-    pub fn state(&self) -> Option<State> {
-        self.health.lock().get(self.name).map(|c| c.state)
-    }
 }

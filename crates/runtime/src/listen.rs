@@ -16,6 +16,16 @@ pub enum Transport {
     Udp,
 }
 
+impl Transport {
+    /// Returns `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
 /// A listener a component needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Resource {
@@ -57,23 +67,16 @@ pub fn clashes(all: &[(String, Resource)]) -> Vec<String> {
                 out.push(format!(
                     "{owner_a} '{}' ({} {}) and {owner_b} '{}' ({} {}) take the same port / 同じポートを二つの待ち受けが使います",
                     a.name,
-                    transport_name(a.transport),
+                    a.transport.as_str(),
                     a.addr,
                     b.name,
-                    transport_name(b.transport),
+                    b.transport.as_str(),
                     b.addr
                 ));
             }
         }
     }
     out
-}
-
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Tcp => "tcp",
-        Transport::Udp => "udp",
-    }
 }
 
 enum Socket {

@@ -83,11 +83,6 @@ impl Node {
         }
     }
 
-    /// Returns the node's settings.
-    pub fn options(&self) -> &NodeOptions {
-        &self.options
-    }
-
     /// Returns what `/healthz` shows: 'ok' when every component is ready.
     pub fn health_document(&self) -> Value {
         json!({
@@ -150,16 +145,10 @@ impl Plan {
         self.entries.iter().flat_map(|p| p.checked.resources.iter().map(|r| (p.component.name().to_string(), r.clone()))).collect()
     }
 
-    /// Returns the names of the planned components.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.entries.iter().map(|p| p.component.name()).collect()
-    }
-
     /// Binds every listener. Call it before giving up root.
     pub fn bind(self) -> Result<BoundPlan, String> {
-        let bound = Bound::bind(&self.resources()).map_err(|(r, e)| {
-            format!("cannot listen on {} ({}, listener '{}'): {e} / 待ち受けできません", r.addr, format!("{:?}", r.transport).to_lowercase(), r.name)
-        })?;
+        let bound = Bound::bind(&self.resources())
+            .map_err(|(r, e)| format!("cannot listen on {} ({}, listener '{}'): {e} / 待ち受けできません", r.addr, r.transport.as_str(), r.name))?;
         Ok(BoundPlan { entries: self.entries, bound })
     }
 }
@@ -185,7 +174,7 @@ impl BoundPlan {
         for p in self.entries {
             let name = p.component.name();
             let reporter = node.health.reporter(name, p.component.placement());
-            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone(), listeners: self.bound.clone() };
+            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone() };
             match p.component.clone().build(p.checked, cx).await {
                 Ok(service) => built.push((p.component, service, reporter)),
                 Err(e) => problems.push(format!("[components.{name}] {e}")),
@@ -361,19 +350,19 @@ impl Supervisor {
                 tokio::select! {
                     _ = tokio::time::sleep(renew_every) => match acquire().await {
                         Ok(Some(_)) => last_renewal = Instant::now(),
-                        Ok(None) => break "another node took the lease",
+                        Ok(None) => break Leadership::Lost("another node took the lease"),
                         Err(e) if last_renewal.elapsed() >= give_up_after => {
                             tracing::error!(component = name, error = %e, "cannot renew the singleton lease; stopping here");
-                            break "the lease could not be renewed";
+                            break Leadership::Lost("the lease could not be renewed");
                         }
                         Err(e) => tracing::warn!(component = name, error = %e, "cannot renew the singleton lease; retrying"),
                     },
-                    _ = crate::stopped(&mut node_stop) => break "shutdown",
-                    () = &mut instance => break "ended",
+                    _ = crate::stopped(&mut node_stop) => break Leadership::Shutdown,
+                    () = &mut instance => break Leadership::Ended,
                 }
             };
             let _ = instance_stop_tx.send(true);
-            if outcome != "ended" {
+            if outcome != Leadership::Ended {
                 // Bounded by the node's grace on shutdown (the task is dropped then).
                 if tokio::time::timeout(self.node.options.shutdown_grace, &mut instance).await.is_err() {
                     tracing::warn!(component = name, "did not stop in time after losing its lease");
@@ -381,14 +370,14 @@ impl Supervisor {
             }
             self.reporter.set_lease(None);
             self.node.metrics.runtime.leader.get_or_create(&self.labels()).set(0);
-            if outcome == "shutdown" || outcome == "ended" {
+            let Leadership::Lost(reason) = outcome else {
                 if let Err(e) = self.cx.store.release_lease(&lease, &self.node.id).await {
                     tracing::warn!(component = name, error = %e, "cannot release the singleton lease; it lapses by itself");
                 }
                 self.mark(State::Stopped, None);
                 return;
-            }
-            tracing::warn!(component = name, reason = outcome, "lease lost: standing by");
+            };
+            tracing::warn!(component = name, reason, "lease lost: standing by");
         }
     }
 
@@ -446,6 +435,17 @@ impl Supervisor {
             delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// How a singleton's time as the lease holder ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leadership {
+    /// The lease was lost, for this reason: stand by again.
+    Lost(&'static str),
+    /// The node shuts down: give the lease up.
+    Shutdown,
+    /// The component ended by itself: give the lease up.
+    Ended,
 }
 
 struct AbortOnDrop<T>(JoinHandle<T>);

@@ -89,6 +89,13 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Returns the newest revision among a component's policies (0 when none is saved),
+    /// to tell which nodes still run an older one.
+    pub async fn latest_policy_revision(&self, component: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies WHERE component = $1").bind(component).fetch_one(&self.db.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Returns the platform minimums of a component's policies: those operators set,
     /// else the component's own default; None when it has none.
     pub async fn policy_minimums(&self, validator: &dyn PolicyValidator) -> Result<Option<Value>, StoreError> {

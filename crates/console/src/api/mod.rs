@@ -266,10 +266,7 @@ async fn settings_put(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes:
 
 /// GET /api/v1/nodes
 async fn nodes(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
-    a.require(Permission::MonitorsRead)?;
-    if !a.principal.role.is_operator() {
-        return Err(AppError::Forbidden);
-    }
+    a.require_operator(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
     let nodes = state.store.list_nodes(&scope).await?;
     let leases = state.store.list_leases(&scope).await?;

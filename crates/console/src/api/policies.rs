@@ -72,10 +72,7 @@ pub async fn minimums(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(c
 }
 
 pub async fn put_minimums(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, bytes: Bytes) -> ApiResult {
-    a.require(Permission::SettingsWrite)?;
-    if !a.principal.role.is_operator() {
-        return Err(AppError::Forbidden);
-    }
+    a.require_operator(Permission::SettingsWrite)?;
     let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
     let doc: Value = body(&bytes)?;
     state.store.put_policy_minimums(&a.principal.scope(), &a.principal.actor(), validator.as_ref(), doc.clone()).await?;

@@ -34,6 +34,15 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
+/// Makes a new API token (`mmr_…`) for `user_id`: returns what the store keeps and the
+/// secret, which is shown once and kept nowhere.
+pub fn mint_api_token(user_id: mamori_core::UserId, name: &str, scopes: Vec<mamori_core::TokenScope>, expires_at: i64) -> (mamori_store::NewToken, String) {
+    let secret = format!("mmr_{}", random_token(32));
+    let token =
+        mamori_store::NewToken { user_id, name: name.to_string(), token_hash: sha256_hex(&secret), prefix: secret[..10].to_string(), scopes, expires_at };
+    (token, secret)
+}
+
 /// Returns the SHA-256 of a secret as hex (what the store keeps).
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -117,6 +126,13 @@ impl Authed {
     /// Fails unless the principal has `p`.
     pub fn require(&self, p: mamori_core::Permission) -> Result<(), AppError> {
         if self.principal.can(p) { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+
+    /// Fails unless the principal has `p` and an operator role (platform pages and
+    /// settings that span every municipality).
+    pub fn require_operator(&self, p: mamori_core::Permission) -> Result<(), AppError> {
+        self.require(p)?;
+        if self.principal.role.is_operator() { Ok(()) } else { Err(AppError::Forbidden) }
     }
 }
 

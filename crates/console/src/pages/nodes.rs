@@ -3,7 +3,7 @@
 
 use super::{layout, page_result, when};
 use crate::auth::PageAuth;
-use crate::{AppError, AppState, Lang};
+use crate::{AppState, Lang};
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::Permission;
@@ -34,10 +34,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Respo
     page_result(
         l,
         async {
-            a.require(Permission::MonitorsRead)?;
-            if !a.principal.role.is_operator() {
-                return Err(AppError::Forbidden);
-            }
+            a.require_operator(Permission::MonitorsRead)?;
             let scope = a.principal.scope();
             let nodes = state.store.list_nodes(&scope).await?;
             let leases = state.store.list_leases(&scope).await?;
@@ -45,8 +42,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Respo
             // The newest policy revision of each component, to tell nodes still on an older one.
             let mut latest = std::collections::HashMap::new();
             for c in state.registry.policy_components() {
-                let rev = state.store.latest_policies(c).await?.iter().map(|d| d.revision).max().unwrap_or(0);
-                latest.insert(c.to_string(), rev);
+                latest.insert(c.to_string(), state.store.latest_policy_revision(c).await?);
             }
             let node_name = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.name.clone()).unwrap_or_else(|| id.to_string());
             let body = html! {

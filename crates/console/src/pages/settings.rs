@@ -2,13 +2,13 @@
 //! (operator admins), per-tenant policies of components, and API tokens.
 
 use super::{layout, page_result, problems, see_other, when};
-use crate::auth::{Authed, PageAuth, check_password_policy, random_token, sha256_hex};
+use crate::auth::{Authed, PageAuth, check_password_policy};
 use crate::{AppError, AppState, AuthSettings};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use mamori_core::{Permission, Problem, TenantId, TokenScope};
-use mamori_store::{NewToken, UserPatch};
+use mamori_store::UserPatch;
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -216,7 +216,7 @@ async fn policies_page(
         Some(v) => state.store.policy_minimums(v.as_ref()).await?,
         None => None,
     };
-    let can_set_minimums = a.principal.role.is_operator() && a.principal.can(Permission::SettingsWrite);
+    let can_set_minimums = a.require_operator(Permission::SettingsWrite).is_ok();
     let body = html! {
         (tabs(a, "policies"))
         form.filters method="get" action="/settings/policies" {
@@ -325,11 +325,8 @@ pub async fn save_minimums(State(state): State<AppState>, PageAuth(a): PageAuth,
     page_result(
         l,
         async {
-            a.require(Permission::SettingsWrite)?;
+            a.require_operator(Permission::SettingsWrite)?;
             a.check_csrf(&f.csrf)?;
-            if !a.principal.role.is_operator() {
-                return Err(AppError::Forbidden);
-            }
             let q = PolicyQuery { tenant: None, component: Some(f.component.clone()) };
             let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
             let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
@@ -413,23 +410,9 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
     if a.principal.token.is_some() {
         return Err(AppError::Forbidden);
     }
-    let secret = format!("mmr_{}", random_token(32));
-    let now = mamori_core::time::now_ms();
-    let token = state
-        .store
-        .create_token(
-            &a.principal.actor(),
-            NewToken {
-                user_id: a.user.id,
-                name: name.to_string(),
-                token_hash: sha256_hex(&secret),
-                prefix: secret[..10].to_string(),
-                scopes,
-                expires_at: now + days.clamp(0, 400) * 86_400_000,
-            },
-            a.user.tenant_id,
-        )
-        .await?;
+    let expires_at = mamori_core::time::now_ms() + days.clamp(0, 400) * 86_400_000;
+    let (new, secret) = crate::auth::mint_api_token(a.user.id, name, scopes, expires_at);
+    let token = state.store.create_token(&a.principal.actor(), new, a.user.tenant_id).await?;
     Ok((token, secret))
 }
 

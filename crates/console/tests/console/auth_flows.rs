@@ -316,11 +316,14 @@ async fn the_node_list_is_for_operators() {
                 version: "0.1.0".into(),
                 started_at: 1,
                 seen_at: mamori_core::time::now_ms(),
-                status: json!({"components": [{"name": "monitor", "placement": "singleton", "state": "standby", "restarts": 2}]}),
+                status: json!({"components": [{"name": "monitor", "placement": "singleton", "state": "standby", "restarts": 2, "policy_revision": 0}]}),
             })
             .await
             .unwrap();
         c.state.store.acquire_lease("component:monitor", "north-1", 60_000).await.unwrap();
+        // A monitor policy saved after the node last loaded its policies.
+        let validator = c.state.registry.validator("monitor").unwrap();
+        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), None, validator.as_ref(), validator.default_policy()).await.unwrap();
         let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
         let (_, token) = c.token(op, Role::OperatorAdmin, "nodes").await;
         let (s, body) = c.api("GET", "/api/v1/nodes", &Auth::Bearer(token), None).await;
@@ -332,6 +335,7 @@ async fn the_node_list_is_for_operators() {
         let (s, page) = c.get("/nodes", &auth).await;
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains("north") && page.contains("待機中") && page.contains("component:monitor"), "{page}");
+        assert!(page.contains("旧版（反映待ち）"), "the node still runs revision 0: {page}");
         // A municipality's administrator sees neither.
         let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
         let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
