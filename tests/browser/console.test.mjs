@@ -520,6 +520,9 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     await form.locator('input[name=kana]').fill(NEW_TENANT.kana);
     await form.locator('select[name=kind]').selectOption(NEW_TENANT.kind);
     await form.locator('textarea[name=network_ranges]').fill(NEW_TENANT.range);
+    await form.locator('select[name=separation]').selectOption('beta');
+    await form.locator('textarea[name=mail_domains]').fill('midorikawa.example.lg.jp');
+    await form.locator('textarea[name=fqdns]').fill('www.midorikawa.example.jp');
     await form.locator('input[name=contact_name_0]').fill('緑川 一郎');
     await form.locator('input[name=contact_department_0]').fill('総務課');
     await form.locator('input[name=contact_email_0]').fill('joho@midorikawa.example.jp');
@@ -532,7 +535,11 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.ok(m && m[1] !== 'new', `redirected to the new tenant's page (at ${pathOf(page)}; ${await page.locator('[role=alert]').allInnerTexts()})`);
     newTenantId = m[1];
     assert.equal(await h1(page), NEW_TENANT.name);
-    assert.match(await page.locator('dl.facts').innerText(), new RegExp(code));
+    const facts = await page.locator('dl.facts').innerText();
+    assert.match(facts, new RegExp(code));
+    assert.match(facts, /βモデル/, 'the separation model chosen is shown');
+    assert.match(facts, /EDR 必須/, 'a β municipality is marked as needing EDR');
+    assert.match(facts, /1 \/ 1件/, 'one public FQDN of the one included');
 
     await page.goto(`${base}/users/new`);
     assert.equal(await h1(page), '利用者を追加');

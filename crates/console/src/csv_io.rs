@@ -3,9 +3,13 @@
 //! Tenant CSV columns (header row required, UTF-8, a BOM is accepted and written so
 //! Excel shows Japanese correctly):
 //!
-//! `code,name,kana,kind,network_ranges,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes`
+//! `code,name,kana,kind,separation,network_ranges,mail_domains,fqdns,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes`
 //!
-//! - `network_ranges`: CIDR ranges separated by spaces.
+//! - `separation`: the network separation model (`alpha`, `alpha_prime`, `beta`,
+//!   `beta_prime`, or α, α′, β, β′); empty is α.
+//! - `network_ranges`: CIDR ranges separated by spaces, each with `@segment` when it is
+//!   not on the default segment.
+//! - `mail_domains`, `fqdns`: domain names separated by spaces.
 //! - `services`: catalog ids separated by spaces, each with an optional quantity
 //!   (`F41:2 F43`).
 //! - `other_contacts`: further contacts separated by `;`, each `name|department|email|phone`.
@@ -18,12 +22,15 @@ use mamori_store::AuditEntry;
 use std::collections::BTreeMap;
 
 /// Columns of the tenant CSV, in order.
-pub const TENANT_COLUMNS: [&str; 12] = [
+pub const TENANT_COLUMNS: [&str; 15] = [
     "code",
     "name",
     "kana",
     "kind",
+    "separation",
     "network_ranges",
+    "mail_domains",
+    "fqdns",
     "services",
     "contact_name",
     "contact_department",
@@ -63,14 +70,20 @@ pub fn export_tenants(tenants: &[Tenant]) -> String {
         let primary = t.contacts.first().cloned().unwrap_or_default();
         let others = t.contacts.iter().skip(1).map(|c| format!("{}|{}|{}|{}", c.name, c.department, c.email, c.phone)).collect::<Vec<_>>().join(";");
         let services = t.services.iter().map(|(k, q)| if *q == 1 { k.clone() } else { format!("{k}:{q}") }).collect::<Vec<_>>().join(" ");
-        let ranges = t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+        let joined = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(" ");
+        let ranges = joined(&mut t.network_ranges.iter().map(ToString::to_string));
+        let mail = joined(&mut t.mail_domains.iter().map(ToString::to_string));
+        let fqdns = joined(&mut t.fqdns.iter().map(ToString::to_string));
         let _ = w.write_record(
             [
                 t.code.to_string().as_str(),
                 &t.name,
                 &t.kana,
                 t.kind.as_str(),
+                t.separation.as_str(),
                 &ranges,
+                &mail,
+                &fqdns,
                 &services,
                 &primary.name,
                 &primary.department,
@@ -180,6 +193,9 @@ pub fn import_tenants(bytes: &[u8]) -> Result<Vec<CheckedTenant>, Problems> {
             kind: col(&rec, "kind"),
             contacts,
             network_ranges: col(&rec, "network_ranges").split_whitespace().map(str::to_string).collect(),
+            separation: col(&rec, "separation"),
+            mail_domains: col(&rec, "mail_domains").split_whitespace().map(str::to_string).collect(),
+            fqdns: col(&rec, "fqdns").split_whitespace().map(str::to_string).collect(),
             services,
             notes: col(&rec, "notes"),
         };

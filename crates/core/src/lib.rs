@@ -3,6 +3,8 @@
 //! Nothing here does I/O. The main types:
 //! - [`Tenant`] with its [`LocalGovCode`] (全国地方公共団体コード), [`TenantKind`],
 //!   contacts, network ranges and service subscriptions from the [`catalog`] (F30–F51).
+//! - [`network`]: segments, ranges, mail domains, FQDNs, the α/β separation models and
+//!   the [`TenantDirectory`] that maps traffic to a tenant.
 //! - [`Role`], [`Permission`], [`Principal`] and [`Scope`]: who acts and which tenants'
 //!   data a request may reach. Store functions take a `&Scope`, so no handler can forget
 //!   tenant isolation; [`Scope::All`] can only be had from an operator principal.
@@ -15,6 +17,7 @@ pub mod catalog;
 mod event;
 mod ids;
 pub mod monitor;
+pub mod network;
 mod policy;
 mod problem;
 mod role;
@@ -23,6 +26,7 @@ pub mod time;
 
 pub use event::{Disposition, Endpoint, Event, EventClass, Product, Severity};
 pub use ids::{EventId, TenantId, TokenId, UserId};
+pub use network::{DomainName, NetworkRange, Segment, SegmentName, SeparationModel, TenantDirectory, TenantEntry, Zone};
 pub use policy::{PolicyDocument, PolicyValidator};
 pub use problem::{Problem, Problems};
 pub use role::{Actor, ActorKind, CrossTenant, Permission, Principal, Role, Scope, TokenScope};

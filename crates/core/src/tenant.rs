@@ -1,8 +1,8 @@
 //! Tenants: the prefecture and its member organizations (構成団体).
 
 use crate::catalog;
+use crate::network::{DomainName, NetworkRange, SeparationModel};
 use crate::{Problem, Problems, TenantId};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -219,8 +219,18 @@ pub struct Tenant {
     pub kind: TenantKind,
     /// Contacts, the first being the primary.
     pub contacts: Vec<Contact>,
-    /// The organization's network ranges (used to attribute traffic and logs).
-    pub network_ranges: Vec<IpNet>,
+    /// The organization's network ranges, each on a segment (used to attribute traffic
+    /// and logs).
+    pub network_ranges: Vec<NetworkRange>,
+    /// Network separation model (α, α′, β, β′).
+    #[serde(default)]
+    pub separation: SeparationModel,
+    /// Mail domains the organization receives mail for (its subdomains included).
+    #[serde(default)]
+    pub mail_domains: Vec<DomainName>,
+    /// Public web site names behind the WAF: one is standard, more need F41.
+    #[serde(default)]
+    pub fqdns: Vec<DomainName>,
     /// Subscribed optional services: catalog id (e.g. `F41`) → quantity.
     pub services: BTreeMap<String, u32>,
     /// Free notes for operators.
@@ -246,9 +256,19 @@ pub struct NewTenant {
     /// Contacts.
     #[serde(default)]
     pub contacts: Vec<Contact>,
-    /// Network ranges in CIDR notation.
+    /// Network ranges in CIDR notation, `@segment` appended for a segment other than
+    /// the default one.
     #[serde(default)]
     pub network_ranges: Vec<String>,
+    /// Separation model by stable name or symbol (`alpha`, `β′`); empty is α.
+    #[serde(default)]
+    pub separation: String,
+    /// Mail domains.
+    #[serde(default)]
+    pub mail_domains: Vec<String>,
+    /// Public FQDNs.
+    #[serde(default)]
+    pub fqdns: Vec<String>,
     /// Catalog id → quantity.
     #[serde(default)]
     pub services: BTreeMap<String, u32>,
@@ -271,7 +291,13 @@ pub struct CheckedTenant {
     /// Contacts.
     pub contacts: Vec<Contact>,
     /// Ranges.
-    pub network_ranges: Vec<IpNet>,
+    pub network_ranges: Vec<NetworkRange>,
+    /// Separation model.
+    pub separation: SeparationModel,
+    /// Mail domains.
+    pub mail_domains: Vec<DomainName>,
+    /// Public FQDNs.
+    pub fqdns: Vec<DomainName>,
     /// Services.
     pub services: BTreeMap<String, u32>,
     /// Notes.
@@ -283,6 +309,7 @@ const MAX_TEXT: usize = 200;
 const MAX_NOTES: usize = 4000;
 const MAX_CONTACTS: usize = 20;
 const MAX_RANGES: usize = 256;
+const MAX_DOMAINS: usize = 64;
 
 impl NewTenant {
     /// Checks every field and returns the checked tenant or every problem found.
@@ -364,23 +391,21 @@ impl NewTenant {
         if self.network_ranges.len() > MAX_RANGES {
             problems.push(Problem::new("network_ranges", "too_many", "ネットワーク範囲が多すぎます（256件まで）", "too many network ranges (at most 256)"));
         }
-        let mut ranges: Vec<IpNet> = Vec::new();
+        let mut ranges: Vec<NetworkRange> = Vec::new();
         for r in self.network_ranges.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
-            match r.parse::<IpNet>().or_else(|_| r.parse::<std::net::IpAddr>().map(IpNet::from)) {
-                Ok(net) => {
-                    let net = net.trunc();
-                    if !ranges.contains(&net) {
-                        ranges.push(net);
-                    }
-                }
-                Err(_) => problems.push(Problem::new(
-                    "network_ranges",
-                    "invalid_range",
-                    format!("ネットワーク範囲「{r}」はCIDR形式（例: 192.0.2.0/24）で入力してください"),
-                    format!("network range '{r}' must be in CIDR notation (e.g. 192.0.2.0/24)"),
-                )),
+            match r.parse::<NetworkRange>() {
+                Ok(net) if !ranges.contains(&net) => ranges.push(net),
+                Ok(_) => {}
+                Err(p) => problems.push(p),
             }
         }
+        let separation = if self.separation.trim().is_empty() {
+            SeparationModel::default()
+        } else {
+            self.separation.parse().map_err(|p| problems.push(p)).unwrap_or_default()
+        };
+        let mail_domains = domains(&self.mail_domains, "mail_domains", &mut problems);
+        let fqdns = domains(&self.fqdns, "fqdns", &mut problems);
         let mut services = BTreeMap::new();
         for (id, qty) in &self.services {
             match catalog::find(id) {
@@ -401,6 +426,19 @@ impl NewTenant {
                 }
             }
         }
+        let allowed = 1 + services.get("F41").copied().unwrap_or(0) as usize;
+        if fqdns.len() > allowed {
+            problems.push(Problem::new(
+                "fqdns",
+                "fqdn_quota",
+                format!(
+                    "公開FQDNは標準で1件、2件目からはF41（WAF追加FQDN）の契約数だけ登録できます。{}件の登録には F41 が{}件必要です",
+                    fqdns.len(),
+                    fqdns.len() - 1
+                ),
+                format!("one public FQDN is standard, each further one needs an F41 subscription: {} FQDNs need F41 × {}", fqdns.len(), fqdns.len() - 1),
+            ));
+        }
         let notes = self.notes.trim().to_string();
         if notes.chars().count() > MAX_NOTES {
             problems.push(Problem::new("notes", "too_long", "備考が長すぎます（4000文字まで）", "notes are too long (at most 4000 characters)"));
@@ -417,7 +455,9 @@ impl NewTenant {
             }
         }
         match (code, kind) {
-            (Some(code), Some(kind)) if problems.is_empty() => Ok(CheckedTenant { code, name, kana, kind, contacts, network_ranges: ranges, services, notes }),
+            (Some(code), Some(kind)) if problems.is_empty() => {
+                Ok(CheckedTenant { code, name, kana, kind, contacts, network_ranges: ranges, separation, mail_domains, fqdns, services, notes })
+            }
             _ => Err(problems),
         }
     }
@@ -433,6 +473,9 @@ impl Tenant {
             kind: self.kind.as_str().to_string(),
             contacts: self.contacts.clone(),
             network_ranges: self.network_ranges.iter().map(ToString::to_string).collect(),
+            separation: self.separation.as_str().to_string(),
+            mail_domains: self.mail_domains.iter().map(ToString::to_string).collect(),
+            fqdns: self.fqdns.iter().map(ToString::to_string).collect(),
             services: self.services.clone(),
             notes: self.notes.clone(),
         }
@@ -456,12 +499,31 @@ impl CheckedTenant {
             kind: self.kind,
             contacts: self.contacts,
             network_ranges: self.network_ranges,
+            separation: self.separation,
+            mail_domains: self.mail_domains,
+            fqdns: self.fqdns,
             services: self.services,
             notes: self.notes,
             created_at,
             updated_at,
         }
     }
+}
+
+/// Checks a list of domain names: each valid, none twice, at most [`MAX_DOMAINS`].
+fn domains(input: &[String], field: &str, problems: &mut Problems) -> Vec<DomainName> {
+    if input.len() > MAX_DOMAINS {
+        problems.push(Problem::new(field, "too_many", "ドメイン名が多すぎます（64件まで）", "too many domain names (at most 64)"));
+    }
+    let mut out: Vec<DomainName> = Vec::new();
+    for d in input.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
+        match d.parse::<DomainName>() {
+            Ok(d) if !out.contains(&d) => out.push(d),
+            Ok(_) => {}
+            Err(p) => problems.push(Problem { field: field.to_string(), ..p }),
+        }
+    }
+    out
 }
 
 fn looks_like_email(s: &str) -> bool {
@@ -565,6 +627,24 @@ mod tests {
         assert_eq!(c.kana, "チヨダク");
         assert_eq!(c.network_ranges[0].to_string(), "192.0.2.0/24");
         assert_eq!(c.network_ranges[2].to_string(), "198.51.100.1/32");
+    }
+
+    /// F41: the second public FQDN onward needs an F41 subscription each.
+    #[test]
+    fn f41_fqdns_are_counted_against_the_subscription() {
+        let base = NewTenant { code: "131016".into(), name: "千代田区".into(), kana: "チヨダク".into(), kind: "ward".into(), ..Default::default() };
+        let three = vec!["www.a.example.jp".to_string(), "b.example.jp".into(), "c.example.jp".into()];
+        let t = NewTenant { fqdns: three.clone(), services: [("F41".to_string(), 1)].into_iter().collect(), ..base.clone() };
+        let p = t.check().unwrap_err();
+        assert_eq!(p.0[0].code, "fqdn_quota");
+        assert!(p.0[0].ja.contains("F41 が2件必要"), "{}", p.0[0].ja);
+        let t = NewTenant { fqdns: three, services: [("F41".to_string(), 2)].into_iter().collect(), separation: "β′".into(), ..base.clone() };
+        let c = t.check().unwrap();
+        assert_eq!(c.fqdns.len(), 3);
+        assert_eq!(c.separation, SeparationModel::BetaPrime);
+        let t = NewTenant { mail_domains: vec!["city.example.lg.jp".into(), "bad_domain".into()], separation: "delta".into(), ..base };
+        let codes: Vec<_> = t.check().unwrap_err().0.iter().map(|p| (p.field.clone(), p.code)).collect();
+        assert_eq!(codes, vec![("separation".to_string(), "invalid_separation"), ("mail_domains".to_string(), "invalid_domain")]);
     }
 
     #[test]

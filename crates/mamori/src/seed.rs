@@ -59,6 +59,7 @@ struct DemoTenant {
     kana: &'static str,
     kind: &'static str,
     slug: &'static str,
+    separation: &'static str,
     ranges: &'static [&'static str],
     services: &'static [(&'static str, u32)],
 }
@@ -70,6 +71,7 @@ const DEMO: &[DemoTenant] = &[
         kana: "サンプルケン",
         kind: "prefecture",
         slug: "pref",
+        separation: "alpha",
         ranges: &["10.39.0.0/20", "192.0.2.0/27"],
         services: &[("F30", 1), ("F32", 1), ("F51", 1)],
     },
@@ -79,6 +81,7 @@ const DEMO: &[DemoTenant] = &[
         kana: "サクラガワシ",
         kind: "city",
         slug: "sakuragawa",
+        separation: "beta",
         ranges: &["10.39.16.0/22", "192.0.2.32/28"],
         services: &[("F41", 2), ("F43", 1), ("F45", 1), ("F46", 1)],
     },
@@ -88,6 +91,7 @@ const DEMO: &[DemoTenant] = &[
         kana: "アオバシ",
         kind: "city",
         slug: "aoba",
+        separation: "alpha_prime",
         ranges: &["10.39.20.0/22", "192.0.2.48/28"],
         services: &[("F05", 1), ("F42", 1), ("F45", 1)],
     },
@@ -97,6 +101,7 @@ const DEMO: &[DemoTenant] = &[
         kana: "ワカバチョウ",
         kind: "town",
         slug: "wakaba",
+        separation: "beta_prime",
         ranges: &["10.39.24.0/24", "198.51.100.0/28"],
         services: &[("F35", 1), ("F43", 1)],
     },
@@ -106,7 +111,8 @@ const DEMO: &[DemoTenant] = &[
         kana: "ホシガオカムラ",
         kind: "village",
         slug: "hoshigaoka",
-        ranges: &["10.39.25.0/24", "198.51.100.16/28"],
+        separation: "alpha",
+        ranges: &["10.39.25.0/24", "198.51.100.16/28", "192.168.10.0/24@wan-b"],
         services: &[("F38", 1)],
     },
     DemoTenant {
@@ -115,7 +121,8 @@ const DEMO: &[DemoTenant] = &[
         kana: "サンプルケンシチョウソンソウゴウジムクミアイ",
         kind: "joint_association",
         slug: "kumiai",
-        ranges: &["10.39.26.0/24"],
+        separation: "alpha",
+        ranges: &["10.39.26.0/24", "192.168.10.0/24"],
         services: &[],
     },
 ];
@@ -123,6 +130,11 @@ const DEMO: &[DemoTenant] = &[
 /// Seeds the demo prefecture; returns the demo accounts.
 pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::Result<Vec<Credential>> {
     let actor = Actor::system();
+    // A second line of the prefecture WAN: its village reuses 192.168.10.0/24, which the
+    // joint association also has on the default segment.
+    let wan_b = mamori_core::Segment::check("wan-b", "県WAN 回線B（星ヶ丘村）", "internet", "デモ用のセグメントです。")
+        .map_err(|p| anyhow::anyhow!("demo segment: {p:?}"))?;
+    store.put_segment(&system(), &actor, wan_b).await?;
     let mut tenants = Vec::new();
     for d in DEMO {
         let code = LocalGovCode::from_five(d.five).map_err(|p| anyhow::anyhow!(p.en))?;
@@ -141,6 +153,9 @@ pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::
                 Contact { name: "総務 花子".into(), department: "総務課".into(), email: format!("somu@{}.example.jp", d.slug), phone: String::new() },
             ],
             network_ranges: d.ranges.iter().map(|s| s.to_string()).collect(),
+            separation: d.separation.into(),
+            mail_domains: vec![format!("{}.example.lg.jp", d.slug)],
+            fqdns: vec![format!("www.{}.example.jp", d.slug)],
             services: d.services.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
             notes: "デモ用の団体です。/ Demo organization.".into(),
         };

@@ -94,6 +94,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         crate::seed::demo_monitors(&store, listen, use_tls, self_signed_pem).await.context("cannot seed the demo monitors")?;
     }
     let poller = store.spawn_policy_poller(Duration::from_secs(2));
+    let directory_poller = store.spawn_directory_poller(Duration::from_secs(2));
     let node = Node::new(NodeOptions {
         name: if config.server.node_name.is_empty() { mamori_runtime::hostname() } else { config.server.node_name.clone() },
         lease_ttl: Duration::from_secs(config.server.cluster.lease_secs),
@@ -145,6 +146,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         running.shutdown().await;
     });
     poller.abort();
+    directory_poller.abort();
     store.close().await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::event::Emitter;
 use crate::health::HealthReporter;
 use crate::listen::{Bound, Resource};
 use crate::metrics::Metrics;
+use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
 use mamori_core::{CrossTenant, PolicyValidator, Problems, TenantId};
 use mamori_store::{PolicyWatch, Store, StoreError};
@@ -176,6 +177,8 @@ pub struct BuildCx {
     pub bus: Bus,
     /// The node's metrics registry; register counters under the component's prefix.
     pub metrics: Metrics,
+    /// Maps traffic to tenants.
+    pub tenants: TenantResolver,
 }
 
 /// What a running component gets, each time it is (re)started.
@@ -191,6 +194,8 @@ pub struct RunCx {
     pub stop: watch::Receiver<bool>,
     /// Where it tells the node of trouble it survives (shown in `/healthz`).
     pub health: HealthReporter,
+    /// Maps traffic to tenants: (segment, source address), mail domain, FQDN.
+    pub tenants: TenantResolver,
     pub(crate) listeners: Bound,
     pub(crate) validator: Option<Arc<dyn PolicyValidator>>,
 }

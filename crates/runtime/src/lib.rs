@@ -25,6 +25,9 @@
 //! - **Typed events** ([`ComponentEvent`]): each component's own enum, converted into the
 //!   OCSF event and counted by kind on its way to the bus ([`Emitter`]).
 //!
+//! - **Tenants** ([`TenantResolver`]): (segment, source address), mail domain or FQDN →
+//!   tenant, one directory per node, swapped when tenants change on any node.
+//!
 //! Components of the platform itself live here too: [`retention`].
 #![deny(missing_docs)]
 
@@ -36,6 +39,7 @@ mod listen;
 mod metrics;
 mod node;
 pub mod retention;
+mod tenants;
 
 pub use component::{
     AnyComponent, BoxFuture, BuildCx, BuildError, Checked, Component, ComponentConfig, ComponentError, Placement, Policies, Registry, RunCx, Service,
@@ -46,6 +50,7 @@ pub use health::{ComponentHealth, Health, HealthReporter, State};
 pub use listen::{Resource, Transport};
 pub use metrics::Metrics;
 pub use node::{BoundPlan, Node, NodeOptions, Plan, Running, hostname, lease_name};
+pub use tenants::TenantResolver;
 
 /// Completes when `stop` turns true (or its sender is gone).
 pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {

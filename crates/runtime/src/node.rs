@@ -13,6 +13,7 @@ use crate::event::{Emitter, RuntimeEvent};
 use crate::health::{Health, HealthReporter, State};
 use crate::listen::{self, Bound, Resource};
 use crate::metrics::{ComponentLabels, Metrics, RestartLabels};
+use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
 use mamori_store::{NodeReport, Store};
 use serde_json::{Value, json};
@@ -171,10 +172,11 @@ impl BoundPlan {
     pub async fn start(self, node: &Node, store: Store, bus: Bus) -> Result<Running, Vec<String>> {
         let mut built = Vec::new();
         let mut problems = Vec::new();
+        let tenants = TenantResolver::load(&store).await.map_err(|e| vec![format!("tenant directory: {e}")])?;
         for p in self.entries {
             let name = p.component.name();
             let reporter = node.health.reporter(name, p.component.placement());
-            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone() };
+            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone(), tenants: tenants.clone() };
             match p.component.clone().build(p.checked, cx).await {
                 Ok(service) => built.push((p.component, service, reporter)),
                 Err(e) => problems.push(format!("[components.{name}] {e}")),
@@ -193,6 +195,7 @@ impl BoundPlan {
                 events: Emitter::new(name, bus.clone(), &node.metrics),
                 stop: stop_rx.clone(),
                 health: reporter.clone(),
+                tenants: tenants.clone(),
                 listeners: self.bound.clone(),
                 validator: component.policy(),
             };
@@ -202,8 +205,9 @@ impl BoundPlan {
                 Placement::Singleton => Box::pin(sup.singleton()),
             }));
         }
+        let refresh = tenants.spawn_refresh(store.clone(), stop_rx.clone());
         let reports = tokio::spawn(report_loop(node.clone(), store.clone(), stop_rx));
-        Ok(Running { node: node.clone(), store, stop_tx, tasks, reports })
+        Ok(Running { node: node.clone(), store, stop_tx, tasks, reports, refresh, tenants })
     }
 }
 
@@ -214,9 +218,16 @@ pub struct Running {
     stop_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     reports: JoinHandle<()>,
+    refresh: JoinHandle<()>,
+    tenants: TenantResolver,
 }
 
 impl Running {
+    /// Returns the node's tenant resolver (the one its components use).
+    pub fn tenants(&self) -> &TenantResolver {
+        &self.tenants
+    }
+
     /// Stops every component at once and waits for them, together, until the node's
     /// shutdown grace; what has not finished by then is dropped. Singletons give their
     /// leases up, so another node takes over at once.
@@ -233,6 +244,7 @@ impl Running {
             tracing::warn!(grace_secs = grace.as_secs(), "components did not finish within the shutdown grace; stopping them");
         }
         let _ = self.reports.await;
+        let _ = self.refresh.await;
         let _ = report(&self.node, &self.store).await;
     }
 }

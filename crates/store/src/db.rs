@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0004_probe_inbox.sqlite.sql"),
         postgres: include_str!("migrations/0004_probe_inbox.postgres.sql"),
     },
+    Migration {
+        version: 5,
+        name: "network",
+        sqlite: include_str!("migrations/0005_network.sqlite.sql"),
+        postgres: include_str!("migrations/0005_network.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -17,6 +17,7 @@ mod cluster;
 mod db;
 pub mod events;
 pub mod monitors;
+mod network;
 mod policies;
 mod sessions;
 mod settings;
@@ -101,6 +102,8 @@ struct Inner {
     policy_rev: watch::Sender<i64>,
     /// Moves on every monitor or probe change in this process.
     monitors_changed: watch::Sender<u64>,
+    /// Moves on every tenant or segment change seen (here, or by the poller).
+    directory_rev: watch::Sender<u64>,
 }
 
 /// Cross-tenant reads of the same resource by the same actor are recorded at most once
@@ -121,6 +124,7 @@ impl Store {
                 cross_seen: Mutex::new(HashMap::new()),
                 policy_rev,
                 monitors_changed: watch::channel(0).0,
+                directory_rev: watch::channel(0).0,
             }),
         })
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-const COLUMNS: &str = "id, code, name, kana, kind, contacts, network_ranges, services, notes, created_at, updated_at";
+const COLUMNS: &str = "id, code, name, kana, kind, contacts, network_ranges, services, notes, created_at, updated_at, separation, mail_domains, fqdns";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
     let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("tenant {what}: {e}"));
@@ -26,6 +26,9 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
         notes: r.try_get(8)?,
         created_at: r.try_get(9)?,
         updated_at: r.try_get(10)?,
+        separation: r.try_get::<String, _>(11)?.parse().map_err(|e: Problem| corrupt("separation", e.en))?,
+        mail_domains: serde_json::from_str(&r.try_get::<String, _>(12)?)?,
+        fqdns: serde_json::from_str(&r.try_get::<String, _>(13)?)?,
     })
 }
 
@@ -74,6 +77,7 @@ impl Store {
         let (_guard, mut tx) = self.begin_write().await?;
         let tenant = insert(&mut tx, actor, t).await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(tenant)
     }
 
@@ -86,6 +90,7 @@ impl Store {
         let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let tenant = update(&mut tx, actor, before, t).await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(tenant)
     }
 
@@ -164,6 +169,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -189,6 +195,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(report)
     }
 }
@@ -198,30 +205,53 @@ async fn load(tx: &mut crate::Tx<'_>, id: TenantId) -> Result<Option<Tenant>, St
     row.as_ref().map(from_row).transpose()
 }
 
-/// Refuses a network range that overlaps another tenant's: traffic and logs are
-/// attributed to tenants by address, so an overlap would be ambiguous.
-async fn check_ranges(tx: &mut crate::Tx<'_>, own: Option<TenantId>, t: &CheckedTenant) -> Result<(), StoreError> {
-    if t.network_ranges.is_empty() {
-        return Ok(());
-    }
-    let rows = sqlx::query("SELECT id, name, network_ranges FROM tenants").fetch_all(&mut **tx).await?;
+/// Refuses what would make the tenant resolver ambiguous: a range overlapping another
+/// tenant's on the same segment (across segments the same private range is normal), a
+/// range on a segment that does not exist, and a mail domain or FQDN another tenant has.
+async fn check_claims(tx: &mut crate::Tx<'_>, own: Option<TenantId>, t: &CheckedTenant) -> Result<(), StoreError> {
     let mut problems = Problems::default();
+    let segments: Vec<String> =
+        sqlx::query("SELECT name FROM network_segments").fetch_all(&mut **tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    for r in &t.network_ranges {
+        if !segments.iter().any(|s| s == r.segment.as_str()) {
+            problems.push(Problem::new(
+                "network_ranges",
+                "unknown_segment",
+                format!("ネットワーク範囲 {r} のセグメント「{}」は登録されていません", r.segment),
+                format!("network range {r}: segment '{}' is not defined", r.segment),
+            ));
+        }
+    }
+    let rows = sqlx::query("SELECT id, name, network_ranges, mail_domains, fqdns FROM tenants").fetch_all(&mut **tx).await?;
     for r in &rows {
         let id: String = r.try_get(0)?;
         if own.is_some_and(|o| o.to_string() == id) {
             continue;
         }
         let name: String = r.try_get(1)?;
-        let ranges: Vec<ipnet::IpNet> = serde_json::from_str(&r.try_get::<String, _>(2)?)?;
+        let ranges: Vec<mamori_core::NetworkRange> = serde_json::from_str(&r.try_get::<String, _>(2)?)?;
         for mine in &t.network_ranges {
-            if let Some(theirs) = ranges.iter().find(|x| x.contains(&mine.network()) || mine.contains(&x.network())) {
+            if let Some(theirs) = ranges.iter().find(|x| x.overlaps(mine)) {
                 problems.push(Problem::new(
                     "network_ranges",
                     "range_overlap",
-                    format!("ネットワーク範囲 {mine} は「{name}」の {theirs} と重なっています"),
-                    format!("network range {mine} overlaps {theirs} of '{name}'"),
+                    format!("ネットワーク範囲 {mine} は、同じセグメント「{}」にある「{name}」の {theirs} と重なっています。別のセグメントであれば同じ範囲を登録できます", mine.segment),
+                    format!("network range {mine} overlaps {theirs} of '{name}' on segment '{}' (the same range is allowed on another segment)", mine.segment),
                 ));
             }
+        }
+        let mail: Vec<mamori_core::DomainName> = serde_json::from_str(&r.try_get::<String, _>(3)?)?;
+        for d in t.mail_domains.iter().filter(|d| mail.contains(d)) {
+            problems.push(Problem::new(
+                "mail_domains",
+                "domain_taken",
+                format!("メールドメイン {d} は「{name}」で登録済みです"),
+                format!("mail domain {d} belongs to '{name}'"),
+            ));
+        }
+        let fqdns: Vec<mamori_core::DomainName> = serde_json::from_str(&r.try_get::<String, _>(4)?)?;
+        for d in t.fqdns.iter().filter(|d| fqdns.contains(d)) {
+            problems.push(Problem::new("fqdns", "fqdn_taken", format!("FQDN {d} は「{name}」で登録済みです"), format!("FQDN {d} belongs to '{name}'")));
         }
     }
     problems.into_result(()).map_err(StoreError::Invalid)
@@ -250,11 +280,11 @@ async fn ensure_code_free(tx: &mut crate::Tx<'_>, code: mamori_core::LocalGovCod
 }
 
 async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Result<Tenant, StoreError> {
-    check_ranges(tx, None, &t).await?;
+    check_claims(tx, None, &t).await?;
     ensure_code_free(tx, t.code, None).await?;
     let now = mamori_core::time::now_ms();
     let tenant = t.into_tenant(TenantId::new(), now, now);
-    sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+    sqlx::query(&format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
         .bind(tenant.id.to_string())
         .bind(tenant.code.to_string())
         .bind(&tenant.name)
@@ -266,6 +296,9 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
         .bind(&tenant.notes)
         .bind(tenant.created_at)
         .bind(tenant.updated_at)
+        .bind(tenant.separation.as_str())
+        .bind(serde_json::to_string(&tenant.mail_domains)?)
+        .bind(serde_json::to_string(&tenant.fqdns)?)
         .execute(&mut **tx)
         .await?;
     audit::append(
@@ -285,13 +318,13 @@ async fn insert(tx: &mut crate::Tx<'_>, actor: &Actor, t: CheckedTenant) -> Resu
 }
 
 async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: CheckedTenant) -> Result<Tenant, StoreError> {
-    check_ranges(tx, Some(before.id), &t).await?;
+    check_claims(tx, Some(before.id), &t).await?;
     ensure_code_free(tx, t.code, Some(before.id)).await?;
     let after = t.into_tenant(before.id, before.created_at, mamori_core::time::now_ms());
     if (Tenant { updated_at: before.updated_at, ..after.clone() }) == before {
         return Ok(before);
     }
-    sqlx::query("UPDATE tenants SET code = $1, name = $2, kana = $3, kind = $4, contacts = $5, network_ranges = $6, services = $7, notes = $8, updated_at = $9 WHERE id = $10")
+    sqlx::query("UPDATE tenants SET code = $1, name = $2, kana = $3, kind = $4, contacts = $5, network_ranges = $6, services = $7, notes = $8, updated_at = $9, separation = $10, mail_domains = $11, fqdns = $12 WHERE id = $13")
         .bind(after.code.to_string())
         .bind(&after.name)
         .bind(&after.kana)
@@ -301,6 +334,9 @@ async fn update(tx: &mut crate::Tx<'_>, actor: &Actor, before: Tenant, t: Checke
         .bind(serde_json::to_string(&after.services)?)
         .bind(&after.notes)
         .bind(after.updated_at)
+        .bind(after.separation.as_str())
+        .bind(serde_json::to_string(&after.mail_domains)?)
+        .bind(serde_json::to_string(&after.fqdns)?)
         .bind(after.id.to_string())
         .execute(&mut **tx)
         .await?;

@@ -227,3 +227,92 @@ async fn audit_verify_detects_a_modified_row_on_sqlite() {
     sqlx::raw_sql("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 1").execute(store.db_pool()).await.unwrap();
     assert_eq!(store.verify_audit().await.unwrap().first_bad.map(|b| b.0), Some(2));
 }
+
+/// F06/F11/F41: the same private range on two segments belongs to two tenants; within
+/// one segment it is refused, as are a second tenant's mail domain or FQDN.
+#[tokio::test]
+async fn f06_tenants_on_segments_resolve_and_conflicts_are_refused() {
+    each_backend(|store| async move {
+        let actor = Actor::system();
+        let seg = |name: &str, zone: &str| mamori_core::Segment::check(name, &format!("回線 {name}"), zone, "").unwrap();
+        store.put_segment(&system(), &actor, seg("wan-a", "internet")).await.unwrap();
+        store.put_segment(&system(), &actor, seg("wan-b", "internet")).await.unwrap();
+        store.put_segment(&system(), &actor, seg("lgwan", "lgwan")).await.unwrap();
+        let with = |code5: &str, name: &str, ranges: &[&str], mail: &[&str], fqdns: &[&str]| {
+            NewTenant {
+                code: mamori_core::LocalGovCode::from_five(code5).unwrap().to_string(),
+                name: name.into(),
+                kana: "テスト".into(),
+                kind: "town".into(),
+                separation: "beta".into(),
+                network_ranges: ranges.iter().map(|r| r.to_string()).collect(),
+                mail_domains: mail.iter().map(|r| r.to_string()).collect(),
+                fqdns: fqdns.iter().map(|r| r.to_string()).collect(),
+                ..Default::default()
+            }
+            .check()
+            .unwrap()
+        };
+        let x = store
+            .create_tenant(
+                &system(),
+                &actor,
+                with("39301", "東町", &["192.168.1.0/24@wan-a", "10.20.0.0/16@lgwan"], &["higashi.example.lg.jp"], &["www.town.higashi.example.jp"]),
+            )
+            .await
+            .unwrap();
+        let y = store.create_tenant(&system(), &actor, with("39302", "西町", &["192.168.1.0/24@wan-b"], &["nishi.example.lg.jp"], &[])).await.unwrap();
+        assert_eq!(x.separation, mamori_core::SeparationModel::Beta);
+
+        // Within one segment an overlap is refused, naming the segment and the other tenant.
+        match store.create_tenant(&system(), &actor, with("39303", "南町", &["192.168.1.128/25@wan-a"], &[], &[])).await {
+            Err(StoreError::Invalid(p)) => {
+                assert_eq!(p.0[0].code, "range_overlap");
+                assert!(p.0[0].ja.contains("同じセグメント「wan-a」にある「東町」"), "{}", p.0[0].ja);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unknown segment, a taken mail domain and a taken FQDN, all at once.
+        match store
+            .create_tenant(&system(), &actor, with("39303", "南町", &["172.16.0.0/12@nowhere"], &["HIGASHI.example.lg.jp"], &["www.town.higashi.example.jp"]))
+            .await
+        {
+            Err(StoreError::Invalid(p)) => {
+                let codes: Vec<_> = p.0.iter().map(|p| p.code).collect();
+                assert_eq!(codes, ["unknown_segment", "domain_taken", "fqdn_taken"], "{p:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A tenant may change its own ranges without clashing with itself.
+        let x = store.update_tenant(&system(), &actor, x.id, with("39301", "東町", &["192.168.0.0/23@wan-a"], &["higashi.example.lg.jp"], &[])).await.unwrap();
+
+        let dir = store.tenant_directory(&CrossTenant::system(Actor::system())).await.unwrap();
+        let ip: std::net::IpAddr = "192.168.1.10".parse().unwrap();
+        assert_eq!(dir.by_address(&"wan-a".parse().unwrap(), ip), Some(x.id));
+        assert_eq!(dir.by_address(&"wan-b".parse().unwrap(), ip), Some(y.id));
+        assert_eq!(dir.by_address(&"default".parse().unwrap(), ip), None);
+        assert_eq!(dir.by_mail_domain("soumu@higashi.example.lg.jp"), Some(x.id));
+        assert_eq!(dir.by_mail_domain("nishi.example.lg.jp"), Some(y.id));
+
+        // Segments in use can be neither deleted nor moved to the other zone.
+        let wan_b: mamori_core::SegmentName = "wan-b".parse().unwrap();
+        match store.delete_segment(&system(), &actor, &wan_b).await {
+            Err(StoreError::Invalid(p)) => assert!(p.0[0].ja.contains("西町"), "{p:?}"),
+            other => panic!("{other:?}"),
+        }
+        match store.put_segment(&system(), &actor, seg("wan-b", "lgwan")).await {
+            Err(StoreError::Invalid(p)) => assert_eq!(p.0[0].code, "segment_in_use"),
+            other => panic!("{other:?}"),
+        }
+        // A tenant scope may not define segments; the default segment stays.
+        assert!(matches!(store.put_segment(&Scope::Tenant(x.id), &actor, seg("mine", "internet")).await, Err(StoreError::Forbidden(_))));
+        assert!(store.delete_segment(&system(), &actor, &"default".parse().unwrap()).await.is_err());
+        store.delete_tenant(&system(), &actor, y.id).await.unwrap();
+        store.delete_segment(&system(), &actor, &wan_b).await.unwrap();
+        let names: Vec<String> = store.list_segments().await.unwrap().into_iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["default", "lgwan", "wan-a"]);
+        let actions: Vec<String> = store.list_audit(&system(), &AuditFilter::default(), None, 100).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert!(actions.contains(&"segment.create".to_string()) && actions.contains(&"segment.delete".to_string()), "{actions:?}");
+    })
+    .await;
+}

@@ -14,6 +14,7 @@ mod events;
 pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
+mod segments;
 mod tenants;
 mod tokens;
 mod users;
@@ -73,6 +74,18 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/tenants", "tenants", "List tenants in scope", Some(TenantsRead), &[], None),
     r("POST", "/api/v1/tenants", "tenants", "Create a tenant", Some(TenantsWrite), &[], Some("NewTenant")),
     r("GET", "/api/v1/tenants/export", "tenants", "Export tenants as CSV", Some(TenantsRead), &[], None),
+    r("GET", "/api/v1/segments", "tenants", "List the network segments tenant ranges are registered on", Some(TenantsRead), &[], None),
+    r("PUT", "/api/v1/segments/{name}", "tenants", "Create or change a network segment (operator roles)", Some(TenantsWrite), &[], Some("SegmentInput")),
+    r("DELETE", "/api/v1/segments/{name}", "tenants", "Delete a network segment no tenant range is on (operator roles)", Some(TenantsWrite), &[], None),
+    r(
+        "GET",
+        "/api/v1/resolve",
+        "tenants",
+        "Which tenant an address on a segment, a mail domain or a host name belongs to (operator roles)",
+        Some(TenantsRead),
+        &["segment", "address", "mail", "host"],
+        None,
+    ),
     r("POST", "/api/v1/tenants/import", "tenants", "Import tenants from CSV (all or nothing)", Some(TenantsWrite), &[], Some("CsvText")),
     r("GET", "/api/v1/tenants/{id}", "tenants", "Get a tenant", Some(TenantsRead), &[], None),
     r("PUT", "/api/v1/tenants/{id}", "tenants", "Replace a tenant's fields", Some(TenantsWrite), &[], Some("NewTenant")),
@@ -190,6 +203,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/import", post(tenants::import))
         .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update).delete(tenants::delete))
         .route("/api/v1/tenants/{id}/contacts", put(tenants::contacts))
+        .route("/api/v1/segments", get(segments::list))
+        .route("/api/v1/segments/{name}", put(segments::put).delete(segments::delete))
+        .route("/api/v1/resolve", get(segments::lookup))
         .route("/api/v1/users", get(users::list).post(users::create))
         .route("/api/v1/users/{id}", get(users::get).patch(users::update).delete(users::delete))
         .route("/api/v1/users/{id}/reset-password", post(users::reset_password))

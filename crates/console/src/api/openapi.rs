@@ -20,7 +20,10 @@ fn schemas() -> Value {
                 "name": string, "kana": {"type": "string", "description": "katakana (hiragana is converted)"},
                 "kind": {"type": "string", "enum": ["prefecture", "city", "ward", "town", "village", "joint_association"]},
                 "contacts": {"$ref": "#/components/schemas/Contacts"},
-                "network_ranges": {"type": "array", "items": {"type": "string", "description": "CIDR"}},
+                "separation": {"type": "string", "enum": ["alpha", "alpha_prime", "beta", "beta_prime"], "description": "network separation model (α, α′, β, β′); default alpha"},
+                "network_ranges": {"type": "array", "items": {"type": "string", "description": "CIDR, or CIDR@segment for a segment other than default"}},
+                "mail_domains": {"type": "array", "items": {"type": "string", "description": "domain name; its subdomains included"}},
+                "fqdns": {"type": "array", "items": {"type": "string", "description": "public FQDN behind the WAF; the 2nd onward each needs F41"}},
                 "services": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}, "description": "catalog id → quantity"},
                 "notes": string
             }
@@ -47,7 +50,8 @@ fn schemas() -> Value {
         "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
         "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
         "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}},
-        "CsvText": {"type": "string", "description": "CSV with the header code,name,kana,kind,network_ranges,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes"}
+        "SegmentInput": {"type": "object", "required": ["label", "zone"], "properties": {"label": string, "zone": {"type": "string", "enum": ["internet", "lgwan"]}, "notes": string}},
+        "CsvText": {"type": "string", "description": "CSV with the header code,name,kana,kind,separation,network_ranges,mail_domains,fqdns,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes"}
     })
 }
 

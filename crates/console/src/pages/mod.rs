@@ -8,6 +8,7 @@ mod events;
 pub mod login;
 mod monitors;
 mod nodes;
+mod segments;
 mod settings;
 mod tenants;
 mod users;
@@ -23,6 +24,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub use audit::{AuditQuery, export_entries as audit_export_entries};
 pub use events::SearchParams;
+pub use segments::{Lookup, resolve as resolve_lookup};
 pub use settings::issue_token;
 pub use tenants::csv_response as csv_download;
 
@@ -40,6 +42,7 @@ pub const PAGES: &[&str] = &[
     "/tenants/{id}",
     "/tenants/import",
     "/tenants/export.csv",
+    "/tenants/segments",
     "/users",
     "/users/new",
     "/users/{id}",
@@ -74,6 +77,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tenants/new", get(tenants::new_form))
         .route("/tenants/import", get(tenants::import_form).post(tenants::import))
         .route("/tenants/export.csv", get(tenants::export))
+        .route("/tenants/segments", get(segments::page).post(segments::save))
+        .route("/tenants/segments/{name}/delete", post(segments::delete))
         .route("/tenants/{id}", get(tenants::show).post(tenants::update))
         .route("/tenants/{id}/contacts", post(tenants::update_contacts))
         .route("/tenants/{id}/delete", post(tenants::delete))

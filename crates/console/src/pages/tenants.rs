@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use mamori_core::{Contact, NewTenant, Permission, Tenant, TenantId, TenantKind, catalog};
+use mamori_core::{Contact, NewTenant, Permission, SeparationModel, Tenant, TenantId, TenantKind, catalog};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
@@ -40,15 +40,19 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, axum::ex
                     a.button href="/tenants/import" { (l.t("CSV 取り込み", "Import CSV")) }
                 }
                 a.button href="/tenants/export.csv" { (l.t("CSV 出力", "Export CSV")) }
+                @if a.principal.role.is_operator() {
+                    a.button href="/tenants/segments" { (l.t("ネットワークセグメントと団体の判定", "Network segments and tenant lookup")) }
+                }
             }
             table {
-                thead { tr { th { (l.t("団体コード", "Code")) } th { (l.t("団体名", "Name")) } th { (l.t("フリガナ", "Kana")) } th { (l.t("種別", "Type")) } th { (l.t("主担当", "Primary contact")) } th { (l.t("ネットワーク", "Networks")) } } }
+                thead { tr { th { (l.t("団体コード", "Code")) } th { (l.t("団体名", "Name")) } th { (l.t("フリガナ", "Kana")) } th { (l.t("種別", "Type")) } th { (l.t("分離モデル", "Model")) } th { (l.t("主担当", "Primary contact")) } th { (l.t("ネットワーク", "Networks")) } } }
                 tbody {
                     @for t in &tenants { tr {
                         td { (t.code) }
                         td { a href=(format!("/tenants/{}", t.id)) { (t.name) } }
                         td { (t.kana) }
                         td { (l.t(t.kind.ja(), t.kind.en())) }
+                        td title=(l.t(t.separation.ja(), t.separation.en())) { (t.separation.symbol()) }
                         td { (t.contacts.first().map(|c| c.name.as_str()).unwrap_or("")) }
                         td { (t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
                     } }
@@ -73,8 +77,17 @@ fn tenant_form(l: Lang, csrf: &str, action: &str, t: &NewTenant, error: Option<&
             label { (l.t("種別", "Type"))
                 select name="kind" { @for k in TenantKind::ALL { option value=(k.as_str()) selected[t.kind == k.as_str()] { (l.t(k.ja(), k.en())) } } }
             }
-            label.wide { (l.t("ネットワーク範囲（CIDR、空白または改行区切り）", "Network ranges (CIDR, separated by spaces or lines)"))
+            label { (l.t("ネットワーク分離モデル", "Network separation model"))
+                select name="separation" { @for m in SeparationModel::ALL { option value=(m.as_str()) selected[t.separation == m.as_str() || (t.separation.is_empty() && m == SeparationModel::default())] { (l.t(m.ja(), m.en())) } } }
+            }
+            label.wide { (l.t("ネットワーク範囲（CIDR、空白または改行区切り。標準以外のセグメントは 192.168.1.0/24@wan-a のように指定）", "Network ranges (CIDR, separated by spaces or lines; another segment than the default as 192.168.1.0/24@wan-a)"))
                 textarea name="network_ranges" rows="3" { (t.network_ranges.join("\n")) }
+            }
+            label { (l.t("メールドメイン（改行区切り、サブドメインを含む）", "Mail domains (one per line, subdomains included)"))
+                textarea name="mail_domains" rows="2" { (t.mail_domains.join("\n")) }
+            }
+            label { (l.t("公開 FQDN（WAF 対象。2件目からは F41 の契約が必要）", "Public FQDNs (behind the WAF; from the 2nd on, F41 is needed)"))
+                textarea name="fqdns" rows="2" { (t.fqdns.join("\n")) }
             }
             fieldset.wide {
                 legend { (l.t("連絡先（1行目が主担当）", "Contacts (the first is primary)")) }
@@ -134,6 +147,9 @@ fn from_pairs(pairs: &Pairs) -> NewTenant {
         kind: field(pairs, "kind").to_string(),
         contacts,
         network_ranges: field(pairs, "network_ranges").split_whitespace().map(str::to_string).collect(),
+        separation: field(pairs, "separation").to_string(),
+        mail_domains: field(pairs, "mail_domains").split_whitespace().map(str::to_string).collect(),
+        fqdns: field(pairs, "fqdns").split_whitespace().map(str::to_string).collect(),
         services,
         notes: field(pairs, "notes").to_string(),
     }
@@ -208,6 +224,13 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
             dt { (l.t("団体コード", "Code")) } dd { (t.code) }
             dt { (l.t("フリガナ", "Kana")) } dd { (t.kana) }
             dt { (l.t("種別", "Type")) } dd { (l.t(t.kind.ja(), t.kind.en())) }
+            dt { (l.t("ネットワーク分離モデル", "Network separation model")) } dd {
+                (l.t(t.separation.ja(), t.separation.en()))
+                @if t.separation.requires_edr() { " " span.sev.sev3 { (l.t("EDR 必須（F21）", "EDR required (F21)")) } }
+            }
+            dt { (l.t("公開 FQDN", "Public FQDNs")) } dd {
+                (t.fqdns.len()) " / " (1 + t.services.get("F41").copied().unwrap_or(0)) (l.t("件（標準1件＋F41）", " (1 standard + F41)"))
+            }
             dt { (l.t("イベント保存期間", "Event retention")) } dd {
                 @match retention_days { Some(d) => { (d) (l.t("日", " days")) }, None => { (l.t("既定値", "platform default")) } }
                 " " a href=(format!("/settings/policies?tenant={}&component=retention", t.id)) { (l.t("変更", "change")) }
@@ -250,6 +273,10 @@ async fn detail(state: &AppState, a: &Authed, t: &Tenant, error: Option<&AppErro
             }
             h2 { (l.t("ネットワーク範囲", "Network ranges")) }
             p { (t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
+            h2 { (l.t("メールドメイン", "Mail domains")) }
+            p { (t.mail_domains.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
+            h2 { (l.t("公開 FQDN", "Public FQDNs")) }
+            p { (t.fqdns.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
             h2 { (l.t("契約サービス", "Subscribed services")) }
             ul { @for (id, q) in &t.services { li { (id) " " (catalog::find(id).map(|s| l.t(s.ja, s.en)).unwrap_or("")) @if *q > 1 { " × " (q) } } } }
         }

@@ -405,3 +405,68 @@ async fn healthz_answers_503_while_a_component_is_not_ready() {
     })
     .await;
 }
+
+/// Issue 8 (tenant resolver), F06/F41: two towns with the same 192.168.1.0/24 on two
+/// segments resolve to themselves; an overlap within a segment, a third FQDN without F41
+/// and a tenant admin defining segments are refused with clear Japanese messages.
+#[tokio::test]
+async fn f06_same_private_range_on_two_segments_resolves_to_each_town() {
+    each_backend(|c| async move {
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, op_token) = c.token(op, Role::OperatorAdmin, "segments").await;
+        let op_api = Auth::Bearer(op_token);
+        for (name, label) in [("wan-a", "県WAN 回線A"), ("wan-b", "県WAN 回線B")] {
+            let (s, body) = c.api("PUT", &format!("/api/v1/segments/{name}"), &op_api, Some(json!({"label": label, "zone": "internet"}))).await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
+        let town = |code: &str, name: &str, range: &str| {
+            json!({"code": mamori_core::LocalGovCode::from_five(code).unwrap().to_string(), "name": name, "kana": "テスト", "kind": "town",
+                   "separation": "β", "network_ranges": [range], "fqdns": [format!("www.{code}.example.jp")]})
+        };
+        let (s, east) = c.api("POST", "/api/v1/tenants", &op_api, Some(town("39301", "東町", "192.168.1.0/24@wan-a"))).await;
+        assert_eq!(s, StatusCode::CREATED, "{east}");
+        let (s, west) = c.api("POST", "/api/v1/tenants", &op_api, Some(town("39302", "西町", "192.168.1.0/24@wan-b"))).await;
+        assert_eq!(s, StatusCode::CREATED, "{west}");
+        let (s, body) = c.api("POST", "/api/v1/tenants", &op_api, Some(town("39303", "南町", "192.168.1.64/26@wan-a"))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("同じセグメント「wan-a」にある「東町」の 192.168.1.0/24@wan-a と重なっています"), "{body}");
+        let mut three = town("39303", "南町", "192.168.1.0/24");
+        three["fqdns"] = json!(["a.example.jp", "b.example.jp", "c.example.jp"]);
+        let (s, body) = c.api("POST", "/api/v1/tenants", &op_api, Some(three)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("F41 が2件必要"), "{body}");
+
+        let lookup = |q: String| {
+            let op_api = &op_api;
+            let c = &c;
+            async move {
+                let (s, body) = c.api("GET", &format!("/api/v1/resolve?{q}"), op_api, None).await;
+                assert_eq!(s, StatusCode::OK, "{body}");
+                serde_json::from_str::<serde_json::Value>(&body).unwrap()["tenant"]["name"].clone()
+            }
+        };
+        assert_eq!(lookup("segment=wan-a&address=192.168.1.10".into()).await, "東町");
+        assert_eq!(lookup("segment=wan-b&address=192.168.1.10".into()).await, "西町");
+        assert_eq!(lookup("segment=default&address=192.168.1.10".into()).await, serde_json::Value::Null);
+        assert_eq!(lookup("host=WWW.39302.example.jp".into()).await, "西町");
+        // The console page answers the same question.
+        let s = c.login_operator_bypass(op).await;
+        let (status, page) = c.get("/tenants/segments?segment=wan-b&address=192.168.1.10", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("192.168.1.10@wan-b → ") && page.contains(">西町</a>"), "{page}");
+        assert!(page.contains("県WAN 回線A") && page.contains("東町"), "{page}");
+
+        // A tenant admin sees neither the lookup nor may define segments.
+        let east_id = serde_json::from_str::<serde_json::Value>(&east).unwrap()["id"].as_str().unwrap().parse().unwrap();
+        let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(east_id)).await;
+        let (_, token) = c.token(ta, Role::TenantAdmin, "segments").await;
+        let tenant_api = Auth::Bearer(token);
+        assert_eq!(c.api("PUT", "/api/v1/segments/mine", &tenant_api, Some(json!({"label": "x", "zone": "internet"}))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(c.api("GET", "/api/v1/resolve?address=192.168.1.10&segment=wan-b", &tenant_api, None).await.0, StatusCode::FORBIDDEN);
+        // A segment in use stays.
+        let (s, body) = c.api("DELETE", "/api/v1/segments/wan-b", &op_api, None).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("西町 のネットワーク範囲があるため削除できません"), "{body}");
+    })
+    .await;
+}
