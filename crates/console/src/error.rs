@@ -36,6 +36,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<mamori_vault::SecretError> for AppError {
+    fn from(e: mamori_vault::SecretError) -> Self {
+        match e {
+            mamori_vault::SecretError::Store(s) => s.into(),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<EventStoreError> for AppError {
     fn from(e: EventStoreError) -> Self {
         match e {

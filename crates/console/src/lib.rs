@@ -121,6 +121,8 @@ pub struct AppState {
     pub throttle: Arc<auth::LoginThrottle>,
     /// This node: its components' health and its metrics registry.
     pub node: mamori_runtime::Node,
+    /// Secrets and blobs.
+    pub vault: mamori_vault::Vault,
 }
 
 impl AppState {

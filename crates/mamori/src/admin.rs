@@ -56,6 +56,30 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+pub enum VaultCommand {
+    /// Show the master keys and what is sealed under each.
+    Status,
+    /// Re-seal every secret and blob under the current (first) master key, so older
+    /// keys can be removed from the keyring afterwards.
+    Rotate,
+    /// Print a new master key line (to put first in the key file, then run rotate).
+    NewKey,
+    /// Store a secret; the value is read from standard input (never from the command
+    /// line, where it would stay in the shell history and the process list).
+    SetSecret {
+        /// Local government code of the tenant; empty: the platform's own.
+        #[arg(long, default_value = "")]
+        tenant: String,
+        /// Name, e.g. ldap/ad01.
+        #[arg(long)]
+        name: String,
+        /// password, private_key, certificate, token or other.
+        #[arg(long, default_value = "password")]
+        kind: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum TenantCommand {
     /// Import tenants from a CSV file (all rows or none).
     Import { file: PathBuf },
@@ -237,4 +261,67 @@ pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+pub async fn vault(config: &Config, c: VaultCommand) -> anyhow::Result<ExitCode> {
+    if let VaultCommand::NewKey = c {
+        let text = mamori_vault::Keyring::generate_text().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Only the key line: comments belong to the file once.
+        if let Some(line) = text.lines().find(|l| !l.starts_with('#')) {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open(config).await?;
+    let vault = config.open_vault(store.clone()).await?;
+    let (actor, scope) = cli();
+    let grant = CrossTenant::system(actor.clone());
+    match c {
+        VaultCommand::Status => {
+            let secrets = vault.secrets.list(&scope).await?;
+            let (blobs, stored) = store.blob_totals(&grant).await?;
+            println!("master keys (the first seals new data): {}", vault.keyring_ids().join(", "));
+            let mut by_key: std::collections::BTreeMap<&str, usize> = Default::default();
+            for s in &secrets {
+                *by_key.entry(s.key_id.as_str()).or_default() += 1;
+            }
+            for (k, n) in by_key {
+                println!("  {k}: {n} secrets");
+            }
+            let old = store.blobs_sealed_with_other_key(&grant, vault.current_key_id(), i64::MAX).await?.len();
+            println!("blobs: {blobs} ({stored} bytes stored), {old} sealed under an older key");
+        }
+        VaultCommand::Rotate => {
+            let secrets = vault.secrets.rotate(&grant).await?;
+            let mut blobs = 0;
+            loop {
+                let n = vault.blobs.rotate(&grant, 100).await?;
+                blobs += n;
+                if n < 100 {
+                    break;
+                }
+            }
+            println!("re-sealed under {}: {secrets} secrets, {blobs} blobs / 再暗号化しました", vault.current_key_id());
+        }
+        VaultCommand::SetSecret { tenant, name, kind } => {
+            let tenant = if tenant.trim().is_empty() {
+                None
+            } else {
+                Some(store.tenant_by_code(&scope, &tenant).await?.with_context(|| format!("no tenant with code {tenant}"))?.id)
+            };
+            let kind: mamori_vault::SecretKind = kind.parse().map_err(|p: mamori_core::Problem| anyhow::anyhow!(p.en))?;
+            let mut value = zeroize::Zeroizing::new(String::new());
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut value).context("cannot read the value from standard input")?;
+            let trimmed = value.trim_end_matches(['\r', '\n']);
+            match vault.secrets.put(&scope, &actor, tenant, &name, kind, trimmed.as_bytes()).await {
+                Ok(info) => println!("stored {} ({}, master key {}) / 保存しました", info.name, info.kind, info.key_id),
+                Err(mamori_vault::SecretError::Store(mamori_store::StoreError::Invalid(p))) => {
+                    bail!("{}", p.0.iter().map(|p| format!("{}: {}", p.field, p.en)).collect::<Vec<_>>().join("; "))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        VaultCommand::NewKey => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub tls: TlsConfig,
     pub demo: DemoConfig,
+    pub vault: VaultConfig,
     /// `[components.NAME]` sections, handed to each component as JSON.
     pub components: BTreeMap<String, toml::Value>,
 }
@@ -94,7 +95,58 @@ impl Default for DemoConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// The master key file (empty: DATA/master.key, made on first start). The
+    /// environment variable MAMORI_MASTER_KEY, when set, is used instead of any file.
+    pub master_key_file: String,
+    /// Where blobs are kept (empty: DATA/blobs). Several nodes need one shared
+    /// directory (e.g. NFS) until the S3 backend exists.
+    pub blob_dir: String,
+    /// Largest blob, in MiB.
+    pub max_blob_mib: u64,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self { master_key_file: String::new(), blob_dir: String::new(), max_blob_mib: 4096 }
+    }
+}
+
+/// The environment variable that holds the master keyring instead of a file.
+pub const MASTER_KEY_ENV: &str = "MAMORI_MASTER_KEY";
+
 impl Config {
+    /// Opens the vault: the keyring from MAMORI_MASTER_KEY or the key file (made on the
+    /// first start of a single node), blobs in the blob directory.
+    pub async fn open_vault(&self, store: mamori_store::Store) -> anyhow::Result<mamori_vault::Vault> {
+        use mamori_vault::Keyring;
+        let default_file = self.server.data_dir.join("master.key");
+        let mut made = false;
+        let ring = match std::env::var(MASTER_KEY_ENV) {
+            Ok(text) if !text.trim().is_empty() => Keyring::parse(&text).with_context(|| format!("{MASTER_KEY_ENV} is not a valid master keyring"))?,
+            _ if self.vault.master_key_file.is_empty() => {
+                made = !default_file.exists();
+                Keyring::read_or_create(&default_file)?
+            }
+            _ => Keyring::read(Path::new(&self.vault.master_key_file))?,
+        };
+        let dir = if self.vault.blob_dir.is_empty() { self.server.data_dir.join("blobs") } else { PathBuf::from(&self.vault.blob_dir) };
+        match mamori_vault::Vault::open_local(store, std::sync::Arc::new(ring), &dir, self.vault.max_blob_mib.saturating_mul(1024 * 1024)).await {
+            Ok(v) => Ok(v),
+            Err(e) if made => {
+                // A new node of an existing store made a key of its own: say what to do.
+                let _ = std::fs::remove_file(&default_file);
+                bail!(
+                    "this config store's secrets are sealed with another node's master key ({e}). Give this node the same key: copy the first node's master key file and set [vault] master_key_file, or set {MASTER_KEY_ENV} / \
+                     この設定ストアの秘密情報は別のノードのマスターキーで暗号化されています。最初のノードのマスターキーファイルを複製して [vault] master_key_file に指定するか、{MASTER_KEY_ENV} を設定してください"
+                )
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("cannot open the vault (secrets and blobs): is the master key the one this config store was sealed with? / マスターキーがこの設定ストアのものと一致しません")),
+        }
+    }
+
     /// Reads `path`, or the defaults when `path` is None and `./mamori.toml` is absent.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let path = match path {
@@ -119,6 +171,9 @@ impl Config {
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             bail!("tls.cert and tls.key must be given together");
+        }
+        if !(1..=1_048_576).contains(&self.vault.max_blob_mib) {
+            bail!("[vault] max_blob_mib must be 1-1048576 / max_blob_mib は1〜1048576で指定してください");
         }
         if !(3..=300).contains(&self.server.cluster.lease_secs) {
             bail!("[server.cluster] lease_secs must be 3-300 / lease_secs は3〜300秒で指定してください");
@@ -231,6 +286,21 @@ max_body_bytes = 4194304
 argon2_memory_kib = 19456
 argon2_iterations = 2
 
+[vault]
+# The master key file that secrets and blobs are encrypted under (empty: DATA/master.key,
+# made on the first start). Back it up apart from the data: without it nothing encrypted
+# can be read. The environment variable MAMORI_MASTER_KEY, when set, is used instead.
+# 秘密情報とファイルを暗号化するマスターキーのファイル（空: DATA/master.key を初回起動時に作成）。
+# データとは別にバックアップしてください。環境変数 MAMORI_MASTER_KEY があればそちらを使います。
+master_key_file = ""
+# Where blobs (quarantined mail, evidence, transferred files) are kept (empty: DATA/blobs).
+# Several nodes need one shared directory.
+# ファイル（隔離メール、証拠、受け渡しファイル）の保存先（空: DATA/blobs）。複数ノードでは共有ディレクトリが必要です。
+blob_dir = ""
+# Largest file kept, in MiB.
+# 保存できるファイルの最大サイズ（MiB）。
+max_blob_mib = 4096
+
 [demo]
 # Seed the demo prefecture (サンプル県) when the data directory is first created.
 # Set to false for a real installation.
@@ -252,6 +322,7 @@ mod tests {
         assert_eq!(c.console.argon2_memory_kib, ConsoleConfig::default().argon2_memory_kib);
         assert!(c.demo.seed);
         assert_eq!(c.server.cluster, ClusterConfig::default());
+        assert_eq!(c.vault, VaultConfig::default());
         let plan = mamori_runtime::Plan::check(&registry, &component_sections(&c), |_| true, &[]);
         assert_eq!(plan.err(), None, "every component reads its template section");
         for name in ["retention", "monitor"] {

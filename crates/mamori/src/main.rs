@@ -57,6 +57,9 @@ enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Master keys, secrets and blobs: status, rotation, storing a secret.
+    #[command(subcommand)]
+    Vault(admin::VaultCommand),
     /// Run as a remote monitoring probe: fetch the checks assigned to this probe from
     /// the core and report their results (runs inside a municipality's network).
     Probe {
@@ -123,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,
         Command::Audit(c) => admin::audit(&config, c).await,
+        Command::Vault(c) => admin::vault(&config, c).await,
         Command::Probe { server, token, ca_file, refresh_secs } => {
             let ca_pem = ca_file.map(|f| std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))).transpose()?;
             if let Some(pem) = &ca_pem {

@@ -101,7 +101,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(config.server.http.shutdown_grace_secs),
         ..NodeOptions::default()
     });
-    let running = match plan.start(&node, store.clone(), bus.clone()).await {
+    let vault = config.open_vault(store.clone()).await?;
+    let running = match plan.start(&node, store.clone(), bus.clone(), vault.clone()).await {
         Ok(r) => r,
         Err(problems) => bail!("components could not be built / コンポーネントを起動できません:\n  {}", problems.join("\n  ")),
     };
@@ -117,6 +118,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION"),
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
         node: node.clone(),
+        vault: vault.clone(),
     };
     // A node without the console still answers /healthz and /metrics.
     let app = if wants("console") { mamori_console::router(state) } else { mamori_console::node_router(state) };

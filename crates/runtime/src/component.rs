@@ -10,6 +10,7 @@ use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
 use mamori_core::{CrossTenant, PolicyValidator, Problems, TenantId};
 use mamori_store::{PolicyWatch, Store, StoreError};
+use mamori_vault::Vault;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -179,6 +180,8 @@ pub struct BuildCx {
     pub metrics: Metrics,
     /// Maps traffic to tenants.
     pub tenants: TenantResolver,
+    /// Secrets (keys, certificates, passwords) and blobs (quarantine, evidence, files).
+    pub vault: Vault,
 }
 
 /// What a running component gets, each time it is (re)started.
@@ -196,6 +199,8 @@ pub struct RunCx {
     pub health: HealthReporter,
     /// Maps traffic to tenants: (segment, source address), mail domain, FQDN.
     pub tenants: TenantResolver,
+    /// Secrets and blobs.
+    pub vault: Vault,
     pub(crate) listeners: Bound,
     pub(crate) validator: Option<Arc<dyn PolicyValidator>>,
 }
@@ -328,6 +333,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self::default();
         r.add(Arc::new(crate::retention::Retention));
+        r.add(Arc::new(crate::blob_collector::BlobCollector));
         r
     }
 

@@ -28,9 +28,11 @@
 //! - **Tenants** ([`TenantResolver`]): (segment, source address), mail domain or FQDN →
 //!   tenant, one directory per node, swapped when tenants change on any node.
 //!
-//! Components of the platform itself live here too: [`retention`].
+//! Components of the platform itself live here too: [`retention`] and
+//! [`blob_collector`].
 #![deny(missing_docs)]
 
+pub mod blob_collector;
 mod component;
 mod config;
 mod event;

@@ -16,6 +16,7 @@ use crate::metrics::{ComponentLabels, Metrics, RestartLabels};
 use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
 use mamori_store::{NodeReport, Store};
+use mamori_vault::Vault;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -169,14 +170,14 @@ impl BoundPlan {
     /// Builds every component (each does its I/O once), then starts each under its
     /// supervisor. A component that cannot be built stops the start: the error names
     /// every component that failed.
-    pub async fn start(self, node: &Node, store: Store, bus: Bus) -> Result<Running, Vec<String>> {
+    pub async fn start(self, node: &Node, store: Store, bus: Bus, vault: Vault) -> Result<Running, Vec<String>> {
         let mut built = Vec::new();
         let mut problems = Vec::new();
         let tenants = TenantResolver::load(&store).await.map_err(|e| vec![format!("tenant directory: {e}")])?;
         for p in self.entries {
             let name = p.component.name();
             let reporter = node.health.reporter(name, p.component.placement());
-            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone(), tenants: tenants.clone() };
+            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone(), tenants: tenants.clone(), vault: vault.clone() };
             match p.component.clone().build(p.checked, cx).await {
                 Ok(service) => built.push((p.component, service, reporter)),
                 Err(e) => problems.push(format!("[components.{name}] {e}")),
@@ -196,6 +197,7 @@ impl BoundPlan {
                 stop: stop_rx.clone(),
                 health: reporter.clone(),
                 tenants: tenants.clone(),
+                vault: vault.clone(),
                 listeners: self.bound.clone(),
                 validator: component.policy(),
             };

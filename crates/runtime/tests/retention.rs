@@ -49,7 +49,8 @@ async fn a_saved_retention_policy_takes_effect_within_seconds() {
         let sections = [("retention".to_string(), json!({"interval_secs": 3600}))].into_iter().collect();
         let plan = Plan::check(&registry, &sections, |n| n == "retention", &[]).unwrap();
         let node = Node::default();
-        let running = plan.bind().unwrap().start(&node, store.clone(), bus.clone()).await.unwrap();
+        let running =
+            plan.bind().unwrap().start(&node, store.clone(), bus.clone(), mamori_vault::Vault::for_tests(store.clone(), dir.path()).await).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(count(&bus, &Scope::Tenant(a.id)).await, 2, "default retention (365 days) keeps everything");
 

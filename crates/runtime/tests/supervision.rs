@@ -95,7 +95,13 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
     registry.add(Arc::new(Flaky { name: "flaky", placement: Placement::Replicated, runs: runs.clone() }));
     let sections = [("flaky".to_string(), serde_json::json!({"panics": 1}))].into_iter().collect();
     let node = Node::default();
-    let running = Plan::check(&registry, &sections, |_| true, &[]).unwrap().bind().unwrap().start(&node, store.clone(), bus.clone()).await.unwrap();
+    let running = Plan::check(&registry, &sections, |_| true, &[])
+        .unwrap()
+        .bind()
+        .unwrap()
+        .start(&node, store.clone(), bus.clone(), mamori_vault::Vault::for_tests(store.clone(), dir.path()).await)
+        .await
+        .unwrap();
     until("the panic is seen", 5, || node.health.snapshot()[0].state == State::Restarting).await;
     let h = node.health.snapshot()[0].clone();
     assert!(!node.health.ready(), "a restarting component makes the node not ready");
@@ -155,7 +161,13 @@ async fn a_singleton_runs_on_one_node_and_fails_over() {
         for i in 0..2 {
             let node = Node::new(NodeOptions { name: format!("n{i}"), ..options.clone() });
             let bus = Bus::new(EventStore::open(&dir.path().join(format!("events-{backend}-{i}"))).unwrap(), 16);
-            let running = Plan::check(&registry, &sections, |_| true, &[]).unwrap().bind().unwrap().start(&node, store.clone(), bus).await.unwrap();
+            let running = Plan::check(&registry, &sections, |_| true, &[])
+                .unwrap()
+                .bind()
+                .unwrap()
+                .start(&node, store.clone(), bus, mamori_vault::Vault::for_tests(store.clone(), dir.path()).await)
+                .await
+                .unwrap();
             nodes.push((node, running));
         }
         let active = |nodes: &[(Node, mamori_runtime::Running)]| -> Vec<usize> {

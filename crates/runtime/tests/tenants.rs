@@ -40,7 +40,13 @@ async fn f06_resolver_follows_changes_made_on_another_node() {
 
     let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16);
     let node = Node::default();
-    let running = Plan::check(&Registry::default(), &Default::default(), |_| true, &[]).unwrap().bind().unwrap().start(&node, here.clone(), bus).await.unwrap();
+    let running = Plan::check(&Registry::default(), &Default::default(), |_| true, &[])
+        .unwrap()
+        .bind()
+        .unwrap()
+        .start(&node, here.clone(), bus, mamori_vault::Vault::for_tests(here.clone(), dir.path()).await)
+        .await
+        .unwrap();
     let resolver = running.tenants().clone();
     let (a, b): (SegmentName, SegmentName) = ("wan-a".parse().unwrap(), "wan-b".parse().unwrap());
     let ip: IpAddr = "192.168.1.20".parse().unwrap();

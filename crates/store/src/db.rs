@@ -58,6 +58,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0005_network.sqlite.sql"),
         postgres: include_str!("migrations/0005_network.postgres.sql"),
     },
+    Migration {
+        version: 6,
+        name: "vault",
+        sqlite: include_str!("migrations/0006_vault.sqlite.sql"),
+        postgres: include_str!("migrations/0006_vault.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -13,12 +13,14 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod blobs;
 mod cluster;
 mod db;
 pub mod events;
 pub mod monitors;
 mod network;
 mod policies;
+mod secrets;
 mod sessions;
 mod settings;
 mod tenants;
@@ -28,10 +30,12 @@ mod tokens;
 mod users;
 
 pub use audit::{AuditEntry, Change, GENESIS, VerifyReport};
+pub use blobs::{BlobRecord, BlobRef, DeleteObject};
 pub use cluster::{Lease, LeaseRecord, NodeReport};
 pub use db::{Db, Dialect, latest_schema_version, redact_url};
 pub use monitors::{FaultFilter, Probe};
 pub use policies::PolicyWatch;
+pub use secrets::{SealedSecret, SecretInfo};
 pub use sessions::{Session, SessionStage};
 pub use tenants::ImportReport;
 pub use tokens::{ApiToken, NewToken};

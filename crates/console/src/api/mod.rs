@@ -14,6 +14,8 @@ mod events;
 pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
+mod secrets;
+pub use secrets::secret_tenant;
 mod segments;
 mod tenants;
 mod tokens;
@@ -74,6 +76,25 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/tenants", "tenants", "List tenants in scope", Some(TenantsRead), &[], None),
     r("POST", "/api/v1/tenants", "tenants", "Create a tenant", Some(TenantsWrite), &[], Some("NewTenant")),
     r("GET", "/api/v1/tenants/export", "tenants", "Export tenants as CSV", Some(TenantsRead), &[], None),
+    r(
+        "GET",
+        "/api/v1/secrets",
+        "secrets",
+        "List the secrets in scope: name, kind, master key, who changed them when; never a value",
+        Some(PoliciesRead),
+        &[],
+        None,
+    ),
+    r(
+        "PUT",
+        "/api/v1/secrets",
+        "secrets",
+        "Store or replace a secret (a tenant's, or the platform's for operator admins); the answer has no value",
+        Some(PoliciesWrite),
+        &[],
+        Some("SecretInput"),
+    ),
+    r("DELETE", "/api/v1/secrets", "secrets", "Delete a secret", Some(PoliciesWrite), &["tenant", "name"], None),
     r("GET", "/api/v1/segments", "tenants", "List the network segments tenant ranges are registered on", Some(TenantsRead), &[], None),
     r("PUT", "/api/v1/segments/{name}", "tenants", "Create or change a network segment (operator roles)", Some(TenantsWrite), &[], Some("SegmentInput")),
     r("DELETE", "/api/v1/segments/{name}", "tenants", "Delete a network segment no tenant range is on (operator roles)", Some(TenantsWrite), &[], None),
@@ -203,6 +224,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/import", post(tenants::import))
         .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update).delete(tenants::delete))
         .route("/api/v1/tenants/{id}/contacts", put(tenants::contacts))
+        .route("/api/v1/secrets", get(secrets::list).put(secrets::put).delete(secrets::delete))
         .route("/api/v1/segments", get(segments::list))
         .route("/api/v1/segments/{name}", put(segments::put).delete(segments::delete))
         .route("/api/v1/resolve", get(segments::lookup))

@@ -50,6 +50,7 @@ fn schemas() -> Value {
         "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
         "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
         "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}},
+        "SecretInput": {"type": "object", "required": ["name", "kind", "value"], "properties": {"tenant": {"type": "string", "description": "tenant id; empty: the caller's own, or the platform's for operator admins"}, "name": {"type": "string", "pattern": "^[a-z0-9._/-]{1,128}$"}, "kind": {"type": "string", "enum": ["password", "private_key", "certificate", "token", "other"]}, "value": {"type": "string", "format": "password", "writeOnly": true}}},
         "SegmentInput": {"type": "object", "required": ["label", "zone"], "properties": {"label": string, "zone": {"type": "string", "enum": ["internet", "lgwan"]}, "notes": string}},
         "CsvText": {"type": "string", "description": "CSV with the header code,name,kana,kind,separation,network_ranges,mail_domains,fqdns,services,contact_name,contact_department,contact_email,contact_phone,other_contacts,notes"}
     })

@@ -8,6 +8,7 @@ mod events;
 pub mod login;
 mod monitors;
 mod nodes;
+mod secrets;
 mod segments;
 mod settings;
 mod tenants;
@@ -25,7 +26,7 @@ use maud::{DOCTYPE, Markup, html};
 pub use audit::{AuditQuery, export_entries as audit_export_entries};
 pub use events::SearchParams;
 pub use segments::{Lookup, resolve as resolve_lookup};
-pub use settings::issue_token;
+pub use settings::{issue_token, tabs as settings_tabs};
 pub use tenants::csv_response as csv_download;
 
 /// Returns the tenant CSV as a download.
@@ -53,6 +54,7 @@ pub const PAGES: &[&str] = &[
     "/settings",
     "/settings/policies",
     "/settings/tokens",
+    "/settings/secrets",
     "/monitors",
     "/monitors/new",
     "/monitors/new-custom",
@@ -95,6 +97,8 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/policies", get(settings::policies).post(settings::save_policy))
         .route("/settings/policies/minimums", post(settings::save_minimums))
         .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
+        .route("/settings/secrets", get(secrets::page).post(secrets::save))
+        .route("/settings/secrets/delete", post(secrets::delete))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
         .route("/monitors", get(monitors::list))
         .route("/monitors/new", get(monitors::new_form).post(monitors::create_set))

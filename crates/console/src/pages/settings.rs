@@ -13,13 +13,15 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-fn tabs(a: &Authed, active: &str) -> Markup {
+/// The tabs of the settings pages.
+pub fn tabs(a: &Authed, active: &str) -> Markup {
     let l = a.lang;
     html! {
         nav.tabs {
             a href="/settings" class=[(active == "account").then_some("active")] { (l.t("アカウントとセキュリティ", "Account and security")) }
             @if a.principal.can(Permission::PoliciesRead) { a href="/settings/policies" class=[(active == "policies").then_some("active")] { (l.t("ポリシー", "Policies")) } }
             a href="/settings/tokens" class=[(active == "tokens").then_some("active")] { (l.t("API トークン", "API tokens")) }
+            @if a.principal.can(Permission::PoliciesRead) { a href="/settings/secrets" class=[(active == "secrets").then_some("active")] { (l.t("秘密情報", "Secrets")) } }
         }
     }
 }

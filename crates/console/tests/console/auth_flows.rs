@@ -470,3 +470,51 @@ async fn f06_same_private_range_on_two_segments_resolves_to_each_town() {
     })
     .await;
 }
+
+/// Issue 8 (secrets): a town keeps its own secrets, write-only; another town neither
+/// sees nor deletes them; the platform's are for operator admins; the page shows names
+/// and never a value.
+#[tokio::test]
+async fn secrets_are_write_only_and_kept_per_tenant() {
+    each_backend(|c| async move {
+        let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let b = c.tenant("39342", "他市", "10.67.0.0/24").await;
+        let (_, ta) = c.token(c.user("admin-a", "管理A", Role::TenantAdmin, Some(a.id)).await, Role::TenantAdmin, "s").await;
+        let (_, tb) = c.token(c.user("admin-b", "管理B", Role::TenantAdmin, Some(b.id)).await, Role::TenantAdmin, "s").await;
+        let (ta, tb) = (Auth::Bearer(ta), Auth::Bearer(tb));
+        const VALUE: &str = "town-a-ldap-password-41";
+        let (s, body) = c.api("PUT", "/api/v1/secrets", &ta, Some(json!({"name": "ldap/ad01", "kind": "password", "value": VALUE}))).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert!(!body.contains(VALUE));
+        let (s, body) = c.api("PUT", "/api/v1/secrets", &ta, Some(json!({"name": "ldap/ad01", "kind": "passwd", "value": "x"}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("種類「passwd」は不明です"), "{body}");
+        assert_eq!(c.api("GET", "/api/v1/secrets", &tb, None).await.1, "[]", "the other town sees none");
+        let path = format!("/api/v1/secrets?tenant={}&name=ldap/ad01", a.id);
+        assert_eq!(c.api("DELETE", &path, &tb, None).await.0, StatusCode::NOT_FOUND);
+        let platform = json!({"tenant": "platform", "name": "smtp/relay", "kind": "password", "value": "x"});
+        assert_eq!(c.api("PUT", "/api/v1/secrets", &ta, Some(platform.clone())).await.0, StatusCode::FORBIDDEN);
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, to) = c.token(op, Role::OperatorAdmin, "s").await;
+        let to = Auth::Bearer(to);
+        assert_eq!(c.api("PUT", "/api/v1/secrets", &to, Some(platform)).await.0, StatusCode::OK);
+        let (_, all) = c.api("GET", "/api/v1/secrets", &to, None).await;
+        assert!(all.contains("smtp/relay") && all.contains("ldap/ad01") && !all.contains(VALUE), "{all}");
+        // The console page: names, no values; a town admin stores one by the form.
+        let s = c.login("admin-a", PASSWORD).await;
+        let (status, page) = c.get("/settings/secrets", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("ldap/ad01") && !page.contains(VALUE) && !page.contains("smtp/relay"), "{page}");
+        let form = [("csrf", s.csrf()), ("name", "Bad Name"), ("kind", "password"), ("value", "v")];
+        let (status, _, page) = c.post_form("/settings/secrets", &s, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("英小文字・数字"), "{page}");
+        let form = [("csrf", s.csrf()), ("name", "smtp/own"), ("kind", "password"), ("value", "form-value-93")];
+        assert_eq!(c.post_form("/settings/secrets", &s, &form).await.0, StatusCode::SEE_OTHER);
+        assert!(c.get("/settings/secrets", &s).await.1.contains("smtp/own"));
+        let grant = mamori_core::CrossTenant::system(mamori_core::Actor::system());
+        let v = c.state.vault.secrets.get(&grant, Some(a.id), "smtp/own").await.unwrap().unwrap();
+        assert_eq!(v.expose_str(), Some("form-value-93"), "what components read");
+    })
+    .await;
+}

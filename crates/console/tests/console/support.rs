@@ -32,7 +32,9 @@ pub fn system() -> Scope {
 pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
     let store = Store::open(url).await.unwrap();
     let events = EventStore::open(&dir.path().join("events")).unwrap();
+    let vault = mamori_vault::Vault::for_tests(store.clone(), dir.path()).await;
     let state = AppState {
+        vault,
         store,
         bus: Bus::new(events, 64),
         registry: {

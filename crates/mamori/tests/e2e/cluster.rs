@@ -131,7 +131,11 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     let mut nodes = Vec::new();
     for (i, name) in ["north", "south"].iter().enumerate() {
         let cfg = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&cfg, format!("[server]\nnode_name = \"{name}\"\n[server.cluster]\nlease_secs = 3\n")).unwrap();
+        // Every node of one store seals with the same master key: the first node made
+        // it, the second is given it (as an operator copies the key file).
+        let key = dir.path().join("north").join("master.key");
+        let vault = if i == 0 { String::new() } else { format!("[vault]\nmaster_key_file = \"{}\"\n", key.display()) };
+        std::fs::write(&cfg, format!("[server]\nnode_name = \"{name}\"\n[server.cluster]\nlease_secs = 3\n{vault}")).unwrap();
         nodes.push(start_with(&dir.path().join(name), Opts { args: &["--no-demo"], config: Some(&cfg), database_url: Some(&url), ..Default::default() }));
         // Let the first take the lease before the second exists.
         if i == 0 {

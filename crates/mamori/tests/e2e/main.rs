@@ -8,6 +8,8 @@
 //! - `proxy`: behind a real nginx reverse proxy, client addresses from `X-Forwarded-For`.
 //! - `cluster`: component config checked at start, root given up after binding, the
 //!   singleton monitor on two nodes sharing PostgreSQL and its failover.
+//! - `vault`: secrets never leave as text (logs, audit, API, files, `mamori init`); the
+//!   master key file, a wrong key refused at start, rotation.
 
 mod basics;
 mod cluster;
@@ -15,3 +17,4 @@ mod hardening;
 mod https;
 mod proxy;
 mod support;
+mod vault;

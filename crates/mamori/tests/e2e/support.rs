@@ -27,11 +27,13 @@ pub struct Opts<'a> {
     pub ca: Option<PathBuf>,
     /// The TLS server name the client asks for.
     pub server_name: &'a str,
+    /// Write the server's log (at debug level) to this file instead of the terminal.
+    pub log: Option<&'a Path>,
 }
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Self { args: &[], listen_ip: "127.0.0.1", config: None, database_url: None, ca: None, server_name: "localhost" }
+        Self { args: &[], listen_ip: "127.0.0.1", config: None, database_url: None, ca: None, server_name: "localhost", log: None }
     }
 }
 
@@ -75,8 +77,11 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
     if let Some(u) = opts.database_url {
         cmd.args(["--database-url", u]);
     }
-    let mut child =
-        cmd.args(["serve", "--listen", &listen]).args(opts.args).env("MAMORI_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    match opts.log {
+        Some(path) => cmd.env("MAMORI_LOG", "debug").stderr(std::fs::File::create(path).unwrap()),
+        None => cmd.env("MAMORI_LOG", "warn").stderr(Stdio::inherit()),
+    };
+    let mut child = cmd.args(["serve", "--listen", &listen]).args(opts.args).stdout(Stdio::piped()).spawn().unwrap();
     // Read stdout until the console line appears, keeping what was printed.
     let mut lines = Vec::new();
     let out = child.stdout.take().unwrap();
@@ -213,7 +218,27 @@ pub fn one_time_password(lines: &[String], user: &str) -> String {
 }
 
 pub fn mamori(data: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN).args(["--data", data.to_str().unwrap()]).args(args).env("MAMORI_LOG", "warn").output().unwrap();
+    mamori_with(data, args, None, &[])
+}
+
+/// Runs a command with `stdin` given and extra environment variables.
+pub fn mamori_with(data: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .args(["--data", data.to_str().unwrap()])
+        .args(args)
+        .env("MAMORI_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
