@@ -15,6 +15,8 @@ pub enum AppError {
     Unauthorized,
     /// Logged in but not allowed (403).
     Forbidden,
+    /// Not allowed, with the reason and whom to ask (403).
+    Denied(mamori_core::Problem),
     /// Missing or outside the caller's scope (404).
     NotFound,
     /// Bad input with every problem (400 / 422).
@@ -71,7 +73,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Denied(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,6 +86,7 @@ impl AppError {
             AppError::Unauthorized => lang.t("ログインしてください", "please log in").into(),
             AppError::Forbidden => lang.t("この操作を行う権限がありません", "you are not allowed to do this").into(),
             AppError::NotFound => lang.t("見つかりません", "not found").into(),
+            AppError::Denied(p) => p.message(lang.code()).to_string(),
             AppError::Invalid(p) => p.0.iter().map(|p| p.message(lang.code()).to_string()).collect::<Vec<_>>().join(" / "),
             AppError::Csrf => {
                 lang.t("フォームの有効期限が切れました。画面を再読み込みしてやり直してください", "the form has expired; reload the page and try again").into()
@@ -95,7 +98,7 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self {
             AppError::Unauthorized => "unauthorized",
-            AppError::Forbidden => "forbidden",
+            AppError::Forbidden | AppError::Denied(_) => "forbidden",
             AppError::NotFound => "not_found",
             AppError::Invalid(_) => "invalid",
             AppError::Csrf => "csrf",

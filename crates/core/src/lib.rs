@@ -27,7 +27,7 @@ pub mod time;
 pub use event::{Disposition, Endpoint, Event, EventClass, Product, Severity};
 pub use ids::{EventId, TenantId, TokenId, UserId};
 pub use network::{DomainName, NetworkRange, Segment, SegmentName, SeparationModel, TenantDirectory, TenantEntry, Zone};
-pub use policy::{PolicyDocument, PolicyValidator};
+pub use policy::{PolicyChange, PolicyDocument, PolicyValidator, diff as policy_diff};
 pub use problem::{Problem, Problems};
 pub use role::{Actor, ActorKind, CrossTenant, Permission, Principal, Role, Scope, TokenScope};
 pub use tenant::{CheckedTenant, Contact, LocalGovCode, NewTenant, Tenant, TenantKind, validate_kana};

@@ -52,3 +52,61 @@ pub trait PolicyValidator: Send + Sync {
         Ok(())
     }
 }
+
+/// One difference between two policy documents.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyChange {
+    /// Where, as a dotted path (`notify.escalation`); empty for the whole document.
+    pub path: String,
+    /// The value before; None when it was added.
+    pub before: Option<Value>,
+    /// The value after; None when it was removed.
+    pub after: Option<Value>,
+}
+
+/// Returns what changes from `before` to `after`, key by key through objects (arrays and
+/// other values are compared whole), in key order.
+pub fn diff(before: &Value, after: &Value) -> Vec<PolicyChange> {
+    let mut out = Vec::new();
+    diff_at(String::new(), before, after, &mut out);
+    out
+}
+
+fn diff_at(path: String, before: &Value, after: &Value, out: &mut Vec<PolicyChange>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match (b.get(k), a.get(k)) {
+                    (Some(x), Some(y)) => diff_at(p, x, y, out),
+                    (x, y) => out.push(PolicyChange { path: p, before: x.cloned(), after: y.cloned() }),
+                }
+            }
+        }
+        (b, a) if b != a => out.push(PolicyChange { path, before: Some(b.clone()), after: Some(a.clone()) }),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diff_names_each_changed_key() {
+        let before = json!({"events_days": 400, "notify": {"emails": ["a@x.jp"], "repeat": 30}, "old": 1});
+        let after = json!({"events_days": 365, "notify": {"emails": ["a@x.jp", "b@x.jp"], "repeat": 30}, "new": true});
+        let d = diff(&before, &after);
+        let paths: Vec<_> = d.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["events_days", "new", "notify.emails", "old"]);
+        assert_eq!(d[0].before, Some(json!(400)));
+        assert_eq!(d[1].before, None);
+        assert_eq!(d[3].after, None);
+        assert!(diff(&before, &before).is_empty());
+        assert_eq!(diff(&json!(1), &json!("x"))[0].path, "");
+    }
+}

@@ -8,7 +8,7 @@
 
 use crate::audit::{self, Change};
 use crate::{Db, Store, StoreError};
-use mamori_core::{Actor, PolicyDocument, PolicyValidator, Problem, Scope, TenantId};
+use mamori_core::{Actor, Permission, PolicyDocument, PolicyValidator, Problem, Role, Scope, TenantId};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::time::Duration;
@@ -120,6 +120,67 @@ impl Store {
         self.put_setting(actor, &minimums_key(validator.component()), &minimums).await
     }
 
+    /// Returns the roles that may write a component's policies: those operator admins
+    /// set, else every role with the policy-writing permission. Operator admins always may.
+    pub async fn policy_writers(&self, component: &str) -> Result<Vec<Role>, StoreError> {
+        let stored = self.setting(&writers_key(component)).await?;
+        let mut roles: Vec<Role> = match stored {
+            Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("policy writers of {component}: {e}")))?,
+            None => Role::ALL.into_iter().filter(|r| r.allows(Permission::PoliciesWrite)).collect(),
+        };
+        if !roles.contains(&Role::OperatorAdmin) {
+            roles.insert(0, Role::OperatorAdmin);
+        }
+        Ok(roles)
+    }
+
+    /// Sets who may write a component's policies (operators only; audited as a setting).
+    /// Only roles that may write policies at all can be named; operator admins always may.
+    pub async fn put_policy_writers(&self, scope: &Scope, actor: &Actor, component: &str, roles: &[Role]) -> Result<Vec<Role>, StoreError> {
+        if !matches!(scope, Scope::All(_)) {
+            return Err(StoreError::Forbidden("only operators decide who writes policies"));
+        }
+        let mut problems = mamori_core::Problems::default();
+        for r in roles.iter().filter(|r| !r.allows(Permission::PoliciesWrite)) {
+            problems.push(Problem::new(
+                "roles",
+                "cannot_write_policies",
+                format!("ロール「{}」はポリシーを変更できないロールです", r.ja()),
+                format!("role {} cannot write policies at all", r.as_str()),
+            ));
+        }
+        problems.into_result(()).map_err(StoreError::Invalid)?;
+        let mut list: Vec<Role> = vec![Role::OperatorAdmin];
+        list.extend(roles.iter().copied().filter(|r| *r != Role::OperatorAdmin));
+        list.dedup();
+        self.put_setting(actor, &writers_key(component), &json!(list)).await?;
+        Ok(list)
+    }
+
+    /// Saves the document of an earlier version as the newest version (audited as a
+    /// rollback); it is checked like any save, against today's validator and minimums.
+    pub async fn rollback_policy(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        version: i64,
+    ) -> Result<PolicyDocument, StoreError> {
+        if !readable(scope, tenant) {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3"))
+            .bind(tenant_key(tenant))
+            .bind(validator.component())
+            .bind(version)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let old = from_row(&row)?;
+        self.save_policy_version(scope, actor, tenant, validator, old.document, "policy.rollback").await
+    }
+
     /// Validates and saves a new version of a policy. A document the component's
     /// validator refuses is not stored; the error lists every problem.
     pub async fn put_policy(
@@ -129,6 +190,18 @@ impl Store {
         tenant: Option<TenantId>,
         validator: &dyn PolicyValidator,
         document: Value,
+    ) -> Result<PolicyDocument, StoreError> {
+        self.save_policy_version(scope, actor, tenant, validator, document, "policy.update").await
+    }
+
+    async fn save_policy_version(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        document: Value,
+        action: &'static str,
     ) -> Result<PolicyDocument, StoreError> {
         match (scope, tenant) {
             (Scope::All(_), _) => {}
@@ -193,7 +266,7 @@ impl Store {
             Change {
                 actor,
                 tenant,
-                action: "policy.update",
+                action,
                 target_kind: "policy",
                 target_id: Some(format!("{component}@{version}")),
                 before,
@@ -263,4 +336,8 @@ impl PolicyWatch {
 
 fn minimums_key(component: &str) -> String {
     format!("policy_minimums.{component}")
+}
+
+fn writers_key(component: &str) -> String {
+    format!("policy_writers.{component}")
 }

@@ -15,6 +15,7 @@ pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
 mod secrets;
+pub use policies::require_policy_writer;
 pub use secrets::secret_tenant;
 mod segments;
 mod tenants;
@@ -154,7 +155,34 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r("GET", "/api/v1/policies", "policies", "Components with policies and their defaults", Some(PoliciesRead), &[], None),
     r("GET", "/api/v1/policies/{component}", "policies", "The policy in force (tenant's own, else the default)", Some(PoliciesRead), &["tenant"], None),
-    r("PUT", "/api/v1/policies/{component}", "policies", "Validate and save a new policy version", Some(PoliciesWrite), &["tenant"], Some("PolicyDocument")),
+    r(
+        "PUT",
+        "/api/v1/policies/{component}",
+        "policies",
+        "Validate and save a new policy version; with dry_run=true only validate and list the changes against the version in force",
+        Some(PoliciesWrite),
+        &["tenant", "dry_run"],
+        Some("PolicyDocument"),
+    ),
+    r(
+        "POST",
+        "/api/v1/policies/{component}/rollback",
+        "policies",
+        "Save an earlier version's document as the newest version (checked like any save)",
+        Some(PoliciesWrite),
+        &["tenant", "version"],
+        None,
+    ),
+    r("GET", "/api/v1/policies/{component}/writers", "policies", "The roles that may write this component's policies", Some(PoliciesRead), &[], None),
+    r(
+        "PUT",
+        "/api/v1/policies/{component}/writers",
+        "policies",
+        "Set the roles that may write this component's policies (operator admins; operator_admin always may)",
+        Some(SettingsWrite),
+        &[],
+        Some("PolicyWriters"),
+    ),
     r("GET", "/api/v1/policies/{component}/versions", "policies", "Saved versions, newest first", Some(PoliciesRead), &["tenant"], None),
     r("GET", "/api/v1/policies/{component}/minimums", "policies", "Platform minimums no policy may go below", Some(PoliciesRead), &[], None),
     r(
@@ -243,6 +271,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/policies", get(policies::list))
         .route("/api/v1/policies/{component}", get(policies::get).put(policies::put))
         .route("/api/v1/policies/{component}/versions", get(policies::versions))
+        .route("/api/v1/policies/{component}/rollback", post(policies::rollback))
+        .route("/api/v1/policies/{component}/writers", get(policies::writers).put(policies::put_writers))
         .route("/api/v1/policies/{component}/minimums", get(policies::minimums).put(policies::put_minimums))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))

@@ -1,11 +1,11 @@
 //! `/api/v1/policies`
 
 use super::{ApiResult, body, ok};
-use crate::auth::ApiAuth;
+use crate::auth::{ApiAuth, Authed};
 use crate::{AppError, AppState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use mamori_core::{Permission, TenantId};
+use mamori_core::{Permission, Problem, TenantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -50,12 +50,86 @@ pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
     ok(json!({ "component": component, "tenant": tenant, "source": source, "version": version, "document": document }))
 }
 
-pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<TenantQuery>, bytes: Bytes) -> ApiResult {
+/// Refuses a policy write by a role the component's policy writers do not include,
+/// saying who may (operator admins set it per component).
+pub async fn require_policy_writer(state: &AppState, a: &Authed, component: &str) -> Result<(), AppError> {
     a.require(Permission::PoliciesWrite)?;
+    let writers = state.store.policy_writers(component).await?;
+    if writers.contains(&a.principal.role) {
+        return Ok(());
+    }
+    let names_ja: Vec<&str> = writers.iter().map(|r| r.ja()).collect();
+    let names_en: Vec<&str> = writers.iter().map(|r| r.as_str()).collect();
+    Err(AppError::Denied(Problem::new(
+        "component",
+        "not_a_policy_writer",
+        format!("「{component}」のポリシーを変更できるのは {} です。変更が必要な場合は県の運用管理者に依頼してください", names_ja.join("、")),
+        format!("the policy of '{component}' may be changed by {} only; ask the prefecture's operator admins", names_en.join(", ")),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct PutQuery {
+    tenant: Option<String>,
+    /// Only show what would change.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<PutQuery>, bytes: Bytes) -> ApiResult {
     let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    require_policy_writer(&state, &a, &component).await?;
     let doc: Value = body(&bytes)?;
-    let tenant = tenant_of(&q, a.principal.tenant_id)?;
-    ok(json!(state.store.put_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), doc).await?))
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    let scope = a.principal.scope();
+    if q.dry_run {
+        if tenant.is_some_and(|t| !scope.includes(t)) {
+            return Err(AppError::NotFound);
+        }
+        validator.validate(&doc)?;
+        if let Some(m) = state.store.policy_minimums(validator.as_ref()).await? {
+            validator.check_minimums(&doc, &m)?;
+        }
+        let current = state.store.policy(&scope, tenant, &component).await?;
+        let before = current.as_ref().map(|p| p.document.clone()).unwrap_or_else(|| validator.default_policy());
+        return ok(
+            json!({"component": component, "tenant": tenant, "version": current.map(|p| p.version), "changes": mamori_core::policy_diff(&before, &doc)}),
+        );
+    }
+    ok(json!(state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await?))
+}
+
+#[derive(Deserialize)]
+pub struct RollbackQuery {
+    tenant: Option<String>,
+    version: i64,
+}
+
+pub async fn rollback(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<RollbackQuery>) -> ApiResult {
+    let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    require_policy_writer(&state, &a, &component).await?;
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    ok(json!(state.store.rollback_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), q.version).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WritersInput {
+    roles: Vec<mamori_core::Role>,
+}
+
+pub async fn writers(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>) -> ApiResult {
+    a.require(Permission::PoliciesRead)?;
+    state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    ok(json!({"component": component, "roles": state.store.policy_writers(&component).await?}))
+}
+
+pub async fn put_writers(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require_operator(Permission::SettingsWrite)?;
+    state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    let input: WritersInput = body(&bytes)?;
+    let roles = state.store.put_policy_writers(&a.principal.scope(), &a.principal.actor(), &component, &input.roles).await?;
+    ok(json!({"component": component, "roles": roles}))
 }
 
 pub async fn versions(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<TenantQuery>) -> ApiResult {

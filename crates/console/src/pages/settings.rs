@@ -193,6 +193,7 @@ async fn policies_page(
     draft: Option<&str>,
     error: Option<&AppError>,
     saved: bool,
+    preview: Option<&[mamori_core::PolicyChange]>,
 ) -> Result<Response, AppError> {
     let l = a.lang;
     a.require(Permission::PoliciesRead)?;
@@ -213,7 +214,10 @@ async fn policies_page(
     let default_doc = state.registry.validator(&component).map(|v| v.default_policy()).unwrap_or_default();
     let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
     let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
-    let can_write = a.principal.can(Permission::PoliciesWrite) && (tenant.is_some() || a.principal.tenant_id.is_none());
+    let writers = state.store.policy_writers(&component).await?;
+    let can_write = a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role) && (tenant.is_some() || a.principal.tenant_id.is_none());
+    let is_operator_admin = a.principal.role == mamori_core::Role::OperatorAdmin;
+    let shown = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let minimums = match state.registry.validator(&component) {
         Some(v) => state.store.policy_minimums(v.as_ref()).await?,
         None => None,
@@ -243,19 +247,61 @@ async fn policies_page(
                 }
             }
         }
+        p { (l.t("このポリシーを変更できるロール", "Roles that may change this policy")) ": " (writers.iter().map(|r| l.t(r.ja(), r.as_str())).collect::<Vec<_>>().join("、")) }
+        @if is_operator_admin {
+            form.inline method="post" action="/settings/policies/writers" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                input type="hidden" name="component" value=(component);
+                @for r in [mamori_core::Role::SocAnalyst, mamori_core::Role::TenantAdmin] {
+                    label.check { input type="checkbox" name="role" value=(r.as_str()) checked[writers.contains(&r)]; (l.t(r.ja(), r.as_str())) }
+                }
+                button type="submit" { (l.t("変更できるロールを保存", "Save who may change it")) }
+            }
+        }
+        @if let Some(changes) = preview {
+            h2 { (l.t("変更内容の確認", "Review the changes")) }
+            @if changes.is_empty() {
+                p { (l.t("現在のポリシーから変わる項目はありません。", "Nothing changes from the policy in force.")) }
+            } @else {
+                table.compact #policy-diff {
+                    thead { tr { th { (l.t("項目", "Key")) } th { (l.t("変更前", "Before")) } th { (l.t("変更後", "After")) } } }
+                    tbody { @for c in changes { tr { td { code { (if c.path.is_empty() { "(全体)" } else { c.path.as_str() }) } } td { code { (shown(&c.before)) } } td { code { (shown(&c.after)) } } } } }
+                }
+            }
+            form method="post" action="/settings/policies" {
+                input type="hidden" name="csrf" value=(a.csrf());
+                input type="hidden" name="component" value=(component);
+                input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                input type="hidden" name="document" value=(text);
+                input type="hidden" name="confirm" value="1";
+                button type="submit" { (l.t("この内容で保存", "Save these changes")) }
+                " " a href=(format!("/settings/policies?component={component}&tenant={}", tenant.map(|t| t.to_string()).unwrap_or_default())) { (l.t("取り消す", "Cancel")) }
+            }
+        }
         @if can_write {
             form method="post" action="/settings/policies" {
                 input type="hidden" name="csrf" value=(a.csrf());
                 input type="hidden" name="component" value=(component);
                 input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
                 label { (l.t("ポリシー（JSON）", "Policy (JSON)")) textarea.code name="document" rows="10" { (text) } }
-                button type="submit" { (l.t("検証して保存", "Validate and save")) }
+                button type="submit" { (l.t("検証して変更内容を確認", "Validate and review the changes")) }
             }
         } @else { pre { (text) } }
         h2 { (l.t("履歴", "History")) }
         table.compact {
-            thead { tr { th { (l.t("版", "Version")) } th { (l.t("日時", "Time")) } th { (l.t("保存者", "By")) } th { (l.t("内容", "Document")) } } }
-            tbody { @for v in &versions { tr { td { (v.version) } td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } } } } }
+            thead { tr { th { (l.t("版", "Version")) } th { (l.t("日時", "Time")) } th { (l.t("保存者", "By")) } th { (l.t("内容", "Document")) } th {} } }
+            tbody { @for (i, v) in versions.iter().enumerate() { tr {
+                td { (v.version) } td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } }
+                td { @if can_write && i > 0 {
+                    form.inline method="post" action="/settings/policies/rollback" {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        input type="hidden" name="component" value=(component);
+                        input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                        input type="hidden" name="version" value=(v.version);
+                        button type="submit" { (l.t("この版に戻す", "Roll back to this version")) }
+                    }
+                } }
+            } } }
         }
     };
     let mut r = layout(a, l.t("ポリシー", "Policies"), "/settings", body);
@@ -267,7 +313,7 @@ async fn policies_page(
 
 /// GET /settings/policies
 pub async fn policies(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<PolicyQuery>) -> Response {
-    page_result(a.lang, policies_page(&state, &a, &q, None, None, false).await)
+    page_result(a.lang, policies_page(&state, &a, &q, None, None, false, None).await)
 }
 
 /// The policy form.
@@ -277,24 +323,43 @@ pub struct PolicyForm {
     component: String,
     tenant: String,
     document: String,
+    /// Set by the review step: save without showing the changes again.
+    #[serde(default)]
+    confirm: String,
 }
 
-/// POST /settings/policies
+/// POST /settings/policies: validates and shows the changes; saves once confirmed.
 pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<PolicyForm>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
-            a.require(Permission::PoliciesWrite)?;
             a.check_csrf(&f.csrf)?;
             let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
             let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+            crate::api::require_policy_writer(&state, &a, &f.component).await?;
             let tenant = match f.tenant.trim() {
                 "" => None,
                 t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
             };
+            let scope = a.principal.scope();
             let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
-                Ok(doc) => state.store.put_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
+                Ok(doc) if f.confirm != "1" => {
+                    // The review step: check everything a save checks, then show the changes.
+                    let checked = validator.validate(&doc).map_err(AppError::Invalid);
+                    let checked = match (checked, state.store.policy_minimums(validator.as_ref()).await?) {
+                        (Ok(()), Some(m)) => validator.check_minimums(&doc, &m).map_err(AppError::Invalid),
+                        (other, _) => other,
+                    };
+                    if let Err(e) = checked {
+                        return policies_page(&state, &a, &q, Some(&f.document), Some(&e), false, None).await;
+                    }
+                    let current = state.store.policy(&scope, tenant, &f.component).await?;
+                    let before = current.map(|p| p.document).unwrap_or_else(|| validator.default_policy());
+                    let changes = mamori_core::policy_diff(&before, &doc);
+                    return policies_page(&state, &a, &q, Some(&f.document), None, false, Some(&changes)).await;
+                }
+                Ok(doc) => state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
                 Err(e) => Err(Problem::new(
                     "document",
                     "invalid_json",
@@ -304,8 +369,8 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
                 .into()),
             };
             match result {
-                Ok(_) => policies_page(&state, &a, &q, None, None, true).await,
-                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false).await,
+                Ok(_) => policies_page(&state, &a, &q, None, None, true, None).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false, None).await,
                 Err(e) => Err(e),
             }
         }
@@ -336,10 +401,64 @@ pub async fn save_minimums(State(state): State<AppState>, PageAuth(a): PageAuth,
                 Err(_) => Err(Problem::new("document", "invalid_json", "JSON として読めません", "not valid JSON").into()),
             };
             match result {
-                Ok(()) => policies_page(&state, &a, &q, None, None, true).await,
-                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, None, Some(&e), false).await,
+                Ok(()) => policies_page(&state, &a, &q, None, None, true, None).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, None, Some(&e), false, None).await,
                 Err(e) => Err(e),
             }
+        }
+        .await,
+    )
+}
+
+/// The rollback form.
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    csrf: String,
+    component: String,
+    tenant: String,
+    version: i64,
+}
+
+/// POST /settings/policies/rollback
+pub async fn rollback_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<RollbackForm>) -> Response {
+    page_result(
+        a.lang,
+        async {
+            a.check_csrf(&f.csrf)?;
+            let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+            crate::api::require_policy_writer(&state, &a, &f.component).await?;
+            let tenant = match f.tenant.trim() {
+                "" => None,
+                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
+            };
+            let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
+            match state.store.rollback_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), f.version).await.map_err(AppError::from) {
+                Ok(_) => policies_page(&state, &a, &q, None, None, true, None).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, None, Some(&e), false, None).await,
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+/// POST /settings/policies/writers (operator admins): who may write a component's policies.
+pub async fn save_policy_writers(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    page_result(
+        a.lang,
+        async {
+            a.require_operator(Permission::SettingsWrite)?;
+            let field = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+            a.check_csrf(field("csrf"))?;
+            let component = field("component").to_string();
+            state.registry.validator(&component).ok_or(AppError::NotFound)?;
+            let mut roles = Vec::new();
+            for (_, v) in pairs.iter().filter(|(k, _)| k == "role") {
+                roles.push(mamori_core::Role::ALL.into_iter().find(|r| r.as_str() == v).ok_or(AppError::NotFound)?);
+            }
+            state.store.put_policy_writers(&a.principal.scope(), &a.principal.actor(), &component, &roles).await?;
+            let q = PolicyQuery { tenant: None, component: Some(component) };
+            policies_page(&state, &a, &q, None, None, true, None).await
         }
         .await,
     )

@@ -518,3 +518,72 @@ async fn secrets_are_write_only_and_kept_per_tenant() {
     })
     .await;
 }
+
+/// Issue 8 (policies): who may write a component's policy is set per component by
+/// operator admins; a change is shown as a diff before it is saved; a rollback saves an
+/// earlier version again and the components run it.
+#[tokio::test]
+async fn policy_writers_diff_and_rollback() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        let (_, token) = c.token(ta, Role::TenantAdmin, "policy").await;
+        let tenant_api = Auth::Bearer(token);
+        let path = format!("/api/v1/policies/retention?tenant={}", t.id);
+        assert_eq!(c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 400}))).await.0, StatusCode::OK);
+        // A dry run lists the changes and saves nothing.
+        let (s, body) = c.api("PUT", &format!("{path}&dry_run=true"), &tenant_api, Some(json!({"events_days": 500}))).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["changes"], json!([{"path": "events_days", "before": 400, "after": 500}]));
+        assert_eq!(v["version"], 1);
+        assert_eq!(c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 500}))).await.0, StatusCode::OK);
+
+        // The console shows the same review before saving.
+        let s = c.login("tadmin", PASSWORD).await;
+        let tid = t.id.to_string();
+        let form = [("csrf", s.csrf()), ("component", "retention"), ("tenant", tid.as_str()), ("document", "{\"events_days\": 600}")];
+        let (status, _, page) = c.post_form("/settings/policies", &s, &form).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("変更内容の確認") && page.contains("id=\"policy-diff\"") && page.contains("<code>500</code>") && page.contains("<code>600</code>"),
+            "{page}"
+        );
+        let versions = |c: &crate::support::Console| {
+            let grant = system();
+            let store = c.state.store.clone();
+            async move { store.policy_versions(&grant, Some(t.id), "retention", 10).await.unwrap() }
+        };
+        assert_eq!(versions(&c).await.len(), 2, "reviewing saves nothing");
+        let confirm = [("csrf", s.csrf()), ("component", "retention"), ("tenant", tid.as_str()), ("document", "{\"events_days\": 600}"), ("confirm", "1")];
+        assert_eq!(c.post_form("/settings/policies", &s, &confirm).await.0, StatusCode::OK);
+        assert_eq!(versions(&c).await[0].document, json!({"events_days": 600}));
+
+        // Roll back to version 1: a new version with its document, which components run.
+        let (s2, body) = c.api("POST", &format!("/api/v1/policies/retention/rollback?tenant={}&version=1", t.id), &tenant_api, None).await;
+        assert_eq!(s2, StatusCode::OK, "{body}");
+        let latest = c.state.store.latest_policies("retention").await.unwrap();
+        let mine = latest.iter().find(|p| p.tenant == Some(t.id)).unwrap();
+        assert_eq!((mine.version, &mine.document), (4, &json!({"events_days": 400})));
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, op_token) = c.token(op, Role::OperatorAdmin, "writers").await;
+        let op_api = Auth::Bearer(op_token);
+        let (_, audit) = c.api("GET", "/api/v1/audit?action=policy.rollback", &op_api, None).await;
+        assert!(audit.contains("retention@4"), "{audit}");
+
+        // Operator admins take the retention policy away from tenant admins.
+        assert_eq!(c.api("PUT", "/api/v1/policies/retention/writers", &tenant_api, Some(json!({"roles": []}))).await.0, StatusCode::FORBIDDEN);
+        let (st, body) = c.api("PUT", "/api/v1/policies/retention/writers", &op_api, Some(json!({"roles": ["soc_analyst"]}))).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let (st, body) = c.api("PUT", &path, &tenant_api, Some(json!({"events_days": 700}))).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert!(body.contains("「retention」のポリシーを変更できるのは 運用管理者、SOC アナリスト です"), "{body}");
+        let (status, _, page) = c.post_form("/settings/policies", &s, &confirm).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("県の運用管理者に依頼してください"), "{page}");
+        assert!(!c.get(&format!("/settings/policies?component=retention&tenant={}", t.id), &s).await.1.contains("この版に戻す"), "no rollback buttons either");
+        let (_, body) = c.api("PUT", "/api/v1/policies/retention/writers", &op_api, Some(json!({"roles": ["helpdesk"]}))).await;
+        assert!(body.contains("cannot_write_policies"), "{body}");
+    })
+    .await;
+}

@@ -129,6 +129,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 )
                 .replace("{component}", "retention");
             let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
+            let path = if r.query.contains(&"version") { format!("{path}&version=1") } else { path };
             let body = match (r.method, r.path) {
                 ("POST", "/api/v1/tenants") | ("PUT", "/api/v1/tenants/{id}") => {
                     Some(json!({"code": b.code.to_string(), "name": "乗っ取り", "kana": "ノットリ", "kind": "town"}))

@@ -152,22 +152,24 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     // Retention is replicated: both nodes run it.
     assert_eq!(component_state(south, "retention").1, "active");
     // A policy saved elsewhere (here: straight into the store) reaches both nodes, and
-    // each says which revision it runs.
-    let revision = rt.block_on(async {
-        use mamori_core::{Actor, CrossTenant, Scope};
-        let store = mamori_store::Store::open(&url).await.unwrap();
-        let system = Scope::All(CrossTenant::system(Actor::system()));
-        let doc = store
-            .put_policy(&system, &Actor::system(), Some(town_id), &mamori_runtime::retention::RetentionPolicy, serde_json::json!({"events_days": 400}))
-            .await
-            .unwrap();
-        store.close().await;
-        doc.revision
-    });
-    for node in [north, south] {
-        let seen = wait_until("the policy reaches the node", 15, || policy_revision(node, "retention") == Some(revision));
-        eprintln!("policy revision {revision} running after {seen:?}");
+    // each says which revision it runs; so does a rollback to the first version.
+    let policy = mamori_runtime::retention::RetentionPolicy;
+    let system = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    let store = rt.block_on(mamori_store::Store::open(&url)).unwrap();
+    for days in [400, 500] {
+        rt.block_on(store.put_policy(&system, &mamori_core::Actor::system(), Some(town_id), &policy, serde_json::json!({"events_days": days}))).unwrap();
     }
+    let newest = rt.block_on(store.latest_policy_revision("retention")).unwrap();
+    for node in [north, south] {
+        let seen = wait_until("the policy reaches the node", 15, || policy_revision(node, "retention") == Some(newest));
+        eprintln!("policy revision {newest} running after {seen:?}");
+    }
+    let back = rt.block_on(store.rollback_policy(&system, &mamori_core::Actor::system(), Some(town_id), &policy, 1)).unwrap();
+    assert_eq!(back.document, serde_json::json!({"events_days": 400}));
+    for node in [north, south] {
+        wait_until("the rollback reaches the node", 15, || policy_revision(node, "retention") == Some(back.revision));
+    }
+    rt.block_on(store.close());
 
     // A probe may post to the node standing by: the node running the monitor applies it.
     let result = serde_json::json!([{"monitor": probe_monitor, "at": mamori_core::time::now_ms(), "status": "degraded", "rt_ms": 5, "details": {}}]);
