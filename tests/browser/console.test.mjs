@@ -691,7 +691,11 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
   step('the new tenant admin logs in, changes the password and sees only its municipality', async () => {
     await logout(page);
     await login(page, base, NEW_ADMIN.username, newAdminOneTimePassword);
-    // Tenant roles need no TOTP, but must replace the one-time password.
+    // Tenant admins enroll TOTP too (the default), then replace the one-time password.
+    assert.equal(pathOf(page), '/login/enroll', 'tenant admins must enroll TOTP by default');
+    const secret = await page.locator('#totp-secret').getAttribute('data-secret');
+    await page.fill('input[name=code]', totpAt(secret, stepNow()));
+    await submit(page, page.getByRole('button', { name: '設定を完了' }));
     await changePassword(page, TENANT_ADMIN_PASSWORD);
     assert.equal(pathOf(page), '/');
     assert.equal(await h1(page), 'ダッシュボード');

@@ -70,11 +70,35 @@ pub struct AuthSettings {
     pub session_max_hours: i64,
     /// Shortest password accepted.
     pub password_min_length: usize,
+    /// Tenant admins must use TOTP (operator roles always must).
+    pub totp_tenant_admins: bool,
+    /// Tenant users must use TOTP.
+    pub totp_tenant_users: bool,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { lockout_threshold: 5, lockout_minutes: 15, session_idle_minutes: 30, session_max_hours: 12, password_min_length: 12 }
+        Self {
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            password_min_length: 12,
+            totp_tenant_admins: true,
+            totp_tenant_users: false,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Returns whether accounts of `role` must use a TOTP second factor: operator roles
+    /// always, tenant roles as these settings say.
+    pub fn requires_totp(&self, role: mamori_core::Role) -> bool {
+        match role {
+            mamori_core::Role::TenantAdmin => self.totp_tenant_admins,
+            mamori_core::Role::TenantUser => self.totp_tenant_users,
+            _ => true,
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Login: password, then TOTP (or its enrollment, mandatory for operator roles), then a
+//! Login: password, then TOTP (or its enrollment, mandatory for operator roles and, by
+//! default, tenant admins), then a
 //! forced password change where one is due. Every step is its own page; the session
 //! only becomes "full" at the end. Failures count toward the lockout, are published as
 //! Authentication events, and never say whether the login name exists.
@@ -137,7 +138,7 @@ pub async fn submit(
     if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
         return super::error_page(lang, &e.into());
     }
-    let stage = next_stage(&rec, false);
+    let stage = next_stage(&rec, false, &state.auth_settings().await);
     let token = random_token(32);
     let session = Session {
         id_hash: sha256_hex(&token),
@@ -187,10 +188,10 @@ fn set_cookie(r: &mut Response, value: &str) {
 }
 
 /// Returns the stage after the password (and, with `totp_done`, after TOTP).
-fn next_stage(rec: &LoginRecord, totp_done: bool) -> SessionStage {
+fn next_stage(rec: &LoginRecord, totp_done: bool, settings: &crate::AuthSettings) -> SessionStage {
     if !totp_done && rec.totp_secret.is_some() {
         SessionStage::Totp
-    } else if !totp_done && rec.user.role.is_operator() {
+    } else if !totp_done && settings.requires_totp(rec.user.role) {
         SessionStage::Enroll
     } else if rec.user.must_change_password {
         SessionStage::ChangePassword
@@ -371,7 +372,7 @@ pub async fn totp_submit(
 
 async fn advance(state: &AppState, session: &Session, rec: &LoginRecord, ip: &str) -> Response {
     let lang = Lang::parse(&rec.user.lang).unwrap_or_default();
-    match next_stage(rec, true) {
+    match next_stage(rec, true, &state.auth_settings().await) {
         SessionStage::Full => match finish(state, session, rec, ip).await {
             Ok(()) => see_other("/"),
             Err(e) => super::error_page(lang, &e),
@@ -395,8 +396,8 @@ fn enroll_page(lang: Lang, csrf: &str, secret: &str, account: &str, error: Optio
         lang.t("二要素認証の設定", "Set up two-factor authentication"),
         html! {
             @if let Some(e) = error { div.error role="alert" { (e) } }
-            p { (lang.t("運用担当のアカウントでは二要素認証（TOTP）が必須です。認証アプリ（Google Authenticator、Microsoft Authenticator など）で QR コードを読み取るか、次のキーを入力してください。",
-                        "Operator accounts must use two-factor authentication (TOTP). Scan the QR code with an authenticator app, or type in the key below.")) }
+            p { (lang.t("このアカウントでは二要素認証（TOTP）が必須です。認証アプリ（Google Authenticator、Microsoft Authenticator など）で QR コードを読み取るか、次のキーを入力してください。",
+                        "This account must use two-factor authentication (TOTP). Scan the QR code with an authenticator app, or type in the key below.")) }
             div.qr { (PreEscaped(qr)) }
             p { (lang.t("キー", "Key")) ": " code #totp-secret data-secret=(secret) { (grouped) } }
             form method="post" action="/login/enroll" {

@@ -55,6 +55,11 @@ async fn account_page(state: &AppState, a: &Authed, error: Option<&AppError>, sa
                 label { (l.t("無操作タイムアウト（分）", "Idle timeout (minutes)")) input type="number" name="session_idle_minutes" value=(s.session_idle_minutes) min="5" max="480"; }
                 label { (l.t("セッション最長時間（時間）", "Session maximum (hours)")) input type="number" name="session_max_hours" value=(s.session_max_hours) min="1" max="24"; }
                 label { (l.t("パスワード最小文字数", "Minimum password length")) input type="number" name="password_min_length" value=(s.password_min_length) min="10" max="128"; }
+                fieldset.wide {
+                    legend { (l.t("二要素認証（TOTP）を必須にするロール（運用ロールは常に必須）", "Roles that must use TOTP (operator roles always must)")) }
+                    label.check { input type="checkbox" name="totp_tenant_admins" value="1" checked[s.totp_tenant_admins]; (l.t("団体管理者", "Tenant admins")) }
+                    label.check { input type="checkbox" name="totp_tenant_users" value="1" checked[s.totp_tenant_users]; (l.t("団体利用者", "Tenant users")) }
+                }
                 div.wide { button type="submit" { (l.t("保存", "Save")) } }
             }
             h2 { (l.t("イベントストア", "Event store")) }
@@ -147,6 +152,10 @@ pub struct SecurityForm {
     session_idle_minutes: i64,
     session_max_hours: i64,
     password_min_length: usize,
+    #[serde(default)]
+    totp_tenant_admins: String,
+    #[serde(default)]
+    totp_tenant_users: String,
 }
 
 /// POST /settings/security
@@ -163,6 +172,8 @@ pub async fn save_security(State(state): State<AppState>, PageAuth(a): PageAuth,
                 session_idle_minutes: f.session_idle_minutes,
                 session_max_hours: f.session_max_hours,
                 password_min_length: f.password_min_length,
+                totp_tenant_admins: !f.totp_tenant_admins.is_empty(),
+                totp_tenant_users: !f.totp_tenant_users.is_empty(),
             };
             match settings.check() {
                 Ok(()) => {

@@ -587,3 +587,42 @@ async fn policy_writers_diff_and_rollback() {
     })
     .await;
 }
+
+/// Issue 8: TOTP is required of tenant admins by default, of tenant users when operator
+/// admins turn it on; operator roles always.
+#[tokio::test]
+async fn totp_is_required_of_tenant_admins_by_default() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        c.user("clerk", "職員", Role::TenantUser, Some(t.id)).await;
+        let next = |user: &'static str| {
+            let c = &c;
+            async move {
+                let (s, h, _) = c.post_form("/login", &Auth::None, &[("username", user), ("password", PASSWORD)]).await;
+                assert_eq!(s, StatusCode::SEE_OTHER);
+                h.get(axum::http::header::LOCATION).unwrap().to_str().unwrap().to_string()
+            }
+        };
+        assert_eq!(next("tadmin").await, "/login/enroll");
+        assert_eq!(next("clerk").await, "/");
+        // An operator admin turns it on for tenant users and off for tenant admins.
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (_, page) = c.get("/settings", &s).await;
+        assert!(page.contains("name=\"totp_tenant_admins\" value=\"1\" checked"), "on by default");
+        let form = [
+            ("csrf", s.csrf()),
+            ("lockout_threshold", "5"),
+            ("lockout_minutes", "15"),
+            ("session_idle_minutes", "30"),
+            ("session_max_hours", "12"),
+            ("password_min_length", "12"),
+            ("totp_tenant_users", "1"),
+        ];
+        assert_eq!(c.post_form("/settings/security", &s, &form).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(next("tadmin").await, "/");
+        assert_eq!(next("clerk").await, "/login/enroll");
+    })
+    .await;
+}

@@ -166,12 +166,22 @@ impl Console {
         (s, text)
     }
 
-    /// Logs in through the form (no TOTP) and returns the session.
+    /// Logs in through the form, enrolling TOTP with a computed code when the account
+    /// must use it (tenant admins by default), and returns the session.
     pub async fn login(&self, username: &str, password: &str) -> Auth {
         let (status, headers, _) = self.post_form("/login", &Auth::None, &[("username", username), ("password", password)]).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "login of {username}");
         let cookie = session_cookie(&headers).expect("session cookie");
         let auth = Auth::Session { cookie, csrf: String::new() };
+        if headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) == Some("/login/enroll") {
+            let (_, page) = self.get("/login/enroll", &auth).await;
+            let i = page.find("data-secret=\"").unwrap() + 13;
+            let secret = page[i..].split('"').next().unwrap().to_string();
+            let csrf = csrf_of(&page).unwrap();
+            let code = mamori_console::auth::Totp::from_base32(&secret).unwrap().code_at_step(mamori_console::auth::Totp::step_of(mamori_core::time::now_ms()));
+            let (s, _, _) = self.post_form("/login/enroll", &auth, &[("csrf", &csrf), ("code", &code)]).await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "TOTP enrollment of {username}");
+        }
         let (_, page) = self.get("/settings", &auth).await;
         let csrf = csrf_of(&page).expect("csrf on settings page");
         match auth {
