@@ -246,6 +246,13 @@ impl RunCx {
         Ok(Policies { default, tenants })
     }
 
+    /// Opens the component's typed policies: every tenant's document parsed once into
+    /// `P`, kept current through the change feed ([`crate::PolicyFeed::changed`]).
+    pub async fn policy_feed<P: serde::de::DeserializeOwned + Send + Sync + 'static>(&self) -> Result<crate::PolicyFeed<P>, ComponentError> {
+        let validator = self.validator.clone().ok_or_else(|| ComponentError::Other(format!("{} has no policy", self.name)))?;
+        crate::PolicyFeed::open(self.store.clone(), validator.as_ref(), self.health.clone()).await.map_err(|e| ComponentError::Other(e.to_string()))
+    }
+
     /// Returns the cross-tenant grant of the platform, for the component's own reads.
     pub fn system_grant(&self) -> CrossTenant {
         CrossTenant::system(mamori_core::Actor { kind: mamori_core::ActorKind::System, user_id: None, name: format!("component:{}", self.name), ip: None })

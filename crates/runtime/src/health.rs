@@ -132,6 +132,12 @@ impl HealthReporter {
         });
     }
 
+    /// Sets the state, for tests of code that reports through a reporter.
+    #[doc(hidden)]
+    pub fn set_for_tests(&self, state: State) {
+        self.set(state, None);
+    }
+
     pub(crate) fn set_lease(&self, epoch: Option<i64>) {
         self.update(|c| c.lease_epoch = epoch);
     }

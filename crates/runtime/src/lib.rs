@@ -25,6 +25,9 @@
 //! - **Typed events** ([`ComponentEvent`]): each component's own enum, converted into the
 //!   OCSF event and counted by kind on its way to the bus ([`Emitter`]).
 //!
+//! - **Policies** ([`PolicyFeed`]): each tenant's policy parsed once into the
+//!   component's type behind an atomically swapped [`PolicySnapshot`], updated from the
+//!   per-(component, tenant) change feed with the tenants that changed.
 //! - **Tenants** ([`TenantResolver`]): (segment, source address), mail domain or FQDN →
 //!   tenant, one directory per node, swapped when tenants change on any node.
 //!
@@ -40,6 +43,7 @@ mod health;
 mod listen;
 mod metrics;
 mod node;
+mod policy;
 pub mod retention;
 mod tenants;
 
@@ -52,6 +56,7 @@ pub use health::{ComponentHealth, Health, HealthReporter, State};
 pub use listen::{Resource, Transport};
 pub use metrics::Metrics;
 pub use node::{BoundPlan, Node, NodeOptions, Plan, Running, hostname, lease_name};
+pub use policy::{PolicyChanges, PolicyFeed, PolicyFeedError, PolicySnapshot};
 pub use tenants::TenantResolver;
 
 /// Completes when `stop` turns true (or its sender is gone).

@@ -18,7 +18,7 @@
 //! Placement: replicated. Each node keeps its own embedded event store, so each node
 //! purges its own.
 
-use crate::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, ComponentEvent, Policies, RunCx, Service};
+use crate::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, ComponentEvent, PolicySnapshot, RunCx, Service};
 use mamori_core::{Event, EventClass, PolicyValidator, Problem, Problems, Scope, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -161,10 +161,6 @@ fn days_of_or(policy: &Value, fallback: u32) -> u32 {
     policy.get("events_days").and_then(Value::as_u64).filter(|d| DAYS.contains(d)).map(|d| d as u32).unwrap_or(fallback)
 }
 
-fn days_of(policy: &Value) -> u32 {
-    policy.get("events_days").and_then(Value::as_u64).filter(|d| DAYS.contains(d)).map(|d| d as u32).unwrap_or(DEFAULT_DAYS)
-}
-
 impl Component for Retention {
     type Config = RetentionConfig;
 
@@ -188,18 +184,13 @@ struct RetentionService {
 impl Service for RetentionService {
     fn run(self: Arc<Self>, cx: RunCx) -> BoxFuture<Result<(), ComponentError>> {
         Box::pin(async move {
-            let mut watch = cx.watch_policies();
+            let mut feed = cx.policy_feed::<RetentionDoc>().await?;
             let mut stop = cx.stop.clone();
-            let mut last: Option<Policies> = None;
             loop {
-                let policies = cx.policies().await?;
-                if last.as_ref() != Some(&policies) {
-                    purge(&cx, &policies).await?;
-                    last = Some(policies);
-                }
+                purge(&cx, &feed.snapshot()).await?;
                 tokio::select! {
-                    _ = tokio::time::sleep(self.interval) => { last = None; }
-                    _ = watch.changed() => {}
+                    _ = tokio::time::sleep(self.interval) => {}
+                    changed = feed.changed() => { changed.map_err(|e| ComponentError::Other(e.to_string()))?; }
                     _ = crate::stopped(&mut stop) => return Ok(()),
                 }
             }
@@ -207,12 +198,18 @@ impl Service for RetentionService {
     }
 }
 
-async fn purge(cx: &RunCx, policies: &Policies) -> Result<(), ComponentError> {
+/// A retention policy, as the component reads it.
+#[derive(Clone, Debug, Deserialize)]
+struct RetentionDoc {
+    events_days: u32,
+}
+
+async fn purge(cx: &RunCx, policies: &PolicySnapshot<RetentionDoc>) -> Result<(), ComponentError> {
     let tenants = cx.store.list_tenants(&Scope::All(cx.system_grant())).await?;
     // Policies saved before the minimum was raised are held to it here too.
     let min_days = cx.store.policy_minimums(&RetentionPolicy).await?.map(|m| days_of_or(&m, DEFAULT_MIN_DAYS)).unwrap_or(DEFAULT_MIN_DAYS);
-    let default_days = days_of(&policies.default).max(min_days);
-    let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, days_of(policies.for_tenant(t.id)).max(min_days))).collect();
+    let default_days = policies.default_policy().events_days.max(min_days);
+    let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, policies.for_tenant(t.id).events_days.max(min_days))).collect();
     let now = mamori_core::time::now_ms();
     let report = cx.bus().events().purge(now, default_days, per_tenant).await.map_err(mamori_bus::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");

@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0006_vault.sqlite.sql"),
         postgres: include_str!("migrations/0006_vault.postgres.sql"),
     },
+    Migration {
+        version: 7,
+        name: "policy_feed",
+        sqlite: include_str!("migrations/0007_policy_feed.sqlite.sql"),
+        postgres: include_str!("migrations/0007_policy_feed.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

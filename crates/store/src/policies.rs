@@ -89,6 +89,21 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// The change feed of a component: for each (tenant or platform default) whose
+    /// policy was saved after `after_revision`, its newest version. A component that
+    /// runs revision R asks for changes since R and re-reads only those.
+    pub async fn policies_since(&self, component: &str, after_revision: i64) -> Result<Vec<PolicyDocument>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND revision > $2 \
+             AND version = (SELECT MAX(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
+        ))
+        .bind(component)
+        .bind(after_revision)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Returns the newest revision among a component's policies (0 when none is saved),
     /// to tell which nodes still run an older one.
     pub async fn latest_policy_revision(&self, component: &str) -> Result<i64, StoreError> {

@@ -2,7 +2,7 @@
 //! blobs deduplicated, isolated, collected, and refused when altered.
 
 use base64::Engine;
-use mamori_core::{Actor, CrossTenant, NewTenant, Scope, TenantId};
+use mamori_core::{Actor, CrossTenant, Scope, TenantId};
 use mamori_store::{AuditFilter, BlobRef, Store};
 use mamori_vault::{BlobError, Blobs, Keyring, LocalBackend, SecretKind, Secrets};
 use std::path::Path;
@@ -29,14 +29,7 @@ where
 }
 
 async fn town(store: &Store, five: &str) -> TenantId {
-    let t = NewTenant {
-        code: mamori_core::LocalGovCode::from_five(five).unwrap().to_string(),
-        name: format!("町{five}"),
-        kana: "マチ".into(),
-        kind: "town".into(),
-        ..Default::default()
-    };
-    store.create_tenant(&Scope::All(system()), &Actor::system(), t.check().unwrap()).await.unwrap().id
+    mamori_store::testing::town(store, five).await
 }
 
 fn ring(text: &str) -> Arc<Keyring> {
