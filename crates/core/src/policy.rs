@@ -19,7 +19,9 @@ pub struct PolicyDocument {
     pub component: String,
     /// Version, from 1, per (tenant, component).
     pub version: i64,
-    /// Global revision: increases with every policy saved anywhere.
+    /// Global revision: taken when the version takes effect (at its save, or at its
+    /// scheduled time); negative while a scheduled version waits. The version in force is the
+    /// one with the highest revision.
     pub revision: i64,
     /// The document.
     pub document: Value,
@@ -27,6 +29,8 @@ pub struct PolicyDocument {
     pub created_by: String,
     /// When (Unix ms).
     pub created_at: i64,
+    /// When it takes or took effect (Unix ms); 0 for a version effective at its save.
+    pub effective_at: i64,
 }
 
 /// Checks policy documents of one component. Registered by each component so the

@@ -70,6 +70,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0007_policy_feed.sqlite.sql"),
         postgres: include_str!("migrations/0007_policy_feed.postgres.sql"),
     },
+    Migration {
+        version: 8,
+        name: "policy_schedule",
+        sqlite: include_str!("migrations/0008_policy_schedule.sqlite.sql"),
+        postgres: include_str!("migrations/0008_policy_schedule.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

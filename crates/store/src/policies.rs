@@ -35,10 +35,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<PolicyDocument, StoreError> {
         document: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
         created_by: r.try_get(5)?,
         created_at: r.try_get(6)?,
+        effective_at: r.try_get(7)?,
     })
 }
 
-const COLUMNS: &str = "tenant_id, component, version, revision, document, created_by, created_at";
+const COLUMNS: &str = "tenant_id, component, version, revision, document, created_by, created_at, effective_at";
 
 fn readable(scope: &Scope, tenant: Option<TenantId>) -> bool {
     match tenant {
@@ -49,17 +50,18 @@ fn readable(scope: &Scope, tenant: Option<TenantId>) -> bool {
 }
 
 impl Store {
-    /// Returns the newest version of a component's policy for `tenant` (None: the
-    /// platform default), if any was saved.
+    /// Returns the version of a component's policy in force for `tenant` (None: the
+    /// platform default), if any was saved: the one that took effect last.
     pub async fn policy(&self, scope: &Scope, tenant: Option<TenantId>, component: &str) -> Result<Option<PolicyDocument>, StoreError> {
         if !readable(scope, tenant) {
             return Ok(None);
         }
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 ORDER BY version DESC LIMIT 1"))
-            .bind(tenant_key(tenant))
-            .bind(component)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 AND revision > 0 ORDER BY revision DESC LIMIT 1"))
+                .bind(tenant_key(tenant))
+                .bind(component)
+                .fetch_optional(&self.db.pool)
+                .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -81,7 +83,7 @@ impl Store {
     /// platform default has `tenant: None`). For the component runtime.
     pub async fn latest_policies(&self, component: &str) -> Result<Vec<PolicyDocument>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND version = (SELECT MAX(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
+            "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND revision > 0 AND revision = (SELECT MAX(revision) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
         ))
         .bind(component)
         .fetch_all(&self.db.pool)
@@ -95,7 +97,7 @@ impl Store {
     pub async fn policies_since(&self, component: &str, after_revision: i64) -> Result<Vec<PolicyDocument>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND revision > $2 \
-             AND version = (SELECT MAX(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
+             AND revision = (SELECT MAX(revision) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
         ))
         .bind(component)
         .bind(after_revision)
@@ -193,7 +195,121 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let old = from_row(&row)?;
-        self.save_policy_version(scope, actor, tenant, validator, old.document, "policy.rollback").await
+        self.save_policy_version(scope, actor, tenant, validator, old.document, Save::Rollback).await
+    }
+
+    /// Validates and saves a version that takes effect at `at` (Unix ms): until then the
+    /// version in force stays, and nodes take it up within seconds of `at` (audited as
+    /// `policy.schedule`, then `policy.activate`). A time not in the future saves it now.
+    pub async fn schedule_policy(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        document: Value,
+        at: i64,
+    ) -> Result<PolicyDocument, StoreError> {
+        self.save_policy_version(scope, actor, tenant, validator, document, Save::Schedule(at)).await
+    }
+
+    /// Deletes a scheduled version that has not taken effect (audited).
+    pub async fn cancel_scheduled_policy(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        component: &str,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        match (scope, tenant) {
+            (Scope::All(_), _) => {}
+            (Scope::Tenant(own), Some(t)) if *own == t => {}
+            (Scope::Tenant(_), None) => return Err(StoreError::Forbidden("only operators change the platform default")),
+            _ => return Err(StoreError::NotFound),
+        }
+        let (_guard, mut tx) = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3 AND revision < 0")
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant,
+                action: "policy.cancel",
+                target_kind: "policy",
+                target_id: Some(format!("{component}@{version}")),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives every scheduled version whose time has come the next revision, so it takes
+    /// effect on every node (each takes its own transaction; a version another node
+    /// activated first is left alone). Returns how many it activated.
+    pub async fn activate_due_policies(&self) -> Result<usize, StoreError> {
+        let now = mamori_core::time::now_ms();
+        let due = sqlx::query("SELECT tenant_id, component, version FROM policies WHERE revision < 0 AND effective_at <= $1 ORDER BY effective_at, version")
+            .bind(now)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut done = 0;
+        for r in &due {
+            let (tenant, component, version): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let (_guard, mut tx) = self.begin_write().await?;
+            let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
+            let n = sqlx::query("UPDATE policies SET revision = $1 WHERE tenant_id = $2 AND component = $3 AND version = $4 AND revision < 0")
+                .bind(revision)
+                .bind(&tenant)
+                .bind(&component)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                continue;
+            }
+            let tenant_id = if tenant.is_empty() { None } else { tenant.parse().ok() };
+            audit::append(
+                &mut tx,
+                Change {
+                    actor: &Actor::system(),
+                    tenant: tenant_id,
+                    action: "policy.activate",
+                    target_kind: "policy",
+                    target_id: Some(format!("{component}@{version}")),
+                    before: None,
+                    after: Some(json!({"revision": revision})),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            self.note_revision(revision);
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    fn note_revision(&self, revision: i64) {
+        self.inner.policy_rev.send_if_modified(|r| {
+            let newer = revision > *r;
+            if newer {
+                *r = revision;
+            }
+            newer
+        });
     }
 
     /// Validates and saves a new version of a policy. A document the component's
@@ -206,7 +322,7 @@ impl Store {
         validator: &dyn PolicyValidator,
         document: Value,
     ) -> Result<PolicyDocument, StoreError> {
-        self.save_policy_version(scope, actor, tenant, validator, document, "policy.update").await
+        self.save_policy_version(scope, actor, tenant, validator, document, Save::Update).await
     }
 
     async fn save_policy_version(
@@ -216,14 +332,16 @@ impl Store {
         tenant: Option<TenantId>,
         validator: &dyn PolicyValidator,
         document: Value,
-        action: &'static str,
+        how: Save,
     ) -> Result<PolicyDocument, StoreError> {
-        match (scope, tenant) {
-            (Scope::All(_), _) => {}
-            (Scope::Tenant(own), Some(t)) if *own == t => {}
-            (Scope::Tenant(_), None) => return Err(StoreError::Forbidden("only operators change the platform default")),
-            _ => return Err(StoreError::NotFound),
-        }
+        let now = mamori_core::time::now_ms();
+        let (action, at) = match how {
+            Save::Update => ("policy.update", None),
+            Save::Rollback => ("policy.rollback", None),
+            Save::Schedule(t) if t > now => ("policy.schedule", Some(t)),
+            Save::Schedule(_) => ("policy.update", None),
+        };
+        writable(scope, tenant)?;
         if document.to_string().len() > MAX_POLICY_BYTES {
             return Err(Problem::new("document", "too_large", "ポリシーが大きすぎます（1 MiB まで）", "policy is too large (at most 1 MiB)").into());
         }
@@ -247,7 +365,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
+        // A scheduled version waits with a negative revision (unique, as revisions are)
+        // until it takes effect.
+        let revision: i64 = match at {
+            Some(_) => sqlx::query("SELECT COALESCE(MIN(revision), 0) - 1 FROM policies WHERE revision < 0").fetch_one(&mut *tx).await?.try_get(0)?,
+            None => sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?,
+        };
         let doc = PolicyDocument {
             tenant,
             component: component.to_string(),
@@ -255,9 +378,10 @@ impl Store {
             revision,
             document,
             created_by: actor.name.clone(),
-            created_at: mamori_core::time::now_ms(),
+            created_at: now,
+            effective_at: at.unwrap_or(0),
         };
-        sqlx::query(&format!("INSERT INTO policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+        sqlx::query(&format!("INSERT INTO policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(tenant_key(tenant))
             .bind(component)
             .bind(version)
@@ -265,12 +389,12 @@ impl Store {
             .bind(doc.document.to_string())
             .bind(&doc.created_by)
             .bind(doc.created_at)
+            .bind(doc.effective_at)
             .execute(&mut *tx)
             .await?;
-        let before = sqlx::query("SELECT document FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3")
+        let before = sqlx::query("SELECT document FROM policies WHERE tenant_id = $1 AND component = $2 AND revision > 0 ORDER BY revision DESC LIMIT 1")
             .bind(tenant_key(tenant))
             .bind(component)
-            .bind(version - 1)
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| r.try_get::<String, _>(0))
@@ -285,18 +409,15 @@ impl Store {
                 target_kind: "policy",
                 target_id: Some(format!("{component}@{version}")),
                 before,
-                after: Some(json!(doc.document)),
+                after: Some(match at {
+                    Some(t) => json!({"document": doc.document, "effective_at": mamori_core::time::format_rfc3339(t)}),
+                    None => json!(doc.document),
+                }),
             },
         )
         .await?;
         tx.commit().await?;
-        self.inner.policy_rev.send_if_modified(|r| {
-            let newer = revision > *r;
-            if newer {
-                *r = revision;
-            }
-            newer
-        });
+        self.note_revision(revision);
         Ok(doc)
     }
 
@@ -313,6 +434,9 @@ impl Store {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if let Err(e) = store.activate_due_policies().await {
+                    tracing::warn!(error = %e, "activating scheduled policies failed");
+                }
                 match current_revision(&store.db).await {
                     Ok(rev) => {
                         store.inner.policy_rev.send_if_modified(|r| {
@@ -351,6 +475,26 @@ impl PolicyWatch {
 
 fn minimums_key(component: &str) -> String {
     format!("policy_minimums.{component}")
+}
+
+/// How a version is saved.
+enum Save {
+    /// Now, as typed.
+    Update,
+    /// Now, an earlier version's document.
+    Rollback,
+    /// At this time (Unix ms); a time not in the future is now.
+    Schedule(i64),
+}
+
+/// Refuses a write of `tenant`'s policy (None: the platform default) outside `scope`.
+fn writable(scope: &Scope, tenant: Option<TenantId>) -> Result<(), StoreError> {
+    match (scope, tenant) {
+        (Scope::All(_), _) => Ok(()),
+        (Scope::Tenant(own), Some(t)) if *own == t => Ok(()),
+        (Scope::Tenant(_), None) => Err(StoreError::Forbidden("only operators change the platform default")),
+        _ => Err(StoreError::NotFound),
+    }
 }
 
 fn writers_key(component: &str) -> String {

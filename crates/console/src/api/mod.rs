@@ -15,7 +15,7 @@ pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
 mod secrets;
-pub use policies::require_policy_writer;
+pub use policies::{effective_at, require_policy_writer};
 pub use secrets::secret_tenant;
 mod segments;
 mod tenants;
@@ -159,9 +159,9 @@ pub const ROUTES: &[RouteDoc] = &[
         "PUT",
         "/api/v1/policies/{component}",
         "policies",
-        "Validate and save a new policy version; with dry_run=true only validate and list the changes against the version in force",
+        "Validate and save a new policy version; with effective_at it takes effect then; with dry_run=true only validate and list the changes against the version in force",
         Some(PoliciesWrite),
-        &["tenant", "dry_run"],
+        &["tenant", "dry_run", "effective_at"],
         Some("PolicyDocument"),
     ),
     r(
@@ -169,6 +169,15 @@ pub const ROUTES: &[RouteDoc] = &[
         "/api/v1/policies/{component}/rollback",
         "policies",
         "Save an earlier version's document as the newest version (checked like any save)",
+        Some(PoliciesWrite),
+        &["tenant", "version"],
+        None,
+    ),
+    r(
+        "DELETE",
+        "/api/v1/policies/{component}/scheduled",
+        "policies",
+        "Cancel a scheduled version that has not taken effect",
         Some(PoliciesWrite),
         &["tenant", "version"],
         None,
@@ -272,6 +281,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/policies/{component}", get(policies::get).put(policies::put))
         .route("/api/v1/policies/{component}/versions", get(policies::versions))
         .route("/api/v1/policies/{component}/rollback", post(policies::rollback))
+        .route("/api/v1/policies/{component}/scheduled", axum::routing::delete(policies::cancel))
         .route("/api/v1/policies/{component}/writers", get(policies::writers).put(policies::put_writers))
         .route("/api/v1/policies/{component}/minimums", get(policies::minimums).put(policies::put_minimums))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))

@@ -74,6 +74,24 @@ pub struct PutQuery {
     /// Only show what would change.
     #[serde(default)]
     dry_run: bool,
+    /// Take effect at this time (RFC 3339, or JST `YYYY-MM-DD HH:MM`) instead of now.
+    effective_at: Option<String>,
+}
+
+/// Parses a scheduled time as people and clients give it.
+pub fn effective_at(input: Option<&str>) -> Result<Option<i64>, AppError> {
+    match input.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => mamori_core::time::parse_time(s).map(Some).ok_or_else(|| {
+            Problem::new(
+                "effective_at",
+                "invalid_time",
+                format!("適用日時「{s}」を読めません（例: 2026-12-24 09:00）"),
+                format!("cannot read the time '{s}' (e.g. 2026-12-24T09:00:00+09:00)"),
+            )
+            .into()
+        }),
+    }
 }
 
 pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<PutQuery>, bytes: Bytes) -> ApiResult {
@@ -96,7 +114,18 @@ pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
             json!({"component": component, "tenant": tenant, "version": current.map(|p| p.version), "changes": mamori_core::policy_diff(&before, &doc)}),
         );
     }
-    ok(json!(state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await?))
+    match effective_at(q.effective_at.as_deref())? {
+        Some(at) => ok(json!(state.store.schedule_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc, at).await?)),
+        None => ok(json!(state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await?)),
+    }
+}
+
+pub async fn cancel(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<RollbackQuery>) -> ApiResult {
+    state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    require_policy_writer(&state, &a, &component).await?;
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    state.store.cancel_scheduled_policy(&a.principal.scope(), &a.principal.actor(), tenant, &component, q.version).await?;
+    ok(json!({"cancelled": q.version}))
 }
 
 #[derive(Deserialize)]

@@ -97,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/policies", get(settings::policies).post(settings::save_policy))
         .route("/settings/policies/minimums", post(settings::save_minimums))
         .route("/settings/policies/rollback", post(settings::rollback_policy))
+        .route("/settings/policies/cancel", post(settings::cancel_policy))
         .route("/settings/policies/writers", post(settings::save_policy_writers))
         .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
         .route("/settings/secrets", get(secrets::page).post(secrets::save))

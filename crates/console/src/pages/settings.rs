@@ -201,11 +201,13 @@ async fn policies_page(
     state: &AppState,
     a: &Authed,
     q: &PolicyQuery,
-    draft: Option<&str>,
+    draft: Option<(&str, &str)>,
     error: Option<&AppError>,
     saved: bool,
     preview: Option<&[mamori_core::PolicyChange]>,
 ) -> Result<Response, AppError> {
+    let when_text = draft.map(|d| d.1.trim().to_string()).unwrap_or_default();
+    let draft = draft.map(|d| d.0);
     let l = a.lang;
     a.require(Permission::PoliciesRead)?;
     let scope = a.principal.scope();
@@ -223,7 +225,8 @@ async fn policies_page(
     }
     let versions = state.store.policy_versions(&scope, tenant, &component, 20).await?;
     let default_doc = state.registry.validator(&component).map(|v| v.default_policy()).unwrap_or_default();
-    let current = versions.first().map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
+    let in_force = versions.iter().filter(|v| v.revision > 0).map(|v| v.revision).max();
+    let current = versions.iter().find(|v| Some(v.revision) == in_force).map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
     let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
     let writers = state.store.policy_writers(&component).await?;
     let can_write = a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role) && (tenant.is_some() || a.principal.tenant_id.is_none());
@@ -284,7 +287,9 @@ async fn policies_page(
                 input type="hidden" name="component" value=(component);
                 input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
                 input type="hidden" name="document" value=(text);
+                input type="hidden" name="effective_at" value=(when_text);
                 input type="hidden" name="confirm" value="1";
+                @if !when_text.is_empty() { p { (l.t("適用日時", "Takes effect at")) ": " (when_text) } }
                 button type="submit" { (l.t("この内容で保存", "Save these changes")) }
                 " " a href=(format!("/settings/policies?component={component}&tenant={}", tenant.map(|t| t.to_string()).unwrap_or_default())) { (l.t("取り消す", "Cancel")) }
             }
@@ -295,15 +300,28 @@ async fn policies_page(
                 input type="hidden" name="component" value=(component);
                 input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
                 label { (l.t("ポリシー（JSON）", "Policy (JSON)")) textarea.code name="document" rows="10" { (text) } }
+                label { (l.t("適用日時（空欄: 保存後すぐ。例: 2026-12-24 09:00）", "Takes effect at (empty: when saved; e.g. 2026-12-24 09:00 JST)")) input type="text" name="effective_at" value=(when_text) maxlength="40"; }
                 button type="submit" { (l.t("検証して変更内容を確認", "Validate and review the changes")) }
             }
         } @else { pre { (text) } }
         h2 { (l.t("履歴", "History")) }
         table.compact {
             thead { tr { th { (l.t("版", "Version")) } th { (l.t("日時", "Time")) } th { (l.t("保存者", "By")) } th { (l.t("内容", "Document")) } th {} } }
-            tbody { @for (i, v) in versions.iter().enumerate() { tr {
-                td { (v.version) } td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } }
-                td { @if can_write && i > 0 {
+            tbody { @for v in &versions { tr {
+                td { (v.version)
+                    @if v.revision < 0 { " " span.sev.sev3 { (l.t("予定 ", "scheduled ")) (when(v.effective_at)) } }
+                    @else if Some(v.revision) == in_force { " " span.st.st-up { (l.t("適用中", "in force")) } }
+                }
+                td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } }
+                td { @if can_write && v.revision < 0 {
+                    form.inline method="post" action="/settings/policies/cancel" {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        input type="hidden" name="component" value=(component);
+                        input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                        input type="hidden" name="version" value=(v.version);
+                        button.danger type="submit" { (l.t("予定を取り消す", "Cancel")) }
+                    }
+                } @else if can_write && Some(v.revision) != in_force {
                     form.inline method="post" action="/settings/policies/rollback" {
                         input type="hidden" name="csrf" value=(a.csrf());
                         input type="hidden" name="component" value=(component);
@@ -337,6 +355,9 @@ pub struct PolicyForm {
     /// Set by the review step: save without showing the changes again.
     #[serde(default)]
     confirm: String,
+    /// When it takes effect (empty: at once).
+    #[serde(default)]
+    effective_at: String,
 }
 
 /// POST /settings/policies: validates and shows the changes; saves once confirmed.
@@ -362,15 +383,19 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
                         (Ok(()), Some(m)) => validator.check_minimums(&doc, &m).map_err(AppError::Invalid),
                         (other, _) => other,
                     };
+                    let checked = checked.and_then(|()| crate::api::effective_at(Some(&f.effective_at)).map(|_| ()));
                     if let Err(e) = checked {
-                        return policies_page(&state, &a, &q, Some(&f.document), Some(&e), false, None).await;
+                        return policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), Some(&e), false, None).await;
                     }
                     let current = state.store.policy(&scope, tenant, &f.component).await?;
                     let before = current.map(|p| p.document).unwrap_or_else(|| validator.default_policy());
                     let changes = mamori_core::policy_diff(&before, &doc);
-                    return policies_page(&state, &a, &q, Some(&f.document), None, false, Some(&changes)).await;
+                    return policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), None, false, Some(&changes)).await;
                 }
-                Ok(doc) => state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
+                Ok(doc) => match crate::api::effective_at(Some(&f.effective_at))? {
+                    Some(at) => state.store.schedule_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc, at).await.map_err(AppError::from),
+                    None => state.store.put_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc).await.map_err(AppError::from),
+                },
                 Err(e) => Err(Problem::new(
                     "document",
                     "invalid_json",
@@ -381,7 +406,7 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
             };
             match result {
                 Ok(_) => policies_page(&state, &a, &q, None, None, true, None).await,
-                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some(&f.document), Some(&e), false, None).await,
+                Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), Some(&e), false, None).await,
                 Err(e) => Err(e),
             }
         }
@@ -448,6 +473,26 @@ pub async fn rollback_policy(State(state): State<AppState>, PageAuth(a): PageAut
                 Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, None, Some(&e), false, None).await,
                 Err(e) => Err(e),
             }
+        }
+        .await,
+    )
+}
+
+/// POST /settings/policies/cancel: cancels a scheduled version.
+pub async fn cancel_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<RollbackForm>) -> Response {
+    page_result(
+        a.lang,
+        async {
+            a.check_csrf(&f.csrf)?;
+            state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
+            crate::api::require_policy_writer(&state, &a, &f.component).await?;
+            let tenant = match f.tenant.trim() {
+                "" => None,
+                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
+            };
+            state.store.cancel_scheduled_policy(&a.principal.scope(), &a.principal.actor(), tenant, &f.component, f.version).await?;
+            let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
+            policies_page(&state, &a, &q, None, None, true, None).await
         }
         .await,
     )

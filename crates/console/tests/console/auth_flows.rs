@@ -626,3 +626,53 @@ async fn totp_is_required_of_tenant_admins_by_default() {
     })
     .await;
 }
+
+/// Issue 8 (policies): a change can be scheduled; it takes effect at its time (the
+/// nodes' poll activates it) and can be cancelled before.
+#[tokio::test]
+async fn a_scheduled_policy_takes_effect_at_its_time() {
+    each_backend(|c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let ta = c.user("tadmin", "管理", Role::TenantAdmin, Some(t.id)).await;
+        let (_, token) = c.token(ta, Role::TenantAdmin, "policy").await;
+        let api = Auth::Bearer(token);
+        let path = format!("/api/v1/policies/retention?tenant={}", t.id);
+        assert_eq!(c.api("PUT", &path, &api, Some(json!({"events_days": 400}))).await.0, StatusCode::OK);
+        let soon = mamori_core::time::format_rfc3339(mamori_core::time::now_ms() + 1500);
+        let (s, body) = c.api("PUT", &format!("{path}&effective_at={}", enc(&soon)), &api, Some(json!({"events_days": 500}))).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["revision"].as_i64().unwrap() < 0, "waits: {body}");
+        let later = mamori_core::time::format_rfc3339(mamori_core::time::now_ms() + 86_400_000);
+        let (_, body) = c.api("PUT", &format!("{path}&effective_at={}", enc(&later)), &api, Some(json!({"events_days": 900}))).await;
+        let far: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(far["version"].is_i64(), "{body}");
+        let (s, body) = c.api("PUT", &format!("{path}&effective_at=someday"), &api, Some(json!({"events_days": 500}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("適用日時「someday」を読めません"), "{body}");
+        let in_force = |c: &crate::support::Console| {
+            let store = c.state.store.clone();
+            async move { store.latest_policies("retention").await.unwrap().into_iter().find(|p| p.tenant == Some(t.id)).unwrap().document }
+        };
+        assert_eq!(c.state.store.activate_due_policies().await.unwrap(), 0, "not yet");
+        assert_eq!(in_force(&c).await, json!({"events_days": 400}));
+        let s = c.login("tadmin", PASSWORD).await;
+        let page = c.get(&format!("/settings/policies?component=retention&tenant={}", t.id), &s).await.1;
+        assert!(page.contains("予定 ") && page.contains("適用中") && page.contains("予定を取り消す"), "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        assert_eq!(c.state.store.activate_due_policies().await.unwrap(), 1);
+        assert_eq!(in_force(&c).await, json!({"events_days": 500}));
+        assert_eq!(c.state.store.activate_due_policies().await.unwrap(), 0, "once");
+        // The one far ahead is cancelled and never takes effect.
+        let cancel = format!("/api/v1/policies/retention/scheduled?tenant={}&version={}", t.id, far["version"]);
+        let (st, body) = c.api("DELETE", &cancel, &api, None).await;
+        assert_eq!(st, StatusCode::OK, "{cancel}: {body}");
+        assert_eq!(c.api("DELETE", &cancel, &api, None).await.0, StatusCode::NOT_FOUND);
+        let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
+        let (_, op_token) = c.token(op, Role::OperatorAdmin, "audit").await;
+        let (_, audit) = c.api("GET", "/api/v1/audit?limit=100", &Auth::Bearer(op_token), None).await;
+        for action in ["policy.schedule", "policy.activate", "policy.cancel"] {
+            assert!(audit.contains(action), "{action}: {audit}");
+        }
+    })
+    .await;
+}
