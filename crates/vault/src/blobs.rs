@@ -37,6 +37,8 @@ pub const CHUNK: usize = 1024 * 1024;
 const MAX_FRAME: usize = CHUNK + CHUNK / 128 + 1024;
 const ZSTD_LEVEL: i32 = 3;
 const NAMING_KEY: &str = "vault/blob-naming-key";
+/// A staging file older than this belongs to a store that crashed.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Why a blob could not be stored or read.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +95,13 @@ impl LocalBackend {
     pub fn open(root: &Path) -> io::Result<Self> {
         let staging = root.join("staging");
         std::fs::create_dir_all(&staging)?;
-        // Staging files of a crashed store were never acknowledged.
+        // Staging files of a crashed store were never acknowledged. Only old ones go: the
+        // directory may be shared with a running node (or a CLI command) mid-store.
+        let stale = std::time::SystemTime::now().checked_sub(STALE_STAGING).unwrap_or(std::time::UNIX_EPOCH);
         for e in std::fs::read_dir(&staging)?.flatten() {
-            let _ = std::fs::remove_file(e.path());
+            if e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
         Ok(Self { root: root.to_path_buf(), staging })
     }
@@ -442,6 +448,21 @@ mod tests {
         h.push(b't');
         h.extend_from_slice(&[0u8; 8]);
         h
+    }
+
+    #[test]
+    fn opening_keeps_fresh_staging_files_of_other_nodes_and_drops_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::open(dir.path()).unwrap();
+        let fresh = backend.staging().join("fresh");
+        let stale = backend.staging().join("stale");
+        std::fs::write(&fresh, b"in flight").unwrap();
+        let f = std::fs::File::create(&stale).unwrap();
+        f.set_modified(std::time::SystemTime::now() - STALE_STAGING - std::time::Duration::from_secs(60)).unwrap();
+        drop(f);
+        LocalBackend::open(dir.path()).unwrap();
+        assert!(fresh.exists(), "another node's store in progress is left alone");
+        assert!(!stale.exists(), "a crashed store's leftover goes");
     }
 
     #[tokio::test]
