@@ -16,6 +16,9 @@
 //!
 //! Import checks every row and reports every problem with its row number before
 //! anything is written; then all rows are applied in one transaction.
+//!
+//! Requirements: bulk registration of member organizations and their subscriptions
+//! (F30–F51).
 
 use mamori_core::{CheckedTenant, Contact, NewTenant, Problem, Problems, Tenant};
 use mamori_store::AuditEntry;

@@ -6,6 +6,9 @@
 //! `src_endpoint`, `dst_endpoint`, `actor.user.name`, `metadata` (with `tenant_uid`,
 //! `uid`, `product`), `raw_data`, and class-specific attributes (e.g. `http_request`)
 //! kept in [`Event::fields`] and merged at the top level.
+//!
+//! Requirements: the event model of log collection and analysis (F18), event monitoring
+//! (F19) and the managed security service (F20).
 
 use crate::{EventId, Problem, Problems, TenantId};
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,12 @@
 //! LGWAN side, a VPN), and within one segment the ranges of different tenants must not
 //! overlap. Across segments they may. [`TenantDirectory`] is the one lookup every
 //! component uses: (segment, source address), mail domain or Host header → tenant.
+//!
+//! Requirements: every function that attributes traffic to a member organization uses
+//! this lookup: F06 firewall and F07 IDS/IPS (source address), F10 URL filter and F03
+//! proxy (source address), F11/F43/F45 mail (recipient domain), F14 WAF and F41
+//! additional FQDNs (Host), F18 log collection (sender address). The separation model
+//! marks F21 (EDR for β/β′), F47 (virtual browser, α) and F48 (cloud services, α′).
 
 use crate::{Problem, TenantId};
 use ipnet::IpNet;

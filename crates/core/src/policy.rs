@@ -5,6 +5,10 @@
 //! component sees the change through the store's watch API within seconds. Before a
 //! document is stored, the component's [`PolicyValidator`] checks it, so a bad policy
 //! never reaches a running component.
+//!
+//! Requirements: "inspect and control traffic per each member organization's policy"
+//! (F06) and every per-organization setting after it (F10, F11, F14, F43, F45) are
+//! policies.
 
 use crate::{Problems, TenantId};
 use serde::Serialize;

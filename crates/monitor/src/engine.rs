@@ -15,6 +15,8 @@
 //! A monitor that changes between available and unavailable `flap_threshold` times
 //! within `flap_window` is FLAPPING: its fault stays open through short recoveries and
 //! reminders and escalations pause, until it has been stable for the window.
+//!
+//! Requirements: service monitoring of F01–F05 and the fault records of F25.
 
 use crate::events::{MonitorEvent, MonitorMetrics};
 use crate::notify::{Notifier, NotifyPolicy, Why, targets};

@@ -1,4 +1,6 @@
 //! Typed events of the `monitor` component and its counters.
+//!
+//! Requirements: F01–F05 state changes as events for the SOC (F18, F20).
 
 use mamori_core::monitor::{MonitorId, Reason, Status};
 use mamori_core::{Event, EventClass, Severity, TenantId};

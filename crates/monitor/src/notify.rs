@@ -16,6 +16,9 @@
 //!
 //! `tenant_contacts` sends to the e-mail addresses among the tenant's contacts.
 //! `repeat_minutes` 0 sends each step once.
+//!
+//! Requirements: notification of the faults found by F01–F05 (and their fault records,
+//! F25).
 
 use crate::check::{MailServer, post_json, send_mail};
 use mamori_core::monitor::{Fault, Notification, Reason};

@@ -8,6 +8,9 @@
 //! do nothing but these two calls. Results are kept in memory while the core cannot be
 //! reached (up to [`MAX_BUFFERED`], oldest dropped first and counted), and the core
 //! marks a probe's monitors DOWN with reason `probe_silent` when nothing arrives.
+//!
+//! Requirements: F01–F05 checks run from inside a member organization's network (e.g. F05
+//! AD servers).
 
 use bytes::Bytes;
 use mamori_core::monitor::{CheckResult, MonitorId, MonitorSpec};

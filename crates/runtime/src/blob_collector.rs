@@ -4,6 +4,9 @@
 //! collects for all. Every `interval_secs` (config, default 300) it collects in batches
 //! of `batch` until a batch comes back short, and counts what it did in
 //! `mamori_blobs_references_expired_total` and `mamori_blobs_deleted_total`.
+//!
+//! Requirements: ends quarantine periods (F44, F45) and archive retention (F51) by
+//! reference expiry; evidence on hold (F24) is kept.
 
 use crate::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, Placement, RunCx, Service};
 use mamori_core::{Problem, Problems};

@@ -7,6 +7,9 @@
 //! versions saved since the revision the component runs, for its own component, parses
 //! those, swaps in a new snapshot that shares every unchanged tenant's value, and says
 //! which tenants changed.
+//!
+//! Requirements: the per-organization policies of F06, F10, F11, F14, F43 and F45 are
+//! read on hot paths through this snapshot.
 
 use crate::health::HealthReporter;
 use arc_swap::ArcSwap;

@@ -4,6 +4,9 @@
 //! A lookup is a load of the current [`TenantDirectory`] and a hash lookup or two; no
 //! component re-reads tenants itself. A listener belongs to a segment by its component's
 //! config (`segment = "wan-a"`), and `(segment, source address)` names the tenant.
+//!
+//! Requirements: F03, F06, F07, F10, F11, F14, F18 and F41 resolve tenants through it
+//! (see `mamori_core::network`).
 
 use arc_swap::ArcSwap;
 use mamori_core::{Actor, ActorKind, CrossTenant, SegmentName, TenantDirectory, TenantId};

@@ -5,6 +5,8 @@
 //! A blob is reached through a reference, and a tenant reaches only blobs it holds a
 //! reference to, so the same attachment quarantined for two towns is stored once and
 //! still neither town sees that the other has it.
+//!
+//! Requirements: see `mamori-vault` (F11, F24, F30, F44, F45, F49, F51).
 
 use crate::{Dialect, Store, StoreError};
 use mamori_core::{CrossTenant, Problem, Scope, TenantId};

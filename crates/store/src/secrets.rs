@@ -3,6 +3,8 @@
 //! Metadata (name, kind, who changed it when, which master key) is readable within the
 //! caller's scope; the sealed value only with a cross-tenant grant (components and the
 //! CLI), and every such read is audited. Audit entries name the secret, never its value.
+//!
+//! Requirements: see `mamori-vault` (F05, F09, F14, F50).
 
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};

@@ -8,6 +8,11 @@
 //! - [`Blobs`]: quarantined mail, evidence and transferred files, addressed by SHA-256,
 //!   compressed (zstd) and sealed in chunks, kept in a [`Backend`] (a local directory by
 //!   default), held by references and collected when none is left.
+//!
+//! Requirements: blobs hold quarantined mail (F11, F44, F45), evidence of incidents (F18,
+//! F24), transferred files (F30, F49) and archived mail (F51); secrets hold DKIM keys
+//! (F50), LDAP bind passwords of monitored AD servers (F05) and certificates of the
+//! gateway and edge (F09, F14).
 #![deny(missing_docs)]
 
 mod blobs;

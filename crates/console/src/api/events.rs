@@ -1,4 +1,6 @@
 //! `/api/v1/events`
+//!
+//! Requirements: F18 log collection (submission) and analysis (search).
 
 use super::{ApiResult, created, ok};
 use crate::auth::ApiAuth;

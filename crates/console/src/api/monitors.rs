@@ -1,5 +1,7 @@
 //! `/api/v1/monitors`, `/api/v1/faults`, `/api/v1/probes` and the remote probes' own
 //! `/api/v1/probe/*` (probe token).
+//!
+//! Requirements: F01–F05 monitors, faults (F25) and remote probes.
 
 use super::{ApiResult, body, created, ok};
 use crate::auth::{ApiAuth, client_ip, random_token, sha256_hex};

@@ -1,5 +1,7 @@
 //! `/api/v1/secrets`: keys, certificates and passwords for components. Write-only: an
 //! answer shows a secret's name, kind and history, never its value.
+//!
+//! Requirements: see `pages::secrets` (F05, F09, F14, F50).
 
 use super::{ApiResult, body, ok};
 use crate::auth::{ApiAuth, Authed};

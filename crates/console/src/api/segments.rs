@@ -1,5 +1,7 @@
 //! `/api/v1/segments` and `/api/v1/resolve`: network segments (operators define them)
 //! and the tenant lookup every component uses.
+//!
+//! Requirements: see `pages::segments` (F03, F06, F07, F10, F11, F14, F18, F41).
 
 use super::{ApiResult, body, ok};
 use crate::auth::ApiAuth;

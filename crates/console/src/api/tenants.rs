@@ -1,4 +1,6 @@
 //! `/api/v1/tenants`
+//!
+//! Requirements: see `pages::tenants` (F05, F17, F21, F30–F51).
 
 use super::{ApiResult, body, created, ok};
 use crate::auth::ApiAuth;

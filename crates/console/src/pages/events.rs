@@ -1,5 +1,8 @@
 //! Event search: filters, a histogram (SVG), results with keyset paging, and the
 //! detail of one event (its OCSF document and raw original).
+//!
+//! Requirements: event search of log collection and analysis (F18) and the SOC's
+//! monitoring (F20).
 
 use super::{layout, page_result, when};
 use crate::auth::PageAuth;

@@ -1,6 +1,8 @@
 //! Service monitoring pages: status board, adding a municipality's standard monitors,
 //! one monitor's history (response-time chart, monthly uptime, faults), fault records
 //! with their timeline, and remote probes.
+//!
+//! Requirements: the status board and fault records of F01–F05 (F25).
 
 use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth};

@@ -1,5 +1,8 @@
 //! Settings → 秘密情報: keys, certificates and passwords components use. Values can be
 //! stored and replaced, never shown again.
+//!
+//! Requirements: DKIM keys (F50), LDAP passwords of monitored AD servers (F05),
+//! certificates (F09, F14).
 
 use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::api::secret_tenant;

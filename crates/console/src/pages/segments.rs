@@ -1,5 +1,8 @@
 //! Network segments (operators) and the tenant lookup: which tenant an address on a
 //! segment, a mail domain or a host name belongs to, as every component resolves it.
+//!
+//! Requirements: the attribution every component uses (F03, F06, F07, F10, F11, F14, F18,
+//! F41).
 
 use super::{Pairs, field, layout, page_result, problems, see_other};
 use crate::auth::{Authed, PageAuth};

@@ -1,4 +1,8 @@
 //! Tenant pages: list, create, show and edit, contacts, CSV import and export.
+//!
+//! Requirements: the member organizations with their subscriptions from the service
+//! catalog (F05, F17, F21, F30–F51), their FQDNs counted against F41 and their separation
+//! model (F21, F47, F48).
 
 use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth};

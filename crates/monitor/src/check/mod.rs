@@ -5,6 +5,9 @@
 //! Every read from a peer is bounded (line lengths, header and body sizes, record
 //! counts), so a garbage or endless answer ends as a clear failure, never as a stuck
 //! worker or unbounded memory.
+//!
+//! Requirements: F01 web servers, F02 mail relays, F03 proxies, F04 external DNS, F05 AD
+//! servers.
 
 mod dns;
 mod http;
