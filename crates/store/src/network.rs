@@ -32,7 +32,7 @@ pub(crate) async fn directory_fingerprint(db: &crate::Db) -> Result<(i64, i64, i
 impl Store {
     /// Returns every network segment, by name.
     pub async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
-        let rows = sqlx::query("SELECT name, label, zone, notes FROM network_segments ORDER BY name").fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query(&format!("SELECT {SEGMENT} FROM network_segments ORDER BY name")).fetch_all(&self.db.pool).await?;
         rows.iter().map(segment_from_row).collect()
     }
 
@@ -43,13 +43,7 @@ impl Store {
             return Err(StoreError::Forbidden("only operators define network segments"));
         }
         let (_guard, mut tx) = self.begin_write().await?;
-        let before = sqlx::query("SELECT name, label, zone, notes FROM network_segments WHERE name = $1")
-            .bind(segment.name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(segment_from_row)
-            .transpose()?;
+        let before = load_segment(&mut tx, &segment.name).await?;
         if before.as_ref() == Some(&segment) {
             return Ok(segment);
         }
@@ -107,14 +101,7 @@ impl Store {
             return Err(Problem::new("segment", "default_segment", "標準セグメントは削除できません", "the default segment cannot be deleted").into());
         }
         let (_guard, mut tx) = self.begin_write().await?;
-        let before = sqlx::query("SELECT name, label, zone, notes FROM network_segments WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(segment_from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
+        let before = load_segment(&mut tx, name).await?.ok_or(StoreError::NotFound)?;
         let users = tenants_on(&mut tx, name).await?;
         if !users.is_empty() {
             return Err(Problem::new(
@@ -184,6 +171,13 @@ impl Store {
             }
         })
     }
+}
+
+const SEGMENT: &str = "name, label, zone, notes";
+
+async fn load_segment(tx: &mut crate::Tx<'_>, name: &SegmentName) -> Result<Option<Segment>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {SEGMENT} FROM network_segments WHERE name = $1")).bind(name.as_str()).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(segment_from_row).transpose()
 }
 
 /// Returns the names of the tenants with a range on `segment`.

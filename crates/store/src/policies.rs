@@ -8,7 +8,7 @@
 
 use crate::audit::{self, Change};
 use crate::{Db, Store, StoreError};
-use mamori_core::{Actor, Permission, PolicyDocument, PolicyValidator, Problem, Role, Scope, TenantId};
+use mamori_core::{Actor, Permission, PolicyChange, PolicyDocument, PolicyValidator, Problem, Role, Scope, TenantId};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::time::Duration;
@@ -168,8 +168,11 @@ impl Store {
         }
         problems.into_result(()).map_err(StoreError::Invalid)?;
         let mut list: Vec<Role> = vec![Role::OperatorAdmin];
-        list.extend(roles.iter().copied().filter(|r| *r != Role::OperatorAdmin));
-        list.dedup();
+        for r in roles {
+            if !list.contains(r) {
+                list.push(*r);
+            }
+        }
         self.put_setting(actor, &writers_key(component), &json!(list)).await?;
         Ok(list)
     }
@@ -312,6 +315,41 @@ impl Store {
         });
     }
 
+    /// Checks a document as a save would (size, validator, platform minimums) and
+    /// returns what it changes against the version in force for `tenant` (the
+    /// validator's default when none is saved), with that version's number. Saves
+    /// nothing: the review before a save.
+    pub async fn preview_policy(
+        &self,
+        scope: &Scope,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        document: &Value,
+    ) -> Result<(Option<i64>, Vec<PolicyChange>), StoreError> {
+        if !readable(scope, tenant) {
+            return Err(StoreError::NotFound);
+        }
+        self.check_policy(validator, document).await?;
+        let current = self.policy(scope, tenant, validator.component()).await?;
+        let version = current.as_ref().map(|p| p.version);
+        let before = current.map(|p| p.document).unwrap_or_else(|| validator.default_policy());
+        Ok((version, mamori_core::policy_diff(&before, document)))
+    }
+
+    /// Refuses a document a save would refuse: too large, invalid, or below the minimums.
+    async fn check_policy(&self, validator: &dyn PolicyValidator, document: &Value) -> Result<(), StoreError> {
+        if document.to_string().len() > MAX_POLICY_BYTES {
+            return Err(Problem::new("document", "too_large", "ポリシーが大きすぎます（1 MiB まで）", "policy is too large (at most 1 MiB)").into());
+        }
+        validator.validate(document).map_err(StoreError::Invalid)?;
+        // Platform minimums hold for every policy, the default and each tenant's, by
+        // whoever saves it: lowering them is a change of its own, by an operator admin.
+        if let Some(minimums) = self.policy_minimums(validator).await? {
+            validator.check_minimums(document, &minimums).map_err(StoreError::Invalid)?;
+        }
+        Ok(())
+    }
+
     /// Validates and saves a new version of a policy. A document the component's
     /// validator refuses is not stored; the error lists every problem.
     pub async fn put_policy(
@@ -342,15 +380,7 @@ impl Store {
             Save::Schedule(_) => ("policy.update", None),
         };
         writable(scope, tenant)?;
-        if document.to_string().len() > MAX_POLICY_BYTES {
-            return Err(Problem::new("document", "too_large", "ポリシーが大きすぎます（1 MiB まで）", "policy is too large (at most 1 MiB)").into());
-        }
-        validator.validate(&document).map_err(StoreError::Invalid)?;
-        // Platform minimums hold for every policy, the default and each tenant's, by
-        // whoever saves it: lowering them is a change of its own, by an operator admin.
-        if let Some(minimums) = self.policy_minimums(validator).await? {
-            validator.check_minimums(&document, &minimums).map_err(StoreError::Invalid)?;
-        }
+        self.check_policy(validator, &document).await?;
         let component = validator.component();
         let (_guard, mut tx) = self.begin_write().await?;
         if let Some(t) = tenant {

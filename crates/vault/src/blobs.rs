@@ -332,12 +332,22 @@ impl Blobs {
         let scope = Scope::All(grant.clone());
         for rec in &old {
             let mut reader = self.open_blob(&scope, &rec.sha256).await?;
-            let mut plain = Vec::with_capacity(rec.size.max(0) as usize);
-            while let Some(c) = reader.next_chunk().await? {
-                plain.extend_from_slice(&c);
+            // Decoded chunks go through a pipe into the encoder: a blob of gigabytes is
+            // re-sealed frame by frame, never held in memory or written out in clear.
+            let (mut sink, mut source) = tokio::io::duplex(CHUNK);
+            let pump = tokio::spawn(async move {
+                while let Some(c) = reader.next_chunk().await? {
+                    sink.write_all(&c).await?;
+                }
+                Ok::<_, BlobError>(())
+            });
+            let encoded = self.encode(&mut source).await;
+            let pumped = pump.await.map_err(|e| BlobError::Io(io::Error::other(e)))?;
+            if let (Err(_), Ok((staged, ..))) = (&pumped, &encoded) {
+                let _ = tokio::fs::remove_file(staged).await;
             }
-            let mut src = plain.as_slice();
-            let (staged, sha, _, stored) = self.encode(&mut src).await?;
+            pumped?;
+            let (staged, sha, _, stored) = encoded?;
             if sha != rec.sha256 {
                 let _ = tokio::fs::remove_file(&staged).await;
                 return Err(BlobError::Damaged(rec.sha256.clone(), "content does not match its address".into()));

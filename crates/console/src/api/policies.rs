@@ -101,18 +101,8 @@ pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
     let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
     let scope = a.principal.scope();
     if q.dry_run {
-        if tenant.is_some_and(|t| !scope.includes(t)) {
-            return Err(AppError::NotFound);
-        }
-        validator.validate(&doc)?;
-        if let Some(m) = state.store.policy_minimums(validator.as_ref()).await? {
-            validator.check_minimums(&doc, &m)?;
-        }
-        let current = state.store.policy(&scope, tenant, &component).await?;
-        let before = current.as_ref().map(|p| p.document.clone()).unwrap_or_else(|| validator.default_policy());
-        return ok(
-            json!({"component": component, "tenant": tenant, "version": current.map(|p| p.version), "changes": mamori_core::policy_diff(&before, &doc)}),
-        );
+        let (version, changes) = state.store.preview_policy(&scope, tenant, validator.as_ref(), &doc).await?;
+        return ok(json!({"component": component, "tenant": tenant, "version": version, "changes": changes}));
     }
     match effective_at(q.effective_at.as_deref())? {
         Some(at) => ok(json!(state.store.schedule_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc, at).await?)),

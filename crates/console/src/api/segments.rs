@@ -5,11 +5,11 @@
 
 use super::{ApiResult, body, ok};
 use crate::auth::ApiAuth;
-use crate::pages::{Lookup, resolve_lookup};
+use crate::pages::{Lookup, resolve_lookup, tenant_directory};
 use crate::{AppError, AppState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use mamori_core::{Permission, Segment, SegmentName, TenantDirectory};
+use mamori_core::{Permission, Segment, SegmentName};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -43,9 +43,7 @@ pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(nam
 
 pub async fn lookup(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<Lookup>) -> ApiResult {
     a.require_operator(Permission::TenantsRead)?;
-    let scope = a.principal.scope();
-    let tenants = state.store.list_tenants(&scope).await?;
-    let dir = TenantDirectory::build(state.store.list_segments().await?, &tenants);
+    let (tenants, dir) = tenant_directory(&state, &a.principal.scope()).await?;
     let Some((asked, found)) = resolve_lookup(&dir, &q)? else {
         return Err(mamori_core::Problem::new(
             "query",

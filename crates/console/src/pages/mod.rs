@@ -25,7 +25,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub use audit::{AuditQuery, export_entries as audit_export_entries};
 pub use events::SearchParams;
-pub use segments::{Lookup, resolve as resolve_lookup};
+pub use segments::{Lookup, directory as tenant_directory, resolve as resolve_lookup};
 pub use settings::{issue_token, tabs as settings_tabs};
 pub use tenants::csv_response as csv_download;
 

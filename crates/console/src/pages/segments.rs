@@ -31,6 +31,14 @@ pub struct Lookup {
     pub host: String,
 }
 
+/// Returns the tenants in `scope` and the directory built from them, as components
+/// build theirs (for the lookup of people).
+pub async fn directory(state: &AppState, scope: &mamori_core::Scope) -> Result<(Vec<mamori_core::Tenant>, TenantDirectory), AppError> {
+    let tenants = state.store.list_tenants(scope).await?;
+    let dir = TenantDirectory::build(state.store.list_segments().await?, &tenants);
+    Ok((tenants, dir))
+}
+
 /// The answer to a [`Lookup`]: what was asked, and the tenant id, if any.
 pub fn resolve(dir: &TenantDirectory, q: &Lookup) -> Result<Option<(String, Option<mamori_core::TenantId>)>, AppError> {
     if !q.address.trim().is_empty() {
@@ -75,7 +83,7 @@ async fn page_body(state: &AppState, a: &Authed, q: &Lookup, error: Option<&AppE
     let l = a.lang;
     let scope = a.principal.scope();
     let segments = state.store.list_segments().await?;
-    let tenants = state.store.list_tenants(&scope).await?;
+    let (tenants, dir) = directory(state, &scope).await?;
     let mut on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for t in &tenants {
         for r in &t.network_ranges {
@@ -85,7 +93,6 @@ async fn page_body(state: &AppState, a: &Authed, q: &Lookup, error: Option<&AppE
             }
         }
     }
-    let dir = TenantDirectory::build(segments.clone(), &tenants);
     let (answer, lookup_error) = match resolve(&dir, q) {
         Ok(a) => (a, None),
         Err(e) => (None, Some(e)),

@@ -345,6 +345,14 @@ pub async fn policies(State(state): State<AppState>, PageAuth(a): PageAuth, Quer
     page_result(a.lang, policies_page(&state, &a, &q, None, None, false, None).await)
 }
 
+/// Reads the tenant field of a policy form: empty is the platform default.
+fn form_tenant(field: &str) -> Result<Option<TenantId>, AppError> {
+    match field.trim() {
+        "" => Ok(None),
+        t => t.parse::<TenantId>().map(Some).map_err(|_| AppError::NotFound),
+    }
+}
+
 /// The policy form.
 #[derive(Deserialize)]
 pub struct PolicyForm {
@@ -370,27 +378,21 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
             let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
             let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
             crate::api::require_policy_writer(&state, &a, &f.component).await?;
-            let tenant = match f.tenant.trim() {
-                "" => None,
-                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
-            };
+            let tenant = form_tenant(&f.tenant)?;
             let scope = a.principal.scope();
             let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
                 Ok(doc) if f.confirm != "1" => {
                     // The review step: check everything a save checks, then show the changes.
-                    let checked = validator.validate(&doc).map_err(AppError::Invalid);
-                    let checked = match (checked, state.store.policy_minimums(validator.as_ref()).await?) {
-                        (Ok(()), Some(m)) => validator.check_minimums(&doc, &m).map_err(AppError::Invalid),
-                        (other, _) => other,
+                    let checked = crate::api::effective_at(Some(&f.effective_at));
+                    let reviewed = match checked {
+                        Ok(_) => state.store.preview_policy(&scope, tenant, validator.as_ref(), &doc).await.map_err(AppError::from),
+                        Err(e) => Err(e),
                     };
-                    let checked = checked.and_then(|()| crate::api::effective_at(Some(&f.effective_at)).map(|_| ()));
-                    if let Err(e) = checked {
-                        return policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), Some(&e), false, None).await;
-                    }
-                    let current = state.store.policy(&scope, tenant, &f.component).await?;
-                    let before = current.map(|p| p.document).unwrap_or_else(|| validator.default_policy());
-                    let changes = mamori_core::policy_diff(&before, &doc);
-                    return policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), None, false, Some(&changes)).await;
+                    return match reviewed {
+                        Ok((_, changes)) => policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), None, false, Some(&changes)).await,
+                        Err(e @ AppError::Invalid(_)) => policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), Some(&e), false, None).await,
+                        Err(e) => Err(e),
+                    };
                 }
                 Ok(doc) => match crate::api::effective_at(Some(&f.effective_at))? {
                     Some(at) => state.store.schedule_policy(&scope, &a.principal.actor(), tenant, validator.as_ref(), doc, at).await.map_err(AppError::from),
@@ -463,10 +465,7 @@ pub async fn rollback_policy(State(state): State<AppState>, PageAuth(a): PageAut
             a.check_csrf(&f.csrf)?;
             let validator = state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
             crate::api::require_policy_writer(&state, &a, &f.component).await?;
-            let tenant = match f.tenant.trim() {
-                "" => None,
-                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
-            };
+            let tenant = form_tenant(&f.tenant)?;
             let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
             match state.store.rollback_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), f.version).await.map_err(AppError::from) {
                 Ok(_) => policies_page(&state, &a, &q, None, None, true, None).await,
@@ -486,10 +485,7 @@ pub async fn cancel_policy(State(state): State<AppState>, PageAuth(a): PageAuth,
             a.check_csrf(&f.csrf)?;
             state.registry.validator(&f.component).ok_or(AppError::NotFound)?;
             crate::api::require_policy_writer(&state, &a, &f.component).await?;
-            let tenant = match f.tenant.trim() {
-                "" => None,
-                t => Some(t.parse::<TenantId>().map_err(|_| AppError::NotFound)?),
-            };
+            let tenant = form_tenant(&f.tenant)?;
             state.store.cancel_scheduled_policy(&a.principal.scope(), &a.principal.actor(), tenant, &f.component, f.version).await?;
             let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
             policies_page(&state, &a, &q, None, None, true, None).await
@@ -499,14 +495,13 @@ pub async fn cancel_policy(State(state): State<AppState>, PageAuth(a): PageAuth,
 }
 
 /// POST /settings/policies/writers (operator admins): who may write a component's policies.
-pub async fn save_policy_writers(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+pub async fn save_policy_writers(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
     page_result(
         a.lang,
         async {
             a.require_operator(Permission::SettingsWrite)?;
-            let field = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
-            a.check_csrf(field("csrf"))?;
-            let component = field("component").to_string();
+            a.check_csrf(super::field(&pairs, "csrf"))?;
+            let component = super::field(&pairs, "component").to_string();
             state.registry.validator(&component).ok_or(AppError::NotFound)?;
             let mut roles = Vec::new();
             for (_, v) in pairs.iter().filter(|(k, _)| k == "role") {
