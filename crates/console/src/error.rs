@@ -33,6 +33,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::NotFound,
             StoreError::Invalid(p) => AppError::Invalid(p),
             StoreError::Forbidden(_) => AppError::Forbidden,
+            StoreError::Denied(p) => AppError::Denied(p),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -8,7 +8,7 @@
 //! - Authentication ([`auth`]): Argon2id passwords, TOTP (RFC 6238, mandatory for
 //!   operator roles), lockout, sessions in secure cookies with CSRF tokens, API tokens
 //!   with scopes and expiry.
-//! - Every handler derives a [`mamori_core::Scope`] from the principal and passes it to
+//! - Every handler derives a [`mamori_store::Scope`] from the principal and passes it to
 //!   the store, which enforces tenant isolation.
 #![deny(missing_docs)]
 

@@ -148,7 +148,7 @@ pub async fn render(State(state): State<AppState>, parts: axum::http::request::P
     let local = parts.extensions.get::<mamori_http::ClientAddr>().is_some_and(|c| c.is_local());
     if !local {
         match crate::auth::authenticate(&state, &parts).await {
-            Ok(a) if a.principal.role.is_operator() => {}
+            Ok(a) if a.principal.role().is_operator() => {}
             Ok(_) => return crate::AppError::Forbidden.json(),
             Err(_) => return crate::AppError::Unauthorized.json(),
         }

@@ -3,8 +3,9 @@
 
 use crate::AppError;
 use mamori_core::monitor::{Fault, Monitor, MonitorId, MonitorSpec, MonitorState, StandardSet, Status};
-use mamori_core::{Principal, Problem, Scope, TenantId};
+use mamori_core::{Problem, TenantId};
 use mamori_store::{FaultFilter, Store};
+use mamori_store::{Principal, Scope};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -108,7 +109,7 @@ pub async fn monthly_uptime(store: &Store, scope: &Scope, m: &Monitor, months: i
 /// Takes the tenant a monitor is created for: a tenant account's own, or the
 /// `tenant_id` an operator names.
 pub fn target_tenant(p: &Principal, given: Option<&str>) -> Result<TenantId, AppError> {
-    match (p.tenant_id, given.filter(|s| !s.is_empty())) {
+    match (p.tenant_id(), given.filter(|s| !s.is_empty())) {
         (Some(own), None) => Ok(own),
         (Some(own), Some(g)) => {
             if g.parse::<TenantId>().ok() == Some(own) {

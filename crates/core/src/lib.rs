@@ -5,9 +5,9 @@
 //!   contacts, network ranges and service subscriptions from the [`catalog`] (F30–F51).
 //! - [`network`]: segments, ranges, mail domains, FQDNs, the α/β separation models and
 //!   the [`TenantDirectory`] that maps traffic to a tenant.
-//! - [`Role`], [`Permission`], [`Principal`] and [`Scope`]: who acts and which tenants'
-//!   data a request may reach. Store functions take a `&Scope`, so no handler can forget
-//!   tenant isolation; [`Scope::All`] can only be had from an operator principal.
+//! - [`Role`], [`Permission`] and [`Actor`]: who acts and what the role allows. Which
+//!   tenants' data a request reaches is a capability the store's authentication and the
+//!   runtime make (`mamori_store::access`).
 //! - [`Event`]: the normalized event (a subset of OCSF 1.x classes and field names).
 //! - [`PolicyDocument`] and [`PolicyValidator`]: versioned per-tenant policies.
 //! - [`Problem`] / [`Problems`]: validation errors with Japanese and English text.
@@ -27,7 +27,7 @@ pub mod time;
 pub use event::{Disposition, Endpoint, Event, EventClass, Product, Severity};
 pub use ids::{EventId, TenantId, TokenId, UserId};
 pub use network::{DomainName, NetworkRange, Segment, SegmentName, SeparationModel, TenantDirectory, TenantEntry, Zone};
-pub use policy::{PolicyChange, PolicyDocument, PolicyValidator, diff as policy_diff};
+pub use policy::{Approval, Decision, PolicyChange, PolicyDocument, PolicyValidator, diff as policy_diff};
 pub use problem::{Problem, Problems};
-pub use role::{Actor, ActorKind, CrossTenant, Permission, Principal, Role, Scope, TokenScope};
+pub use role::{Actor, ActorKind, Permission, Reach, Role, TokenScope};
 pub use tenant::{CheckedTenant, Contact, LocalGovCode, NewTenant, Tenant, TenantKind, validate_kana};

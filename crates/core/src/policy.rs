@@ -11,7 +11,7 @@
 //! policies.
 
 use crate::{Problems, TenantId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A stored policy version.
@@ -35,6 +35,53 @@ pub struct PolicyDocument {
     pub created_at: i64,
     /// When it takes or took effect (Unix ms); 0 for a version effective at its save.
     pub effective_at: i64,
+    /// Where the prefecture's approval stands, for a component whose changes need it.
+    pub approval: Approval,
+    /// Who approved or rejected it, when (Unix ms) and why; None while undecided.
+    pub decision: Option<Decision>,
+}
+
+/// Where a policy version stands with the prefecture's approver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// No approval was needed.
+    #[default]
+    NotNeeded,
+    /// Waits for the approver; not in force.
+    Pending,
+    /// Approved: in force, or scheduled.
+    Approved,
+    /// Rejected: never in force.
+    Rejected,
+}
+
+impl Approval {
+    /// Returns the stored name (`""` for [`Approval::NotNeeded`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Approval::NotNeeded => "",
+            Approval::Pending => "pending",
+            Approval::Approved => "approved",
+            Approval::Rejected => "rejected",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Approval::NotNeeded, Approval::Pending, Approval::Approved, Approval::Rejected].into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// The approver's decision on a policy version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Who decided.
+    pub by: String,
+    /// When (Unix ms).
+    pub at: i64,
+    /// Why (may be empty for an approval; required for a rejection).
+    pub note: String,
 }
 
 /// Checks policy documents of one component. Registered by each component so the

@@ -1,11 +1,13 @@
-//! People, roles, permissions and the tenant scope of a request.
+//! People, roles and permissions.
 //!
-//! Operator roles (operator admin, SOC analyst, help desk, auditor) work across all
-//! tenants; tenant roles (tenant admin, tenant user) belong to one municipality. The
-//! [`Scope`] a request may use is derived from its [`Principal`] and passed to every
-//! store function that touches tenant data.
+//! Operator roles (operator admin, SOC analyst, help desk, auditor) and the
+//! prefecture's approver work across all tenants; tenant roles (tenant admin, tenant
+//! user) belong to one municipality; a maintenance vendor's account reaches the
+//! municipalities named on it until the date it expires. What a request may reach is a
+//! capability (`Principal`, `Scope`, `CrossTenant`) that only authentication and the
+//! runtime make: see `mamori_store::access`.
 
-use crate::{Problem, TenantId, TokenId, UserId};
+use crate::{Problem, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -26,11 +28,37 @@ pub enum Role {
     TenantAdmin,
     /// Sees one municipality's status and events.
     TenantUser,
+    /// The prefecture's approver (県の承認者): reads every tenant's policies and
+    /// approves or rejects the changes that need approval.
+    PrefectureApprover,
+    /// A maintenance vendor (保守業者): works on the municipalities named on the account,
+    /// which expires on a date.
+    MaintenanceVendor,
+}
+
+/// Which tenants a role reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Every tenant (operator roles, the prefecture's approver).
+    AllTenants,
+    /// The account's one municipality.
+    OwnTenant,
+    /// The municipalities named on the account.
+    NamedTenants,
 }
 
 impl Role {
     /// Every role, in display order.
-    pub const ALL: [Role; 6] = [Role::OperatorAdmin, Role::SocAnalyst, Role::Helpdesk, Role::Auditor, Role::TenantAdmin, Role::TenantUser];
+    pub const ALL: [Role; 8] = [
+        Role::OperatorAdmin,
+        Role::SocAnalyst,
+        Role::Helpdesk,
+        Role::Auditor,
+        Role::PrefectureApprover,
+        Role::MaintenanceVendor,
+        Role::TenantAdmin,
+        Role::TenantUser,
+    ];
 
     /// Returns the stable name.
     pub fn as_str(&self) -> &'static str {
@@ -41,6 +69,8 @@ impl Role {
             Role::Auditor => "auditor",
             Role::TenantAdmin => "tenant_admin",
             Role::TenantUser => "tenant_user",
+            Role::PrefectureApprover => "prefecture_approver",
+            Role::MaintenanceVendor => "maintenance_vendor",
         }
     }
 
@@ -53,6 +83,8 @@ impl Role {
             Role::Auditor => "監査担当",
             Role::TenantAdmin => "団体管理者",
             Role::TenantUser => "団体利用者",
+            Role::PrefectureApprover => "県の承認者",
+            Role::MaintenanceVendor => "保守業者",
         }
     }
 
@@ -65,20 +97,38 @@ impl Role {
             Role::Auditor => "Auditor",
             Role::TenantAdmin => "Tenant admin",
             Role::TenantUser => "Tenant user",
+            Role::PrefectureApprover => "Prefecture approver",
+            Role::MaintenanceVendor => "Maintenance vendor",
+        }
+    }
+
+    /// Returns which tenants the role reaches.
+    pub fn reach(&self) -> Reach {
+        match self {
+            Role::TenantAdmin | Role::TenantUser => Reach::OwnTenant,
+            Role::MaintenanceVendor => Reach::NamedTenants,
+            _ => Reach::AllTenants,
         }
     }
 
     /// Returns true for the roles that work across all tenants. These roles must use a
-    /// TOTP second factor.
+    /// TOTP second factor (and so must maintenance vendors).
     pub fn is_operator(&self) -> bool {
-        !matches!(self, Role::TenantAdmin | Role::TenantUser)
+        self.reach() == Reach::AllTenants
+    }
+
+    /// Returns true for the roles of one municipality's own staff.
+    pub fn is_tenant(&self) -> bool {
+        self.reach() == Reach::OwnTenant
     }
 
     /// Returns true when this role has the permission.
     pub fn allows(&self, p: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::OperatorAdmin => true,
+            // Approving stays with the prefecture: whoever runs the platform does not also
+            // approve its changes.
+            Role::OperatorAdmin => p != PoliciesApprove,
             Role::SocAnalyst => {
                 matches!(p, TenantsRead | UsersRead | EventsRead | EventsWrite | PoliciesRead | PoliciesWrite | AuditRead | MonitorsRead | MonitorsWrite)
             }
@@ -88,6 +138,8 @@ impl Role {
                 matches!(p, TenantsRead | UsersRead | UsersWrite | EventsRead | PoliciesRead | PoliciesWrite | AuditRead | MonitorsRead | MonitorsWrite)
             }
             Role::TenantUser => matches!(p, TenantsRead | EventsRead | MonitorsRead),
+            Role::PrefectureApprover => matches!(p, TenantsRead | PoliciesRead | PoliciesApprove | AuditRead | MonitorsRead),
+            Role::MaintenanceVendor => matches!(p, TenantsRead | EventsRead | PoliciesRead | MonitorsRead | MonitorsWrite),
         }
     }
 
@@ -95,7 +147,7 @@ impl Role {
     pub fn may_grant(&self, other: Role) -> bool {
         match self {
             Role::OperatorAdmin => true,
-            Role::TenantAdmin => !other.is_operator(),
+            Role::TenantAdmin => other.is_tenant(),
             _ => false,
         }
     }
@@ -139,6 +191,8 @@ pub enum Permission {
     PoliciesRead,
     /// Change policies.
     PoliciesWrite,
+    /// Approve or reject policy changes that need the prefecture's approval.
+    PoliciesApprove,
     /// Change platform settings.
     SettingsWrite,
     /// See monitors, their results and fault records.
@@ -149,7 +203,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order of the enum.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::TenantsRead,
         Permission::TenantsWrite,
         Permission::UsersRead,
@@ -159,6 +213,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::PoliciesRead,
         Permission::PoliciesWrite,
+        Permission::PoliciesApprove,
         Permission::SettingsWrite,
         Permission::MonitorsRead,
         Permission::MonitorsWrite,
@@ -196,6 +251,9 @@ pub enum TokenScope {
     /// `policies:write`
     #[serde(rename = "policies:write")]
     PoliciesWrite,
+    /// `policies:approve`
+    #[serde(rename = "policies:approve")]
+    PoliciesApprove,
     /// `settings:write`
     #[serde(rename = "settings:write")]
     SettingsWrite,
@@ -209,7 +267,7 @@ pub enum TokenScope {
 
 impl TokenScope {
     /// Every scope.
-    pub const ALL: [TokenScope; 12] = [
+    pub const ALL: [TokenScope; 13] = [
         TokenScope::TenantsRead,
         TokenScope::TenantsWrite,
         TokenScope::UsersRead,
@@ -219,6 +277,7 @@ impl TokenScope {
         TokenScope::AuditRead,
         TokenScope::PoliciesRead,
         TokenScope::PoliciesWrite,
+        TokenScope::PoliciesApprove,
         TokenScope::SettingsWrite,
         TokenScope::MonitorsRead,
         TokenScope::MonitorsWrite,
@@ -236,6 +295,7 @@ impl TokenScope {
             TokenScope::AuditRead => Permission::AuditRead,
             TokenScope::PoliciesRead => Permission::PoliciesRead,
             TokenScope::PoliciesWrite => Permission::PoliciesWrite,
+            TokenScope::PoliciesApprove => Permission::PoliciesApprove,
             TokenScope::SettingsWrite => Permission::SettingsWrite,
             TokenScope::MonitorsRead => Permission::MonitorsRead,
             TokenScope::MonitorsWrite => Permission::MonitorsWrite,
@@ -254,6 +314,7 @@ impl TokenScope {
             TokenScope::AuditRead => "audit:read",
             TokenScope::PoliciesRead => "policies:read",
             TokenScope::PoliciesWrite => "policies:write",
+            TokenScope::PoliciesApprove => "policies:approve",
             TokenScope::SettingsWrite => "settings:write",
             TokenScope::MonitorsRead => "monitors:read",
             TokenScope::MonitorsWrite => "monitors:write",
@@ -323,117 +384,6 @@ impl ActorKind {
     }
 }
 
-/// An authenticated requester.
-#[derive(Clone, Debug)]
-pub struct Principal {
-    /// Account.
-    pub user_id: UserId,
-    /// Login name.
-    pub username: String,
-    /// Name shown in the console.
-    pub display_name: String,
-    /// Role.
-    pub role: Role,
-    /// The municipality of a tenant role; None for operator roles.
-    pub tenant_id: Option<TenantId>,
-    /// The token used, with its scopes; None for a console session.
-    pub token: Option<(TokenId, Vec<TokenScope>)>,
-    /// Source address.
-    pub ip: Option<String>,
-}
-
-impl Principal {
-    /// Returns true when the role (and the token's scopes, if any) allow `p`.
-    pub fn can(&self, p: Permission) -> bool {
-        self.role.allows(p)
-            && match &self.token {
-                None => true,
-                Some((_, scopes)) => scopes.iter().any(|s| s.permission() == p),
-            }
-    }
-
-    /// Returns true when this principal may replace the contacts of `tenant`: whoever
-    /// may change tenants, and a tenant's own admin, who keeps its contacts current.
-    pub fn may_edit_contacts(&self, tenant: TenantId) -> bool {
-        self.can(Permission::TenantsWrite) || (self.can(Permission::PoliciesWrite) && self.tenant_id == Some(tenant))
-    }
-
-    /// Returns the scope of tenant data this principal may reach: one tenant for tenant
-    /// roles, all tenants (an audited capability) for operator roles.
-    pub fn scope(&self) -> Scope {
-        match (self.role.is_operator(), self.tenant_id) {
-            (true, _) => Scope::All(CrossTenant { actor: self.actor() }),
-            (false, Some(t)) => Scope::Tenant(t),
-            // A tenant role without a tenant reaches nothing.
-            (false, None) => Scope::Nothing,
-        }
-    }
-
-    /// Returns the actor for the audit log.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            kind: if self.token.is_some() { ActorKind::Token } else { ActorKind::User },
-            user_id: Some(self.user_id),
-            name: match &self.token {
-                Some((id, _)) => format!("{} (token {})", self.username, &id.to_string()[..8]),
-                None => self.username.clone(),
-            },
-            ip: self.ip.clone(),
-        }
-    }
-}
-
-/// Proof that a request may read across tenants. Only [`Principal::scope`] (for an
-/// operator role) and [`CrossTenant::system`] make one; the store records its use in
-/// the audit log.
-#[derive(Clone, Debug)]
-pub struct CrossTenant {
-    actor: Actor,
-}
-
-impl CrossTenant {
-    /// Returns the grant of the platform itself (background jobs, CLI admin commands).
-    pub fn system(actor: Actor) -> Self {
-        debug_assert!(matches!(actor.kind, ActorKind::System | ActorKind::Cli));
-        Self { actor }
-    }
-
-    /// Returns who holds this grant.
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
-}
-
-/// Which tenants' data a store call may reach.
-#[derive(Clone, Debug)]
-pub enum Scope {
-    /// One municipality.
-    Tenant(TenantId),
-    /// All tenants: an operator role or the system.
-    All(CrossTenant),
-    /// No tenant at all (a misconfigured account).
-    Nothing,
-}
-
-impl Scope {
-    /// Returns true when a record of tenant `t` is within this scope.
-    pub fn includes(&self, t: TenantId) -> bool {
-        match self {
-            Scope::Tenant(own) => *own == t,
-            Scope::All(_) => true,
-            Scope::Nothing => false,
-        }
-    }
-
-    /// Returns the single tenant of a tenant scope.
-    pub fn tenant(&self) -> Option<TenantId> {
-        match self {
-            Scope::Tenant(t) => Some(*t),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
 
@@ -454,6 +404,7 @@ mod tests {
                 | Permission::AuditRead
                 | Permission::PoliciesRead
                 | Permission::PoliciesWrite
+                | Permission::PoliciesApprove
                 | Permission::SettingsWrite
                 | Permission::MonitorsRead
                 | Permission::MonitorsWrite => {}
@@ -463,36 +414,21 @@ mod tests {
     }
     use super::*;
 
-    fn principal(role: Role, tenant: Option<TenantId>) -> Principal {
-        Principal { user_id: UserId::new(), username: "u".into(), display_name: "U".into(), role, tenant_id: tenant, token: None, ip: None }
-    }
-
-    #[test]
-    fn tenant_roles_are_scoped_to_their_tenant() {
-        let t = TenantId::new();
-        let p = principal(Role::TenantAdmin, Some(t));
-        assert!(p.scope().includes(t));
-        assert!(!p.scope().includes(TenantId::new()));
-        assert!(!principal(Role::TenantUser, None).scope().includes(t));
-        assert!(principal(Role::Auditor, None).scope().includes(t));
-    }
-
-    #[test]
-    fn tokens_narrow_permissions() {
-        let mut p = principal(Role::OperatorAdmin, None);
-        p.token = Some((TokenId::new(), vec![TokenScope::EventsRead]));
-        assert!(p.can(Permission::EventsRead));
-        assert!(!p.can(Permission::TenantsWrite));
-        let mut u = principal(Role::TenantUser, Some(TenantId::new()));
-        u.token = Some((TokenId::new(), vec![TokenScope::TenantsWrite]));
-        assert!(!u.can(Permission::TenantsWrite), "a scope never widens the role");
-    }
-
     #[test]
     fn only_admins_grant_roles() {
         assert!(Role::TenantAdmin.may_grant(Role::TenantUser));
         assert!(!Role::TenantAdmin.may_grant(Role::Auditor));
         assert!(!Role::SocAnalyst.may_grant(Role::TenantUser));
         assert!(!Role::Auditor.allows(Permission::TenantsWrite));
+        assert!(!Role::TenantAdmin.may_grant(Role::MaintenanceVendor), "vendors are named by the operator");
+    }
+
+    #[test]
+    fn approving_is_the_prefectures_alone() {
+        let approvers: Vec<Role> = Role::ALL.into_iter().filter(|r| r.allows(Permission::PoliciesApprove)).collect();
+        assert_eq!(approvers, vec![Role::PrefectureApprover]);
+        assert!(!Role::PrefectureApprover.allows(Permission::PoliciesWrite), "an approver approves others' changes");
+        assert_eq!(Role::MaintenanceVendor.reach(), Reach::NamedTenants);
+        assert!(!Role::MaintenanceVendor.allows(Permission::UsersWrite));
     }
 }

@@ -20,6 +20,20 @@ pub fn format_jst(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).map(|t| t.to_offset(JST).format(&fmt).unwrap_or_default()).unwrap_or_default()
 }
 
+/// Formats Unix milliseconds as the date `YYYY-MM-DD` in JST.
+pub fn format_date_jst(ms: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]");
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).map(|t| t.to_offset(JST).format(&fmt).unwrap_or_default()).unwrap_or_default()
+}
+
+/// Returns the end of the JST day `YYYY-MM-DD` (the next midnight, Unix ms): an account
+/// "valid until" that date works through the whole day. None for anything else.
+pub fn end_of_day_jst(date: &str) -> Option<i64> {
+    let d = time::Date::parse(date.trim(), &format_description!("[year]-[month]-[day]")).ok()?;
+    let end = d.next_day()?.midnight().assume_offset(JST);
+    Some((end.unix_timestamp_nanos() / 1_000_000) as i64).filter(|t| (MIN_MS..MAX_MS).contains(t))
+}
+
 /// Formats Unix milliseconds as RFC 3339 in UTC (for APIs and exports).
 pub fn format_rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
@@ -81,5 +95,14 @@ mod tests {
         assert_eq!(parse_time("9223372036854775000"), None, "far outside 2000-2200");
         assert_eq!(parse_time("1900-01-01"), None);
         assert_eq!(parse_time(""), None);
+    }
+
+    #[test]
+    fn a_date_ends_at_the_next_jst_midnight() {
+        let end = end_of_day_jst("2026-11-30").unwrap();
+        assert_eq!(format_jst(end), "2026-12-01 00:00:00");
+        assert_eq!(format_date_jst(end - 1), "2026-11-30");
+        assert_eq!(end_of_day_jst("2026-02-30"), None);
+        assert_eq!(end_of_day_jst("next week"), None);
     }
 }

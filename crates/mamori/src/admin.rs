@@ -1,11 +1,13 @@
 //! Admin commands that work on the stores directly, for when the console is not
-//! reachable yet (or any more). Every change is written to the audit log as `cli:USER`.
+//! reachable yet (or any more). Every command takes one cross-tenant grant, written to
+//! the audit log (`access.grant` by `cli:USER`, naming the command), and every
+//! change it makes is audited as `cli:USER` too.
 
 use crate::config::Config;
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use mamori_core::{Actor, CrossTenant, Role, Scope};
-use mamori_store::{AuditFilter, Store, UserFilter};
+use mamori_core::Role;
+use mamori_store::{AuditFilter, CrossTenant, Store, UserFilter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,12 +18,17 @@ pub enum UserCommand {
         /// Login name.
         #[arg(long)]
         username: String,
-        /// operator_admin, soc_analyst, helpdesk, auditor, tenant_admin, tenant_user.
+        /// operator_admin, soc_analyst, helpdesk, auditor, prefecture_approver,
+        /// maintenance_vendor, tenant_admin, tenant_user.
         #[arg(long)]
         role: String,
-        /// Local government code of the tenant (tenant roles).
+        /// Local government code of the tenant (tenant roles); for a maintenance vendor,
+        /// each tenant it serves (repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tenant: Vec<String>,
+        /// Last day the account works, YYYY-MM-DD (JST); required for maintenance vendors.
         #[arg(long)]
-        tenant: Option<String>,
+        expires: Option<String>,
         /// Display name (default: the login name).
         #[arg(long)]
         display_name: Option<String>,
@@ -99,14 +106,12 @@ pub enum AuditCommand {
     },
 }
 
-fn cli() -> (Actor, Scope) {
-    let actor = Actor::cli();
-    (actor.clone(), Scope::All(CrossTenant::system(actor)))
-}
-
-async fn open(config: &Config) -> anyhow::Result<Store> {
+/// Opens the config store and takes the command's cross-tenant grant (audited).
+async fn open(config: &Config, command: &str) -> anyhow::Result<(Store, CrossTenant)> {
     crate::prepare_data_dir(&config.server.data_dir)?;
-    Store::open(&config.database_url()).await.context("cannot open the config store")
+    let (store, authority) = Store::open(&config.database_url()).await.context("cannot open the config store")?;
+    let grant = authority.cli(&format!("mamori {command}")).await.context("cannot record the command in the audit log")?;
+    Ok((store, grant))
 }
 
 fn hasher(config: &Config) -> mamori_console::auth::PasswordHasher {
@@ -118,21 +123,32 @@ async fn find(store: &Store, username: &str) -> anyhow::Result<mamori_store::Use
 }
 
 pub async fn user(config: &Config, c: UserCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config).await?;
-    let (actor, scope) = cli();
+    let (store, grant) = open(config, "user").await?;
+    let (actor, scope) = (grant.actor().clone(), grant.scope());
     match c {
-        UserCommand::Create { username, role, tenant, display_name } => {
+        UserCommand::Create { username, role, tenant, expires, display_name } => {
             let role: Role = role.parse().map_err(|p: mamori_core::Problem| anyhow::anyhow!(p.en))?;
-            let tenant = match tenant {
-                Some(code) => {
-                    let t = store.tenant_by_code(&scope, &code).await?.with_context(|| format!("no tenant with code {code}"))?;
-                    Some((t.id, t.name))
-                }
-                None if !role.is_operator() => bail!("--tenant CODE is required for {role}"),
+            let mut named = Vec::new();
+            for code in tenant.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+                let t = store.tenant_by_code(&scope, code).await?.with_context(|| format!("no tenant with code {code}"))?;
+                named.push((t.id, t.name));
+            }
+            let expires_at = match expires {
+                Some(d) => Some(mamori_core::time::end_of_day_jst(&d).with_context(|| format!("--expires {d}: not a date YYYY-MM-DD"))?),
                 None => None,
             };
+            let reach = match role.reach() {
+                mamori_core::Reach::OwnTenant if named.len() == 1 => crate::seed::AccountReach { tenant: named.pop(), expires_at, ..Default::default() },
+                mamori_core::Reach::OwnTenant => bail!("--tenant CODE (one) is required for {role}"),
+                mamori_core::Reach::NamedTenants if named.is_empty() || expires_at.is_none() => {
+                    bail!("{role} needs --tenant CODE[,CODE…] and --expires YYYY-MM-DD / 保守業者には担当団体と有効期限が必要です")
+                }
+                mamori_core::Reach::NamedTenants => crate::seed::AccountReach { tenants: named, expires_at, ..Default::default() },
+                mamori_core::Reach::AllTenants if !named.is_empty() => bail!("{role} belongs to no tenant; drop --tenant"),
+                mamori_core::Reach::AllTenants => crate::seed::AccountReach { expires_at, ..Default::default() },
+            };
             let display = display_name.unwrap_or_else(|| username.clone());
-            let c = crate::seed::create_account(&store, &hasher(config), &actor, &username, &display, role, tenant).await?;
+            let c = crate::seed::create_account(&store, &grant, &hasher(config), &username, &display, role, reach).await?;
             println!("created {} ({})", c.username, c.role);
             println!("one-time password: {}", c.password);
         }
@@ -171,8 +187,8 @@ pub async fn user(config: &Config, c: UserCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn tenant(config: &Config, c: TenantCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config).await?;
-    let (actor, scope) = cli();
+    let (store, grant) = open(config, "tenant").await?;
+    let (actor, scope) = (grant.actor().clone(), grant.scope());
     match c {
         TenantCommand::Import { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -196,8 +212,8 @@ pub async fn tenant(config: &Config, c: TenantCommand) -> anyhow::Result<ExitCod
 }
 
 pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config).await?;
-    let (_, scope) = cli();
+    let (store, grant) = open(config, "audit").await?;
+    let scope = grant.scope();
     let code = match c {
         AuditCommand::Verify => {
             let r = store.verify_audit().await?;
@@ -227,15 +243,15 @@ pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode>
 }
 
 pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode> {
-    let store = open(config).await?;
-    let (actor, _) = cli();
+    let (store, grant) = open(config, "token create").await?;
+    let actor = grant.actor().clone();
     match c {
         TokenCommand::Create { user, name, scopes, days } => {
             let account = find(&store, &user).await?;
             // The console refuses tokens of such accounts; do not print one that cannot work.
-            if account.disabled || account.must_change_password {
+            if !account.usable_at(mamori_core::time::now_ms()) || account.must_change_password {
                 bail!(
-                    "'{user}' is disabled or must set its password first (log in once) / このアカウントは無効か、初回ログインでのパスワード変更が済んでいません"
+                    "'{user}' is disabled, expired, or must set its password first (log in once) / このアカウントは無効か期限切れ、または初回ログインでのパスワード変更が済んでいません"
                 );
             }
             let mut parsed = Vec::new();
@@ -272,10 +288,9 @@ pub async fn vault(config: &Config, c: VaultCommand) -> anyhow::Result<ExitCode>
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open(config).await?;
-    let vault = config.open_vault(store.clone()).await?;
-    let (actor, scope) = cli();
-    let grant = CrossTenant::system(actor.clone());
+    let (store, grant) = open(config, "vault").await?;
+    let vault = config.open_vault(store.clone(), &grant).await?;
+    let (actor, scope) = (grant.actor().clone(), grant.scope());
     match c {
         VaultCommand::Status => {
             let secrets = vault.secrets.list(&scope).await?;

@@ -120,7 +120,7 @@ pub const MASTER_KEY_ENV: &str = "MAMORI_MASTER_KEY";
 impl Config {
     /// Opens the vault: the keyring from MAMORI_MASTER_KEY or the key file (made on the
     /// first start of a single node), blobs in the blob directory.
-    pub async fn open_vault(&self, store: mamori_store::Store) -> anyhow::Result<mamori_vault::Vault> {
+    pub async fn open_vault(&self, store: mamori_store::Store, grant: &mamori_store::CrossTenant) -> anyhow::Result<mamori_vault::Vault> {
         use mamori_vault::Keyring;
         let default_file = self.server.data_dir.join("master.key");
         let mut made = false;
@@ -133,7 +133,7 @@ impl Config {
             _ => Keyring::read(Path::new(&self.vault.master_key_file))?,
         };
         let dir = if self.vault.blob_dir.is_empty() { self.server.data_dir.join("blobs") } else { PathBuf::from(&self.vault.blob_dir) };
-        match mamori_vault::Vault::open_local(store, std::sync::Arc::new(ring), &dir, self.vault.max_blob_mib.saturating_mul(1024 * 1024)).await {
+        match mamori_vault::Vault::open_local(store, grant, std::sync::Arc::new(ring), &dir, self.vault.max_blob_mib.saturating_mul(1024 * 1024)).await {
             Ok(v) => Ok(v),
             Err(e) if made => {
                 // A new node of an existing store made a key of its own: say what to do.

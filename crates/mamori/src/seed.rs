@@ -5,7 +5,8 @@
 use anyhow::Context;
 use mamori_bus::Bus;
 use mamori_console::auth::{PasswordHasher, random_token};
-use mamori_core::{Actor, Contact, CrossTenant, Disposition, Endpoint, Event, EventClass, LocalGovCode, NewTenant, Role, Scope, Severity, TenantId};
+use mamori_core::{Contact, Disposition, Endpoint, Event, EventClass, LocalGovCode, NewTenant, Role, Severity, TenantId};
+use mamori_store::CrossTenant;
 use mamori_store::{NewUser, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -18,32 +19,53 @@ pub struct Credential {
     pub password: String,
 }
 
-fn system() -> Scope {
-    Scope::All(CrossTenant::system(Actor::system()))
+/// Where an account works: its municipality (tenant roles), the ones a maintenance
+/// vendor serves, or none (operator roles).
+#[derive(Default)]
+pub struct AccountReach {
+    /// The municipality of a tenant role, with its name.
+    pub tenant: Option<(TenantId, String)>,
+    /// A maintenance vendor's municipalities, with their names.
+    pub tenants: Vec<(TenantId, String)>,
+    /// The end of the account (Unix ms).
+    pub expires_at: Option<i64>,
+}
+
+impl AccountReach {
+    /// The reach of a tenant role.
+    pub fn tenant(id: TenantId, name: String) -> Self {
+        Self { tenant: Some((id, name)), ..Self::default() }
+    }
 }
 
 /// Creates an account with a one-time password (changed at first login).
 pub async fn create_account(
     store: &Store,
+    grant: &CrossTenant,
     hasher: &PasswordHasher,
-    actor: &Actor,
     username: &str,
     display: &str,
     role: Role,
-    tenant: Option<(TenantId, String)>,
+    reach: AccountReach,
 ) -> anyhow::Result<Credential> {
+    let tenant = reach
+        .tenant
+        .clone()
+        .or_else(|| (!reach.tenants.is_empty()).then(|| (reach.tenants[0].0, reach.tenants.iter().map(|t| t.1.as_str()).collect::<Vec<_>>().join("、"))));
     let password = random_token(12);
     let hash = hasher.hash(&password).map_err(anyhow::Error::msg)?;
     store
         .create_user(
-            &system(),
-            actor,
+            &grant.scope(),
+            grant.actor(),
             NewUser {
                 username: username.into(),
                 display_name: display.into(),
                 email: String::new(),
                 role,
-                tenant_id: tenant.as_ref().map(|t| t.0),
+                tenant_id: reach.tenant.as_ref().map(|t| t.0),
+                tenants: reach.tenants.iter().map(|t| t.0).collect(),
+                expires_at: reach.expires_at,
                 password_hash: hash,
                 must_change_password: true,
             },
@@ -128,13 +150,13 @@ const DEMO: &[DemoTenant] = &[
 ];
 
 /// Seeds the demo prefecture; returns the demo accounts.
-pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::Result<Vec<Credential>> {
-    let actor = Actor::system();
+pub async fn demo(store: &Store, grant: &CrossTenant, bus: &Bus, hasher: &PasswordHasher) -> anyhow::Result<Vec<Credential>> {
+    let (system, actor) = (grant.scope(), grant.actor().clone());
     // A second line of the prefecture WAN: its village reuses 192.168.10.0/24, which the
     // joint association also has on the default segment.
     let wan_b = mamori_core::Segment::check("wan-b", "県WAN 回線B（星ヶ丘村）", "internet", "デモ用のセグメントです。")
         .map_err(|p| anyhow::anyhow!("demo segment: {p:?}"))?;
-    store.put_segment(&system(), &actor, wan_b).await?;
+    store.put_segment(&system, &actor, wan_b).await?;
     let mut tenants = Vec::new();
     for d in DEMO {
         let code = LocalGovCode::from_five(d.five).map_err(|p| anyhow::anyhow!(p.en))?;
@@ -160,28 +182,29 @@ pub async fn demo(store: &Store, bus: &Bus, hasher: &PasswordHasher) -> anyhow::
             notes: "デモ用の団体です。/ Demo organization.".into(),
         };
         let checked = input.check().map_err(|p| anyhow::anyhow!("demo tenant {}: {p}", d.name))?;
-        tenants.push((store.create_tenant(&system(), &actor, checked).await?, d.slug));
+        tenants.push((store.create_tenant(&system, &actor, checked).await?, d.slug));
     }
     let mut creds = Vec::new();
     for (name, display, role) in
         [("soc", "SOC 分析 一郎", Role::SocAnalyst), ("helpdesk", "ヘルプデスク 次郎", Role::Helpdesk), ("auditor", "監査 三郎", Role::Auditor)]
     {
-        creds.push(create_account(store, hasher, &actor, name, display, role, None).await?);
+        creds.push(create_account(store, grant, hasher, name, display, role, AccountReach::default()).await?);
     }
+    creds.push(create_account(store, grant, hasher, "approver", "県 承認 四郎", Role::PrefectureApprover, AccountReach::default()).await?);
     for (t, slug) in tenants.iter().skip(1).take(2) {
-        creds.push(
-            create_account(store, hasher, &actor, &format!("{slug}-admin"), &format!("{} 管理者", t.name), Role::TenantAdmin, Some((t.id, t.name.clone())))
-                .await?,
-        );
-        creds.push(
-            create_account(store, hasher, &actor, &format!("{slug}-user"), &format!("{} 職員", t.name), Role::TenantUser, Some((t.id, t.name.clone()))).await?,
-        );
+        let reach = || AccountReach::tenant(t.id, t.name.clone());
+        creds.push(create_account(store, grant, hasher, &format!("{slug}-admin"), &format!("{} 管理者", t.name), Role::TenantAdmin, reach()).await?);
+        creds.push(create_account(store, grant, hasher, &format!("{slug}-user"), &format!("{} 職員", t.name), Role::TenantUser, reach()).await?);
     }
+    // A maintenance vendor for two municipalities, for a quarter.
+    let served = tenants.iter().skip(1).take(2).map(|(t, _)| (t.id, t.name.clone())).collect();
+    let quarter = AccountReach { tenants: served, expires_at: Some(mamori_core::time::now_ms() + 90 * 86_400_000), ..AccountReach::default() };
+    creds.push(create_account(store, grant, hasher, "vendor", "保守 五郎（保守業者）", Role::MaintenanceVendor, quarter).await?);
     // Policies: the platform default and one municipality's own, to show versions.
     let retention = mamori_runtime::retention::RetentionPolicy;
-    store.put_policy(&system(), &actor, None, &retention, json!({"events_days": 365})).await?;
-    store.put_policy(&system(), &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 400})).await?;
-    store.put_policy(&system(), &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 730})).await?;
+    store.put_policy(&system, &actor, None, &retention, json!({"events_days": 365})).await?;
+    store.put_policy(&system, &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 400})).await?;
+    store.put_policy(&system, &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 730})).await?;
     let ids: Vec<TenantId> = tenants.iter().map(|(t, _)| t.id).collect();
     bus.publish(sample_events(&ids, mamori_core::time::now_ms())).await?;
     Ok(creds)
@@ -275,12 +298,12 @@ pub fn sample_events(tenants: &[TenantId], now: i64) -> Vec<Event> {
 /// status board shows a live check from the first minute. Under the self-signed
 /// certificate the check trusts that certificate; under a configured one, whose names
 /// need not include the loopback address checked, no self-monitor is seeded.
-pub async fn demo_monitors(store: &Store, listen: std::net::SocketAddr, tls: bool, self_signed_pem: Option<String>) -> anyhow::Result<()> {
+pub async fn demo_monitors(store: &Store, grant: &CrossTenant, listen: std::net::SocketAddr, tls: bool, self_signed_pem: Option<String>) -> anyhow::Result<()> {
     if tls && self_signed_pem.is_none() {
         return Ok(());
     }
     let scheme = if tls { "https" } else { "http" };
-    let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(Actor::system()));
+    let scope = grant.scope();
     let Some(pref) = store.list_tenants(&scope).await?.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture) else { return Ok(()) };
     let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
     let url = if listen.is_ipv6() && !listen.ip().is_unspecified() {
@@ -294,6 +317,6 @@ pub async fn demo_monitors(store: &Store, listen: std::net::SocketAddr, tls: boo
         "check": {"type": "http", "url": url, "keyword": "ok", "slow_ms": 1000, "ca_pem": self_signed_pem},
         "interval_secs": 30,
     }))?;
-    store.create_monitor(&scope, &Actor::system(), pref.id, spec).await?;
+    store.create_monitor(&scope, grant.actor(), pref.id, spec).await?;
     Ok(())
 }

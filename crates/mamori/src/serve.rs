@@ -70,7 +70,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
     let data = config.server.data_dir.clone();
     let first_start = crate::prepare_data_dir(&data)?;
-    let store = Store::open(&config.database_url()).await.context("cannot open the config store")?;
+    let (store, authority) = Store::open(&config.database_url()).await.context("cannot open the config store")?;
     let events = EventStore::open(&data.join("events")).context("cannot open the event store")?;
     let bus = Bus::new(events, 4096);
     let hasher = mamori_console::auth::PasswordHasher::new(config.console.argon2_memory_kib, config.console.argon2_iterations);
@@ -78,12 +78,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // First start: an operator to log in with, and the demo unless turned off.
     let mut first_login = None;
     let mut demo_accounts = Vec::new();
-    if store.count_users().await? == 0 {
-        let actor = mamori_core::Actor::system();
+    let seeding = if store.count_users().await? == 0 { Some(authority.grant("system:first-start", "first operator account and demo").await?) } else { None };
+    if let Some(grant) = &seeding {
         if first_start && config.demo.seed && !args.no_demo {
-            demo_accounts = crate::seed::demo(&store, &bus, &hasher).await.context("cannot seed the demo prefecture")?;
+            demo_accounts = crate::seed::demo(&store, grant, &bus, &hasher).await.context("cannot seed the demo prefecture")?;
         }
-        first_login = Some(crate::seed::create_account(&store, &hasher, &actor, "admin", "運用管理者", mamori_core::Role::OperatorAdmin, None).await?);
+        let reach = crate::seed::AccountReach::default();
+        first_login = Some(crate::seed::create_account(&store, grant, &hasher, "admin", "運用管理者", mamori_core::Role::OperatorAdmin, reach).await?);
     }
 
     // The certificate before anything starts: a wrong path is a clear error at start,
@@ -91,7 +92,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let tls = if use_tls { Some(crate::tls::load(&config.tls.cert, &config.tls.key, &data, listen.ip())?) } else { None };
     if !demo_accounts.is_empty() {
         let self_signed_pem = tls.as_ref().filter(|t| t.self_signed).map(|t| t.pem.clone());
-        crate::seed::demo_monitors(&store, listen, use_tls, self_signed_pem).await.context("cannot seed the demo monitors")?;
+        let grant = seeding.as_ref().context("demo accounts without a first start")?;
+        crate::seed::demo_monitors(&store, grant, listen, use_tls, self_signed_pem).await.context("cannot seed the demo monitors")?;
     }
     let poller = store.spawn_policy_poller(Duration::from_secs(2));
     let directory_poller = store.spawn_directory_poller(Duration::from_secs(2));
@@ -101,8 +103,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(config.server.http.shutdown_grace_secs),
         ..NodeOptions::default()
     });
-    let vault = config.open_vault(store.clone()).await?;
-    let running = match plan.start(&node, store.clone(), bus.clone(), vault.clone()).await {
+    let vault = config.open_vault(store.clone(), &authority.grant("vault", "open the secrets and blob store").await?).await?;
+    let running = match plan.start(&node, store.clone(), &authority, bus.clone(), vault.clone()).await {
         Ok(r) => r,
         Err(problems) => bail!("components could not be built / コンポーネントを起動できません:\n  {}", problems.join("\n  ")),
     };

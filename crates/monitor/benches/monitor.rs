@@ -7,7 +7,7 @@
 //! Env: `MAMORI_BENCH_SECS` (default 10) seconds per measurement.
 
 use mamori_core::monitor::{MonitorId, MonitorSpec};
-use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
+use mamori_core::{Actor, NewTenant};
 use mamori_monitor::engine::{Engine, EngineConfig};
 use mamori_monitor::notify::Notifier;
 use serde_json::json;
@@ -160,10 +160,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async {
         let db = tempfile::tempdir().unwrap();
-        let store = mamori_store::Store::open(&format!("sqlite://{}", db.path().join("b.db").display())).await.unwrap();
+        let (store, authority) = mamori_store::Store::open(&format!("sqlite://{}", db.path().join("b.db").display())).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
         let actor = Actor::system();
-        let grant = CrossTenant::system(actor.clone());
-        let scope = Scope::All(grant.clone());
+        let grant = grant.clone();
+        let scope = grant.scope();
         let t = store
             .create_tenant(&scope, &actor, NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() }.check().unwrap())
             .await

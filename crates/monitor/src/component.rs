@@ -186,7 +186,7 @@ struct MonitorService {
 impl Service for MonitorService {
     fn run(self: Arc<Self>, cx: RunCx) -> BoxFuture<Result<(), ComponentError>> {
         Box::pin(async move {
-            let engine = Engine::new(cx.store.clone(), Some(cx.events.clone()), self.notifier.clone(), self.cfg.clone(), cx.system_grant())
+            let engine = Engine::new(cx.store.clone(), Some(cx.events.clone()), self.notifier.clone(), self.cfg.clone(), cx.system_grant().clone())
                 .with_metrics(self.metrics.clone());
             let pcx = cx.clone();
             let policies = move || {

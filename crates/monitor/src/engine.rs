@@ -21,8 +21,9 @@
 use crate::events::{MonitorEvent, MonitorMetrics};
 use crate::notify::{Notifier, NotifyPolicy, Why, targets};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorState, Reason, Status};
-use mamori_core::{CrossTenant, Scope, Tenant, TenantId};
+use mamori_core::{Tenant, TenantId};
 use mamori_runtime::{Emitter, Policies};
+use mamori_store::{CrossTenant, Scope};
 use mamori_store::{Store, StoreError};
 use serde_json::json;
 use std::cmp::Reverse;
@@ -182,7 +183,7 @@ impl Engine {
     }
 
     fn scope(&self) -> Scope {
-        Scope::All(self.grant.clone())
+        self.grant.scope()
     }
 
     /// Sets the policies in force (notification steps per tenant).

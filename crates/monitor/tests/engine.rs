@@ -3,10 +3,11 @@
 //! Results are handed in directly, and escalation is driven with explicit times.
 
 use mamori_core::monitor::{CheckResult, Fault, MonitorId, MonitorSpec, Reason, Status};
-use mamori_core::{Actor, Contact, CrossTenant, NewTenant, Scope, TenantId};
+use mamori_core::{Actor, Contact, NewTenant, TenantId};
 use mamori_monitor::engine::{Engine, EngineConfig};
 use mamori_monitor::notify::Notifier;
 use mamori_runtime::Policies;
+use mamori_store::Scope;
 use mamori_store::{FaultFilter, Store};
 use serde_json::json;
 use std::collections::HashMap;
@@ -22,10 +23,11 @@ struct World {
 
 async fn world(policy: serde_json::Value) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
+    let (store, authority) = Store::open(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
+    let grant = authority.grant("test", "test").await.unwrap();
     let actor = Actor::system();
-    let grant = CrossTenant::system(actor.clone());
-    let scope = Scope::All(grant.clone());
+    let grant = grant.clone();
+    let scope = grant.scope();
     let t = store
         .create_tenant(
             &scope,

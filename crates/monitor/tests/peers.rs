@@ -11,10 +11,11 @@
 //! peers cannot run here; under CI (`CI` set) that is a failure.
 
 use mamori_core::monitor::{Check, CheckResult, MonitorId, MonitorSpec, Status};
-use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
+use mamori_core::{Actor, NewTenant};
 use mamori_monitor::check::MailServer;
 use mamori_monitor::engine::{Engine, EngineConfig};
 use mamori_monitor::notify::Notifier;
+use mamori_store::Scope;
 use mamori_store::{FaultFilter, Store};
 use serde_json::json;
 use std::collections::HashMap;
@@ -207,10 +208,11 @@ async fn real_peers_go_down_with_reasons_and_recover() {
 
     // --- The engine over the store, with notifications to a sink. ---
     let db = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}?mode=rwc", db.path().join("m.db").display())).await.unwrap();
+    let (store, authority) = Store::open(&format!("sqlite://{}?mode=rwc", db.path().join("m.db").display())).await.unwrap();
+    let grant = authority.grant("test", "test").await.unwrap();
     let actor = Actor::system();
-    let grant = CrossTenant::system(actor.clone());
-    let scope = Scope::All(grant.clone());
+    let grant = grant.clone();
+    let scope = grant.scope();
     let tenant = store
         .create_tenant(
             &scope,

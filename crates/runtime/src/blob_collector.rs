@@ -84,7 +84,7 @@ impl Service for CollectorService {
             loop {
                 loop {
                     let (expired, deleted) =
-                        cx.vault.blobs.collect(&grant, self.batch).await.map_err(|e| ComponentError::Other(format!("blob collection: {e}")))?;
+                        cx.vault.blobs.collect(grant, self.batch).await.map_err(|e| ComponentError::Other(format!("blob collection: {e}")))?;
                     self.expired.inc_by(expired);
                     self.deleted.inc_by(deleted);
                     if deleted > 0 || expired > 0 {

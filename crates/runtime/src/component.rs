@@ -8,7 +8,8 @@ use crate::listen::{Bound, Resource};
 use crate::metrics::Metrics;
 use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
-use mamori_core::{CrossTenant, PolicyValidator, Problems, TenantId};
+use mamori_core::{PolicyValidator, Problems, TenantId};
+use mamori_store::CrossTenant;
 use mamori_store::{PolicyWatch, Store, StoreError};
 use mamori_vault::Vault;
 use serde::Serialize;
@@ -182,6 +183,15 @@ pub struct BuildCx {
     pub tenants: TenantResolver,
     /// Secrets (keys, certificates, passwords) and blobs (quarantine, evidence, files).
     pub vault: Vault,
+    pub(crate) grant: CrossTenant,
+}
+
+impl BuildCx {
+    /// Returns the component's cross-tenant grant (minted once per node start, in the
+    /// audit log as `access.grant` by `component:<name>`).
+    pub fn system_grant(&self) -> &CrossTenant {
+        &self.grant
+    }
 }
 
 /// What a running component gets, each time it is (re)started.
@@ -203,6 +213,7 @@ pub struct RunCx {
     pub vault: Vault,
     pub(crate) listeners: Bound,
     pub(crate) validator: Option<Arc<dyn PolicyValidator>>,
+    pub(crate) grant: CrossTenant,
 }
 
 impl RunCx {
@@ -253,9 +264,10 @@ impl RunCx {
         crate::PolicyFeed::open(self.store.clone(), validator.as_ref(), self.health.clone()).await.map_err(|e| ComponentError::Other(e.to_string()))
     }
 
-    /// Returns the cross-tenant grant of the platform, for the component's own reads.
-    pub fn system_grant(&self) -> CrossTenant {
-        CrossTenant::system(mamori_core::Actor { kind: mamori_core::ActorKind::System, user_id: None, name: format!("component:{}", self.name), ip: None })
+    /// Returns the component's cross-tenant grant (minted once per node start, in the
+    /// audit log as `access.grant` by `component:<name>`).
+    pub fn system_grant(&self) -> &CrossTenant {
+        &self.grant
     }
 }
 

@@ -15,7 +15,7 @@ use crate::listen::{self, Bound, Resource};
 use crate::metrics::{ComponentLabels, Metrics, RestartLabels};
 use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
-use mamori_store::{NodeReport, Store};
+use mamori_store::{Authority, NodeReport, Store};
 use mamori_vault::Vault;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -170,16 +170,36 @@ impl BoundPlan {
     /// Builds every component (each does its I/O once), then starts each under its
     /// supervisor. A component that cannot be built stops the start: the error names
     /// every component that failed.
-    pub async fn start(self, node: &Node, store: Store, bus: Bus, vault: Vault) -> Result<Running, Vec<String>> {
+    ///
+    /// The `authority` mints each component's cross-tenant grant (and the tenant
+    /// resolver's), once, in the audit log.
+    pub async fn start(self, node: &Node, store: Store, authority: &Authority, bus: Bus, vault: Vault) -> Result<Running, Vec<String>> {
         let mut built = Vec::new();
         let mut problems = Vec::new();
-        let tenants = TenantResolver::load(&store).await.map_err(|e| vec![format!("tenant directory: {e}")])?;
+        let on = format!("start of node {}", node.id);
+        let resolver_grant = authority.grant("runtime:tenant-resolver", &on).await.map_err(|e| vec![format!("tenant directory: {e}")])?;
+        let tenants = TenantResolver::load(&store, &resolver_grant).await.map_err(|e| vec![format!("tenant directory: {e}")])?;
         for p in self.entries {
             let name = p.component.name();
             let reporter = node.health.reporter(name, p.component.placement());
-            let cx = BuildCx { name, store: store.clone(), bus: bus.clone(), metrics: node.metrics.clone(), tenants: tenants.clone(), vault: vault.clone() };
+            let grant = match authority.grant(&format!("component:{name}"), &on).await {
+                Ok(g) => g,
+                Err(e) => {
+                    problems.push(format!("[components.{name}] {e}"));
+                    continue;
+                }
+            };
+            let cx = BuildCx {
+                name,
+                store: store.clone(),
+                bus: bus.clone(),
+                metrics: node.metrics.clone(),
+                tenants: tenants.clone(),
+                vault: vault.clone(),
+                grant: grant.clone(),
+            };
             match p.component.clone().build(p.checked, cx).await {
-                Ok(service) => built.push((p.component, service, reporter)),
+                Ok(service) => built.push((p.component, service, reporter, grant)),
                 Err(e) => problems.push(format!("[components.{name}] {e}")),
             }
         }
@@ -188,7 +208,7 @@ impl BoundPlan {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        for (component, service, reporter) in built {
+        for (component, service, reporter, grant) in built {
             let name = component.name();
             let cx = RunCx {
                 name,
@@ -200,6 +220,7 @@ impl BoundPlan {
                 vault: vault.clone(),
                 listeners: self.bound.clone(),
                 validator: component.policy(),
+                grant,
             };
             let sup = Supervisor { node: node.clone(), service, reporter, cx };
             tasks.push(tokio::spawn(match component.placement() {
@@ -207,7 +228,7 @@ impl BoundPlan {
                 Placement::Singleton => Box::pin(sup.singleton()),
             }));
         }
-        let refresh = tenants.spawn_refresh(store.clone(), stop_rx.clone());
+        let refresh = tenants.spawn_refresh(store.clone(), resolver_grant, stop_rx.clone());
         let reports = tokio::spawn(report_loop(node.clone(), store.clone(), stop_rx));
         Ok(Running { node: node.clone(), store, stop_tx, tasks, reports, refresh, tenants })
     }
@@ -287,7 +308,7 @@ impl Supervisor {
 
     /// Publishes a runtime event of the prefecture (none before a prefecture exists).
     async fn tell(&self, make: impl FnOnce(mamori_core::TenantId) -> RuntimeEvent) {
-        let scope = mamori_core::Scope::All(self.cx.system_grant());
+        let scope = self.cx.system_grant().scope();
         let prefecture = match self.cx.store.list_tenants(&scope).await {
             Ok(list) => list.into_iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture).map(|t| t.id),
             Err(e) => {

@@ -19,7 +19,7 @@
 //! purges its own.
 
 use crate::{BoxFuture, BuildCx, BuildError, Component, ComponentConfig, ComponentError, ComponentEvent, PolicySnapshot, RunCx, Service};
-use mamori_core::{Event, EventClass, PolicyValidator, Problem, Problems, Scope, TenantId};
+use mamori_core::{Event, EventClass, PolicyValidator, Problem, Problems, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -205,7 +205,7 @@ struct RetentionDoc {
 }
 
 async fn purge(cx: &RunCx, policies: &PolicySnapshot<RetentionDoc>) -> Result<(), ComponentError> {
-    let tenants = cx.store.list_tenants(&Scope::All(cx.system_grant())).await?;
+    let tenants = cx.store.list_tenants(&cx.system_grant().scope()).await?;
     // Policies saved before the minimum was raised are held to it here too.
     let min_days = cx.store.policy_minimums(&RetentionPolicy).await?.map(|m| days_of_or(&m, DEFAULT_MIN_DAYS)).unwrap_or(DEFAULT_MIN_DAYS);
     let default_days = policies.default_policy().events_days.max(min_days);

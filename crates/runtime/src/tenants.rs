@@ -9,7 +9,8 @@
 //! (see `mamori_core::network`).
 
 use arc_swap::ArcSwap;
-use mamori_core::{Actor, ActorKind, CrossTenant, SegmentName, TenantDirectory, TenantId};
+use mamori_core::{SegmentName, TenantDirectory, TenantId};
+use mamori_store::CrossTenant;
 use mamori_store::{Store, StoreError};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,14 +29,10 @@ impl std::fmt::Debug for TenantResolver {
     }
 }
 
-fn grant() -> CrossTenant {
-    CrossTenant::system(Actor { kind: ActorKind::System, user_id: None, name: "runtime:tenant-resolver".into(), ip: None })
-}
-
 impl TenantResolver {
-    /// Loads the directory from the store.
-    pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let dir = store.tenant_directory(&grant()).await?;
+    /// Loads the directory from the store (`grant` reads every tenant's addresses).
+    pub async fn load(store: &Store, grant: &CrossTenant) -> Result<Self, StoreError> {
+        let dir = store.tenant_directory(grant).await?;
         Ok(Self { current: Arc::new(ArcSwap::from_pointee(dir)) })
     }
 
@@ -66,7 +63,7 @@ impl TenantResolver {
 
     /// Rebuilds the directory whenever the store says tenants or segments changed,
     /// until `stop`. A failed rebuild keeps the previous directory and is logged.
-    pub(crate) fn spawn_refresh(&self, store: Store, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub(crate) fn spawn_refresh(&self, store: Store, grant: CrossTenant, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let me = self.clone();
         let mut changes = store.watch_directory();
         tokio::spawn(async move {
@@ -75,7 +72,7 @@ impl TenantResolver {
                     changed = changes.changed() => if changed.is_err() { return },
                     _ = crate::stopped(&mut stop) => return,
                 }
-                match store.tenant_directory(&grant()).await {
+                match store.tenant_directory(&grant).await {
                     Ok(dir) => {
                         tracing::debug!(tenants = dir.len(), "tenant directory rebuilt");
                         me.current.store(Arc::new(dir));

@@ -2,7 +2,7 @@
 //! atomically, only changed tenants re-read and reported, other components' saves
 //! ignored, a document that no longer fits kept at its previous value.
 
-use mamori_core::{Actor, CrossTenant, PolicyValidator, Problems, Scope};
+use mamori_core::{Actor, PolicyValidator, Problems};
 use mamori_runtime::{Health, Placement, PolicyChanges, PolicyFeed, State};
 use mamori_store::Store;
 use serde::Deserialize;
@@ -50,10 +50,11 @@ async fn only_changed_tenants_are_reread_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     for (backend, url) in mamori_store::testing::backends(dir.path()).await {
         eprintln!("backend: {backend}");
-        let store = Store::open(&url).await.unwrap();
-        let system = Scope::All(CrossTenant::system(Actor::system()));
+        let (store, authority) = Store::open(&url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
+        let system = grant.scope();
         let actor = Actor::system();
-        let towns = [mamori_store::testing::town(&store, "39301").await, mamori_store::testing::town(&store, "39302").await];
+        let towns = [mamori_store::testing::town(&store, &grant, "39301").await, mamori_store::testing::town(&store, &grant, "39302").await];
         let (a, b) = (towns[0], towns[1]);
         store.put_policy(&system, &actor, Some(a), &Limits, json!({"max": 3})).await.unwrap();
         let health = Health::default();

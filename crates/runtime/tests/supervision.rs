@@ -79,7 +79,8 @@ fn metrics_text(node: &Node) -> String {
 #[tokio::test]
 async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
+    let (store, authority) = Store::open(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
+    let grant = authority.grant("test", "test").await.unwrap();
     let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16);
     let pref = mamori_core::NewTenant {
         code: mamori_core::LocalGovCode::from_five("39000").unwrap().to_string(),
@@ -88,7 +89,7 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
         kind: "prefecture".into(),
         ..Default::default()
     };
-    let system = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+    let system = grant.scope();
     store.create_tenant(&system, &mamori_core::Actor::system(), pref.check().unwrap()).await.unwrap();
     let runs = Arc::new(AtomicU64::new(0));
     let mut registry = Registry::default();
@@ -99,7 +100,7 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
         .unwrap()
         .bind()
         .unwrap()
-        .start(&node, store.clone(), bus.clone(), mamori_vault::Vault::for_tests(store.clone(), dir.path()).await)
+        .start(&node, store.clone(), &authority, bus.clone(), mamori_vault::Vault::for_tests(store.clone(), &grant, dir.path()).await)
         .await
         .unwrap();
     until("the panic is seen", 5, || node.health.snapshot()[0].state == State::Restarting).await;
@@ -151,7 +152,8 @@ async fn a_singleton_runs_on_one_node_and_fails_over() {
     let dir = tempfile::tempdir().unwrap();
     for (backend, url) in mamori_store::testing::backends(dir.path()).await {
         eprintln!("backend: {backend}");
-        let store = Store::open(&url).await.unwrap();
+        let (store, authority) = Store::open(&url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
         let runs = Arc::new(AtomicU64::new(0));
         let mut registry = Registry::default();
         registry.add(Arc::new(Flaky { name: "solo", placement: Placement::Singleton, runs: runs.clone() }));
@@ -165,7 +167,7 @@ async fn a_singleton_runs_on_one_node_and_fails_over() {
                 .unwrap()
                 .bind()
                 .unwrap()
-                .start(&node, store.clone(), bus, mamori_vault::Vault::for_tests(store.clone(), dir.path()).await)
+                .start(&node, store.clone(), &authority, bus, mamori_vault::Vault::for_tests(store.clone(), &grant, dir.path()).await)
                 .await
                 .unwrap();
             nodes.push((node, running));

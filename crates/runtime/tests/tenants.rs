@@ -2,7 +2,7 @@
 //! tenants change, also when the change is made on another node of the same store.
 
 use mamori_bus::Bus;
-use mamori_core::{Actor, CrossTenant, NewTenant, Scope, Segment, SegmentName};
+use mamori_core::{Actor, NewTenant, Segment, SegmentName};
 use mamori_runtime::{Node, Plan, Registry};
 use mamori_store::Store;
 use mamori_store::events::EventStore;
@@ -28,10 +28,12 @@ async fn f06_resolver_follows_changes_made_on_another_node() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
     // Two nodes: two processes' stores on one database.
-    let here = Store::open(&url).await.unwrap();
-    let there = Store::open(&url).await.unwrap();
+    let (here, authority) = Store::open(&url).await.unwrap();
+    let _grant = authority.grant("test", "test").await.unwrap();
+    let (there, authority) = Store::open(&url).await.unwrap();
+    let grant = authority.grant("test", "test").await.unwrap();
     let poller = here.spawn_directory_poller(Duration::from_millis(100));
-    let system = Scope::All(CrossTenant::system(Actor::system()));
+    let system = grant.scope();
     let actor = Actor::system();
     for (name, zone) in [("wan-a", "internet"), ("wan-b", "internet")] {
         there.put_segment(&system, &actor, Segment::check(name, name, zone, "").unwrap()).await.unwrap();
@@ -44,7 +46,7 @@ async fn f06_resolver_follows_changes_made_on_another_node() {
         .unwrap()
         .bind()
         .unwrap()
-        .start(&node, here.clone(), bus, mamori_vault::Vault::for_tests(here.clone(), dir.path()).await)
+        .start(&node, here.clone(), &authority, bus, mamori_vault::Vault::for_tests(here.clone(), &grant, dir.path()).await)
         .await
         .unwrap();
     let resolver = running.tenants().clone();

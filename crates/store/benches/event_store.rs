@@ -10,7 +10,7 @@
 //! MAMORI_BENCH_EVENTS=200000 cargo bench -p mamori-store --bench event_store
 //! ```
 
-use mamori_core::{Actor, CrossTenant, Disposition, Endpoint, Event, EventClass, Scope, Severity, TenantId};
+use mamori_core::{Disposition, Endpoint, Event, EventClass, Severity, TenantId};
 use mamori_store::events::{EventQuery, EventStore, FieldFilter};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -155,11 +155,16 @@ fn main() {
     println!("on disk: {:.1} MiB in {} partitions ({:.0} bytes/event)", bytes as f64 / 1048576.0, parts.len(), bytes as f64 / n.max(1) as f64);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    // The event store has no authority of its own: a config store opened for the grant.
+    let grant = rt.block_on(async {
+        let (_cfg, authority) = mamori_store::Store::open(&format!("sqlite://{}", dir.join("config.db").display())).await.expect("config store");
+        authority.grant("bench", "event store benchmark").await.expect("grant")
+    });
     let last_day = EventQuery { limit: 100, ..EventQuery::between(end - DAY + 1, end + 1) };
     let probe_ip = {
         // An address that occurs in the last day of the first tenant.
         let q = EventQuery { classes: vec![EventClass::HTTP_ACTIVITY], ..last_day.clone() };
-        let page = rt.block_on(store.query(&Scope::Tenant(tenants[0]), &q)).expect("query");
+        let page = rt.block_on(store.query(&grant.tenant(tenants[0]), &q)).expect("query");
         page.events.first().and_then(|e| e.event.src.as_ref()?.ip.clone()).unwrap_or_else(|| "198.51.100.7".into())
     };
     let run = |name: &str, f: &dyn Fn(TenantId) -> usize| {
@@ -174,22 +179,22 @@ fn main() {
     };
     run("(a) tenant + class HTTP + last 24 h, limit 100", &|t| {
         let q = EventQuery { classes: vec![EventClass::HTTP_ACTIVITY], ..last_day.clone() };
-        rt.block_on(store.query(&Scope::Tenant(t), &q)).expect("query").events.len()
+        rt.block_on(store.query(&grant.tenant(t), &q)).expect("query").events.len()
     });
     run("(b) (a) + text 不正アクセス", &|t| {
         let q = EventQuery { classes: vec![EventClass::HTTP_ACTIVITY], text: Some("不正アクセス".into()), ..last_day.clone() };
-        rt.block_on(store.query(&Scope::Tenant(t), &q)).expect("query").events.len()
+        rt.block_on(store.query(&grant.tenant(t), &q)).expect("query").events.len()
     });
     let ip_filter = FieldFilter::parse(&format!("src_endpoint.ip={probe_ip}")).expect("filter");
     run(&format!("(c) tenant + last 24 h + src_endpoint.ip={probe_ip}"), &|t| {
         let q = EventQuery { fields: vec![ip_filter.clone()], ..last_day.clone() };
-        rt.block_on(store.query(&Scope::Tenant(t), &q)).expect("query").events.len()
+        rt.block_on(store.query(&grant.tenant(t), &q)).expect("query").events.len()
     });
     run("(d) histogram, tenant, 7 days, 168 buckets", &|t| {
         let q = EventQuery::between(start, end + 1);
-        rt.block_on(store.histogram(&Scope::Tenant(t), &q, 168)).expect("histogram").total as usize
+        rt.block_on(store.histogram(&grant.tenant(t), &q, 168)).expect("histogram").total as usize
     });
-    let all = Scope::All(CrossTenant::system(Actor::system()));
+    let all = grant.scope();
     run("(e) all tenants + severity >= high + last 24 h, limit 100", &|_| {
         let q = EventQuery { min_severity: Some(Severity::HIGH), ..last_day.clone() };
         rt.block_on(store.query(&all, &q)).expect("query").events.len()

@@ -8,8 +8,9 @@
 //!
 //! Requirements: see `mamori-vault` (F11, F24, F30, F44, F45, F49, F51).
 
+use crate::access::{CrossTenant, Scope};
 use crate::{Dialect, Store, StoreError};
-use mamori_core::{CrossTenant, Problem, Scope, TenantId};
+use mamori_core::{Problem, TenantId};
 use serde::Serialize;
 use sqlx::Row;
 use std::future::Future;
@@ -58,7 +59,7 @@ impl Store {
     pub async fn record_blob(&self, scope: &Scope, rec: &BlobRecord, r: &BlobRef) -> Result<(), StoreError> {
         match r.tenant {
             Some(t) if !scope.includes(t) => return Err(StoreError::NotFound),
-            None if !matches!(scope, Scope::All(_)) => return Err(StoreError::Forbidden("only the platform holds blobs of no tenant")),
+            None if !scope.is_all() => return Err(StoreError::Forbidden("only the platform holds blobs of no tenant")),
             _ => {}
         }
         let mut tx = self.db.pool.begin().await?;
@@ -96,18 +97,16 @@ impl Store {
 
     /// Returns a blob's record if the scope holds a reference to it.
     pub async fn blob(&self, scope: &Scope, sha256: &str) -> Result<Option<BlobRecord>, StoreError> {
-        let row = match scope {
-            Scope::All(_) => sqlx::query(&format!("SELECT {RECORD} FROM blobs WHERE sha256 = $1")).bind(sha256).fetch_optional(&self.db.pool).await?,
-            Scope::Tenant(t) => {
-                sqlx::query(&format!(
-                    "SELECT {RECORD} FROM blobs b WHERE sha256 = $1 AND EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = b.sha256 AND r.tenant_id = $2)"
-                ))
-                .bind(sha256)
-                .bind(t.to_string())
-                .fetch_optional(&self.db.pool)
-                .await?
+        let row = if scope.is_all() {
+            sqlx::query(&format!("SELECT {RECORD} FROM blobs WHERE sha256 = $1")).bind(sha256).fetch_optional(&self.db.pool).await?
+        } else {
+            let mut sql = format!("SELECT {RECORD} FROM blobs b WHERE sha256 = $1 AND EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = b.sha256");
+            let mut binds = Vec::new();
+            if !scope.push_clause(None, "r.tenant_id", 1, &mut sql, &mut binds) {
+                return Ok(None);
             }
-            Scope::Nothing => None,
+            sql.push(')');
+            binds.iter().fold(sqlx::query(&sql).bind(sha256), |q, b| q.bind(b)).fetch_optional(&self.db.pool).await?
         };
         row.as_ref().map(record_from_row).transpose()
     }
@@ -122,10 +121,9 @@ impl Store {
         for r in &rows {
             let tenant: Option<String> = r.try_get(1)?;
             let tenant = tenant.map(|t| t.parse()).transpose().map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?;
-            let visible = match (scope, tenant) {
-                (Scope::All(_), _) => true,
-                (Scope::Tenant(own), Some(t)) => *own == t,
-                _ => false,
+            let visible = match tenant {
+                Some(t) => scope.includes(t),
+                None => scope.is_all(),
             };
             if visible {
                 out.push(BlobRef { owner: r.try_get(0)?, tenant, hold_until: r.try_get(2)?, expires_at: r.try_get(3)? });

@@ -11,8 +11,8 @@
 //! Leases and reports are platform data of the component runtime, not tenant data:
 //! they are not audited changes (nobody makes them), and only operators list them.
 
+use crate::access::Scope;
 use crate::{Dialect, Store, StoreError};
-use mamori_core::Scope;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -155,25 +155,22 @@ impl Store {
 }
 
 fn operators_only(scope: &Scope) -> Result<(), StoreError> {
-    match scope {
-        Scope::All(_) => Ok(()),
-        _ => Err(StoreError::Forbidden("only operators see the nodes of the platform")),
-    }
+    if scope.is_all() { Ok(()) } else { Err(StoreError::Forbidden("only operators see the nodes of the platform")) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
+    async fn store() -> (tempfile::TempDir, Store, crate::Authority) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        (dir, store)
+        let (store, authority) = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        (dir, store, authority)
     }
 
     #[tokio::test]
     async fn one_holder_at_a_time_and_takeover_after_lapse_or_release() {
-        let (_d, s) = store().await;
+        let (_d, s, _authority) = store().await;
         let a = s.acquire_lease("component:monitor", "a", 60_000).await.unwrap().expect("a takes the free lease");
         assert_eq!(a.epoch, 1);
         assert_eq!(s.acquire_lease("component:monitor", "b", 60_000).await.unwrap(), None, "b must not take a held lease");
@@ -195,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn node_reports_are_for_operators() {
-        let (_d, s) = store().await;
+        let (_d, s, authority) = store().await;
         let mut r = NodeReport {
             id: "n1-x".into(),
             name: "n1".into(),
@@ -207,9 +204,10 @@ mod tests {
         s.report_node(&r).await.unwrap();
         r.seen_at = 5;
         s.report_node(&r).await.unwrap();
-        let all = Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+        let grant = authority.grant("test", "test").await.unwrap();
+        let all = grant.scope();
         assert_eq!(s.list_nodes(&all).await.unwrap(), vec![r]);
-        assert!(matches!(s.list_nodes(&Scope::Tenant(mamori_core::TenantId::new())).await, Err(StoreError::Forbidden(_))));
+        assert!(matches!(s.list_nodes(&grant.tenant(mamori_core::TenantId::new())).await, Err(StoreError::Forbidden(_))));
         assert_eq!(s.forget_nodes(10).await.unwrap(), 1);
         assert!(s.list_nodes(&all).await.unwrap().is_empty());
     }

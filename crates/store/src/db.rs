@@ -76,6 +76,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0008_policy_schedule.sqlite.sql"),
         postgres: include_str!("migrations/0008_policy_schedule.postgres.sql"),
     },
+    Migration {
+        version: 9,
+        name: "accounts_and_approval",
+        sqlite: include_str!("migrations/0009_accounts_and_approval.sqlite.sql"),
+        postgres: include_str!("migrations/0009_accounts_and_approval.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -3,8 +3,8 @@
 //! - [`Store`]: the config store (tenants, users, sessions, API tokens, policies,
 //!   settings, audit log) on SQLite (default, one file under the data directory) or
 //!   PostgreSQL (by URL), behind one API. Every function that reads or writes tenant data
-//!   takes a [`Scope`]: a tenant-scoped caller cannot reach another tenant's rows, and a
-//!   cross-tenant ([`Scope::All`]) read by a person is recorded in the audit log.
+//!   takes a [`Scope`] ([`access`]): a tenant-scoped caller cannot reach another
+//!   tenant's rows, and a cross-tenant read by a person is recorded in the audit log.
 //! - [`events::EventStore`]: the embedded, day-partitioned event store with full-text
 //!   search and per-tenant retention.
 //!
@@ -12,6 +12,7 @@
 //! entry in one transaction.
 #![deny(missing_docs)]
 
+pub mod access;
 mod audit;
 mod blobs;
 mod cluster;
@@ -29,6 +30,7 @@ pub mod testing;
 mod tokens;
 mod users;
 
+pub use access::{Authenticated, Authority, CrossTenant, OwnAccount, Principal, Scope};
 pub use audit::{AuditEntry, Change, GENESIS, VerifyReport};
 pub use blobs::{BlobRecord, BlobRef, DeleteObject};
 pub use cluster::{Lease, LeaseRecord, NodeReport};
@@ -36,12 +38,12 @@ pub use db::{Db, Dialect, latest_schema_version, redact_url};
 pub use monitors::{FaultFilter, Probe};
 pub use policies::PolicyWatch;
 pub use secrets::{SealedSecret, SecretInfo};
-pub use sessions::{Session, SessionStage};
+pub use sessions::{NewSession, Session, SessionStage};
 pub use tenants::ImportReport;
 pub use tokens::{ApiToken, NewToken};
 pub use users::{LoginRecord, NewUser, User, UserFilter, UserPatch};
 
-use mamori_core::{ActorKind, CrossTenant, Problem, Problems, Scope};
+use mamori_core::{ActorKind, Problem, Problems};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -73,6 +75,9 @@ pub enum StoreError {
     /// The caller's scope does not allow this change.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The caller may not do this, for a reason people are told (who may instead).
+    #[error("refused: {}", .0.en)]
+    Denied(Problem),
     /// A stored value could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -115,13 +120,14 @@ struct Inner {
 const CROSS_TENANT_NOTE_MS: i64 = 10 * 60 * 1000;
 
 impl Store {
-    /// Connects to `url` and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
+    /// Connects to `url`, applies pending migrations, and returns the store with the
+    /// [`Authority`] that mints cross-tenant grants: whoever opens the store holds it.
+    pub async fn open(url: &str) -> Result<(Store, Authority), StoreError> {
         let db = Db::connect(url).await?;
         db.migrate().await?;
         let rev = policies::current_revision(&db).await?;
         let (policy_rev, _) = watch::channel(rev);
-        Ok(Store {
+        let store = Store {
             db,
             inner: Arc::new(Inner {
                 audit_lock: tokio::sync::Mutex::new(()),
@@ -130,7 +136,8 @@ impl Store {
                 monitors_changed: watch::channel(0).0,
                 directory_rev: watch::channel(0).0,
             }),
-        })
+        };
+        Ok((store.clone(), Authority::new(store)))
     }
 
     /// Returns the database handle.
@@ -157,6 +164,19 @@ impl Store {
         Ok((guard, tx))
     }
 
+    /// Runs `select` (a query ending in a `WHERE` condition, no parameters) for the rows
+    /// of `scope` by `column`, in `order`. A scope that reaches nothing reads nothing.
+    pub(crate) async fn scoped_rows(&self, scope: &Scope, select: &str, column: &str, order: &str) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let mut sql = select.to_string();
+        let mut binds = Vec::new();
+        if !scope.push_clause(None, column, 0, &mut sql, &mut binds) {
+            return Ok(Vec::new());
+        }
+        sql.push_str(" ORDER BY ");
+        sql.push_str(order);
+        Ok(binds.iter().fold(sqlx::query(&sql), |q, b| q.bind(b)).fetch_all(&self.db.pool).await?)
+    }
+
     /// Records a standalone audit entry (for actions that change nothing in this store,
     /// such as an export or a login to a component).
     pub async fn record(&self, change: Change<'_>) -> Result<AuditEntry, StoreError> {
@@ -169,7 +189,7 @@ impl Store {
     /// Records that a person used a cross-tenant scope to read `resource`, at most once
     /// per actor and resource every ten minutes.
     pub async fn note_scope(&self, scope: &Scope, resource: &str) -> Result<(), StoreError> {
-        let Scope::All(grant) = scope else { return Ok(()) };
+        let Some(grant) = scope.cross() else { return Ok(()) };
         self.note_cross_tenant(grant, resource).await
     }
 
@@ -197,29 +217,19 @@ impl Store {
         let mut sql = format!("SELECT {} FROM audit_log WHERE seq < $1", audit::COLUMNS);
         let mut binds: Vec<String> = Vec::new();
         let mut n = 2;
-        match scope {
-            Scope::Tenant(t) => {
-                sql.push_str(&format!(" AND tenant_id = ${n}"));
-                binds.push(t.to_string());
-                n += 1;
-            }
-            Scope::All(_) => {
-                if let Some(t) = filter.tenant {
-                    sql.push_str(&format!(" AND tenant_id = ${n}"));
-                    binds.push(t.to_string());
-                    n += 1;
-                }
-            }
-            Scope::Nothing => return Ok(Vec::new()),
+        if !scope.push_clause(filter.tenant, "tenant_id", 1, &mut sql, &mut binds) {
+            return Ok(Vec::new());
         }
+        n += binds.len();
         if let Some(a) = filter.actor.as_deref().filter(|a| !a.is_empty()) {
             sql.push_str(&format!(" AND actor_name = ${n}"));
             binds.push(a.to_string());
             n += 1;
         }
         if let Some(a) = filter.action.as_deref().filter(|a| !a.is_empty()) {
-            sql.push_str(&format!(" AND action LIKE ${n}"));
-            binds.push(format!("{}%", a.replace(['%', '_'], "")));
+            // A prefix, taken literally (`user.password_reset` has a `_`).
+            sql.push_str(&format!(" AND action LIKE ${n} ESCAPE '\\'"));
+            binds.push(format!("{}%", a.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
             n += 1;
         }
         let mut times: Vec<i64> = Vec::new();

@@ -4,10 +4,11 @@
 //! timelines are written by the monitoring engine (the system), in batches; they are
 //! operational data, not audited changes.
 
+use crate::access::Scope;
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorSpec, MonitorState, Notification, ProbeId, Reason, ResultRow};
-use mamori_core::{Actor, Problem, Scope, TenantId};
+use mamori_core::{Actor, Problem, TenantId};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -98,19 +99,8 @@ fn probe_from_row(r: &sqlx::any::AnyRow) -> Result<Probe, StoreError> {
     })
 }
 
-/// Appends `AND <column> = $n` for a tenant scope (or an operator's tenant filter);
-/// returns false for a scope that reaches nothing.
 fn scope_clause(scope: &Scope, filter: Option<TenantId>, column: &str, sql: &mut String, binds: &mut Vec<String>) -> bool {
-    let tenant = match scope {
-        Scope::Tenant(t) => Some(*t),
-        Scope::All(_) => filter,
-        Scope::Nothing => return false,
-    };
-    if let Some(t) = tenant {
-        binds.push(t.to_string());
-        sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-    }
-    true
+    scope.push_clause(filter, column, 0, sql, binds)
 }
 
 /// Returns the query with the scope clause's text binds applied in order.
@@ -129,7 +119,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         // A tenant may not aim checks the core runs at the platform itself; on its own
         // probe (inside its network) loopback is the probe's, which is fine.
-        if matches!(scope, Scope::Tenant(_))
+        if !scope.is_all()
             && spec.probe.is_none()
             && let Some(h) = spec.check.hosts().into_iter().find(|h| mamori_core::monitor::is_platform_internal(h))
         {
@@ -173,7 +163,7 @@ impl Store {
             let ok = match row {
                 Some(r) => match r.try_get::<Option<String>, _>(0)? {
                     Some(t) => t == tenant.to_string(),
-                    None => matches!(scope, Scope::All(_)),
+                    None => scope.is_all(),
                 },
                 None => false,
             };
@@ -189,7 +179,7 @@ impl Store {
         if !scope.includes(tenant) {
             return Err(StoreError::NotFound);
         }
-        spec.platform_targets = matches!(scope, Scope::All(_));
+        spec.platform_targets = scope.is_all();
         spec.validate().map_err(StoreError::Invalid)?;
         let now = mamori_core::time::now_ms();
         let m = Monitor { id: MonitorId::new(), tenant, spec, created_at: now, updated_at: now };
@@ -237,7 +227,7 @@ impl Store {
     pub async fn update_monitor(&self, scope: &Scope, actor: &Actor, id: MonitorId, mut spec: MonitorSpec) -> Result<Monitor, StoreError> {
         let before = self.get_monitor(scope, id).await?;
         spec.keep_secrets_of(&before.spec);
-        spec.platform_targets = matches!(scope, Scope::All(_));
+        spec.platform_targets = scope.is_all();
         spec.validate().map_err(StoreError::Invalid)?;
         let now = mamori_core::time::now_ms();
         let (_guard, mut tx) = self.begin_write().await?;
@@ -614,10 +604,12 @@ impl Store {
 
     /// Registers a remote probe; `token_hash` is the SHA-256 (hex) of its token.
     pub async fn create_probe(&self, scope: &Scope, actor: &Actor, tenant: Option<TenantId>, name: &str, token_hash: &str) -> Result<Probe, StoreError> {
-        match (scope, tenant) {
-            (Scope::All(_), _) => {}
-            (Scope::Tenant(own), Some(t)) if *own == t => {}
-            _ => return Err(StoreError::Forbidden("a tenant registers probes for itself only")),
+        let reach = match tenant {
+            Some(t) => scope.includes(t),
+            None => scope.is_all(),
+        };
+        if !reach {
+            return Err(StoreError::Forbidden("a tenant registers probes for itself only"));
         }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {

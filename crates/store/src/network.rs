@@ -4,9 +4,10 @@
 //! labels). The directory reads every tenant's ranges, domains and FQDNs, so it takes
 //! the cross-tenant grant of the component that asks.
 
+use crate::access::{CrossTenant, Scope};
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
-use mamori_core::{Actor, CrossTenant, Problem, Scope, Segment, SegmentName, TenantDirectory};
+use mamori_core::{Actor, Permission, Problem, Segment, SegmentName, TenantDirectory};
 use serde_json::json;
 use sqlx::Row;
 use std::time::Duration;
@@ -39,9 +40,7 @@ impl Store {
     /// Creates or changes a segment (operators only; audited). Its zone cannot change
     /// while tenant ranges are on it: that would move their traffic to the other side.
     pub async fn put_segment(&self, scope: &Scope, actor: &Actor, segment: Segment) -> Result<Segment, StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators define network segments"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators define network segments")?;
         let (_guard, mut tx) = self.begin_write().await?;
         let before = load_segment(&mut tx, &segment.name).await?;
         if before.as_ref() == Some(&segment) {
@@ -94,9 +93,7 @@ impl Store {
     /// Deletes a segment no tenant range is on (operators only; audited). The default
     /// segment stays.
     pub async fn delete_segment(&self, scope: &Scope, actor: &Actor, name: &SegmentName) -> Result<(), StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators define network segments"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators define network segments")?;
         if name.as_str() == SegmentName::DEFAULT {
             return Err(Problem::new("segment", "default_segment", "標準セグメントは削除できません", "the default segment cannot be deleted").into());
         }
@@ -134,7 +131,7 @@ impl Store {
     /// Builds the tenant directory from every tenant and segment. Needs a cross-tenant
     /// grant: the directory holds every tenant's addresses.
     pub async fn tenant_directory(&self, grant: &CrossTenant) -> Result<TenantDirectory, StoreError> {
-        let scope = Scope::All(grant.clone());
+        let scope = grant.scope();
         let tenants = self.list_tenants(&scope).await?;
         let segments = self.list_segments().await?;
         Ok(TenantDirectory::build(segments, &tenants))

@@ -6,9 +6,10 @@
 //! when the revision moves: at once for saves made in this process, and within the
 //! poll interval for saves made by another node on the same PostgreSQL database.
 
+use crate::access::Scope;
 use crate::audit::{self, Change};
 use crate::{Db, Store, StoreError};
-use mamori_core::{Actor, Permission, PolicyChange, PolicyDocument, PolicyValidator, Problem, Role, Scope, TenantId};
+use mamori_core::{Actor, Approval, Decision, Permission, PolicyChange, PolicyDocument, PolicyValidator, Problem, Role, TenantId};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::time::Duration;
@@ -36,15 +37,30 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<PolicyDocument, StoreError> {
         created_by: r.try_get(5)?,
         created_at: r.try_get(6)?,
         effective_at: r.try_get(7)?,
+        approval: {
+            let a: String = r.try_get(8)?;
+            Approval::parse(&a).ok_or_else(|| StoreError::Corrupt(format!("policy approval '{a}'")))?
+        },
+        decision: {
+            let by: String = r.try_get(9)?;
+            if by.is_empty() { None } else { Some(Decision { by, at: r.try_get(10)?, note: r.try_get(11)? }) }
+        },
     })
 }
 
-const COLUMNS: &str = "tenant_id, component, version, revision, document, created_by, created_at, effective_at";
+const COLUMNS: &str =
+    "tenant_id, component, version, revision, document, created_by, created_at, effective_at, approval, decided_by, decided_at, decision_note";
+
+/// The columns a save writes (the decision is written by [`Store::decide_policy`]).
+const SAVED: &str = "tenant_id, component, version, revision, document, created_by, created_at, effective_at, approval";
+
+/// Longest note of an approval or rejection, in characters.
+const MAX_NOTE_CHARS: usize = 1000;
 
 fn readable(scope: &Scope, tenant: Option<TenantId>) -> bool {
     match tenant {
         // The platform default is no tenant's data; everyone may read it.
-        None => !matches!(scope, Scope::Nothing),
+        None => !scope.is_nothing(),
         Some(t) => scope.includes(t),
     }
 }
@@ -127,9 +143,7 @@ impl Store {
     /// Policies already saved below new minimums are raised to them where they are
     /// applied; new ones below them are refused.
     pub async fn put_policy_minimums(&self, scope: &Scope, actor: &Actor, validator: &dyn PolicyValidator, minimums: Value) -> Result<(), StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators set platform minimums"));
-        }
+        scope.require_all(Permission::SettingsWrite, "only operators set platform minimums")?;
         if validator.default_minimums().is_none() {
             return Err(StoreError::NotFound);
         }
@@ -154,9 +168,7 @@ impl Store {
     /// Sets who may write a component's policies (operators only; audited as a setting).
     /// Only roles that may write policies at all can be named; operator admins always may.
     pub async fn put_policy_writers(&self, scope: &Scope, actor: &Actor, component: &str, roles: &[Role]) -> Result<Vec<Role>, StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators decide who writes policies"));
-        }
+        scope.require_all(Permission::SettingsWrite, "only operators decide who writes policies")?;
         let mut problems = mamori_core::Problems::default();
         for r in roles.iter().filter(|r| !r.allows(Permission::PoliciesWrite)) {
             problems.push(Problem::new(
@@ -190,14 +202,7 @@ impl Store {
         if !readable(scope, tenant) {
             return Err(StoreError::NotFound);
         }
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3"))
-            .bind(tenant_key(tenant))
-            .bind(validator.component())
-            .bind(version)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let old = from_row(&row)?;
+        let old = self.policy_version(tenant, validator.component(), version).await?;
         self.save_policy_version(scope, actor, tenant, validator, old.document, Save::Rollback).await
     }
 
@@ -225,14 +230,9 @@ impl Store {
         component: &str,
         version: i64,
     ) -> Result<(), StoreError> {
-        match (scope, tenant) {
-            (Scope::All(_), _) => {}
-            (Scope::Tenant(own), Some(t)) if *own == t => {}
-            (Scope::Tenant(_), None) => return Err(StoreError::Forbidden("only operators change the platform default")),
-            _ => return Err(StoreError::NotFound),
-        }
+        writable(scope, tenant)?;
         let (_guard, mut tx) = self.begin_write().await?;
-        let n = sqlx::query("DELETE FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3 AND revision < 0")
+        let n = sqlx::query("DELETE FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3 AND revision < 0 AND approval <> 'rejected'")
             .bind(tenant_key(tenant))
             .bind(component)
             .bind(version)
@@ -264,7 +264,7 @@ impl Store {
     /// activated first is left alone). Returns how many it activated.
     pub async fn activate_due_policies(&self) -> Result<usize, StoreError> {
         let now = mamori_core::time::now_ms();
-        let due = sqlx::query("SELECT tenant_id, component, version FROM policies WHERE revision < 0 AND effective_at <= $1 ORDER BY effective_at, version")
+        let due = sqlx::query("SELECT tenant_id, component, version FROM policies WHERE revision < 0 AND effective_at <= $1 AND approval IN ('', 'approved') ORDER BY effective_at, version")
             .bind(now)
             .fetch_all(&self.db.pool)
             .await?;
@@ -273,14 +273,16 @@ impl Store {
             let (tenant, component, version): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let (_guard, mut tx) = self.begin_write().await?;
             let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
-            let n = sqlx::query("UPDATE policies SET revision = $1 WHERE tenant_id = $2 AND component = $3 AND version = $4 AND revision < 0")
-                .bind(revision)
-                .bind(&tenant)
-                .bind(&component)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n = sqlx::query(
+                "UPDATE policies SET revision = $1 WHERE tenant_id = $2 AND component = $3 AND version = $4 AND revision < 0 AND approval IN ('', 'approved')",
+            )
+            .bind(revision)
+            .bind(&tenant)
+            .bind(&component)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if n == 0 {
                 continue;
             }
@@ -373,15 +375,22 @@ impl Store {
         how: Save,
     ) -> Result<PolicyDocument, StoreError> {
         let now = mamori_core::time::now_ms();
-        let (action, at) = match how {
+        let (mut action, at) = match how {
             Save::Update => ("policy.update", None),
             Save::Rollback => ("policy.rollback", None),
             Save::Schedule(t) if t > now => ("policy.schedule", Some(t)),
             Save::Schedule(_) => ("policy.update", None),
         };
         writable(scope, tenant)?;
-        self.check_policy(validator, &document).await?;
         let component = validator.component();
+        self.check_policy_writer(scope, component).await?;
+        self.check_policy(validator, &document).await?;
+        // A person's change of a component that needs approval waits for the
+        // prefecture's approver; the platform's own saves (seeding, the CLI) do not.
+        let approval = if scope.role().is_some() && self.policy_needs_approval(component).await? { Approval::Pending } else { Approval::NotNeeded };
+        if approval == Approval::Pending {
+            action = "policy.submit";
+        }
         let (_guard, mut tx) = self.begin_write().await?;
         if let Some(t) = tenant {
             let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(t.to_string()).fetch_optional(&mut *tx).await?;
@@ -395,11 +404,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        // A scheduled version waits with a negative revision (unique, as revisions are)
-        // until it takes effect.
-        let revision: i64 = match at {
-            Some(_) => sqlx::query("SELECT COALESCE(MIN(revision), 0) - 1 FROM policies WHERE revision < 0").fetch_one(&mut *tx).await?.try_get(0)?,
-            None => sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?,
+        // A scheduled or pending version waits with a negative revision (unique, as
+        // revisions are) until it takes effect.
+        let revision: i64 = if at.is_some() || approval == Approval::Pending {
+            sqlx::query("SELECT COALESCE(MIN(revision), 0) - 1 FROM policies WHERE revision < 0").fetch_one(&mut *tx).await?.try_get(0)?
+        } else {
+            sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?
         };
         let doc = PolicyDocument {
             tenant,
@@ -410,8 +420,10 @@ impl Store {
             created_by: actor.name.clone(),
             created_at: now,
             effective_at: at.unwrap_or(0),
+            approval,
+            decision: None,
         };
-        sqlx::query(&format!("INSERT INTO policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        sqlx::query(&format!("INSERT INTO policies ({SAVED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
             .bind(tenant_key(tenant))
             .bind(component)
             .bind(version)
@@ -420,6 +432,7 @@ impl Store {
             .bind(&doc.created_by)
             .bind(doc.created_at)
             .bind(doc.effective_at)
+            .bind(approval.as_str())
             .execute(&mut *tx)
             .await?;
         let before = sqlx::query("SELECT document FROM policies WHERE tenant_id = $1 AND component = $2 AND revision > 0 ORDER BY revision DESC LIMIT 1")
@@ -439,16 +452,169 @@ impl Store {
                 target_kind: "policy",
                 target_id: Some(format!("{component}@{version}")),
                 before,
-                after: Some(match at {
-                    Some(t) => json!({"document": doc.document, "effective_at": mamori_core::time::format_rfc3339(t)}),
-                    None => json!(doc.document),
+                after: Some(match (at, approval) {
+                    (at, Approval::Pending) => {
+                        json!({"document": doc.document, "approval": "pending", "effective_at": at.map(mamori_core::time::format_rfc3339)})
+                    }
+                    (Some(t), _) => json!({"document": doc.document, "effective_at": mamori_core::time::format_rfc3339(t)}),
+                    (None, _) => json!(doc.document),
                 }),
             },
         )
         .await?;
         tx.commit().await?;
-        self.note_revision(revision);
+        if revision > 0 {
+            self.note_revision(revision);
+        }
         Ok(doc)
+    }
+
+    /// Refuses a policy change by a person whose role may not write `component`'s
+    /// policies, saying who may (operator admins set it per component). The platform's
+    /// own grants may.
+    pub async fn check_policy_writer(&self, scope: &Scope, component: &str) -> Result<(), StoreError> {
+        let Some(role) = scope.role() else { return Ok(()) };
+        let writers = self.policy_writers(component).await?;
+        if scope.allows(Permission::PoliciesWrite) && writers.contains(&role) {
+            return Ok(());
+        }
+        let names_ja: Vec<&str> = writers.iter().map(|r| r.ja()).collect();
+        let names_en: Vec<&str> = writers.iter().map(|r| r.as_str()).collect();
+        Err(StoreError::Denied(Problem::new(
+            "component",
+            "not_a_policy_writer",
+            format!("「{component}」のポリシーを変更できるのは {} です。変更が必要な場合は県の運用管理者に依頼してください", names_ja.join("、")),
+            format!("the policy of '{component}' may be changed by {} only; ask the prefecture's operator admins", names_en.join(", ")),
+        )))
+    }
+
+    /// Returns true when people's changes of `component`'s policies wait for the
+    /// prefecture's approver (a per-component setting of operator admins; off by default).
+    pub async fn policy_needs_approval(&self, component: &str) -> Result<bool, StoreError> {
+        Ok(self.setting(&approval_key(component)).await?.and_then(|v| v.as_bool()).unwrap_or(false))
+    }
+
+    /// Sets whether people's changes of `component`'s policies need the prefecture's
+    /// approval (operator admins; audited as a setting). Versions already waiting stay.
+    pub async fn put_policy_approval(&self, scope: &Scope, actor: &Actor, component: &str, required: bool) -> Result<(), StoreError> {
+        scope.require_all(Permission::SettingsWrite, "only operator admins decide which policies need approval")?;
+        self.put_setting(actor, &approval_key(component), &json!(required)).await
+    }
+
+    /// Returns the versions that wait for the approver, oldest first: in `scope` (the
+    /// platform defaults too for a cross-tenant scope).
+    pub async fn pending_policies(&self, scope: &Scope) -> Result<Vec<PolicyDocument>, StoreError> {
+        let rows = self
+            .scoped_rows(scope, &format!("SELECT {COLUMNS} FROM policies WHERE approval = 'pending'"), "tenant_id", "created_at, component, version")
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Approves or rejects a version that waits for approval (the prefecture's approver;
+    /// never the person who submitted it). An approved version takes effect at once, or
+    /// at its scheduled time; a rejected one never does. A rejection needs a reason. The
+    /// document is checked again on approval (the minimums may have risen meanwhile).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide_policy(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        validator: &dyn PolicyValidator,
+        version: i64,
+        approve: bool,
+        note: &str,
+    ) -> Result<PolicyDocument, StoreError> {
+        if scope.role().is_none() || !scope.allows(Permission::PoliciesApprove) {
+            return Err(StoreError::Denied(Problem::new(
+                "version",
+                "not_an_approver",
+                "ポリシー変更を承認・却下できるのは県の承認者です",
+                "only the prefecture's approvers approve or reject policy changes",
+            )));
+        }
+        if !readable(scope, tenant) {
+            return Err(StoreError::NotFound);
+        }
+        let note = note.trim();
+        if note.chars().count() > MAX_NOTE_CHARS {
+            return Err(Problem::new("note", "too_long", "コメントは1000文字までです", "the note is at most 1000 characters").into());
+        }
+        if !approve && note.is_empty() {
+            return Err(Problem::new("note", "required", "却下する理由を入力してください", "say why the change is rejected").into());
+        }
+        let component = validator.component();
+        let key = tenant_key(tenant);
+        let before = self.policy_version(tenant, component, version).await?;
+        if before.approval != Approval::Pending {
+            return Err(Problem::new("version", "not_pending", "この版は承認待ちではありません", "this version does not wait for approval").into());
+        }
+        if before.created_by == actor.name {
+            return Err(StoreError::Denied(Problem::new(
+                "version",
+                "own_change",
+                "自分が申請した変更は承認・却下できません。別の承認者に依頼してください",
+                "you cannot decide on a change you submitted; ask another approver",
+            )));
+        }
+        if approve {
+            self.check_policy(validator, &before.document).await?;
+        }
+        let now = mamori_core::time::now_ms();
+        let (_guard, mut tx) = self.begin_write().await?;
+        let (state, revision) = match approve {
+            false => (Approval::Rejected, before.revision),
+            true if before.effective_at > now => (Approval::Approved, before.revision),
+            true => (Approval::Approved, sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?),
+        };
+        let n = sqlx::query(
+            "UPDATE policies SET approval = $1, decided_by = $2, decided_at = $3, decision_note = $4, revision = $5 \
+             WHERE tenant_id = $6 AND component = $7 AND version = $8 AND approval = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(&actor.name)
+        .bind(now)
+        .bind(note)
+        .bind(revision)
+        .bind(&key)
+        .bind(component)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            // Another approver decided first.
+            return Err(Problem::new("version", "not_pending", "この版は承認待ちではありません", "this version does not wait for approval").into());
+        }
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                tenant,
+                action: if approve { "policy.approve" } else { "policy.reject" },
+                target_kind: "policy",
+                target_id: Some(format!("{component}@{version}")),
+                before: Some(json!({"approval": "pending", "submitted_by": before.created_by})),
+                after: Some(json!({"approval": state.as_str(), "note": note, "revision": revision})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if revision > 0 {
+            self.note_revision(revision);
+        }
+        self.policy_version(tenant, component, version).await
+    }
+
+    /// Returns one saved version (any state), or NotFound.
+    async fn policy_version(&self, tenant: Option<TenantId>, component: &str, version: i64) -> Result<PolicyDocument, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3"))
+            .bind(tenant_key(tenant))
+            .bind(component)
+            .bind(version)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()?.ok_or(StoreError::NotFound)
     }
 
     /// Returns a watch that wakes when any policy changes.
@@ -519,12 +685,16 @@ enum Save {
 
 /// Refuses a write of `tenant`'s policy (None: the platform default) outside `scope`.
 fn writable(scope: &Scope, tenant: Option<TenantId>) -> Result<(), StoreError> {
-    match (scope, tenant) {
-        (Scope::All(_), _) => Ok(()),
-        (Scope::Tenant(own), Some(t)) if *own == t => Ok(()),
-        (Scope::Tenant(_), None) => Err(StoreError::Forbidden("only operators change the platform default")),
-        _ => Err(StoreError::NotFound),
+    match tenant {
+        _ if scope.is_all() => Ok(()),
+        Some(t) if scope.includes(t) => Ok(()),
+        None => Err(StoreError::Forbidden("only operators change the platform default")),
+        Some(_) => Err(StoreError::NotFound),
     }
+}
+
+fn approval_key(component: &str) -> String {
+    format!("policy_approval.{component}")
 }
 
 fn writers_key(component: &str) -> String {

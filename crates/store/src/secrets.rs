@@ -6,10 +6,11 @@
 //!
 //! Requirements: see `mamori-vault` (F05, F09, F14, F50).
 
+use crate::access::{CrossTenant, Scope};
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 use base64::Engine;
-use mamori_core::{Actor, CrossTenant, Scope, TenantId};
+use mamori_core::{Actor, TenantId};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -75,7 +76,7 @@ fn info_from_row(r: &sqlx::any::AnyRow) -> Result<SecretInfo, StoreError> {
 
 fn may_write(scope: &Scope, tenant: Option<TenantId>) -> Result<(), StoreError> {
     match tenant {
-        None if matches!(scope, Scope::All(_)) => Ok(()),
+        None if scope.is_all() => Ok(()),
         None => Err(StoreError::Forbidden("only operators keep the platform's secrets")),
         Some(t) if scope.includes(t) => Ok(()),
         Some(_) => Err(StoreError::NotFound),
@@ -106,13 +107,7 @@ const INFO: &str = "tenant_id, name, kind, key_id, created_at, updated_at, updat
 impl Store {
     /// Lists the secrets in `scope` (a tenant sees its own; operators all), without values.
     pub async fn list_secrets(&self, scope: &Scope) -> Result<Vec<SecretInfo>, StoreError> {
-        let rows = match scope {
-            Scope::Tenant(t) => {
-                sqlx::query(&format!("SELECT {INFO} FROM secrets WHERE tenant_id = $1 ORDER BY name")).bind(t.to_string()).fetch_all(&self.db.pool).await?
-            }
-            Scope::All(_) => sqlx::query(&format!("SELECT {INFO} FROM secrets ORDER BY tenant_id, name")).fetch_all(&self.db.pool).await?,
-            Scope::Nothing => return Ok(Vec::new()),
-        };
+        let rows = self.scoped_rows(scope, &format!("SELECT {INFO} FROM secrets WHERE 1 = 1"), "tenant_id", "tenant_id, name").await?;
         self.note_scope(scope, "secrets").await?;
         rows.iter().map(info_from_row).collect()
     }

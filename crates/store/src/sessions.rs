@@ -33,8 +33,10 @@ impl SessionStage {
     }
 }
 
-/// A stored session.
+/// A stored session. Only the store makes one (from a [`NewSession`] after a correct
+/// password), so a session is the proof of a password checked.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Session {
     /// SHA-256 (hex) of the cookie token.
     pub id_hash: String,
@@ -56,9 +58,28 @@ pub struct Session {
     pub pending_totp: Option<String>,
 }
 
+/// A session to store after a correct password.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// SHA-256 (hex) of the cookie token.
+    pub id_hash: String,
+    /// Account.
+    pub user_id: UserId,
+    /// Login stage.
+    pub stage: SessionStage,
+    /// CSRF token of this session.
+    pub csrf: String,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Expires (Unix ms).
+    pub expires_at: i64,
+    /// Address at login.
+    pub ip: String,
+}
+
 impl Store {
-    /// Stores a new session.
-    pub async fn create_session(&self, s: &Session, user_agent: &str) -> Result<(), StoreError> {
+    /// Stores a new session and returns it.
+    pub async fn create_session(&self, s: NewSession, user_agent: &str) -> Result<Session, StoreError> {
         sqlx::query("INSERT INTO sessions (id_hash, user_id, stage, csrf, created_at, expires_at, last_seen_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&s.id_hash)
             .bind(s.user_id.to_string())
@@ -66,12 +87,22 @@ impl Store {
             .bind(&s.csrf)
             .bind(s.created_at)
             .bind(s.expires_at)
-            .bind(s.last_seen_at)
+            .bind(s.created_at)
             .bind(&s.ip)
             .bind(user_agent.chars().take(300).collect::<String>())
             .execute(&self.db.pool)
             .await?;
-        Ok(())
+        Ok(Session {
+            id_hash: s.id_hash,
+            user_id: s.user_id,
+            stage: s.stage,
+            csrf: s.csrf,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            last_seen_at: s.created_at,
+            ip: s.ip,
+            pending_totp: None,
+        })
     }
 
     /// Returns the session with this token hash, if it has not expired.

@@ -1,8 +1,9 @@
 //! Tenants: the prefecture and its member organizations.
 
+use crate::access::Scope;
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
-use mamori_core::{Actor, CheckedTenant, Problem, Problems, Scope, Tenant, TenantId};
+use mamori_core::{Actor, CheckedTenant, Permission, Problem, Problems, Tenant, TenantId};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -44,11 +45,7 @@ pub struct ImportReport {
 impl Store {
     /// Returns the tenants in `scope`, ordered by code.
     pub async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>, StoreError> {
-        let rows = match scope {
-            Scope::Tenant(t) => sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1")).bind(t.to_string()).fetch_all(&self.db.pool).await?,
-            Scope::All(_) => sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY code")).fetch_all(&self.db.pool).await?,
-            Scope::Nothing => return Ok(Vec::new()),
-        };
+        let rows = self.scoped_rows(scope, &format!("SELECT {COLUMNS} FROM tenants WHERE 1 = 1"), "id", "code").await?;
         self.note_scope(scope, "tenants").await?;
         rows.iter().map(from_row).collect()
     }
@@ -71,9 +68,7 @@ impl Store {
 
     /// Creates a tenant. Only a cross-tenant scope may create tenants.
     pub async fn create_tenant(&self, scope: &Scope, actor: &Actor, t: CheckedTenant) -> Result<Tenant, StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators create tenants"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators create tenants")?;
         let (_guard, mut tx) = self.begin_write().await?;
         let tenant = insert(&mut tx, actor, t).await?;
         tx.commit().await?;
@@ -83,9 +78,7 @@ impl Store {
 
     /// Replaces a tenant's fields.
     pub async fn update_tenant(&self, scope: &Scope, actor: &Actor, id: TenantId, t: CheckedTenant) -> Result<Tenant, StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators change tenants"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators change tenants")?;
         let (_guard, mut tx) = self.begin_write().await?;
         let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let tenant = update(&mut tx, actor, before, t).await?;
@@ -129,9 +122,7 @@ impl Store {
 
     /// Deletes a tenant that has no accounts left.
     pub async fn delete_tenant(&self, scope: &Scope, actor: &Actor, id: TenantId) -> Result<(), StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators delete tenants"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators delete tenants")?;
         let (_guard, mut tx) = self.begin_write().await?;
         let before = load(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let users: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE tenant_id = $1").bind(id.to_string()).fetch_one(&mut *tx).await?.try_get(0)?;
@@ -176,9 +167,7 @@ impl Store {
     /// Imports tenants: each row creates a tenant or replaces the one with the same code.
     /// All rows are applied in one transaction, so a failure changes nothing.
     pub async fn import_tenants(&self, scope: &Scope, actor: &Actor, rows: Vec<CheckedTenant>) -> Result<ImportReport, StoreError> {
-        if !matches!(scope, Scope::All(_)) {
-            return Err(StoreError::Forbidden("only operators import tenants"));
-        }
+        scope.require_all(Permission::TenantsWrite, "only operators import tenants")?;
         let (_guard, mut tx) = self.begin_write().await?;
         let mut report = ImportReport::default();
         for t in rows {

@@ -34,12 +34,12 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
 }
 
 /// Creates a town with the code made from `five` (the check digit added) and returns it.
-pub async fn town(store: &crate::Store, five: &str) -> mamori_core::TenantId {
-    use mamori_core::{Actor, CrossTenant, LocalGovCode, NewTenant, Scope};
+pub async fn town(store: &crate::Store, grant: &crate::CrossTenant, five: &str) -> mamori_core::TenantId {
+    use mamori_core::{LocalGovCode, NewTenant};
     let code = LocalGovCode::from_five(five).unwrap_or_else(|p| panic!("test code {five}: {p}"));
     let t = NewTenant { code: code.to_string(), name: format!("町{five}"), kana: "マチ".into(), kind: "town".into(), ..Default::default() };
     let checked = t.check().unwrap_or_else(|p| panic!("test town {five}: {p:?}"));
-    match store.create_tenant(&Scope::All(CrossTenant::system(Actor::system())), &Actor::system(), checked).await {
+    match store.create_tenant(&grant.scope(), grant.actor(), checked).await {
         Ok(t) => t.id,
         Err(e) => panic!("test town {five}: {e}"),
     }

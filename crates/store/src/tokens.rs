@@ -1,9 +1,10 @@
 //! API tokens. A token is shown once at creation; only its SHA-256 is stored. It acts
 //! with its owner's role narrowed to its scopes, until it expires or is revoked.
 
+use crate::access::Scope;
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
-use mamori_core::{Actor, Problem, Scope, TokenId, TokenScope, UserId};
+use mamori_core::{Actor, Problem, TokenId, TokenScope, UserId};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;

@@ -1,14 +1,15 @@
 //! Accounts. Password hashes and TOTP secrets never leave this module except through
 //! [`LoginRecord`], which only the authentication code asks for.
 
+use crate::access::{OwnAccount, Scope};
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
-use mamori_core::{Actor, Problem, Role, Scope, TenantId, UserId};
+use mamori_core::{Actor, Problem, Reach, Role, TenantId, UserId};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-const COLUMNS: &str = "id, username, display_name, email, role, tenant_id, must_change_password, totp_secret IS NOT NULL, failed_logins, locked_until, disabled, lang, created_at, updated_at, last_login_at";
+const COLUMNS: &str = "id, username, display_name, email, role, tenant_id, must_change_password, totp_secret IS NOT NULL, failed_logins, locked_until, disabled, lang, created_at, updated_at, last_login_at, expires_at, vendor_tenants";
 
 /// An account as shown to people (no secrets).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,6 +26,12 @@ pub struct User {
     pub role: Role,
     /// Municipality of a tenant role.
     pub tenant_id: Option<TenantId>,
+    /// The municipalities a maintenance vendor's account is named for (empty for every
+    /// other role).
+    pub tenants: Vec<TenantId>,
+    /// The account cannot log in or use tokens from this time on (Unix ms); None: never
+    /// expires. Required for maintenance vendors.
+    pub expires_at: Option<i64>,
     /// The next login must set a new password.
     pub must_change_password: bool,
     /// A TOTP second factor is enrolled.
@@ -71,6 +78,10 @@ pub struct NewUser {
     pub role: Role,
     /// Municipality (required for tenant roles, refused for operator roles).
     pub tenant_id: Option<TenantId>,
+    /// The municipalities of a maintenance vendor (required for that role only).
+    pub tenants: Vec<TenantId>,
+    /// Expiry (Unix ms); required for maintenance vendors.
+    pub expires_at: Option<i64>,
     /// Argon2id hash of the initial password.
     pub password_hash: String,
     /// Force a password change at first login.
@@ -88,6 +99,10 @@ pub struct UserPatch {
     pub role: Option<Role>,
     /// New tenant.
     pub tenant_id: Option<Option<TenantId>>,
+    /// New municipalities of a maintenance vendor.
+    pub tenants: Option<Vec<TenantId>>,
+    /// New expiry.
+    pub expires_at: Option<Option<i64>>,
     /// Disable or enable.
     pub disabled: Option<bool>,
     /// Language.
@@ -122,7 +137,30 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
         created_at: r.try_get(12)?,
         updated_at: r.try_get(13)?,
         last_login_at: r.try_get(14)?,
+        expires_at: r.try_get(15)?,
+        tenants: r
+            .try_get::<String, _>(16)?
+            .split_whitespace()
+            .map(|t| t.parse().map_err(|e: uuid::Error| corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+fn tenants_column(ts: &[TenantId]) -> String {
+    ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+impl User {
+    /// Returns true when the account may log in or use its tokens at `now` (Unix ms):
+    /// not disabled and not expired.
+    pub fn usable_at(&self, now: i64) -> bool {
+        !self.disabled && self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// Returns true when the account has expired by `now`.
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
 }
 
 /// Reads a boolean expression column: SQLite returns an integer, PostgreSQL a bool.
@@ -148,23 +186,56 @@ pub fn check_username(name: &str) -> Result<String, Problem> {
     }
 }
 
-fn check_role_tenant(role: Role, tenant: Option<TenantId>) -> Result<(), Problem> {
-    match (role.is_operator(), tenant) {
-        (true, Some(_)) => {
-            Err(Problem::new("tenant_id", "operator_has_tenant", "運用側のロールには団体を指定できません", "operator roles belong to no tenant"))
+/// Checks that an account's tenants and expiry fit its role.
+fn check_role_reach(role: Role, tenant: Option<TenantId>, tenants: &[TenantId], expires_at: Option<i64>) -> Result<(), Problem> {
+    match (role.reach(), tenant, tenants.is_empty()) {
+        (Reach::AllTenants, Some(_), _) | (Reach::NamedTenants, Some(_), _) => {
+            Err(Problem::new("tenant_id", "operator_has_tenant", "このロールには所属団体を指定できません", "this role belongs to no tenant"))
         }
-        (false, None) => Err(Problem::new("tenant_id", "tenant_required", "団体のロールには所属団体が必要です", "tenant roles need a tenant")),
+        (Reach::OwnTenant, None, _) => Err(Problem::new("tenant_id", "tenant_required", "団体のロールには所属団体が必要です", "tenant roles need a tenant")),
+        (Reach::AllTenants | Reach::OwnTenant, _, false) => Err(Problem::new(
+            "tenants",
+            "tenants_not_allowed",
+            "担当団体を指定できるのは保守業者のアカウントだけです",
+            "only maintenance vendors are named for tenants",
+        )),
+        (Reach::NamedTenants, None, true) => Err(Problem::new(
+            "tenants",
+            "tenants_required",
+            "保守業者のアカウントには担当団体を1つ以上指定してください",
+            "a maintenance vendor needs at least one tenant",
+        )),
+        (Reach::NamedTenants, None, false) if expires_at.is_none() => Err(Problem::new(
+            "expires_at",
+            "expiry_required",
+            "保守業者のアカウントには有効期限が必要です",
+            "a maintenance vendor's account needs an expiry date",
+        )),
         _ => Ok(()),
     }
+}
+
+/// Refuses tenant ids that name no tenant.
+async fn check_tenants_exist(tx: &mut crate::Tx<'_>, tenant: Option<TenantId>, tenants: &[TenantId]) -> Result<(), StoreError> {
+    for t in tenant.iter().chain(tenants) {
+        let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(t.to_string()).fetch_optional(&mut **tx).await?;
+        if exists.is_none() {
+            return Err(Problem::new("tenant_id", "unknown_tenant", "指定された団体は存在しません", "the tenant does not exist").into());
+        }
+    }
+    Ok(())
 }
 
 impl Store {
     /// Returns the accounts in `scope`.
     pub async fn list_users(&self, scope: &Scope, filter: &UserFilter) -> Result<Vec<User>, StoreError> {
-        let tenant = match scope {
-            Scope::Tenant(t) => Some(*t),
-            Scope::All(_) => filter.tenant,
-            Scope::Nothing => return Ok(Vec::new()),
+        let tenant = match scope.tenants() {
+            None => filter.tenant,
+            Some(_) => match scope.tenant() {
+                Some(t) => Some(t),
+                // A scope of several tenants (a vendor's) manages no accounts.
+                None => return Ok(Vec::new()),
+            },
         };
         let rows = match tenant {
             Some(t) => {
@@ -202,7 +273,7 @@ impl Store {
         match row {
             None => Ok(None),
             Some(r) => {
-                Ok(Some(LoginRecord { user: from_row(&r)?, password_hash: r.try_get(15)?, totp_secret: r.try_get(16)?, totp_last_step: r.try_get(17)? }))
+                Ok(Some(LoginRecord { user: from_row(&r)?, password_hash: r.try_get(17)?, totp_secret: r.try_get(18)?, totp_last_step: r.try_get(19)? }))
             }
         }
     }
@@ -215,11 +286,12 @@ impl Store {
     /// Creates an account. A tenant scope may only create accounts of its own tenant.
     pub async fn create_user(&self, scope: &Scope, actor: &Actor, u: NewUser) -> Result<User, StoreError> {
         let username = check_username(&u.username)?;
-        check_role_tenant(u.role, u.tenant_id)?;
-        match (scope, u.tenant_id) {
-            (Scope::All(_), _) => {}
-            (Scope::Tenant(own), Some(t)) if *own == t && !u.role.is_operator() => {}
-            _ => return Err(StoreError::Forbidden("account outside your tenant")),
+        let mut tenants = u.tenants.clone();
+        tenants.sort();
+        tenants.dedup();
+        check_role_reach(u.role, u.tenant_id, &tenants, u.expires_at)?;
+        if !manages(scope, u.role, u.tenant_id) {
+            return Err(StoreError::Forbidden("account outside your tenant"));
         }
         let display_name = u.display_name.trim().to_string();
         if display_name.is_empty() || display_name.chars().count() > 100 {
@@ -228,12 +300,7 @@ impl Store {
             );
         }
         let (_guard, mut tx) = self.begin_write().await?;
-        if let Some(t) = u.tenant_id {
-            let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(t.to_string()).fetch_optional(&mut *tx).await?;
-            if exists.is_none() {
-                return Err(Problem::new("tenant_id", "unknown_tenant", "指定された団体は存在しません", "the tenant does not exist").into());
-            }
-        }
+        check_tenants_exist(&mut tx, u.tenant_id, &tenants).await?;
         let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1").bind(&username).fetch_optional(&mut *tx).await?;
         if taken.is_some() {
             return Err(Problem::new(
@@ -247,8 +314,8 @@ impl Store {
         let now = mamori_core::time::now_ms();
         let id = UserId::new();
         sqlx::query(
-            "INSERT INTO users (id, username, display_name, email, role, tenant_id, password_hash, must_change_password, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO users (id, username, display_name, email, role, tenant_id, password_hash, must_change_password, created_at, updated_at, expires_at, vendor_tenants) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id.to_string())
         .bind(&username)
@@ -260,6 +327,8 @@ impl Store {
         .bind(i64::from(u.must_change_password))
         .bind(now)
         .bind(now)
+        .bind(u.expires_at)
+        .bind(tenants_column(&tenants))
         .execute(&mut *tx)
         .await?;
         let user = load(&mut tx, id).await?;
@@ -286,12 +355,15 @@ impl Store {
         let before = load_opt(&mut tx, id).await?.filter(|u| in_scope(scope, u)).ok_or(StoreError::NotFound)?;
         let role = patch.role.unwrap_or(before.role);
         let tenant = patch.tenant_id.unwrap_or(before.tenant_id);
-        check_role_tenant(role, tenant)?;
-        if let Scope::Tenant(own) = scope
-            && (role.is_operator() || tenant != Some(*own))
-        {
+        let mut tenants = patch.tenants.unwrap_or_else(|| before.tenants.clone());
+        tenants.sort();
+        tenants.dedup();
+        let expires_at = patch.expires_at.unwrap_or(before.expires_at);
+        check_role_reach(role, tenant, &tenants, expires_at)?;
+        if !manages(scope, role, tenant) {
             return Err(StoreError::Forbidden("account outside your tenant"));
         }
+        check_tenants_exist(&mut tx, None, &tenants).await?;
         let display_name = patch.display_name.map(|d| d.trim().to_string()).unwrap_or_else(|| before.display_name.clone());
         if display_name.is_empty() || display_name.chars().count() > 100 {
             return Err(
@@ -302,7 +374,9 @@ impl Store {
         if lang != "ja" && lang != "en" {
             return Err(Problem::new("lang", "invalid_lang", "言語は ja か en です", "language must be ja or en").into());
         }
-        sqlx::query("UPDATE users SET display_name = $1, email = $2, role = $3, tenant_id = $4, disabled = $5, lang = $6, updated_at = $7 WHERE id = $8")
+        sqlx::query(
+            "UPDATE users SET display_name = $1, email = $2, role = $3, tenant_id = $4, disabled = $5, lang = $6, updated_at = $7, expires_at = $8, vendor_tenants = $9 WHERE id = $10",
+        )
             .bind(&display_name)
             .bind(patch.email.map(|e| e.trim().to_string()).unwrap_or_else(|| before.email.clone()))
             .bind(role.as_str())
@@ -310,11 +384,13 @@ impl Store {
             .bind(i64::from(patch.disabled.unwrap_or(before.disabled)))
             .bind(&lang)
             .bind(mamori_core::time::now_ms())
+            .bind(expires_at)
+            .bind(tenants_column(&tenants))
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
         let after = load(&mut tx, id).await?;
-        if after.disabled {
+        if after.disabled || after.expired_at(mamori_core::time::now_ms()) || after.tenants != before.tenants {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         }
         audit::append(
@@ -334,7 +410,8 @@ impl Store {
         Ok(after)
     }
 
-    /// Sets a new password hash; ends the account's other sessions.
+    /// Sets a new password hash of an account in `scope` (an administrator's reset when
+    /// `must_change`); ends the account's other sessions.
     pub async fn set_password(
         &self,
         scope: &Scope,
@@ -344,8 +421,25 @@ impl Store {
         must_change: bool,
         keep_session: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.write_password(Reaching::Scope(scope), actor, id, hash, must_change, keep_session).await
+    }
+
+    /// Sets a new password hash of one's own account; ends its other sessions.
+    pub async fn set_own_password(&self, own: &OwnAccount, hash: &str, keep_session: Option<&str>) -> Result<(), StoreError> {
+        self.write_password(Reaching::Own(own), own.actor(), own.user_id(), hash, false, keep_session).await
+    }
+
+    async fn write_password(
+        &self,
+        reach: Reaching<'_>,
+        actor: &Actor,
+        id: UserId,
+        hash: &str,
+        must_change: bool,
+        keep_session: Option<&str>,
+    ) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
-        let user = load_opt(&mut tx, id).await?.filter(|u| in_scope(scope, u)).ok_or(StoreError::NotFound)?;
+        let user = load_opt(&mut tx, id).await?.filter(|u| reach.reaches(u)).ok_or(StoreError::NotFound)?;
         sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, locked_until = 0, updated_at = $3 WHERE id = $4")
             .bind(hash)
             .bind(i64::from(must_change))
@@ -373,10 +467,51 @@ impl Store {
         Ok(())
     }
 
-    /// Enrolls (Some) or removes (None) the TOTP secret of an account.
+    /// Removes the TOTP secret of an account in `scope` (an administrator's reset), or
+    /// enrolls one.
     pub async fn set_totp(&self, scope: &Scope, actor: &Actor, id: UserId, secret: Option<&str>, step: i64) -> Result<(), StoreError> {
+        self.write_totp(Reaching::Scope(scope), actor, id, secret, step).await
+    }
+
+    /// Enrolls a TOTP secret for one's own account.
+    pub async fn set_own_totp(&self, own: &OwnAccount, secret: &str, step: i64) -> Result<(), StoreError> {
+        self.write_totp(Reaching::Own(own), own.actor(), own.user_id(), Some(secret), step).await
+    }
+
+    /// Sets the console language of one's own account (`ja` or `en`).
+    pub async fn set_own_lang(&self, own: &OwnAccount, lang: &str) -> Result<User, StoreError> {
+        if lang != "ja" && lang != "en" {
+            return Err(Problem::new("lang", "invalid_lang", "言語は ja か en です", "language must be ja or en").into());
+        }
         let (_guard, mut tx) = self.begin_write().await?;
-        let user = load_opt(&mut tx, id).await?.filter(|u| in_scope(scope, u)).ok_or(StoreError::NotFound)?;
+        let before = load_opt(&mut tx, own.user_id()).await?.ok_or(StoreError::NotFound)?;
+        sqlx::query("UPDATE users SET lang = $1, updated_at = $2 WHERE id = $3")
+            .bind(lang)
+            .bind(mamori_core::time::now_ms())
+            .bind(own.user_id().to_string())
+            .execute(&mut *tx)
+            .await?;
+        let after = load(&mut tx, own.user_id()).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor: own.actor(),
+                tenant: after.tenant_id,
+                action: "user.update",
+                target_kind: "user",
+                target_id: Some(own.user_id().to_string()),
+                before: Some(json!({"lang": before.lang})),
+                after: Some(json!({"lang": after.lang})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn write_totp(&self, reach: Reaching<'_>, actor: &Actor, id: UserId, secret: Option<&str>, step: i64) -> Result<(), StoreError> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        let user = load_opt(&mut tx, id).await?.filter(|u| reach.reaches(u)).ok_or(StoreError::NotFound)?;
         sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $2, updated_at = $3 WHERE id = $4")
             .bind(secret)
             .bind(step)
@@ -504,10 +639,37 @@ async fn revoke_all_tokens(tx: &mut crate::Tx<'_>, id: UserId) -> Result<u64, St
     Ok(done.rows_affected())
 }
 
+/// Whose account a write may reach.
+enum Reaching<'a> {
+    /// Accounts in a scope (an administrator's change).
+    Scope(&'a Scope),
+    /// One's own account.
+    Own(&'a OwnAccount),
+}
+
+impl Reaching<'_> {
+    fn reaches(&self, u: &User) -> bool {
+        match self {
+            Reaching::Scope(s) => in_scope(s, u),
+            Reaching::Own(own) => own.user_id() == u.id,
+        }
+    }
+}
+
+/// Returns true when `scope` reaches the account: every account for a cross-tenant
+/// scope, the accounts of one's own municipality for a tenant scope.
 fn in_scope(scope: &Scope, u: &User) -> bool {
-    match (scope, u.tenant_id) {
-        (Scope::All(_), _) => true,
-        (Scope::Tenant(own), Some(t)) => *own == t,
+    scope.is_all() || manages(scope, u.role, u.tenant_id)
+}
+
+/// Returns true when `scope` may manage an account of this role and tenant: every
+/// account for a cross-tenant scope; tenant roles of its one tenant for a tenant scope.
+fn manages(scope: &Scope, role: Role, tenant: Option<TenantId>) -> bool {
+    if scope.is_all() {
+        return true;
+    }
+    match (scope.tenant(), tenant) {
+        (Some(own), Some(t)) => own == t && role.is_tenant(),
         _ => false,
     }
 }

@@ -1,7 +1,8 @@
 //! Behaviour of the embedded event store, checked against an in-memory model.
 
-use mamori_core::{Actor, CrossTenant, Disposition, Endpoint, Event, EventClass, EventId, Scope, Severity, TenantId};
+use mamori_core::{Disposition, Endpoint, Event, EventClass, EventId, Severity, TenantId};
 use mamori_store::events::{EventPage, EventQuery, EventStore, EventStoreError, FieldFilter, StoredEvent};
+use mamori_store::{CrossTenant, Scope};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,8 +11,12 @@ const DAY: i64 = 86_400_000;
 /// 2025-11-20T00:00:00Z.
 const BASE: i64 = 1_763_596_800_000;
 
-fn all() -> Scope {
-    Scope::All(CrossTenant::system(Actor::system()))
+/// A cross-tenant grant, from a config store opened only for it (the event store has
+/// no authority of its own; a grant is not bound to the store that minted it).
+async fn cross_tenant() -> CrossTenant {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, authority) = mamori_store::Store::open(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap();
+    authority.grant("test", "event store test").await.unwrap()
 }
 
 fn event(tenant: TenantId, time: i64, class: EventClass, message: &str) -> Event {
@@ -103,10 +108,11 @@ fn range() -> EventQuery {
 
 #[tokio::test]
 async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
-    let s = all();
+    let s = grant.scope();
     let [a, b, _] = d.tenants;
     type Keep = Box<dyn Fn(&Event) -> bool>;
     let cases: Vec<(EventQuery, Keep)> = vec![
@@ -166,16 +172,17 @@ async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
         // The same with big pages.
         assert_eq!(walk(&store, &s, &EventQuery { limit: 1000, ..q.clone() }).await, want, "case {i}, one page");
         // And within a tenant scope.
-        assert_eq!(walk(&store, &Scope::Tenant(a), q).await, expect(&d, Some(a), keep), "case {i}, tenant scope");
+        assert_eq!(walk(&store, &grant.tenant(a), q).await, expect(&d, Some(a), keep), "case {i}, tenant scope");
     }
 }
 
 #[tokio::test]
 async fn full_text_finds_japanese_substrings_short_terms_and_literal_wildcards() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
-    let s = all();
+    let s = grant.scope();
     let text = |t: &str| EventQuery { text: Some(t.into()), ..range() };
     let contains = |needle: &'static str| move |e: &Event| e.search_text().to_lowercase().contains(&needle.to_lowercase());
     let cases: Vec<(&str, Vec<EventId>)> = vec![
@@ -206,11 +213,12 @@ async fn full_text_finds_japanese_substrings_short_terms_and_literal_wildcards()
 
 #[tokio::test]
 async fn tenant_scope_never_reaches_another_tenant() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
     let [a, b, c] = d.tenants;
-    let mine = Scope::Tenant(a);
+    let mine = grant.tenant(a);
     let got = walk(&store, &mine, &EventQuery { limit: 1000, ..range() }).await;
     assert_eq!(got, expect(&d, Some(a), |_| true));
     // Asking for other tenants narrows to nothing, never widens.
@@ -223,9 +231,9 @@ async fn tenant_scope_never_reaches_another_tenant() {
     let own = d.events.iter().find(|e| e.tenant == a).unwrap();
     assert!(store.get(&mine, theirs.id).await.unwrap().is_none());
     assert_eq!(store.get(&mine, own.id).await.unwrap().unwrap().event, *own);
-    assert_eq!(store.get(&all(), theirs.id).await.unwrap().unwrap().event, *theirs);
+    assert_eq!(store.get(&grant.scope(), theirs.id).await.unwrap().unwrap().event, *theirs);
     // Nothing reaches nothing.
-    let nothing = Scope::Nothing;
+    let nothing = Scope::nothing();
     assert!(store.query(&nothing, &range()).await.unwrap().events.is_empty());
     assert!(store.get(&nothing, own.id).await.unwrap().is_none());
     assert_eq!(store.histogram(&nothing, &range(), 10).await.unwrap().total, 0);
@@ -240,25 +248,27 @@ async fn tenant_scope_never_reaches_another_tenant() {
 
 #[tokio::test]
 async fn get_returns_the_event_as_appended() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
     for e in d.events.iter().step_by(17) {
-        let got: StoredEvent = store.get(&all(), e.id).await.unwrap().unwrap();
+        let got: StoredEvent = store.get(&grant.scope(), e.id).await.unwrap().unwrap();
         assert_eq!(got.event, *e);
         assert_eq!(got.doc, e.to_ocsf());
     }
-    assert!(store.get(&all(), EventId::at(BASE)).await.unwrap().is_none());
-    assert!(store.get(&all(), EventId::at(BASE + 100 * DAY)).await.unwrap().is_none());
-    assert!(store.get(&all(), EventId::at(5)).await.unwrap().is_none());
+    assert!(store.get(&grant.scope(), EventId::at(BASE)).await.unwrap().is_none());
+    assert!(store.get(&grant.scope(), EventId::at(BASE + 100 * DAY)).await.unwrap().is_none());
+    assert!(store.get(&grant.scope(), EventId::at(5)).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn histogram_totals_equal_query_counts() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
-    let s = all();
+    let s = grant.scope();
     let queries = [
         range(),
         EventQuery { classes: vec![EventClass::AUTHENTICATION], ..range() },
@@ -298,6 +308,7 @@ fn fts_hits(dir: &Path, day: &str, term: &str) -> i64 {
 
 #[tokio::test]
 async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
     let (short, default, long) = (TenantId::new(), TenantId::new(), TenantId::new());
@@ -327,7 +338,7 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert!(!dir.path().join(format!("{old_day}.sqlite")).exists());
     assert!(!dir.path().join(format!("{old_day}.sqlite-wal")).exists());
 
-    let left = walk(&store, &all(), &EventQuery { limit: 1000, ..EventQuery::between(now - 399 * DAY, now + DAY) }).await;
+    let left = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..EventQuery::between(now - 399 * DAY, now + DAY) }).await;
     let keep = |e: &Event| {
         let age = now - e.time;
         let days = if e.tenant == short {
@@ -353,6 +364,7 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
 
 #[tokio::test]
 async fn appended_events_survive_a_restart() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     {
@@ -369,23 +381,24 @@ async fn appended_events_survive_a_restart() {
         }
         assert!(std::fs::read_dir(crashed.path()).unwrap().any(|e| e.unwrap().file_name().to_str().unwrap().ends_with("-wal")), "the WAL was copied");
         let copy = EventStore::open(crashed.path()).unwrap();
-        assert_eq!(walk(&copy, &all(), &EventQuery { limit: 1000, ..range() }).await.len(), d.events.len());
+        assert_eq!(walk(&copy, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await.len(), d.events.len());
         drop(copy);
         let clone = store.clone();
         drop(store);
         assert_eq!(clone.append_blocking(vec![event(d.tenants[0], BASE + 5, EventClass::API_ACTIVITY, "last")]).unwrap(), 1);
     }
     let store = EventStore::open(dir.path()).unwrap();
-    let got = walk(&store, &all(), &EventQuery { limit: 1000, ..range() }).await;
+    let got = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await;
     assert_eq!(got.len(), d.events.len() + 1);
     for e in d.events.iter().step_by(11) {
-        assert_eq!(store.get(&all(), e.id).await.unwrap().unwrap().event, *e);
+        assert_eq!(store.get(&grant.scope(), e.id).await.unwrap().unwrap().event, *e);
     }
     assert_eq!(store.partitions().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_all_committed() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
     let t = TenantId::new();
@@ -406,13 +419,14 @@ async fn concurrent_appends_are_all_committed() {
         total += task.await.unwrap();
     }
     assert_eq!(total, 8 * 25 * 20);
-    let got = walk(&store, &all(), &EventQuery { limit: 1000, ..range() }).await;
+    let got = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await;
     assert_eq!(got.len(), 4000);
-    assert_eq!(store.count_by_tenant(&Scope::Tenant(t), BASE, BASE + 2 * DAY, None).await.unwrap()[&t], 4000);
+    assert_eq!(store.count_by_tenant(&grant.tenant(t), BASE, BASE + 2 * DAY, None).await.unwrap()[&t], 4000);
 }
 
 #[tokio::test]
 async fn a_failing_partition_fails_only_the_batches_that_write_to_it() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     // A folder where the day's database file should be: it cannot be opened.
     std::fs::create_dir(dir.path().join("2025-11-20.sqlite")).unwrap();
@@ -427,7 +441,7 @@ async fn a_failing_partition_fails_only_the_batches_that_write_to_it() {
     assert_eq!(b.unwrap(), 1);
     assert!(matches!(c, Err(EventStoreError::Sqlite(_))), "{c:?}");
     assert!(d.is_err(), "a batch with a failed day reports the failure");
-    let got = store.query(&all(), &EventQuery { limit: 1000, ..range() }).await.unwrap();
+    let got = store.query(&grant.scope(), &EventQuery { limit: 1000, ..range() }).await.unwrap();
     assert_eq!(got.events.iter().map(|e| e.event.message.as_str()).collect::<Vec<_>>(), ["fine", "fine day"]);
     assert_eq!(store.partitions().unwrap().len(), 1);
     assert_eq!(store.append(fine()).await.unwrap(), 1);
@@ -460,10 +474,11 @@ async fn out_of_range_events_refuse_the_whole_batch() {
 
 #[tokio::test]
 async fn hostile_queries_are_refused_or_harmless() {
+    let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let store = store_with(dir.path(), &d).await;
-    let s = all();
+    let s = grant.scope();
     let bad = |r: Result<EventPage, EventStoreError>| match r {
         Err(EventStoreError::BadQuery(p)) => {
             assert!(p.0.iter().all(|p| !p.ja.is_empty() && !p.en.is_empty()));

@@ -1,13 +1,9 @@
 //! Monitors, states, results, fault records and probes, on SQLite and PostgreSQL alike.
 
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, MonitorSpec, MonitorState, Notification, Reason, Status};
-use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
+use mamori_core::{Actor, NewTenant};
 use mamori_store::{FaultFilter, Store, StoreError};
 use serde_json::json;
-
-fn system() -> Scope {
-    Scope::All(CrossTenant::system(Actor::system()))
-}
 
 fn spec(name: &str) -> MonitorSpec {
     serde_json::from_value(json!({"name": name, "check": {"type": "http", "url": "https://www.city.example.lg.jp/"}})).unwrap()
@@ -17,7 +13,8 @@ fn spec(name: &str) -> MonitorSpec {
 async fn monitors_states_results_and_faults_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for (backend, url) in mamori_store::testing::backends(dir.path()).await {
-        let store = Store::open(&url).await.unwrap();
+        let (store, authority) = Store::open(&url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
         let actor = Actor::system();
         let mk = |five: &str, name: &str| {
             NewTenant {
@@ -30,29 +27,29 @@ async fn monitors_states_results_and_faults_on_every_backend() {
             .check()
             .unwrap()
         };
-        let a = store.create_tenant(&system(), &actor, mk("39341", "A市")).await.unwrap();
-        let b = store.create_tenant(&system(), &actor, mk("39342", "B町")).await.unwrap();
-        let m = store.create_monitor(&system(), &actor, a.id, spec("web")).await.unwrap();
-        let other = store.create_monitor(&system(), &actor, b.id, spec("b-web")).await.unwrap();
+        let a = store.create_tenant(&grant.scope(), &actor, mk("39341", "A市")).await.unwrap();
+        let b = store.create_tenant(&grant.scope(), &actor, mk("39342", "B町")).await.unwrap();
+        let m = store.create_monitor(&grant.scope(), &actor, a.id, spec("web")).await.unwrap();
+        let other = store.create_monitor(&grant.scope(), &actor, b.id, spec("b-web")).await.unwrap();
 
         // Scope: a tenant sees its own, and cannot create for another, nor aim at the platform.
-        let scope_a = Scope::Tenant(a.id);
+        let scope_a = grant.tenant(a.id);
         assert_eq!(store.list_monitors(&scope_a, None).await.unwrap().len(), 1, "{backend}");
         assert!(matches!(store.get_monitor(&scope_a, other.id).await, Err(StoreError::NotFound)));
         assert!(store.create_monitor(&scope_a, &actor, b.id, spec("x")).await.is_err());
         let internal: MonitorSpec = serde_json::from_value(json!({"name": "i", "check": {"type": "tcp", "host": "127.0.0.1", "port": 5432}})).unwrap();
         assert!(matches!(store.create_monitor(&scope_a, &actor, a.id, internal.clone()).await, Err(StoreError::Invalid(_))), "{backend}");
-        store.create_monitor(&system(), &actor, a.id, internal).await.unwrap();
+        store.create_monitor(&grant.scope(), &actor, a.id, internal).await.unwrap();
 
         // A dependency must be of the same tenant and not form a cycle.
         let mut dep = spec("dep");
         dep.depends_on = Some(other.id);
-        assert!(store.create_monitor(&system(), &actor, a.id, dep.clone()).await.is_err());
+        assert!(store.create_monitor(&grant.scope(), &actor, a.id, dep.clone()).await.is_err());
         dep.depends_on = Some(m.id);
-        let d = store.create_monitor(&system(), &actor, a.id, dep).await.unwrap();
+        let d = store.create_monitor(&grant.scope(), &actor, a.id, dep).await.unwrap();
         let mut cyc = spec("web");
         cyc.depends_on = Some(d.id);
-        assert!(store.update_monitor(&system(), &actor, m.id, cyc).await.is_err(), "{backend}: cycle");
+        assert!(store.update_monitor(&grant.scope(), &actor, m.id, cyc).await.is_err(), "{backend}: cycle");
 
         // States and results in one batch; a deleted monitor's leftovers are ignored.
         let now = mamori_core::time::now_ms();
@@ -72,7 +69,7 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         store.save_monitor_batch(std::slice::from_ref(&st), std::slice::from_ref(&res)).await.unwrap();
         assert_eq!(store.monitor_states(&scope_a, None).await.unwrap(), vec![st.clone()], "{backend}");
         assert_eq!(store.monitor_results(&scope_a, m.id, now - 1, now + 1, 100).await.unwrap().len(), 3);
-        assert!(store.monitor_results(&Scope::Tenant(b.id), m.id, 0, i64::MAX, 100).await.is_err());
+        assert!(store.monitor_results(&grant.tenant(b.id), m.id, 0, i64::MAX, 100).await.is_err());
 
         // Faults: open, timeline, notifications, comments, close; overlap filters.
         let f = Fault {
@@ -91,7 +88,7 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         let n = Notification { at: now, channel: "email".into(), target: "a@b.example".into(), reason: "down".into(), step: 0, ok: true, error: None };
         store.add_fault_notification(f.id, &n).await.unwrap();
         store.comment_fault(&scope_a, &actor, f.id, "確認中です", true).await.unwrap();
-        assert!(store.comment_fault(&Scope::Tenant(b.id), &actor, f.id, "x", false).await.is_err());
+        assert!(store.comment_fault(&grant.tenant(b.id), &actor, f.id, "x", false).await.is_err());
         assert_eq!(store.open_faults().await.unwrap().len(), 1);
         store.close_fault(f.id, now, &FaultEntry { at: now, kind: "closed".into(), ja: "復旧".into(), en: "closed".into(), actor: None }).await.unwrap();
         let got = store.get_fault(&scope_a, f.id).await.unwrap();
@@ -100,22 +97,22 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         assert_eq!(got.notifications, vec![n]);
         assert_eq!(got.acknowledged_by.as_deref(), Some("system"));
         let window = |from, to| FaultFilter { from_ms: Some(from), to_ms: Some(to), ..Default::default() };
-        assert_eq!(store.all_faults(&system(), &window(now - 30_000, now + 1)).await.unwrap().len(), 1);
-        assert_eq!(store.all_faults(&system(), &window(now + 1, now + 2)).await.unwrap().len(), 0);
+        assert_eq!(store.all_faults(&grant.scope(), &window(now - 30_000, now + 1)).await.unwrap().len(), 1);
+        assert_eq!(store.all_faults(&grant.scope(), &window(now + 1, now + 2)).await.unwrap().len(), 0);
         let up = mamori_store::monitors::uptime_percent(now - 120_000, &[got], now - 120_000, now, now).unwrap();
         assert!((up - 50.0).abs() < 0.01, "{up}");
 
         // Deleting keeps fault records but removes results and state.
-        assert!(store.delete_monitor(&system(), &actor, m.id).await.is_err(), "{backend}: a dependent remains");
-        store.delete_monitor(&system(), &actor, d.id).await.unwrap();
-        store.delete_monitor(&system(), &actor, m.id).await.unwrap();
-        assert!(store.monitor_states(&system(), Some(a.id)).await.unwrap().is_empty());
-        assert_eq!(store.all_faults(&system(), &FaultFilter { monitor: Some(m.id), ..Default::default() }).await.unwrap().len(), 1);
+        assert!(store.delete_monitor(&grant.scope(), &actor, m.id).await.is_err(), "{backend}: a dependent remains");
+        store.delete_monitor(&grant.scope(), &actor, d.id).await.unwrap();
+        store.delete_monitor(&grant.scope(), &actor, m.id).await.unwrap();
+        assert!(store.monitor_states(&grant.scope(), Some(a.id)).await.unwrap().is_empty());
+        assert_eq!(store.all_faults(&grant.scope(), &FaultFilter { monitor: Some(m.id), ..Default::default() }).await.unwrap().len(), 1);
 
         // Probes: a tenant registers its own; the token finds it; deleting hands monitors back.
         let p = store.create_probe(&scope_a, &actor, Some(a.id), "庁内", "hash-a").await.unwrap();
         assert!(store.create_probe(&scope_a, &actor, Some(b.id), "x", "hash-x").await.is_err());
-        let shared = store.create_probe(&system(), &actor, None, "共通", "hash-shared").await.unwrap();
+        let shared = store.create_probe(&grant.scope(), &actor, None, "共通", "hash-shared").await.unwrap();
         let mut on_probe = spec("via probe");
         on_probe.probe = Some(shared.id);
         assert!(store.create_monitor(&scope_a, &actor, a.id, on_probe.clone()).await.is_err(), "{backend}: the shared probe is the operators'");
@@ -130,7 +127,7 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         assert!(store.probe_monitors(p.id).await.unwrap().is_empty());
 
         // Every change above was audited.
-        let audit = store.list_audit(&system(), &Default::default(), None, 200).await.unwrap();
+        let audit = store.list_audit(&grant.scope(), &Default::default(), None, 200).await.unwrap();
         for action in ["monitor.create", "monitor.delete", "fault.acknowledge", "probe.create", "probe.delete"] {
             assert!(audit.iter().any(|e| e.action == action), "{backend}: {action} not audited");
         }

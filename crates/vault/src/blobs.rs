@@ -22,8 +22,8 @@ use crate::secrets::{SecretError, Secrets};
 use aws_lc_rs::aead::NONCE_LEN;
 use aws_lc_rs::digest;
 use aws_lc_rs::hmac;
-use mamori_core::{CrossTenant, Scope};
 use mamori_store::{BlobRecord, BlobRef, Store, StoreError};
+use mamori_store::{CrossTenant, Scope};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -194,11 +194,17 @@ async fn read_full(src: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> io::Re
 }
 
 impl Blobs {
-    /// Opens the blob store over `backend`, making the naming key on first use.
-    /// `max_size` bounds one blob's content.
-    pub async fn open(store: Store, keyring: Arc<Keyring>, secrets: &Secrets, backend: Arc<dyn Backend>, max_size: u64) -> Result<Self, BlobError> {
-        let grant = CrossTenant::system(mamori_core::Actor { kind: mamori_core::ActorKind::System, user_id: None, name: "vault:blobs".into(), ip: None });
-        let key = secrets.get_or_create_random(&grant, NAMING_KEY, 32).await?;
+    /// Opens the blob store over `backend`, making the naming key on first use (which
+    /// `grant` reads). `max_size` bounds one blob's content.
+    pub async fn open(
+        store: Store,
+        grant: &CrossTenant,
+        keyring: Arc<Keyring>,
+        secrets: &Secrets,
+        backend: Arc<dyn Backend>,
+        max_size: u64,
+    ) -> Result<Self, BlobError> {
+        let key = secrets.get_or_create_random(grant, NAMING_KEY, 32).await?;
         Ok(Self { store, keyring, backend, naming: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, key.expose())), max_size })
     }
 
@@ -329,7 +335,7 @@ impl Blobs {
     pub async fn rotate(&self, grant: &CrossTenant, limit: i64) -> Result<usize, BlobError> {
         let current = self.keyring.current_id().to_string();
         let old = self.store.blobs_sealed_with_other_key(grant, &current, limit).await?;
-        let scope = Scope::All(grant.clone());
+        let scope = grant.scope();
         for rec in &old {
             let mut reader = self.open_blob(&scope, &rec.sha256).await?;
             // Decoded chunks go through a pipe into the encoder: a blob of gigabytes is

@@ -44,19 +44,25 @@ impl Vault {
     }
 
     /// Opens the vault with blobs in a local directory.
-    pub async fn open_local(store: mamori_store::Store, keyring: std::sync::Arc<Keyring>, dir: &std::path::Path, max_blob: u64) -> Result<Self, BlobError> {
+    pub async fn open_local(
+        store: mamori_store::Store,
+        grant: &mamori_store::CrossTenant,
+        keyring: std::sync::Arc<Keyring>,
+        dir: &std::path::Path,
+        max_blob: u64,
+    ) -> Result<Self, BlobError> {
         let secrets = Secrets::new(store.clone(), keyring.clone());
         let backend = std::sync::Arc::new(LocalBackend::open(dir)?);
-        let blobs = Blobs::open(store, keyring, &secrets, backend, max_blob).await?;
+        let blobs = Blobs::open(store, grant, keyring, &secrets, backend, max_blob).await?;
         Ok(Self { secrets, blobs })
     }
 
     /// Opens a vault with a fixed test key and blobs under `dir`, for tests (several
     /// nodes of one test share the key, as a real installation's nodes do).
     #[doc(hidden)]
-    pub async fn for_tests(store: mamori_store::Store, dir: &std::path::Path) -> Self {
+    pub async fn for_tests(store: mamori_store::Store, grant: &mamori_store::CrossTenant, dir: &std::path::Path) -> Self {
         let Ok(ring) = Keyring::parse("test QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=") else { panic!("the test keyring parses") };
-        match Self::open_local(store, std::sync::Arc::new(ring), &dir.join("blobs"), 1 << 30).await {
+        match Self::open_local(store, grant, std::sync::Arc::new(ring), &dir.join("blobs"), 1 << 30).await {
             Ok(v) => v,
             Err(e) => panic!("test vault: {e}"),
         }

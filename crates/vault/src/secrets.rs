@@ -1,7 +1,8 @@
 //! The secrets store: values sealed under the keyring, kept in the config store.
 
 use crate::keyring::{Keyring, Purpose, SealError};
-use mamori_core::{Actor, CrossTenant, Problem, Scope, TenantId};
+use mamori_core::{Actor, Problem, TenantId};
+use mamori_store::{CrossTenant, Scope};
 use mamori_store::{SealedSecret, SecretInfo, Store, StoreError};
 use std::fmt;
 use std::str::FromStr;

@@ -30,7 +30,7 @@ pub async fn export(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q)
 pub async fn verify(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
     a.require(Permission::AuditRead)?;
     // The chain spans every tenant; only operator roles may walk it.
-    if a.principal.tenant_id.is_some() {
+    if a.principal.tenant_id().is_some() {
         return Err(AppError::Forbidden);
     }
     let report = state.store.verify_audit().await?;

@@ -8,7 +8,7 @@ use crate::pages::SearchParams;
 use crate::{AppError, AppState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use mamori_core::{Event, Permission, Problem, Problems, Scope};
+use mamori_core::{Event, Permission, Problem, Problems};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -65,10 +65,7 @@ pub async fn submit(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
     }
     let scope = a.principal.scope();
     let known: Vec<_> = state.store.list_tenants(&scope).await?.into_iter().map(|t| t.id).collect();
-    let default_tenant = match &scope {
-        Scope::Tenant(t) => Some(*t),
-        _ => None,
-    };
+    let default_tenant = scope.tenant();
     let mut events: Vec<Event> = Vec::with_capacity(docs.len());
     let mut problems = Problems::default();
     for (i, d) in docs.iter().enumerate() {

@@ -322,7 +322,7 @@ pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError>
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
     let perms: Vec<Permission> = Permission::ALL.into_iter().filter(|p| a.principal.can(*p)).collect();
-    ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token.as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
+    ok(json!({ "user": a.user, "permissions": perms, "token": a.principal.token().as_ref().map(|(id, scopes)| json!({"id": id, "scopes": scopes})) }))
 }
 
 async fn catalog(ApiAuth(_a): ApiAuth) -> ApiResult {

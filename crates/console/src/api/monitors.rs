@@ -156,7 +156,7 @@ pub struct NewProbe {
 
 /// Registers a probe; returns it with its token (shown once).
 pub async fn register_probe(state: &AppState, a: &crate::auth::Authed, name: &str, tenant: Option<&str>) -> Result<(Probe, String), AppError> {
-    let tenant = match (a.principal.tenant_id, tenant.filter(|t| !t.is_empty())) {
+    let tenant = match (a.principal.tenant_id(), tenant.filter(|t| !t.is_empty())) {
         (Some(own), Some(t)) if t.parse::<TenantId>().ok() != Some(own) => return Err(AppError::NotFound),
         (Some(own), _) => Some(own),
         (None, Some(t)) => Some(t.parse().map_err(|_| AppError::NotFound)?),

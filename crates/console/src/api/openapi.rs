@@ -32,10 +32,15 @@ fn schemas() -> Value {
         "NewUser": {
             "type": "object", "required": ["username", "display_name", "role"],
             "properties": {"username": string, "display_name": string, "email": string,
-                "role": {"type": "string", "enum": ["operator_admin", "soc_analyst", "helpdesk", "auditor", "tenant_admin", "tenant_user"]},
-                "tenant_id": {"type": "string", "format": "uuid"}, "password": string}
+                "role": {"type": "string", "enum": mamori_core::Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>()},
+                "tenant_id": {"type": "string", "format": "uuid", "description": "the municipality of a tenant role"},
+                "tenants": {"type": "array", "items": {"type": "string", "format": "uuid"}, "description": "the municipalities a maintenance vendor serves"},
+                "expires_on": {"type": "string", "format": "date", "description": "last day the account works (JST); required for maintenance vendors"},
+                "password": string}
         },
-        "UserPatch": {"type": "object", "properties": {"display_name": string, "email": string, "role": string, "tenant_id": {"type": "string", "format": "uuid", "nullable": true}, "disabled": {"type": "boolean"}, "lang": {"type": "string", "enum": ["ja", "en"]}}},
+        "UserPatch": {"type": "object", "properties": {"display_name": string, "email": string, "role": string, "tenant_id": {"type": "string", "format": "uuid", "nullable": true},
+            "tenants": {"type": "array", "items": {"type": "string", "format": "uuid"}}, "expires_on": {"type": "string", "format": "date", "nullable": true},
+            "disabled": {"type": "boolean"}, "lang": {"type": "string", "enum": ["ja", "en"]}}},
         "OcsfEvent": {"type": "object", "required": ["class_uid"], "description": "An OCSF 1.3 event: time, class_uid, activity_id, severity_id, disposition_id, message, src_endpoint, dst_endpoint, actor.user.name, metadata.tenant_uid, raw_data, class attributes", "additionalProperties": true},
         "OcsfEvents": {"oneOf": [{"$ref": "#/components/schemas/OcsfEvent"}, {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/OcsfEvent"}}]},
         "PolicyDocument": {"type": "object", "additionalProperties": true},

@@ -36,7 +36,7 @@ pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
     a.require(Permission::PoliciesRead)?;
     let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
     let scope = a.principal.scope();
-    let tenant = tenant_of(&q, a.principal.tenant_id)?;
+    let tenant = tenant_of(&q, a.principal.tenant_id())?;
     if tenant.is_some_and(|t| !scope.includes(t)) {
         return Err(AppError::NotFound);
     }
@@ -51,21 +51,10 @@ pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
 }
 
 /// Refuses a policy write by a role the component's policy writers do not include,
-/// saying who may (operator admins set it per component).
+/// saying who may (the store's check, made before a form or review is shown).
 pub async fn require_policy_writer(state: &AppState, a: &Authed, component: &str) -> Result<(), AppError> {
     a.require(Permission::PoliciesWrite)?;
-    let writers = state.store.policy_writers(component).await?;
-    if writers.contains(&a.principal.role) {
-        return Ok(());
-    }
-    let names_ja: Vec<&str> = writers.iter().map(|r| r.ja()).collect();
-    let names_en: Vec<&str> = writers.iter().map(|r| r.as_str()).collect();
-    Err(AppError::Denied(Problem::new(
-        "component",
-        "not_a_policy_writer",
-        format!("「{component}」のポリシーを変更できるのは {} です。変更が必要な場合は県の運用管理者に依頼してください", names_ja.join("、")),
-        format!("the policy of '{component}' may be changed by {} only; ask the prefecture's operator admins", names_en.join(", ")),
-    )))
+    Ok(state.store.check_policy_writer(&a.principal.scope(), component).await?)
 }
 
 #[derive(Deserialize)]
@@ -98,7 +87,7 @@ pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
     let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
     require_policy_writer(&state, &a, &component).await?;
     let doc: Value = body(&bytes)?;
-    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id())?;
     let scope = a.principal.scope();
     if q.dry_run {
         let (version, changes) = state.store.preview_policy(&scope, tenant, validator.as_ref(), &doc).await?;
@@ -113,7 +102,7 @@ pub async fn put(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
 pub async fn cancel(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<RollbackQuery>) -> ApiResult {
     state.registry.validator(&component).ok_or(AppError::NotFound)?;
     require_policy_writer(&state, &a, &component).await?;
-    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id())?;
     state.store.cancel_scheduled_policy(&a.principal.scope(), &a.principal.actor(), tenant, &component, q.version).await?;
     ok(json!({"cancelled": q.version}))
 }
@@ -127,7 +116,7 @@ pub struct RollbackQuery {
 pub async fn rollback(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<RollbackQuery>) -> ApiResult {
     let validator = state.registry.validator(&component).ok_or(AppError::NotFound)?;
     require_policy_writer(&state, &a, &component).await?;
-    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id)?;
+    let tenant = tenant_of(&TenantQuery { tenant: q.tenant.clone() }, a.principal.tenant_id())?;
     ok(json!(state.store.rollback_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), q.version).await?))
 }
 
@@ -154,7 +143,7 @@ pub async fn put_writers(State(state): State<AppState>, ApiAuth(a): ApiAuth, Pat
 pub async fn versions(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, Query(q): Query<TenantQuery>) -> ApiResult {
     a.require(Permission::PoliciesRead)?;
     state.registry.validator(&component).ok_or(AppError::NotFound)?;
-    let tenant = tenant_of(&q, a.principal.tenant_id)?;
+    let tenant = tenant_of(&q, a.principal.tenant_id())?;
     ok(json!(state.store.policy_versions(&a.principal.scope(), tenant, &component, 100).await?))
 }
 

@@ -29,12 +29,12 @@ pub struct SecretQuery {
 pub fn secret_tenant(a: &Authed, tenant: &str) -> Result<Option<TenantId>, AppError> {
     let t = tenant.trim();
     let tenant = match t {
-        "" => a.principal.tenant_id,
+        "" => a.principal.tenant_id(),
         "platform" => None,
         id => Some(id.parse().map_err(|_| AppError::NotFound)?),
     };
     match tenant {
-        None if a.principal.role != Role::OperatorAdmin => Err(AppError::Forbidden),
+        None if a.principal.role() != Role::OperatorAdmin => Err(AppError::Forbidden),
         Some(t) if !a.principal.scope().includes(t) => Err(AppError::NotFound),
         other => Ok(other),
     }

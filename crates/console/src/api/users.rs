@@ -35,6 +35,12 @@ struct NewUserBody {
     role: String,
     #[serde(default)]
     tenant_id: Option<TenantId>,
+    /// The municipalities of a maintenance vendor.
+    #[serde(default)]
+    tenants: Vec<TenantId>,
+    /// The last day the account works (`YYYY-MM-DD`, JST); required for vendors.
+    #[serde(default)]
+    expires_on: Option<String>,
     /// An initial password; when absent a one-time password is generated and returned.
     #[serde(default)]
     password: Option<String>,
@@ -48,7 +54,7 @@ pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
     a.require(Permission::UsersWrite)?;
     let b: NewUserBody = body(&bytes)?;
     let role: Role = b.role.parse()?;
-    if !a.principal.role.may_grant(role) {
+    if !a.principal.role().may_grant(role) {
         return Err(AppError::Forbidden);
     }
     let (password, one_time) = match b.password {
@@ -59,7 +65,9 @@ pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
         }
         None => (random_token(12), true),
     };
-    let tenant = if role.is_operator() { b.tenant_id } else { b.tenant_id.or(a.principal.tenant_id) };
+    let (tenant, tenants, expires_at) = crate::pages::users::reach_of(&a, role, b.tenant_id, b.tenants, b.expires_on.as_deref())?;
+    // An operator role named with a tenant is refused, not silently cleared.
+    let tenant = if role.is_operator() { b.tenant_id } else { tenant };
     let user = state
         .store
         .create_user(
@@ -71,6 +79,8 @@ pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
                 email: b.email,
                 role,
                 tenant_id: tenant,
+                tenants,
+                expires_at,
                 password_hash: hash(&state, password.clone()).await?,
                 must_change_password: one_time,
             },
@@ -85,7 +95,7 @@ async fn load(state: &AppState, a: &Authed, uid: &str) -> Result<User, AppError>
 }
 
 fn may_manage(a: &Authed, u: &User) -> Result<(), AppError> {
-    if a.principal.role.may_grant(u.role) { Ok(()) } else { Err(AppError::Forbidden) }
+    if a.principal.role().may_grant(u.role) { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
 pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid): Path<String>) -> ApiResult {
@@ -103,6 +113,10 @@ struct PatchBody {
     tenant_id: Option<Option<TenantId>>,
     disabled: Option<bool>,
     lang: Option<String>,
+    tenants: Option<Vec<TenantId>>,
+    /// The last day the account works (`YYYY-MM-DD`); null: no end.
+    #[serde(default, with = "double_option")]
+    expires_on: Option<Option<String>>,
 }
 
 mod double_option {
@@ -119,16 +133,30 @@ pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid
     let b: PatchBody = body(&bytes)?;
     let role = b.role.as_deref().map(str::parse::<Role>).transpose()?;
     if let Some(r) = role
-        && !a.principal.role.may_grant(r)
+        && !a.principal.role().may_grant(r)
     {
         return Err(AppError::Forbidden);
     }
-    if u.id == a.principal.user_id && (role.is_some_and(|r| r != u.role) || b.disabled == Some(true)) {
+    if u.id == a.principal.user_id() && (role.is_some_and(|r| r != u.role) || b.disabled == Some(true)) {
         return Err(
             Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into()
         );
     }
-    let patch = UserPatch { display_name: b.display_name, email: b.email, role, tenant_id: b.tenant_id, disabled: b.disabled, lang: b.lang };
+    let expires_at = match b.expires_on {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(d)) => Some(crate::pages::users::reach_of(&a, u.role, None, Vec::new(), Some(&d))?.2),
+    };
+    let patch = UserPatch {
+        display_name: b.display_name,
+        email: b.email,
+        role,
+        tenant_id: b.tenant_id,
+        tenants: b.tenants,
+        expires_at,
+        disabled: b.disabled,
+        lang: b.lang,
+    };
     ok(json!(state.store.update_user(&a.principal.scope(), &a.principal.actor(), u.id, patch).await?))
 }
 
@@ -136,7 +164,7 @@ pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid
     a.require(Permission::UsersWrite)?;
     let u = load(&state, &a, &uid).await?;
     may_manage(&a, &u)?;
-    if u.id == a.principal.user_id {
+    if u.id == a.principal.user_id() {
         return Err(Problem::new("id", "self_delete", "自分自身は削除できません", "you cannot delete yourself").into());
     }
     state.store.delete_user(&a.principal.scope(), &a.principal.actor(), u.id).await?;

@@ -22,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use mamori_core::Principal;
+use mamori_store::Principal;
 use mamori_store::{Session, SessionStage, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -132,7 +132,7 @@ impl Authed {
     /// settings that span every municipality).
     pub fn require_operator(&self, p: mamori_core::Permission) -> Result<(), AppError> {
         self.require(p)?;
-        if self.principal.role.is_operator() { Ok(()) } else { Err(AppError::Forbidden) }
+        if self.principal.role().is_operator() { Ok(()) } else { Err(AppError::Forbidden) }
     }
 }
 
@@ -162,7 +162,8 @@ pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<
     Ok(state.store.session(&sha256_hex(&token), mamori_core::time::now_ms()).await?)
 }
 
-/// Authenticates a request by API token or full session.
+/// Authenticates a request by API token or full session (the store makes the
+/// [`Principal`] only from a live token or a fully logged-in session of a usable account).
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Authed, AuthFailure> {
     let lang = Lang::from_headers(&parts.headers);
     let ip = client_ip(parts);
@@ -173,47 +174,31 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Authed, Aut
         if !token.starts_with("mmr_") || token.len() > 128 {
             return Err(AuthFailure::Missing);
         }
-        let t = state.store.token_by_hash(&sha256_hex(token), now).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
-        let rec = state.store.login_record_by_id(t.user_id).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
-        // An account awaiting a password change (after a reset) acts through no token.
-        if rec.user.disabled || rec.user.must_change_password {
-            return Err(AuthFailure::Missing);
-        }
-        let principal = principal_of(&rec.user, Some((t.id, t.scopes)), ip);
-        return Ok(Authed { principal, user: rec.user, session: None, lang });
+        let a = state.store.authenticate_token(&sha256_hex(token), now, ip).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
+        return Ok(Authed { principal: a.principal, user: a.user, session: None, lang });
     }
-    let session = session_of(state, &parts.headers).await.map_err(|e| AuthFailure::Internal(e.message(Lang::En)))?.ok_or(AuthFailure::Missing)?;
-    if session.stage != SessionStage::Full {
-        return Err(AuthFailure::Incomplete(session.stage));
-    }
-    let rec = state.store.login_record_by_id(session.user_id).await.map_err(internal)?.ok_or(AuthFailure::Missing)?;
-    if rec.user.disabled {
+    let Some(token) = cookie(&parts.headers, session_cookie_name(state.config.secure_cookies)).filter(|t| t.len() <= 128) else {
         return Err(AuthFailure::Missing);
-    }
+    };
+    let id_hash = sha256_hex(&token);
+    let Some(a) = state.store.authenticate_session(&id_hash, now, ip).await.map_err(internal)? else {
+        // A session that exists but has not finished login goes back to its stage.
+        return match state.store.session(&id_hash, now).await.map_err(internal)? {
+            Some(s) if s.stage != SessionStage::Full => Err(AuthFailure::Incomplete(s.stage)),
+            _ => Err(AuthFailure::Missing),
+        };
+    };
+    let Some(session) = a.session else { return Err(AuthFailure::Missing) };
     if now - session.last_seen_at > 60_000 {
         let settings = state.auth_settings().await;
         let expires = (now + settings.session_idle_minutes * 60_000).min(session.created_at + settings.session_max_hours * 3_600_000);
         state.store.touch_session(&session.id_hash, now, expires).await.map_err(internal)?;
     }
-    let user = rec.user;
     let lang = match crate::auth::cookie(&parts.headers, "mamori_lang") {
         Some(_) => lang,
-        None => Lang::parse(&user.lang).unwrap_or_default(),
+        None => Lang::parse(&a.user.lang).unwrap_or_default(),
     };
-    let principal = principal_of(&user, None, ip);
-    Ok(Authed { principal, user, session: Some(session), lang })
-}
-
-fn principal_of(user: &User, token: Option<(mamori_core::TokenId, Vec<mamori_core::TokenScope>)>, ip: Option<String>) -> Principal {
-    Principal {
-        user_id: user.id,
-        username: user.username.clone(),
-        display_name: user.display_name.clone(),
-        role: user.role,
-        tenant_id: user.tenant_id,
-        token,
-        ip,
-    }
+    Ok(Authed { principal: a.principal, user: a.user, session: Some(session), lang })
 }
 
 /// Extractor for console pages: redirects to the login page when not logged in.

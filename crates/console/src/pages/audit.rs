@@ -60,7 +60,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
         let filter = q.filter()?;
         let entries = state.store.list_audit(&scope, &filter, q.before, PAGE).await?;
         let tenants = state.store.list_tenants(&scope).await?;
-        let verify = if q.verify.is_some() && a.principal.tenant_id.is_none() { Some(state.store.verify_audit().await?) } else { None };
+        let verify = if q.verify.is_some() && a.principal.tenant_id().is_none() { Some(state.store.verify_audit().await?) } else { None };
         let next = (entries.len() as i64 == PAGE).then(|| entries.last().map(|e| e.seq)).flatten();
         let keep = |before: i64| {
             let mut s = format!("/audit?before={before}");
@@ -75,7 +75,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
             form.filters method="get" action="/audit" {
                 label { (l.t("実行者", "Actor")) input type="text" name="actor" value=(q.actor.clone().unwrap_or_default()); }
                 label { (l.t("操作（前方一致）", "Action (prefix)")) input type="text" name="action" value=(q.action.clone().unwrap_or_default()) placeholder="tenant."; }
-                @if a.principal.tenant_id.is_none() {
+                @if a.principal.tenant_id().is_none() {
                     label { (l.t("団体", "Tenant")) select name="tenant" {
                         option value="" { (l.t("すべて", "All")) }
                         @for t in &tenants { option value=(t.id) selected[q.tenant.as_deref() == Some(&t.id.to_string())] { (t.name) } }
@@ -85,7 +85,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                 label { (l.t("終了", "To")) input type="text" name="to" value=(q.to.clone().unwrap_or_default()); }
                 button type="submit" { (l.t("絞り込み", "Filter")) }
                 a.button href="/audit/export.csv" { (l.t("CSV 出力", "Export CSV")) }
-                @if a.principal.tenant_id.is_none() { a.button href="/audit?verify=1" { (l.t("改ざん検査", "Verify chain")) } }
+                @if a.principal.tenant_id().is_none() { a.button href="/audit?verify=1" { (l.t("改ざん検査", "Verify chain")) } }
             }
             @if let Some(v) = &verify {
                 @match &v.first_bad {
@@ -137,14 +137,14 @@ pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, Query(
 }
 
 /// Returns every matching entry for an export, and records the export in the log.
-pub async fn export_entries(state: &AppState, p: &mamori_core::Principal, q: &AuditQuery) -> Result<Vec<mamori_store::AuditEntry>, AppError> {
+pub async fn export_entries(state: &AppState, p: &mamori_store::Principal, q: &AuditQuery) -> Result<Vec<mamori_store::AuditEntry>, AppError> {
     let scope = p.scope();
     let entries = state.store.export_audit(&scope, &q.filter()?).await?;
     state
         .store
         .record(mamori_store::Change {
             actor: &p.actor(),
-            tenant: p.tenant_id,
+            tenant: p.tenant_id(),
             action: "audit.export",
             target_kind: "audit_log",
             target_id: None,

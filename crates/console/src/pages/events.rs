@@ -153,7 +153,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
             form.filters method="get" action="/events" {
                 label { (l.t("開始", "From")) input type="text" name="from" value=(p.from.clone().unwrap_or_default()) placeholder=(l.t("既定: 24時間前", "default: 24 h ago")) title=(l.t("例: 2026-11-22 09:00", "e.g. 2026-11-22 09:00")); }
                 label { (l.t("終了", "To")) input type="text" name="to" value=(p.to.clone().unwrap_or_default()) placeholder=(l.t("既定: 現在", "default: now")); }
-                @if a.principal.tenant_id.is_none() {
+                @if a.principal.tenant_id().is_none() {
                     label { (l.t("団体", "Tenant")) select name="tenant" {
                         option value="" { (l.t("すべて", "All")) }
                         @for t in &tenants { option value=(t.id) selected[sel(&p.tenant, t.id.to_string())] { (t.name) } }

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use mamori_core::{Event, EventClass, Severity, TenantId};
-use mamori_store::{LoginRecord, Session, SessionStage};
+use mamori_store::{LoginRecord, NewSession, Session, SessionStage};
 use maud::{PreEscaped, html};
 use serde::Deserialize;
 
@@ -138,23 +138,28 @@ pub async fn submit(
     if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
         return super::error_page(lang, &e.into());
     }
+    // Said plainly only to whoever knows the password: the account's end is theirs to know.
+    if let Some(end) = rec.user.expires_at.filter(|_| rec.user.expired_at(now)) {
+        state.metrics.login("expired");
+        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account expired").await;
+        return expired_page(lang, end);
+    }
     let stage = next_stage(&rec, false, &state.auth_settings().await);
     let token = random_token(32);
-    let session = Session {
+    let new = NewSession {
         id_hash: sha256_hex(&token),
         user_id: rec.user.id,
         stage,
         csrf: random_token(24),
         created_at: now,
         expires_at: now + PENDING_MINUTES * 60_000,
-        last_seen_at: now,
         ip: ip.clone(),
-        pending_totp: None,
     };
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Err(e) = state.store.create_session(&session, ua).await {
-        return super::error_page(lang, &e.into());
-    }
+    let session = match state.store.create_session(new, ua).await {
+        Ok(s) => s,
+        Err(e) => return super::error_page(lang, &e.into()),
+    };
     if stage == SessionStage::Full
         && let Err(e) = finish(&state, &session, &rec, &ip).await
     {
@@ -162,6 +167,24 @@ pub async fn submit(
     }
     let mut r = see_other(stage_path(stage));
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, &token, 24 * 3600));
+    r
+}
+
+/// The answer to a correct password of an expired account.
+fn expired_page(lang: Lang, end: i64) -> Response {
+    let day = mamori_core::time::format_date_jst(end - 1);
+    let mut r = bare(
+        lang,
+        lang.t("アカウントの有効期限切れ", "Account expired"),
+        html! {
+            div.error role="alert" {
+                (lang.t(&format!("このアカウントの有効期限（{day}まで）が過ぎたため、ログインできません。"), &format!("This account expired after {day} and can no longer log in.")))
+            }
+            p { (lang.t("引き続き作業が必要な場合は、運用管理者に有効期限の延長を依頼してください。", "If the work goes on, ask an operator admin to extend the account.")) }
+            p { a href="/login" { (lang.t("ログイン画面へ戻る", "Back to the login page")) } }
+        },
+    );
+    *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
     r
 }
 
@@ -269,12 +292,10 @@ async fn pending_form(state: &AppState, headers: &HeaderMap, stage: SessionStage
     Ok((session, rec))
 }
 
-/// Returns the actor and scope of a person changing their own account during login
-/// (TOTP enrollment, forced password change): the account is theirs whatever its tenant.
-fn own_change(rec: &LoginRecord, ip: std::net::IpAddr) -> (mamori_core::Actor, mamori_core::Scope) {
-    let actor =
-        mamori_core::Actor { kind: mamori_core::ActorKind::User, user_id: Some(rec.user.id), name: rec.user.username.clone(), ip: Some(ip.to_string()) };
-    (actor, mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system())))
+/// Returns the right of a person changing their own account during login (TOTP
+/// enrollment, forced password change): their session's, whatever their role.
+fn own_change(session: &Session, rec: &LoginRecord, ip: std::net::IpAddr) -> Result<mamori_store::OwnAccount, AppError> {
+    session.own_account(rec, Some(ip.to_string())).ok_or(AppError::NotFound)
 }
 
 async fn pending(state: &AppState, headers: &HeaderMap, stage: SessionStage) -> Result<(Session, LoginRecord), Response> {
@@ -367,6 +388,12 @@ pub async fn totp_submit(
     if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
         return super::error_page(lang, &e.into());
     }
+    // Said plainly only to whoever knows the password: the account's end is theirs to know.
+    if let Some(end) = rec.user.expires_at.filter(|_| rec.user.expired_at(now)) {
+        state.metrics.login("expired");
+        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account expired").await;
+        return expired_page(lang, end);
+    }
     advance(&state, &session, &rec, &ip).await
 }
 
@@ -452,8 +479,11 @@ pub async fn enroll_submit(
             Some(lang.t("確認コードが正しくありません。時刻がずれていないかも確認してください", "the code is wrong; check the device's clock too")),
         );
     };
-    let (actor, scope) = own_change(&rec, client);
-    if let Err(e) = state.store.set_totp(&scope, &actor, rec.user.id, Some(&secret), step).await {
+    let own = match own_change(&session, &rec, client) {
+        Ok(o) => o,
+        Err(e) => return super::error_page(lang, &e),
+    };
+    if let Err(e) = state.store.set_own_totp(&own, &secret, step).await {
         return super::error_page(lang, &e.into());
     }
     let _ = state.store.set_session_pending_totp(&session.id_hash, None).await;
@@ -521,8 +551,11 @@ pub async fn password_submit(
         Ok(h) => h,
         Err(e) => return super::error_page(lang, &e),
     };
-    let (actor, scope) = own_change(&rec, client);
-    if let Err(e) = state.store.set_password(&scope, &actor, rec.user.id, &hash, false, Some(&session.id_hash)).await {
+    let own = match own_change(&session, &rec, client) {
+        Ok(o) => o,
+        Err(e) => return super::error_page(lang, &e),
+    };
+    if let Err(e) = state.store.set_own_password(&own, &hash, Some(&session.id_hash)).await {
         return super::error_page(lang, &e.into());
     }
     let rec = LoginRecord { user: mamori_store::User { must_change_password: false, ..rec.user }, password_hash: hash, ..rec };

@@ -12,7 +12,7 @@ mod secrets;
 mod segments;
 mod settings;
 mod tenants;
-mod users;
+pub(crate) mod users;
 
 use crate::auth::Authed;
 use crate::{AppError, AppState, Lang};
@@ -172,7 +172,7 @@ fn head(title: &str) -> Markup {
 /// Renders a full page for a logged-in person.
 pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
     let l = a.lang;
-    let scope_label = match a.principal.tenant_id {
+    let scope_label = match a.principal.tenant_id() {
         None => l.t("全団体", "All tenants").to_string(),
         Some(_) => l.t("自団体のみ", "Own tenant only").to_string(),
     };
@@ -185,13 +185,13 @@ pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
                     a.brand href="/" { "守 Mamori" }
                     nav {
                         @for n in NAV {
-                            @if n.needs.is_none_or(|p| a.principal.can(p)) && (!n.operators || a.principal.role.is_operator()) {
+                            @if n.needs.is_none_or(|p| a.principal.can(p)) && (!n.operators || a.principal.role().is_operator()) {
                                 a href=(n.path) class=[(active == n.path).then_some("active")] { (l.t(n.ja, n.en)) }
                             }
                         }
                     }
                     div.who {
-                        span.user { (a.user.display_name) " (" (l.t(a.principal.role.ja(), a.principal.role.en())) " / " (scope_label) ")" }
+                        span.user { (a.user.display_name) " (" (l.t(a.principal.role().ja(), a.principal.role().en())) " / " (scope_label) ")" }
                         @if l == Lang::Ja { a href="/lang/en" { "English" } } @else { a href="/lang/ja" { "日本語" } }
                         form.inline method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(a.csrf());

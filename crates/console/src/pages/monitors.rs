@@ -42,7 +42,7 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
         }
         let shown: Vec<&BoardRow> = rows.iter().filter(|r| only.is_none_or(|s| r.status() == s)).collect();
         let tenants = state.store.list_tenants(&scope).await?;
-        let operator = a.principal.tenant_id.is_none();
+        let operator = a.principal.tenant_id().is_none();
         let can_write = a.principal.can(Permission::MonitorsWrite);
         let open = state.store.list_faults(&scope, &FaultFilter { tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
         let body = html! {
@@ -119,7 +119,7 @@ fn standard_form(l: Lang, a: &Authed, tenants: &[Tenant], pairs: &Pairs, error: 
         @if let Some(e) = error { (problems(l, e)) }
         form.grid method="post" action="/monitors/new" {
             input type="hidden" name="csrf" value=(a.csrf());
-            @if a.principal.tenant_id.is_none() { (tenant_select(l, tenants, field(pairs, "tenant_id"))) }
+            @if a.principal.tenant_id().is_none() { (tenant_select(l, tenants, field(pairs, "tenant_id"))) }
             label { (l.t("表示名（団体名）", "Label (municipality)")) input type="text" name="label" value=(v("label")) required placeholder=(l.t("例: みどり市", "e.g. Midori City")); }
             label.wide { (l.t("Web サイトの URL（F01）", "Web site URL (F01)")) input type="url" name="web_url" value=(v("web_url")) placeholder="https://www.city.example.lg.jp/"; }
             label.wide { (l.t("ページに含まれるべき文字列（任意）", "Text the page must contain (optional)")) input type="text" name="web_keyword" value=(v("web_keyword")); }
@@ -217,7 +217,7 @@ fn custom_form(l: Lang, a: &Authed, tenants: &[Tenant], tenant: &str, doc: &str,
         }
         form.grid method="post" action=(action) {
             input type="hidden" name="csrf" value=(a.csrf());
-            @if a.principal.tenant_id.is_none() && action == "/monitors/new-custom" { (tenant_select(l, tenants, tenant)) }
+            @if a.principal.tenant_id().is_none() && action == "/monitors/new-custom" { (tenant_select(l, tenants, tenant)) }
             label.wide { (l.t("監視の設定（JSON）", "Monitor settings (JSON)")) textarea name="spec" rows="14" spellcheck="false" { (doc) } }
             div.wide { button type="submit" { (l.t("保存", "Save")) } }
         }
@@ -555,7 +555,7 @@ async fn probes_page(state: &AppState, a: &Authed, new_token: Option<(String, St
             form.grid method="post" action="/monitors/probes" {
                 input type="hidden" name="csrf" value=(a.csrf());
                 label { (l.t("名前", "Name")) input type="text" name="name" required maxlength="100"; }
-                @if a.principal.tenant_id.is_none() {
+                @if a.principal.tenant_id().is_none() {
                     label { (l.t("団体（空欄なら県の共通プローブ）", "Tenant (empty: the prefecture's shared probe)"))
                         select name="tenant_id" { option value="" { "—" } @for (id, n) in &tenants { option value=(id) { (n) } } }
                     }

@@ -39,7 +39,7 @@ async fn body(state: &AppState, a: &Authed, error: Option<&AppError>) -> Result<
                 td.nowrap { (when(s.updated_at)) }
                 td { (s.updated_by) }
                 td { code { (s.key_id) } }
-                td { @if can_write && (s.tenant.is_some() || a.principal.role == Role::OperatorAdmin) {
+                td { @if can_write && (s.tenant.is_some() || a.principal.role() == Role::OperatorAdmin) {
                     form.inline method="post" action="/settings/secrets/delete" {
                         input type="hidden" name="csrf" value=(a.csrf());
                         input type="hidden" name="tenant" value=(s.tenant.map(|t| t.to_string()).unwrap_or_else(|| "platform".into()));
@@ -54,10 +54,10 @@ async fn body(state: &AppState, a: &Authed, error: Option<&AppError>) -> Result<
             @if let Some(e) = error { (problems(l, e)) }
             form.grid method="post" action="/settings/secrets" autocomplete="off" {
                 input type="hidden" name="csrf" value=(a.csrf());
-                @if a.principal.role.is_operator() {
+                @if a.principal.role().is_operator() {
                     label { (l.t("団体", "Tenant"))
                         select name="tenant" {
-                            @if a.principal.role == Role::OperatorAdmin { option value="platform" { (l.t("プラットフォーム", "Platform")) } }
+                            @if a.principal.role() == Role::OperatorAdmin { option value="platform" { (l.t("プラットフォーム", "Platform")) } }
                             @for t in &tenants { option value=(t.id) { (t.name) } }
                         }
                     }

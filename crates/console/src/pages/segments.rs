@@ -33,7 +33,7 @@ pub struct Lookup {
 
 /// Returns the tenants in `scope` and the directory built from them, as components
 /// build theirs (for the lookup of people).
-pub async fn directory(state: &AppState, scope: &mamori_core::Scope) -> Result<(Vec<mamori_core::Tenant>, TenantDirectory), AppError> {
+pub async fn directory(state: &AppState, scope: &mamori_store::Scope) -> Result<(Vec<mamori_core::Tenant>, TenantDirectory), AppError> {
     let tenants = state.store.list_tenants(scope).await?;
     let dir = TenantDirectory::build(state.store.list_segments().await?, &tenants);
     Ok((tenants, dir))

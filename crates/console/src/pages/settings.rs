@@ -8,7 +8,6 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use mamori_core::{Permission, Problem, TenantId, TokenScope};
-use mamori_store::UserPatch;
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -29,7 +28,7 @@ pub fn tabs(a: &Authed, active: &str) -> Markup {
 async fn account_page(state: &AppState, a: &Authed, error: Option<&AppError>, saved: bool) -> Result<Response, AppError> {
     let l = a.lang;
     let s = state.auth_settings().await;
-    let partitions = if a.principal.role == mamori_core::Role::OperatorAdmin { state.bus.events().partitions().unwrap_or_default() } else { Vec::new() };
+    let partitions = if a.principal.role() == mamori_core::Role::OperatorAdmin { state.bus.events().partitions().unwrap_or_default() } else { Vec::new() };
     let body = html! {
         (tabs(a, "account"))
         @if let Some(e) = error { (problems(l, e)) }
@@ -102,7 +101,7 @@ pub async fn save_account(State(state): State<AppState>, PageAuth(a): PageAuth, 
         async {
             a.check_csrf(&f.csrf)?;
             // One's own account is always in reach, whatever the role.
-            let own = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+            let own = a.principal.own_account();
             let result: Result<(), AppError> = async {
                 if !f.password.is_empty() {
                     if f.password != f.confirm {
@@ -116,10 +115,10 @@ pub async fn save_account(State(state): State<AppState>, PageAuth(a): PageAuth, 
                     check_password_policy(&f.password, &a.user.username, settings.password_min_length)?;
                     let hash = state.hash_password(f.password.clone()).await?;
                     let keep = a.session.as_ref().map(|s| s.id_hash.as_str());
-                    state.store.set_password(&own, &a.principal.actor(), a.user.id, &hash, false, keep).await?;
+                    state.store.set_own_password(&own, &hash, keep).await?;
                 }
                 if f.lang != a.user.lang {
-                    state.store.update_user(&own, &a.principal.actor(), a.user.id, UserPatch { lang: Some(f.lang.clone()), ..Default::default() }).await?;
+                    state.store.set_own_lang(&own, &f.lang).await?;
                 }
                 Ok(())
             }
@@ -216,7 +215,7 @@ async fn policies_page(
     let component = q.component.clone().filter(|c| components.contains(&c.as_str())).or_else(|| components.first().map(|c| c.to_string())).unwrap_or_default();
     let tenant: Option<TenantId> = match q.tenant.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => Some(t.parse().map_err(|_| AppError::NotFound)?),
-        None => a.principal.tenant_id,
+        None => a.principal.tenant_id(),
     };
     if let Some(t) = tenant
         && !scope.includes(t)
@@ -229,8 +228,9 @@ async fn policies_page(
     let current = versions.iter().find(|v| Some(v.revision) == in_force).map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
     let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
     let writers = state.store.policy_writers(&component).await?;
-    let can_write = a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role) && (tenant.is_some() || a.principal.tenant_id.is_none());
-    let is_operator_admin = a.principal.role == mamori_core::Role::OperatorAdmin;
+    let can_write =
+        a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role()) && (tenant.is_some() || a.principal.tenant_id().is_none());
+    let is_operator_admin = a.principal.role() == mamori_core::Role::OperatorAdmin;
     let shown = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let minimums = match state.registry.validator(&component) {
         Some(v) => state.store.policy_minimums(v.as_ref()).await?,
@@ -242,7 +242,7 @@ async fn policies_page(
         form.filters method="get" action="/settings/policies" {
             label { (l.t("コンポーネント", "Component")) select name="component" { @for c in &components { option value=(c) selected[*c == component] { (c) } } } }
             label { (l.t("対象", "Applies to")) select name="tenant" {
-                @if a.principal.tenant_id.is_none() { option value="" selected[tenant.is_none()] { (l.t("全団体の既定値", "Platform default")) } }
+                @if a.principal.tenant_id().is_none() { option value="" selected[tenant.is_none()] { (l.t("全団体の既定値", "Platform default")) } }
                 @for t in &tenants { option value=(t.id) selected[tenant == Some(t.id)] { (t.name) } }
             } }
             button type="submit" { (l.t("表示", "Show")) }
@@ -579,7 +579,7 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
         )
         .into());
     }
-    if a.principal.token.is_some() {
+    if a.principal.token().is_some() {
         return Err(AppError::Forbidden);
     }
     let expires_at = mamori_core::time::now_ms() + days.clamp(0, 400) * 86_400_000;

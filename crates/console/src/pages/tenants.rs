@@ -44,7 +44,7 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, axum::ex
                     a.button href="/tenants/import" { (l.t("CSV 取り込み", "Import CSV")) }
                 }
                 a.button href="/tenants/export.csv" { (l.t("CSV 出力", "Export CSV")) }
-                @if a.principal.role.is_operator() {
+                @if a.principal.role().is_operator() {
                     a.button href="/tenants/segments" { (l.t("ネットワークセグメントと団体の判定", "Network segments and tenant lookup")) }
                 }
             }

@@ -6,7 +6,7 @@ use crate::{AppError, AppState, Lang};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use mamori_core::{Permission, Role, Tenant, TenantId, UserId};
+use mamori_core::{Permission, Reach, Role, Tenant, TenantId, UserId};
 use mamori_store::{NewUser, User, UserFilter, UserPatch};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -35,7 +35,7 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                     td { a href=(format!("/users/{}", u.id)) { (u.username) } }
                     td { (u.display_name) }
                     td { (l.t(u.role.ja(), u.role.en())) }
-                    td { (tenant_name(&tenants, u.tenant_id, l)) }
+                    td { (tenant_name(&tenants, u, l)) }
                     td { @if u.totp_enabled { "✔" } @else { "—" } }
                     td { (status(l, u, now)) }
                     td { (u.last_login_at.map(when).unwrap_or_default()) }
@@ -47,16 +47,50 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
     .await)
 }
 
-fn tenant_name(tenants: &[Tenant], id: Option<TenantId>, l: Lang) -> String {
-    match id {
-        None => l.t("（運用）", "(operator)").to_string(),
-        Some(t) => tenants.iter().find(|x| x.id == t).map(|x| x.name.clone()).unwrap_or_default(),
+fn tenant_name(tenants: &[Tenant], u: &User, l: Lang) -> String {
+    let name = |t: &TenantId| tenants.iter().find(|x| x.id == *t).map(|x| x.name.clone()).unwrap_or_default();
+    match (u.role.reach(), u.tenant_id) {
+        (Reach::OwnTenant, Some(t)) => name(&t),
+        (Reach::NamedTenants, _) => format!("{}{}", l.t("担当: ", "For: "), u.tenants.iter().map(name).collect::<Vec<_>>().join(l.t("、", ", "))),
+        _ => l.t("（運用）", "(operator)").to_string(),
     }
+}
+
+/// An account's tenant, named tenants and expiry (Unix ms).
+pub(crate) type AccountReach = (Option<TenantId>, Vec<TenantId>, Option<i64>);
+
+/// Works out an account's tenant, named tenants and expiry from what a form or API body
+/// gave for `role`: a tenant role takes `tenant` (else the caller's own), a maintenance
+/// vendor the named `tenants` and the expiry date, an operator role neither.
+pub(crate) fn reach_of(a: &Authed, role: Role, tenant: Option<TenantId>, tenants: Vec<TenantId>, expires_on: Option<&str>) -> Result<AccountReach, AppError> {
+    let expires = match expires_on.map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(d) => Some(mamori_core::time::end_of_day_jst(d).ok_or_else(|| {
+            mamori_core::Problem::new(
+                "expires_on",
+                "invalid_date",
+                "有効期限は YYYY-MM-DD の形の日付で入力してください",
+                "the expiry must be a date YYYY-MM-DD",
+            )
+        })?),
+    };
+    Ok(match role.reach() {
+        Reach::OwnTenant => (tenant.or(a.principal.tenant_id()), Vec::new(), expires),
+        Reach::NamedTenants => (None, tenants, expires),
+        Reach::AllTenants => (None, Vec::new(), expires),
+    })
+}
+
+/// Returns the expiry of an account as the last day it works (JST), or "".
+fn expiry_day(u: &User) -> String {
+    u.expires_at.map(|e| mamori_core::time::format_date_jst(e - 1)).unwrap_or_default()
 }
 
 fn status(l: Lang, u: &User, now: i64) -> &'static str {
     if u.disabled {
         l.t("無効", "Disabled")
+    } else if u.expired_at(now) {
+        l.t("期限切れ", "Expired")
     } else if u.locked_until > now {
         l.t("ロック中", "Locked")
     } else if u.must_change_password {
@@ -82,6 +116,34 @@ pub struct UserForm {
     tenant: String,
     #[serde(default)]
     disabled: Option<String>,
+    /// The municipalities of a maintenance vendor (checkboxes `vendor_tenant`).
+    #[serde(skip)]
+    vendor_tenants: Vec<String>,
+    /// The last day the account works (`YYYY-MM-DD`, JST); empty: no end.
+    #[serde(default)]
+    expires_on: String,
+}
+
+impl UserForm {
+    /// Reads the form from its fields (the vendor's tenants are a repeated field).
+    fn from_pairs(pairs: &super::Pairs) -> Self {
+        let field = |k: &str| super::field(pairs, k).to_string();
+        UserForm {
+            csrf: field("csrf"),
+            username: field("username"),
+            display_name: field("display_name"),
+            email: field("email"),
+            role: field("role"),
+            tenant: field("tenant"),
+            disabled: pairs.iter().any(|(k, _)| k == "disabled").then(|| "on".into()),
+            vendor_tenants: pairs.iter().filter(|(k, _)| k == "vendor_tenant").map(|(_, v)| v.clone()).collect(),
+            expires_on: field("expires_on"),
+        }
+    }
+
+    fn vendor_tenant_ids(&self) -> Vec<TenantId> {
+        self.vendor_tenants.iter().filter_map(|t| t.parse().ok()).collect()
+    }
 }
 
 fn user_form(a: &Authed, tenants: &[Tenant], action: &str, f: &UserForm, creating: bool, error: Option<&AppError>) -> Markup {
@@ -96,12 +158,23 @@ fn user_form(a: &Authed, tenants: &[Tenant], action: &str, f: &UserForm, creatin
             label { (l.t("表示名", "Display name")) input type="text" name="display_name" value=(f.display_name) required; }
             label { (l.t("メール", "E-mail")) input type="email" name="email" value=(f.email); }
             label { (l.t("ロール", "Role"))
-                select name="role" { @for r in Role::ALL { @if a.principal.role.may_grant(r) { option value=(r.as_str()) selected[f.role == r.as_str()] { (l.t(r.ja(), r.en())) } } } }
+                select name="role" { @for r in Role::ALL { @if a.principal.role().may_grant(r) { option value=(r.as_str()) selected[f.role == r.as_str()] { (l.t(r.ja(), r.en())) } } } }
             }
             label { (l.t("所属団体（団体のロールのみ）", "Tenant (tenant roles only)"))
                 select name="tenant" {
-                    @if a.principal.tenant_id.is_none() { option value="" { (l.t("（運用側）", "(operator)")) } }
+                    @if a.principal.tenant_id().is_none() { option value="" { (l.t("（運用側）", "(operator)")) } }
                     @for t in tenants { option value=(t.id) selected[f.tenant == t.id.to_string()] { (t.code) " " (t.name) } }
+                }
+            }
+            label { (l.t("有効期限（この日まで有効。保守業者は必須）", "Valid until (this day included; required for vendors)"))
+                input type="date" name="expires_on" value=(f.expires_on);
+            }
+            @if a.principal.role().may_grant(Role::MaintenanceVendor) {
+                fieldset.wide {
+                    legend { (l.t("担当団体（保守業者のみ）", "Tenants served (maintenance vendors only)")) }
+                    @for t in tenants {
+                        label.check { input type="checkbox" name="vendor_tenant" value=(t.id) checked[f.vendor_tenants.contains(&t.id.to_string())]; (t.code) " " (t.name) }
+                    }
                 }
             }
             @if !creating {
@@ -132,7 +205,8 @@ fn parse_tenant(s: &str) -> Option<TenantId> {
 }
 
 /// POST /users
-pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<UserForm>) -> Response {
+pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
+    let f = UserForm::from_pairs(&pairs);
     let l = a.lang;
     page_result(
         l,
@@ -142,12 +216,12 @@ pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f
             let scope = a.principal.scope();
             let result = async {
                 let role: Role = f.role.parse()?;
-                if !a.principal.role.may_grant(role) {
+                if !a.principal.role().may_grant(role) {
                     return Err(AppError::Forbidden);
                 }
                 let once = random_token(12);
                 let hash = state.hash_password(once.clone()).await?;
-                let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+                let (tenant, tenants, expires_at) = reach_of(&a, role, parse_tenant(&f.tenant), f.vendor_tenant_ids(), Some(&f.expires_on))?;
                 let user = state
                     .store
                     .create_user(
@@ -159,6 +233,8 @@ pub async fn create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f
                             email: f.email.clone(),
                             role,
                             tenant_id: tenant,
+                            tenants,
+                            expires_at,
                             password_hash: hash,
                             must_change_password: true,
                         },
@@ -231,13 +307,16 @@ fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) ->
         role: u.role.as_str().into(),
         tenant: u.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
         disabled: u.disabled.then(|| "on".into()),
+        vendor_tenants: u.tenants.iter().map(|t| t.to_string()).collect(),
+        expires_on: expiry_day(u),
     };
-    let can_write = a.principal.can(Permission::UsersWrite) && a.principal.role.may_grant(u.role);
+    let can_write = a.principal.can(Permission::UsersWrite) && a.principal.role().may_grant(u.role);
     html! {
         dl.facts {
             dt { (l.t("ログイン名", "Login")) } dd { (u.username) }
             dt { (l.t("ロール", "Role")) } dd { (l.t(u.role.ja(), u.role.en())) }
-            dt { (l.t("所属団体", "Tenant")) } dd { (tenant_name(tenants, u.tenant_id, l)) }
+            dt { (l.t("所属団体", "Tenant")) } dd { (tenant_name(tenants, u, l)) }
+            @if u.expires_at.is_some() { dt { (l.t("有効期限", "Valid until")) } dd { (expiry_day(u)) } }
             dt { (l.t("状態", "Status")) } dd { (status(l, u, now)) }
             dt { (l.t("二要素認証", "Two-factor")) } dd { @if u.totp_enabled { (l.t("設定済み", "Enrolled")) } @else { (l.t("未設定", "Not enrolled")) } }
             dt { (l.t("最終ログイン", "Last login")) } dd { (u.last_login_at.map(when).unwrap_or_default()) }
@@ -255,7 +334,7 @@ fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) ->
                         button type="submit" { (l.t(ja, en)) }
                     }
                 }
-                @if a.principal.user_id != u.id {
+                @if a.principal.user_id() != u.id {
                     form.inline method="post" action=(format!("/users/{}/action", u.id)) {
                         input type="hidden" name="csrf" value=(a.csrf());
                         input type="hidden" name="action" value="delete";
@@ -271,11 +350,12 @@ fn detail(a: &Authed, u: &User, tenants: &[Tenant], error: Option<&AppError>) ->
 /// give (so may manage).
 async fn manageable(state: &AppState, a: &Authed, id: &str) -> Result<User, AppError> {
     let user = state.store.get_user(&a.principal.scope(), parse_id(id)?).await?.ok_or(AppError::NotFound)?;
-    if a.principal.role.may_grant(user.role) { Ok(user) } else { Err(AppError::Forbidden) }
+    if a.principal.role().may_grant(user.role) { Ok(user) } else { Err(AppError::Forbidden) }
 }
 
 /// POST /users/{id}
-pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(f): Form<UserForm>) -> Response {
+pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<super::Pairs>) -> Response {
+    let f = UserForm::from_pairs(&pairs);
     let l = a.lang;
     page_result(
         l,
@@ -287,10 +367,10 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             let id = current.id;
             let result = async {
                 let role: Role = f.role.parse()?;
-                if !a.principal.role.may_grant(role) {
+                if !a.principal.role().may_grant(role) {
                     return Err(AppError::Forbidden);
                 }
-                if id == a.principal.user_id && (role != current.role || f.disabled.is_some()) {
+                if id == a.principal.user_id() && (role != current.role || f.disabled.is_some()) {
                     return Err(mamori_core::Problem::new(
                         "role",
                         "self_change",
@@ -299,12 +379,14 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
                     )
                     .into());
                 }
-                let tenant = if role.is_operator() { None } else { parse_tenant(&f.tenant).or(a.principal.tenant_id) };
+                let (tenant, tenants, expires_at) = reach_of(&a, role, parse_tenant(&f.tenant), f.vendor_tenant_ids(), Some(&f.expires_on))?;
                 let patch = UserPatch {
                     display_name: Some(f.display_name.clone()),
                     email: Some(f.email.clone()),
                     role: Some(role),
                     tenant_id: Some(tenant),
+                    tenants: Some(tenants),
+                    expires_at: Some(expires_at),
                     disabled: Some(f.disabled.is_some()),
                     lang: None,
                 };
@@ -361,7 +443,7 @@ pub async fn action(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
                     state.store.delete_user_sessions(id, None).await?;
                     Ok(see_other(&format!("/users/{id}")))
                 }
-                "delete" if id != a.principal.user_id => {
+                "delete" if id != a.principal.user_id() => {
                     state.store.delete_user(&scope, &actor, id).await?;
                     Ok(see_other("/users"))
                 }

@@ -51,11 +51,15 @@ async fn operators_must_enroll_totp_and_codes_work_once() {
         let next = totp.code_at_step(Totp::step_of(now) + 1);
         let (s, h, _) = c.post_form("/login/totp", &second, &[("csrf", &csrf2), ("code", &next)]).await;
         assert_eq!((s, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"));
-        let user = c.state.store.get_user(&system(), op).await.unwrap().unwrap();
+        let user = c.state.store.get_user(&c.grant.scope(), op).await.unwrap().unwrap();
         assert!(user.totp_enabled && user.last_login_at.is_some());
         // Both logins, and the failures, are Authentication events of the platform.
-        let log =
-            c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("user.totp".into()), ..Default::default() }, None, 10).await.unwrap();
+        let log = c
+            .state
+            .store
+            .list_audit(&c.grant.scope(), &mamori_store::AuditFilter { action: Some("user.totp".into()), ..Default::default() }, None, 10)
+            .await
+            .unwrap();
         assert_eq!(log.len(), 1);
     })
     .await;
@@ -116,7 +120,7 @@ async fn csrf_and_cross_site_requests_are_refused() {
             .post_form(&format!("/tenants/{}/contacts", t.id), &s, &[("csrf", s.csrf()), ("contact_name_0", "山田"), ("contact_email_0", "yamada@example.jp")])
             .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert_eq!(c.state.store.get_tenant(&system(), t.id).await.unwrap().unwrap().contacts[0].name, "山田");
+        assert_eq!(c.state.store.get_tenant(&c.grant.scope(), t.id).await.unwrap().unwrap().contacts[0].name, "山田");
     })
     .await;
 }
@@ -249,7 +253,7 @@ async fn parallel_guesses_cannot_outrun_the_lockout() {
         let now = mamori_core::time::now_ms();
         let q =
             mamori_store::events::EventQuery { from_ms: now - 60_000, to_ms: now + 1, limit: 100, text: Some("wrong password".into()), ..Default::default() };
-        let checked = c.state.bus.events().query(&system(), &q).await.unwrap().events.len();
+        let checked = c.state.bus.events().query(&c.grant.scope(), &q).await.unwrap().events.len();
         assert!(checked <= 5, "only the allowed attempts reach the password check, {checked} did");
         let (status, _, _) = c.post_form("/login", &Auth::None, &[("username", "clerk"), ("password", PASSWORD)]).await;
         assert_eq!(status, StatusCode::OK, "locked");
@@ -281,7 +285,7 @@ async fn operator_logins_stay_out_of_the_prefectures_events() {
         let pref = c
             .state
             .store
-            .create_tenant(&system(), &mamori_core::Actor::system(), {
+            .create_tenant(&c.grant.scope(), &mamori_core::Actor::system(), {
                 let mut i = tenant_input("39000", "サンプル県", "10.39.0.0/20");
                 i.kind = "prefecture".into();
                 i.check().unwrap()
@@ -297,8 +301,12 @@ async fn operator_logins_stay_out_of_the_prefectures_events() {
         assert!(!body.contains("ope") || !body.contains("wrong password\""), "{body}");
         assert!(!body.contains("my-secret-password"), "mistyped names are not kept: {body}");
         assert!(!body.contains("\"ope\""), "operator activity is not the prefecture's data: {body}");
-        let log =
-            c.state.store.list_audit(&system(), &mamori_store::AuditFilter { action: Some("auth.".into()), ..Default::default() }, None, 10).await.unwrap();
+        let log = c
+            .state
+            .store
+            .list_audit(&c.grant.scope(), &mamori_store::AuditFilter { action: Some("auth.".into()), ..Default::default() }, None, 10)
+            .await
+            .unwrap();
         assert!(log.iter().any(|e| e.actor_name == "ope" && e.action == "auth.login_failed"), "{log:?}");
         assert!(log.iter().all(|e| e.actor_name != "my-secret-password"));
     })
@@ -323,7 +331,7 @@ async fn the_node_list_is_for_operators() {
         c.state.store.acquire_lease("component:monitor", "north-1", 60_000).await.unwrap();
         // A monitor policy saved after the node last loaded its policies.
         let validator = c.state.registry.validator("monitor").unwrap();
-        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), None, validator.as_ref(), validator.default_policy()).await.unwrap();
+        c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), None, validator.as_ref(), validator.default_policy()).await.unwrap();
         let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
         let (_, token) = c.token(op, Role::OperatorAdmin, "nodes").await;
         let (s, body) = c.api("GET", "/api/v1/nodes", &Auth::Bearer(token), None).await;
@@ -512,7 +520,7 @@ async fn secrets_are_write_only_and_kept_per_tenant() {
         let form = [("csrf", s.csrf()), ("name", "smtp/own"), ("kind", "password"), ("value", "form-value-93")];
         assert_eq!(c.post_form("/settings/secrets", &s, &form).await.0, StatusCode::SEE_OTHER);
         assert!(c.get("/settings/secrets", &s).await.1.contains("smtp/own"));
-        let grant = mamori_core::CrossTenant::system(mamori_core::Actor::system());
+        let grant = c.grant.clone();
         let v = c.state.vault.secrets.get(&grant, Some(a.id), "smtp/own").await.unwrap().unwrap();
         assert_eq!(v.expose_str(), Some("form-value-93"), "what components read");
     })
@@ -550,7 +558,7 @@ async fn policy_writers_diff_and_rollback() {
             "{page}"
         );
         let versions = |c: &crate::support::Console| {
-            let grant = system();
+            let grant = c.grant.scope();
             let store = c.state.store.clone();
             async move { store.policy_versions(&grant, Some(t.id), "retention", 10).await.unwrap() }
         };

@@ -30,7 +30,7 @@ async fn bad_tenant_input_is_refused_with_every_problem() {
         assert!(v["message_ja"].as_str().unwrap().contains("団体コード"));
         let (status, _) = c.api("POST", "/api/v1/tenants", &s, Some(json!({"code": "393413", "unexpected": 1}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(c.state.store.list_tenants(&system()).await.unwrap().is_empty(), "nothing was created");
+        assert!(c.state.store.list_tenants(&c.grant.scope()).await.unwrap().is_empty(), "nothing was created");
     })
     .await;
 }
@@ -58,7 +58,7 @@ async fn malformed_csv_imports_change_nothing() {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             assert!(body.contains("message_ja"));
         }
-        let tenants = c.state.store.list_tenants(&system()).await.unwrap();
+        let tenants = c.state.store.list_tenants(&c.grant.scope()).await.unwrap();
         assert_eq!(tenants.len(), 1);
         assert_eq!(tenants[0].name, "既存町");
         assert_eq!(c.state.store.verify_audit().await.unwrap().entries, audit_before);
@@ -124,7 +124,7 @@ async fn bad_event_searches_and_submissions_are_explained() {
             c.state
                 .bus
                 .events()
-                .count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
+                .count_by_tenant(&c.grant.scope(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
                 .await
                 .unwrap()
                 .len(),
@@ -138,7 +138,7 @@ async fn bad_event_searches_and_submissions_are_explained() {
         let (status, body) = c.api("PUT", &format!("/api/v1/policies/retention?tenant={}", t.id), &s, Some(json!({"events_days": 0, "typo": true}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("events_days") && body.contains("typo"), "{body}");
-        assert!(c.state.store.policy(&system(), Some(t.id), "retention").await.unwrap().is_none());
+        assert!(c.state.store.policy(&c.grant.scope(), Some(t.id), "retention").await.unwrap().is_none());
         let (status, body) = c
             .post_form("/settings/policies", &s, &[("csrf", s.csrf()), ("component", "retention"), ("tenant", &t.id.to_string()), ("document", "{not json")])
             .await

@@ -27,7 +27,7 @@ const MARKERS: &[&str] = &[
 async fn monitoring_of(c: &Console, t: mamori_core::TenantId) -> (String, String, String) {
     let spec: mamori_core::monitor::MonitorSpec =
         serde_json::from_value(json!({"name": "MARKERB 公式サイト", "check": {"type": "http", "url": "https://www.marker-b.example.lg.jp/"}})).unwrap();
-    let m = c.state.store.create_monitor(&system(), &mamori_core::Actor::system(), t, spec).await.unwrap();
+    let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t, spec).await.unwrap();
     let f = mamori_core::monitor::Fault {
         id: mamori_core::monitor::FaultId::new(),
         tenant: t,
@@ -41,7 +41,7 @@ async fn monitoring_of(c: &Console, t: mamori_core::TenantId) -> (String, String
         notifications: vec![],
     };
     c.state.store.open_fault(&f).await.unwrap();
-    let p = c.state.store.create_probe(&system(), &mamori_core::Actor::system(), Some(t), "marker-b-probe", "hash-of-marker-b").await.unwrap();
+    let p = c.state.store.create_probe(&c.grant.scope(), &mamori_core::Actor::system(), Some(t), "marker-b-probe", "hash-of-marker-b").await.unwrap();
     (m.id.to_string(), f.id.to_string(), p.id.to_string())
 }
 
@@ -68,7 +68,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             vec![mamori_core::Contact {
                 name: "B担当".into(), department: "情報課".into(), email: "b-contact@marker.example.jp".into(), phone: String::new()
             }];
-        let b = c.state.store.create_tenant(&system(), &mamori_core::Actor::system(), b_input.check().unwrap()).await.unwrap();
+        let b = c.state.store.create_tenant(&c.grant.scope(), &mamori_core::Actor::system(), b_input.check().unwrap()).await.unwrap();
         let admin_a = c.user("admin-a", "A管理者", Role::TenantAdmin, Some(a.id)).await;
         let user_b = c.user("marker-b-user", "マーカー職員", Role::TenantUser, Some(b.id)).await;
         let (token_b, _) = c.token(user_b, Role::TenantUser, "marker-b-token").await;
@@ -77,22 +77,22 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         let event_a = Event::new(a.id, now, EventClass::HTTP_ACTIVITY, "own event", "test");
         c.state.bus.publish(vec![event_b.clone(), event_a]).await.unwrap();
         let retention = mamori_runtime::retention::RetentionPolicy;
-        c.state.store.put_policy(&system(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
+        c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
 
         let mon_b = monitoring_of(&c, b.id).await;
         let snapshot = || async {
-            let mons = c.state.store.list_monitors(&system(), Some(b.id)).await.unwrap();
-            let faults = c.state.store.get_fault(&system(), mon_b.1.parse().unwrap()).await.unwrap();
-            let probes = c.state.store.list_probes(&mamori_core::Scope::Tenant(b.id)).await.unwrap();
-            let t = c.state.store.get_tenant(&system(), b.id).await.unwrap();
-            let u = c.state.store.get_user(&system(), user_b).await.unwrap();
+            let mons = c.state.store.list_monitors(&c.grant.scope(), Some(b.id)).await.unwrap();
+            let faults = c.state.store.get_fault(&c.grant.scope(), mon_b.1.parse().unwrap()).await.unwrap();
+            let probes = c.state.store.list_probes(&c.grant.tenant(b.id)).await.unwrap();
+            let t = c.state.store.get_tenant(&c.grant.scope(), b.id).await.unwrap();
+            let u = c.state.store.get_user(&c.grant.scope(), user_b).await.unwrap();
             let tokens = c.state.store.list_tokens(user_b).await.unwrap();
-            let pol = c.state.store.policy_versions(&system(), Some(b.id), "retention", 100).await.unwrap();
+            let pol = c.state.store.policy_versions(&c.grant.scope(), Some(b.id), "retention", 100).await.unwrap();
             let ev = c
                 .state
                 .bus
                 .events()
-                .count_by_tenant(&system(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
+                .count_by_tenant(&c.grant.scope(), mamori_core::time::now_ms() - 300 * 86_400_000, mamori_core::time::now_ms() + 86_400_000, None)
                 .await
                 .unwrap()
                 .get(&b.id)
@@ -229,7 +229,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         }
         // The user the tenant admin tried to create in B (as a tenant_user of their own
         // tenant, since the tenant field is ignored for tenant admins) never lands in B.
-        let in_b = c.state.store.list_users(&mamori_core::Scope::Tenant(b.id), &Default::default()).await.unwrap();
+        let in_b = c.state.store.list_users(&c.grant.tenant(b.id), &Default::default()).await.unwrap();
         assert!(in_b.iter().all(|u| u.username == "marker-b-user"), "{in_b:?}");
         assert_eq!(snapshot().await, before, "the other tenant's data changed");
     })
@@ -251,7 +251,7 @@ async fn every_documented_route_is_served() {
             let p = c
                 .state
                 .store
-                .create_probe(&system(), &mamori_core::Actor::system(), Some(a.id), "walk", &mamori_console::auth::sha256_hex(secret))
+                .create_probe(&c.grant.scope(), &mamori_core::Actor::system(), Some(a.id), "walk", &mamori_console::auth::sha256_hex(secret))
                 .await
                 .unwrap();
             (p, Auth::Bearer(secret.into()))

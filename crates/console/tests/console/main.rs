@@ -4,6 +4,7 @@
 
 mod support;
 
+mod accounts;
 mod auth_flows;
 mod bad_input;
 mod isolation;

@@ -9,8 +9,9 @@ use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use mamori_bus::Bus;
 use mamori_console::{AppState, ConsoleConfig, Metrics};
-use mamori_core::{Actor, CrossTenant, NewTenant, Role, Scope, Tenant, TenantId, TokenScope, UserId};
+use mamori_core::{Actor, NewTenant, Role, Tenant, TenantId, TokenScope, UserId};
 use mamori_runtime::Registry;
+use mamori_store::CrossTenant;
 use mamori_store::events::EventStore;
 use mamori_store::{NewToken, NewUser, Store};
 use std::net::SocketAddr;
@@ -22,17 +23,16 @@ pub const PASSWORD: &str = "correct-horse-battery-staple";
 pub struct Console {
     pub state: AppState,
     pub app: Router,
+    /// The test's own cross-tenant grant, for setting things up behind the console.
+    pub grant: CrossTenant,
     pub _dir: tempfile::TempDir,
 }
 
-pub fn system() -> Scope {
-    Scope::All(CrossTenant::system(Actor::system()))
-}
-
 pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
-    let store = Store::open(url).await.unwrap();
+    let (store, authority) = Store::open(url).await.unwrap();
+    let grant = authority.grant("test", "test").await.unwrap();
     let events = EventStore::open(&dir.path().join("events")).unwrap();
-    let vault = mamori_vault::Vault::for_tests(store.clone(), dir.path()).await;
+    let vault = mamori_vault::Vault::for_tests(store.clone(), &grant, dir.path()).await;
     let state = AppState {
         vault,
         store,
@@ -48,7 +48,7 @@ pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
         throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
         node: mamori_runtime::Node::default(),
     };
-    Console { app: mamori_console::router(state.clone()), state, _dir: dir }
+    Console { app: mamori_console::router(state.clone()), state, grant, _dir: dir }
 }
 
 /// Runs `f` against a console on every backend (SQLite, and PostgreSQL when configured).
@@ -82,15 +82,24 @@ pub fn tenant_input(five: &str, name: &str, range: &str) -> NewTenant {
 
 impl Console {
     pub async fn tenant(&self, five: &str, name: &str, range: &str) -> Tenant {
-        self.state.store.create_tenant(&system(), &Actor::system(), tenant_input(five, name, range).check().unwrap()).await.unwrap()
+        self.state.store.create_tenant(&self.grant.scope(), &Actor::system(), tenant_input(five, name, range).check().unwrap()).await.unwrap()
     }
 
     pub async fn user(&self, username: &str, display: &str, role: Role, tenant: Option<TenantId>) -> UserId {
+        self.account(username, display, role, tenant, Vec::new(), None).await
+    }
+
+    /// Creates a maintenance vendor's account for `tenants`, working until `expires_at`.
+    pub async fn vendor(&self, username: &str, tenants: Vec<TenantId>, expires_at: i64) -> UserId {
+        self.account(username, "保守 太郎", Role::MaintenanceVendor, None, tenants, Some(expires_at)).await
+    }
+
+    async fn account(&self, username: &str, display: &str, role: Role, tenant: Option<TenantId>, tenants: Vec<TenantId>, expires_at: Option<i64>) -> UserId {
         let hash = self.state.hasher().hash(PASSWORD).unwrap();
         self.state
             .store
             .create_user(
-                &system(),
+                &self.grant.scope(),
                 &Actor::system(),
                 NewUser {
                     username: username.into(),
@@ -98,6 +107,8 @@ impl Console {
                     email: String::new(),
                     role,
                     tenant_id: tenant,
+                    tenants,
+                    expires_at,
                     password_hash: hash,
                     must_change_password: false,
                 },

@@ -103,9 +103,11 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     // A municipality with three monitors checked every 10 s, made before any node runs.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let town_id = rt.block_on(async {
-        use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
-        let store = mamori_store::Store::open(&url).await.unwrap();
-        let system = Scope::All(CrossTenant::system(Actor::system()));
+        use mamori_core::{Actor, NewTenant};
+
+        let (store, authority) = mamori_store::Store::open(&url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
+        let system = grant.scope();
         let town = NewTenant {
             code: mamori_core::LocalGovCode::from_five("39341").unwrap().to_string(),
             name: "甲町".into(),
@@ -154,8 +156,8 @@ fn two_nodes_run_the_singleton_monitor_once_and_fail_over() {
     // A policy saved elsewhere (here: straight into the store) reaches both nodes, and
     // each says which revision it runs; so does a rollback to the first version.
     let policy = mamori_runtime::retention::RetentionPolicy;
-    let system = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
-    let store = rt.block_on(mamori_store::Store::open(&url)).unwrap();
+    let (store, authority) = rt.block_on(mamori_store::Store::open(&url)).unwrap();
+    let system = rt.block_on(authority.grant("test", "test")).unwrap().scope();
     for days in [400, 500] {
         rt.block_on(store.put_policy(&system, &mamori_core::Actor::system(), Some(town_id), &policy, serde_json::json!({"events_days": days}))).unwrap();
     }

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 pub fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::monitor::MonitorId {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        use mamori_core::{Actor, CrossTenant, NewTenant, Scope};
-        let store = mamori_store::Store::open(db_url).await.unwrap();
-        let scope = Scope::All(CrossTenant::system(Actor::system()));
+        use mamori_core::{Actor, NewTenant};
+
+        let (store, authority) = mamori_store::Store::open(db_url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
+        let scope = grant.scope();
         let t = store
             .create_tenant(
                 &scope,
@@ -42,8 +44,9 @@ pub fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::m
 fn wait_state(db_url: &str, monitor: mamori_core::monitor::MonitorId, status: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = mamori_store::Store::open(db_url).await.unwrap();
-        let scope = mamori_core::Scope::All(mamori_core::CrossTenant::system(mamori_core::Actor::system()));
+        let (store, authority) = mamori_store::Store::open(db_url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
+        let scope = grant.scope();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let states = store.monitor_states(&scope, None).await.unwrap();

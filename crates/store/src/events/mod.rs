@@ -27,7 +27,7 @@
 //!   wildcards escaped over the message and the strings of the document. Field paths
 //!   are checked against `^[a-z][a-z0-9_]*(\.[a-z0-9_]+){0,7}$` and bound too.
 //! - Tenant isolation: every read takes a [`Scope`]; a tenant scope adds
-//!   `tenant = ?` to every statement, [`Scope::Nothing`] reads nothing.
+//!   `tenant IN (…)` to every statement, a scope that reaches nothing reads nothing.
 //!
 //! Only one [`EventStore`] may be open on a folder at a time (a second one would
 //! still be safe, SQLite locks, but would defeat group commit).
@@ -39,7 +39,8 @@ mod writer;
 
 pub use query::{EventPage, EventQuery, FieldFilter, Histogram, MAX_BUCKETS, MAX_FIELD_FILTERS, MAX_LIMIT, MAX_RANGE_DAYS, MAX_TEXT_CHARS, StoredEvent};
 
-use mamori_core::{Event, EventId, Problem, Problems, Scope, Severity, TenantId};
+use crate::access::Scope;
+use mamori_core::{Event, EventId, Problem, Problems, Severity, TenantId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;

@@ -4,7 +4,8 @@
 use super::EventStoreError;
 use super::day::{DAY_MS, END_TIME_MS, MIN_TIME_MS, day_name, day_of, day_start, list_partitions};
 use super::schema::open_reader;
-use mamori_core::{Disposition, Event, EventClass, EventId, Problem, Problems, Scope, Severity, TenantId};
+use crate::access::Scope;
+use mamori_core::{Disposition, Event, EventClass, EventId, Problem, Problems, Severity, TenantId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
@@ -330,18 +331,17 @@ fn tenant_filter(scope: &Scope, tenants: &[TenantId], column: &str) -> Option<Fi
     let mut wanted: Vec<TenantId> = tenants.to_vec();
     wanted.sort();
     wanted.dedup();
-    match scope {
-        Scope::Nothing => return None,
-        Scope::Tenant(own) => {
-            if !wanted.is_empty() && !wanted.contains(own) {
-                return None;
-            }
-            in_list(&mut f.conds, &mut f.params, column, vec![SqlValue::Text(own.to_string())]);
-        }
-        Scope::All(_) => {
-            in_list(&mut f.conds, &mut f.params, column, wanted.iter().map(|t| SqlValue::Text(t.to_string())).collect());
-        }
+    let reach: Vec<TenantId> = match scope.tenants() {
+        None => wanted,
+        Some([]) => return None,
+        // The tenants asked for that the scope reaches; all of the scope's if none.
+        Some(own) if wanted.is_empty() => own.to_vec(),
+        Some(own) => wanted.into_iter().filter(|t| own.contains(t)).collect(),
+    };
+    if reach.is_empty() && !scope.is_all() {
+        return None;
     }
+    in_list(&mut f.conds, &mut f.params, column, reach.iter().map(|t| SqlValue::Text(t.to_string())).collect());
     Some(f)
 }
 
@@ -486,7 +486,7 @@ pub(crate) fn run_query(dir: &Path, f: &Filter, q: &EventQuery, cursor: Option<C
 /// Finds one event by id (blocking).
 pub(crate) fn run_get(dir: &Path, scope: &Scope, id: EventId) -> Result<Option<StoredEvent>, EventStoreError> {
     let time = id.time_ms();
-    if matches!(scope, Scope::Nothing) || !(MIN_TIME_MS..END_TIME_MS).contains(&time) {
+    if scope.is_nothing() || !(MIN_TIME_MS..END_TIME_MS).contains(&time) {
         return Ok(None);
     }
     let day = day_of(time);
@@ -497,9 +497,9 @@ pub(crate) fn run_get(dir: &Path, scope: &Scope, id: EventId) -> Result<Option<S
     let Some(conn) = open_reader(&path)? else { return Ok(None) };
     let mut sql = String::from("SELECT seq, id, doc FROM events WHERE time = ? AND id = ?");
     let mut params = vec![SqlValue::Integer(time), SqlValue::Text(id.to_string())];
-    if let Scope::Tenant(t) = scope {
-        sql.push_str(" AND tenant = ?");
-        params.push(SqlValue::Text(t.to_string()));
+    if let Some(ts) = scope.tenants() {
+        sql.push_str(&format!(" AND tenant IN ({})", vec!["?"; ts.len()].join(", ")));
+        params.extend(ts.iter().map(|t| SqlValue::Text(t.to_string())));
     }
     sql.push_str(" ORDER BY seq LIMIT 1");
     let mut stmt = conn.prepare(&sql)?;
