@@ -19,7 +19,13 @@ use tokio::sync::watch;
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 
 pub(crate) async fn current_revision(db: &Db) -> Result<i64, StoreError> {
-    Ok(sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies").fetch_one(&db.pool).await?.try_get(0)?)
+    Ok(sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies WHERE revision > 0").fetch_one(&db.pool).await?.try_get(0)?)
+}
+
+/// Returns the revision the next version to take effect gets (waiting versions hold
+/// negative ones, which do not count).
+async fn next_revision(tx: &mut crate::Tx<'_>) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies WHERE revision > 0").fetch_one(&mut **tx).await?.try_get(0)?)
 }
 
 fn tenant_key(t: Option<TenantId>) -> String {
@@ -125,7 +131,10 @@ impl Store {
     /// Returns the newest revision among a component's policies (0 when none is saved),
     /// to tell which nodes still run an older one.
     pub async fn latest_policy_revision(&self, component: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies WHERE component = $1").bind(component).fetch_one(&self.db.pool).await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(revision), 0) FROM policies WHERE component = $1 AND revision > 0")
+            .bind(component)
+            .fetch_one(&self.db.pool)
+            .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -272,7 +281,7 @@ impl Store {
         for r in &due {
             let (tenant, component, version): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let (_guard, mut tx) = self.begin_write().await?;
-            let revision: i64 = sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?;
+            let revision: i64 = next_revision(&mut tx).await?;
             let n = sqlx::query(
                 "UPDATE policies SET revision = $1 WHERE tenant_id = $2 AND component = $3 AND version = $4 AND revision < 0 AND approval IN ('', 'approved')",
             )
@@ -409,7 +418,7 @@ impl Store {
         let revision: i64 = if at.is_some() || approval == Approval::Pending {
             sqlx::query("SELECT COALESCE(MIN(revision), 0) - 1 FROM policies WHERE revision < 0").fetch_one(&mut *tx).await?.try_get(0)?
         } else {
-            sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?
+            next_revision(&mut tx).await?
         };
         let doc = PolicyDocument {
             tenant,
@@ -565,7 +574,7 @@ impl Store {
         let (state, revision) = match approve {
             false => (Approval::Rejected, before.revision),
             true if before.effective_at > now => (Approval::Approved, before.revision),
-            true => (Approval::Approved, sqlx::query("SELECT COALESCE(MAX(revision), 0) + 1 FROM policies").fetch_one(&mut *tx).await?.try_get(0)?),
+            true => (Approval::Approved, next_revision(&mut tx).await?),
         };
         let n = sqlx::query(
             "UPDATE policies SET approval = $1, decided_by = $2, decided_at = $3, decision_note = $4, revision = $5 \

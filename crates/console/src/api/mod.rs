@@ -15,7 +15,7 @@ pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
 mod secrets;
-pub use policies::{effective_at, require_policy_writer};
+pub use policies::{PendingChange, decide as decide_policy, effective_at, pending_changes, require_policy_writer};
 pub use secrets::secret_tenant;
 mod segments;
 mod tenants;
@@ -193,6 +193,43 @@ pub const ROUTES: &[RouteDoc] = &[
         Some("PolicyWriters"),
     ),
     r("GET", "/api/v1/policies/{component}/versions", "policies", "Saved versions, newest first", Some(PoliciesRead), &["tenant"], None),
+    r(
+        "GET",
+        "/api/v1/policies/{component}/approval",
+        "policies",
+        "Whether people's changes of this component's policies need the prefecture's approval",
+        Some(PoliciesRead),
+        &[],
+        None,
+    ),
+    r(
+        "PUT",
+        "/api/v1/policies/{component}/approval",
+        "policies",
+        "Require (or not) the prefecture's approval for this component's policy changes (operator admins)",
+        Some(SettingsWrite),
+        &[],
+        Some("PolicyApproval"),
+    ),
+    r("GET", "/api/v1/approvals", "policies", "Policy versions waiting for the prefecture's approval, with what each changes", Some(PoliciesRead), &[], None),
+    r(
+        "POST",
+        "/api/v1/policies/{component}/versions/{version}/approve",
+        "policies",
+        "Approve a waiting version (prefecture approvers; not the submitter); it takes effect at once or at its scheduled time",
+        Some(PoliciesApprove),
+        &["tenant"],
+        Some("PolicyDecision"),
+    ),
+    r(
+        "POST",
+        "/api/v1/policies/{component}/versions/{version}/reject",
+        "policies",
+        "Reject a waiting version, saying why (prefecture approvers; not the submitter)",
+        Some(PoliciesApprove),
+        &["tenant"],
+        Some("PolicyDecision"),
+    ),
     r("GET", "/api/v1/policies/{component}/minimums", "policies", "Platform minimums no policy may go below", Some(PoliciesRead), &[], None),
     r(
         "PUT",
@@ -284,6 +321,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/policies/{component}/scheduled", axum::routing::delete(policies::cancel))
         .route("/api/v1/policies/{component}/writers", get(policies::writers).put(policies::put_writers))
         .route("/api/v1/policies/{component}/minimums", get(policies::minimums).put(policies::put_minimums))
+        .route("/api/v1/policies/{component}/approval", get(policies::approval).put(policies::put_approval))
+        .route("/api/v1/policies/{component}/versions/{version}/approve", post(policies::approve))
+        .route("/api/v1/policies/{component}/versions/{version}/reject", post(policies::reject))
+        .route("/api/v1/approvals", get(policies::approvals))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/settings/auth", get(settings_get).put(settings_put))

@@ -160,3 +160,103 @@ pub async fn put_minimums(State(state): State<AppState>, ApiAuth(a): ApiAuth, Pa
     state.store.put_policy_minimums(&a.principal.scope(), &a.principal.actor(), validator.as_ref(), doc.clone()).await?;
     ok(json!({ "component": component, "minimums": doc }))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalInput {
+    required: bool,
+}
+
+pub async fn approval(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>) -> ApiResult {
+    a.require(Permission::PoliciesRead)?;
+    state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    ok(json!({"component": component, "required": state.store.policy_needs_approval(&component).await?}))
+}
+
+pub async fn put_approval(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(component): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require_operator(Permission::SettingsWrite)?;
+    state.registry.validator(&component).ok_or(AppError::NotFound)?;
+    let input: ApprovalInput = body(&bytes)?;
+    state.store.put_policy_approval(&a.principal.scope(), &a.principal.actor(), &component, input.required).await?;
+    ok(json!({"component": component, "required": input.required}))
+}
+
+/// A version waiting for approval, with what it changes against the version in force
+/// (the tenant's own, else the platform default, else the component's default).
+#[derive(serde::Serialize)]
+pub struct PendingChange {
+    /// The waiting version.
+    pub policy: mamori_core::PolicyDocument,
+    /// What it changes.
+    pub changes: Vec<mamori_core::PolicyChange>,
+}
+
+/// Returns the versions in the caller's scope that wait for approval.
+pub async fn pending_changes(state: &AppState, a: &Authed) -> Result<Vec<PendingChange>, AppError> {
+    a.require(Permission::PoliciesRead)?;
+    let scope = a.principal.scope();
+    let mut out = Vec::new();
+    for p in state.store.pending_policies(&scope).await? {
+        let current = match state.store.policy(&scope, p.tenant, &p.component).await? {
+            Some(c) => Some(c.document),
+            None if p.tenant.is_some() => state.store.policy(&scope, None, &p.component).await?.map(|c| c.document),
+            None => None,
+        };
+        let before = current.or_else(|| state.registry.validator(&p.component).map(|v| v.default_policy())).unwrap_or(Value::Null);
+        let changes = mamori_core::policy_diff(&before, &p.document);
+        out.push(PendingChange { policy: p, changes });
+    }
+    Ok(out)
+}
+
+pub async fn approvals(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+    ok(json!(pending_changes(&state, &a).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionInput {
+    #[serde(default)]
+    note: String,
+}
+
+/// Approves or rejects a waiting version (the prefecture's approver).
+pub async fn decide(
+    state: &AppState,
+    a: &Authed,
+    component: &str,
+    tenant: Option<TenantId>,
+    version: i64,
+    approve: bool,
+    note: &str,
+) -> Result<mamori_core::PolicyDocument, AppError> {
+    a.require(Permission::PoliciesApprove)?;
+    let validator = state.registry.validator(component).ok_or(AppError::NotFound)?;
+    Ok(state.store.decide_policy(&a.principal.scope(), &a.principal.actor(), tenant, validator.as_ref(), version, approve, note).await?)
+}
+
+async fn decision(state: AppState, a: Authed, component: String, q: TenantQuery, version: i64, bytes: Bytes, approve: bool) -> ApiResult {
+    let input: DecisionInput = if bytes.is_empty() { DecisionInput::default() } else { body(&bytes)? };
+    let tenant = tenant_of(&q, None)?;
+    ok(json!(decide(&state, &a, &component, tenant, version, approve, &input.note).await?))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    ApiAuth(a): ApiAuth,
+    Path((component, version)): Path<(String, i64)>,
+    Query(q): Query<TenantQuery>,
+    bytes: Bytes,
+) -> ApiResult {
+    decision(state, a, component, q, version, bytes, true).await
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    ApiAuth(a): ApiAuth,
+    Path((component, version)): Path<(String, i64)>,
+    Query(q): Query<TenantQuery>,
+    bytes: Bytes,
+) -> ApiResult {
+    decision(state, a, component, q, version, bytes, false).await
+}

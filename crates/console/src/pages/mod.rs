@@ -2,6 +2,7 @@
 //! `?lang=en`. Every page that shows tenant data derives its scope from the logged-in
 //! principal; forms carry the session's CSRF token.
 
+mod approvals;
 mod audit;
 mod dashboard;
 mod events;
@@ -53,6 +54,7 @@ pub const PAGES: &[&str] = &[
     "/events/{id}",
     "/settings",
     "/settings/policies",
+    "/approvals",
     "/settings/tokens",
     "/settings/secrets",
     "/monitors",
@@ -99,6 +101,8 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/policies/rollback", post(settings::rollback_policy))
         .route("/settings/policies/cancel", post(settings::cancel_policy))
         .route("/settings/policies/writers", post(settings::save_policy_writers))
+        .route("/settings/policies/approval", post(settings::save_policy_approval))
+        .route("/approvals", get(approvals::list).post(approvals::decide))
         .route("/settings/tokens", get(settings::tokens).post(settings::create_token))
         .route("/settings/secrets", get(secrets::page).post(secrets::save))
         .route("/settings/secrets/delete", post(secrets::delete))
@@ -152,6 +156,7 @@ const NAV: &[Nav] = &[
     Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead), operators: false },
     Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead), operators: false },
     Nav { path: "/audit", ja: "監査ログ", en: "Audit log", needs: Some(Permission::AuditRead), operators: false },
+    Nav { path: "/approvals", ja: "承認待ち", en: "Approvals", needs: Some(Permission::PoliciesApprove), operators: false },
     Nav { path: "/nodes", ja: "ノード", en: "Nodes", needs: Some(Permission::MonitorsRead), operators: true },
     Nav { path: "/settings", ja: "設定", en: "Settings", needs: None, operators: false },
 ];
@@ -172,9 +177,10 @@ fn head(title: &str) -> Markup {
 /// Renders a full page for a logged-in person.
 pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
     let l = a.lang;
-    let scope_label = match a.principal.tenant_id() {
-        None => l.t("全団体", "All tenants").to_string(),
-        Some(_) => l.t("自団体のみ", "Own tenant only").to_string(),
+    let scope_label = match a.principal.role().reach() {
+        mamori_core::Reach::AllTenants => l.t("全団体", "All tenants"),
+        mamori_core::Reach::OwnTenant => l.t("自団体のみ", "Own tenant only"),
+        mamori_core::Reach::NamedTenants => l.t("担当団体のみ", "Named tenants only"),
     };
     let markup = html! {
         (DOCTYPE)

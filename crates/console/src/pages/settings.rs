@@ -231,12 +231,13 @@ async fn policies_page(
     let can_write =
         a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role()) && (tenant.is_some() || a.principal.tenant_id().is_none());
     let is_operator_admin = a.principal.role() == mamori_core::Role::OperatorAdmin;
-    let shown = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let minimums = match state.registry.validator(&component) {
         Some(v) => state.store.policy_minimums(v.as_ref()).await?,
         None => None,
     };
     let can_set_minimums = a.require_operator(Permission::SettingsWrite).is_ok();
+    let needs_approval = state.store.policy_needs_approval(&component).await?;
+    let submitted = saved && versions.first().is_some_and(|v| v.approval == mamori_core::Approval::Pending && v.created_by == a.principal.actor().name);
     let body = html! {
         (tabs(a, "policies"))
         form.filters method="get" action="/settings/policies" {
@@ -248,7 +249,21 @@ async fn policies_page(
             button type="submit" { (l.t("表示", "Show")) }
         }
         @if let Some(e) = error { (problems(l, e)) p { (l.t("ポリシーは保存されていません。", "The policy was not saved.")) } }
-        @if saved { div.ok role="status" { (l.t("保存しました。稼働中のコンポーネントに数秒以内に反映されます。", "Saved. Running components pick it up within seconds.")) } }
+        @if saved && submitted {
+            div.ok role="status" #submitted { (l.t("承認待ちとして保存しました。県の承認者が承認すると適用されます。", "Saved for approval. It takes effect once a prefecture approver approves it.")) }
+        } @else if saved { div.ok role="status" { (l.t("保存しました。稼働中のコンポーネントに数秒以内に反映されます。", "Saved. Running components pick it up within seconds.")) } }
+        p #approval-setting {
+            @if needs_approval { (l.t("このコンポーネントのポリシー変更は、県の承認者の承認後に適用されます。", "Changes of this component's policies take effect once a prefecture approver approves them.")) }
+            @else { (l.t("このコンポーネントのポリシー変更に承認は不要です。", "Changes of this component's policies need no approval.")) }
+            @if can_set_minimums {
+                form.inline method="post" action="/settings/policies/approval" {
+                    input type="hidden" name="csrf" value=(a.csrf());
+                    input type="hidden" name="component" value=(component);
+                    input type="hidden" name="required" value=(if needs_approval { "0" } else { "1" });
+                    button type="submit" { @if needs_approval { (l.t("承認を不要にする", "Stop requiring approval")) } @else { (l.t("県の承認を必須にする", "Require the prefecture's approval")) } }
+                }
+            }
+        }
         p.muted { (l.t("既定値", "Default")) ": " code { (default_doc.to_string()) } }
         @if let Some(m) = &minimums {
             p { (l.t("県が定める最低値（これを下回るポリシーは保存できません）", "Platform minimums (no policy below them can be saved)")) ": " code { (m.to_string()) } }
@@ -274,14 +289,7 @@ async fn policies_page(
         }
         @if let Some(changes) = preview {
             h2 { (l.t("変更内容の確認", "Review the changes")) }
-            @if changes.is_empty() {
-                p { (l.t("現在のポリシーから変わる項目はありません。", "Nothing changes from the policy in force.")) }
-            } @else {
-                table.compact #policy-diff {
-                    thead { tr { th { (l.t("項目", "Key")) } th { (l.t("変更前", "Before")) } th { (l.t("変更後", "After")) } } }
-                    tbody { @for c in changes { tr { td { code { (if c.path.is_empty() { "(全体)" } else { c.path.as_str() }) } } td { code { (shown(&c.before)) } } td { code { (shown(&c.after)) } } } } }
-                }
-            }
+            div #policy-diff { (super::approvals::changes_table(l, changes)) }
             form method="post" action="/settings/policies" {
                 input type="hidden" name="csrf" value=(a.csrf());
                 input type="hidden" name="component" value=(component);
@@ -290,6 +298,7 @@ async fn policies_page(
                 input type="hidden" name="effective_at" value=(when_text);
                 input type="hidden" name="confirm" value="1";
                 @if !when_text.is_empty() { p { (l.t("適用日時", "Takes effect at")) ": " (when_text) } }
+                @if needs_approval { p { (l.t("保存すると承認待ちになり、県の承認者が承認してから適用されます。", "Once saved it waits for a prefecture approver, and takes effect when approved.")) } }
                 button type="submit" { (l.t("この内容で保存", "Save these changes")) }
                 " " a href=(format!("/settings/policies?component={component}&tenant={}", tenant.map(|t| t.to_string()).unwrap_or_default())) { (l.t("取り消す", "Cancel")) }
             }
@@ -309,19 +318,25 @@ async fn policies_page(
             thead { tr { th { (l.t("版", "Version")) } th { (l.t("日時", "Time")) } th { (l.t("保存者", "By")) } th { (l.t("内容", "Document")) } th {} } }
             tbody { @for v in &versions { tr {
                 td { (v.version)
-                    @if v.revision < 0 { " " span.sev.sev3 { (l.t("予定 ", "scheduled ")) (when(v.effective_at)) } }
+                    @if v.approval == mamori_core::Approval::Pending { " " span.sev.sev3 { (l.t("承認待ち", "awaiting approval")) } }
+                    @else if v.approval == mamori_core::Approval::Rejected {
+                        " " span.sev.sev4 { (l.t("却下", "rejected")) }
+                        @if let Some(d) = &v.decision { " " small { (d.by) ": " (d.note) } }
+                    }
+                    @else if v.revision < 0 { " " span.sev.sev3 { (l.t("予定 ", "scheduled ")) (when(v.effective_at)) } }
                     @else if Some(v.revision) == in_force { " " span.st.st-up { (l.t("適用中", "in force")) } }
+                    @if v.approval == mamori_core::Approval::Approved && let Some(d) = &v.decision { " " small { (l.t("承認: ", "approved by ")) (d.by) } }
                 }
                 td { (when(v.created_at)) } td { (v.created_by) } td { code { (v.document.to_string()) } }
-                td { @if can_write && v.revision < 0 {
+                td { @if can_write && v.revision < 0 && v.approval != mamori_core::Approval::Rejected {
                     form.inline method="post" action="/settings/policies/cancel" {
                         input type="hidden" name="csrf" value=(a.csrf());
                         input type="hidden" name="component" value=(component);
                         input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
                         input type="hidden" name="version" value=(v.version);
-                        button.danger type="submit" { (l.t("予定を取り消す", "Cancel")) }
+                        button.danger type="submit" { @if v.approval == mamori_core::Approval::Pending { (l.t("申請を取り下げる", "Withdraw")) } @else { (l.t("予定を取り消す", "Cancel")) } }
                     }
-                } @else if can_write && Some(v.revision) != in_force {
+                } @else if can_write && v.revision > 0 && Some(v.revision) != in_force {
                     form.inline method="post" action="/settings/policies/rollback" {
                         input type="hidden" name="csrf" value=(a.csrf());
                         input type="hidden" name="component" value=(component);
@@ -488,6 +503,25 @@ pub async fn cancel_policy(State(state): State<AppState>, PageAuth(a): PageAuth,
             let tenant = form_tenant(&f.tenant)?;
             state.store.cancel_scheduled_policy(&a.principal.scope(), &a.principal.actor(), tenant, &f.component, f.version).await?;
             let q = PolicyQuery { tenant: Some(f.tenant.clone()), component: Some(f.component.clone()) };
+            policies_page(&state, &a, &q, None, None, true, None).await
+        }
+        .await,
+    )
+}
+
+/// POST /settings/policies/approval (operator admins): whether a component's policy
+/// changes need the prefecture's approval.
+pub async fn save_policy_approval(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
+    page_result(
+        a.lang,
+        async {
+            a.require_operator(Permission::SettingsWrite)?;
+            a.check_csrf(super::field(&pairs, "csrf"))?;
+            let component = super::field(&pairs, "component").to_string();
+            state.registry.validator(&component).ok_or(AppError::NotFound)?;
+            let required = super::field(&pairs, "required") == "1";
+            state.store.put_policy_approval(&a.principal.scope(), &a.principal.actor(), &component, required).await?;
+            let q = PolicyQuery { tenant: None, component: Some(component) };
             policies_page(&state, &a, &q, None, None, true, None).await
         }
         .await,

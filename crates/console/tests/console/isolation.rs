@@ -127,7 +127,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                         _ => b.id.to_string(),
                     },
                 )
-                .replace("{component}", "retention");
+                .replace("{component}", "retention")
+                .replace("{version}", "1");
             let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
             let path = if r.query.contains(&"version") { format!("{path}&version=1") } else { path };
             let body = match (r.method, r.path) {
@@ -270,7 +271,8 @@ async fn every_documented_route_is_served() {
                         _ => tok_id.to_string(),
                     },
                 )
-                .replace("{component}", "retention");
+                .replace("{component}", "retention")
+                .replace("{version}", "1");
             // A lookup without a question is a 400; ask one.
             let path = if r.path == "/api/v1/resolve" { format!("{path}?address=192.0.2.1") } else { path };
             let auth = if r.tag == "probe" { &probe_token } else { &auth };
