@@ -509,9 +509,15 @@ pub async fn cancel_policy(State(state): State<AppState>, PageAuth(a): PageAuth,
     )
 }
 
-/// POST /settings/policies/approval (operator admins): whether a component's policy
-/// changes need the prefecture's approval.
-pub async fn save_policy_approval(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
+/// POST /settings/policies/writers and /settings/policies/approval (operator admins):
+/// who may write a component's policies, and whether their changes need the
+/// prefecture's approval.
+pub async fn save_policy_access(
+    State(state): State<AppState>,
+    PageAuth(a): PageAuth,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Form(pairs): Form<super::Pairs>,
+) -> Response {
     page_result(
         a.lang,
         async {
@@ -519,29 +525,16 @@ pub async fn save_policy_approval(State(state): State<AppState>, PageAuth(a): Pa
             a.check_csrf(super::field(&pairs, "csrf"))?;
             let component = super::field(&pairs, "component").to_string();
             state.registry.validator(&component).ok_or(AppError::NotFound)?;
-            let required = super::field(&pairs, "required") == "1";
-            state.store.put_policy_approval(&a.principal.scope(), &a.principal.actor(), &component, required).await?;
-            let q = PolicyQuery { tenant: None, component: Some(component) };
-            policies_page(&state, &a, &q, None, None, true, None).await
-        }
-        .await,
-    )
-}
-
-/// POST /settings/policies/writers (operator admins): who may write a component's policies.
-pub async fn save_policy_writers(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<super::Pairs>) -> Response {
-    page_result(
-        a.lang,
-        async {
-            a.require_operator(Permission::SettingsWrite)?;
-            a.check_csrf(super::field(&pairs, "csrf"))?;
-            let component = super::field(&pairs, "component").to_string();
-            state.registry.validator(&component).ok_or(AppError::NotFound)?;
-            let mut roles = Vec::new();
-            for (_, v) in pairs.iter().filter(|(k, _)| k == "role") {
-                roles.push(mamori_core::Role::ALL.into_iter().find(|r| r.as_str() == v).ok_or(AppError::NotFound)?);
+            let (scope, actor) = (a.principal.scope(), a.principal.actor());
+            if uri.path().ends_with("/approval") {
+                state.store.put_policy_approval(&scope, &actor, &component, super::field(&pairs, "required") == "1").await?;
+            } else {
+                let mut roles = Vec::new();
+                for (_, v) in pairs.iter().filter(|(k, _)| k == "role") {
+                    roles.push(mamori_core::Role::ALL.into_iter().find(|r| r.as_str() == v).ok_or(AppError::NotFound)?);
+                }
+                state.store.put_policy_writers(&scope, &actor, &component, &roles).await?;
             }
-            state.store.put_policy_writers(&a.principal.scope(), &a.principal.actor(), &component, &roles).await?;
             let q = PolicyQuery { tenant: None, component: Some(component) };
             policies_page(&state, &a, &q, None, None, true, None).await
         }
