@@ -244,7 +244,6 @@ pub async fn audit(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode>
 
 pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode> {
     let (store, grant) = open(config, "token create").await?;
-    let actor = grant.actor().clone();
     match c {
         TokenCommand::Create { user, name, scopes, days } => {
             let account = find(&store, &user).await?;
@@ -270,7 +269,7 @@ pub async fn token(config: &Config, c: TokenCommand) -> anyhow::Result<ExitCode>
             }
             let expires_at = mamori_core::time::now_ms() + days * 86_400_000;
             let (new, secret) = mamori_console::auth::mint_api_token(account.id, &name, parsed, expires_at);
-            let token = store.create_token(&actor, new, account.tenant_id).await?;
+            let token = store.create_token_for(&grant, new, account.tenant_id).await?;
             // The secret goes to standard output only, once; the store keeps its hash.
             eprintln!("token {} for {user}, expires {} (shown once / 一度だけ表示します):", token.id, mamori_core::time::format_jst(token.expires_at));
             println!("{secret}");

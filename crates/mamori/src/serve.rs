@@ -166,7 +166,7 @@ fn announce(url: &str, first: Option<&crate::seed::Credential>, demo: &[crate::s
     if !demo.is_empty() {
         println!("  デモ用アカウント / demo accounts (one-time passwords):");
         for c in demo {
-            println!("    {:<20} {:<14} {:<28} {}", c.username, c.role.as_str(), c.tenant.as_deref().unwrap_or("-"), c.password);
+            println!("    {:<20} {:<20} {:<28} {}", c.username, c.role.as_str(), c.tenant.as_deref().unwrap_or("-"), c.password);
         }
     }
     use std::io::Write;

@@ -203,7 +203,7 @@ impl Engine {
         let mut stored: HashMap<MonitorId, MonitorState> =
             if first_load { self.store.monitor_states(&scope, None).await?.into_iter().map(|s| (s.monitor, s)).collect() } else { HashMap::new() };
         if first_load {
-            for f in self.store.open_faults().await? {
+            for f in self.store.open_faults(&self.grant).await? {
                 let policy = self.policy_of(f.tenant);
                 let elapsed_min = (mamori_core::time::now_ms() - f.opened_at) / 60_000;
                 let steps_sent = policy.steps().iter().filter(|s| i64::from(s.after_minutes) <= elapsed_min).count().max(1);
@@ -280,7 +280,7 @@ impl Engine {
                 && let Some(fid) = e.state.fault
             {
                 let entry = change_entry(now_ms, "closed", "監視が削除されたため障害記録を閉じました".into(), "closed: the monitor was deleted".into());
-                self.store.close_fault(fid, now_ms, &entry).await?;
+                self.store.close_fault(&self.grant, fid, now_ms, &entry).await?;
                 self.faults.remove(&fid);
             }
         }
@@ -305,7 +305,7 @@ impl Engine {
                     "同じ監視の新しい障害記録に引き継ぎました".into(),
                     "closed: superseded by a newer record of the same monitor".into(),
                 );
-                self.store.close_fault(old, now_ms, &entry).await?;
+                self.store.close_fault(&self.grant, old, now_ms, &entry).await?;
                 self.faults.remove(&old);
             }
             match self.entries.get_mut(&monitor) {
@@ -316,7 +316,7 @@ impl Engine {
                 Some(_) => {}
                 None => {
                     let entry = change_entry(now_ms, "closed", "監視が削除されたため障害記録を閉じました".into(), "closed: the monitor was deleted".into());
-                    self.store.close_fault(newest, now_ms, &entry).await?;
+                    self.store.close_fault(&self.grant, newest, now_ms, &entry).await?;
                     self.faults.remove(&newest);
                 }
             }
@@ -526,7 +526,7 @@ impl Engine {
                     )],
                     notifications: vec![],
                 };
-                self.store.open_fault(&fault).await?;
+                self.store.open_fault(&self.grant, &fault).await?;
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.state.fault = Some(fault.id);
                     self.dirty.insert(id, e.state.clone());
@@ -544,6 +544,7 @@ impl Engine {
                         t.pending_close = Some(now);
                         self.store
                             .add_fault_entry(
+                                &self.grant,
                                 fid,
                                 &change_entry(
                                     now,
@@ -562,7 +563,7 @@ impl Engine {
                 if let Some(t) = self.faults.get_mut(&fid)
                     && t.pending_close.take().is_some()
                 {
-                    self.store.add_fault_entry(fid, &change_entry(now, "check", "再び失敗しました".into(), "failing again".into())).await?;
+                    self.store.add_fault_entry(&self.grant, fid, &change_entry(now, "check", "再び失敗しました".into(), "failing again".into())).await?;
                 }
             }
             _ => {}
@@ -571,6 +572,7 @@ impl Engine {
             if let Some(fid) = self.entries.get(&id).and_then(|e| e.state.fault) {
                 self.store
                     .add_fault_entry(
+                        &self.grant,
                         fid,
                         &change_entry(
                             now,
@@ -603,7 +605,7 @@ impl Engine {
         let Some(t) = self.faults.get(&fid) else {
             // Not tracked (e.g. beyond what was loaded): close the record all the same.
             let entry = change_entry(at, "closed", "復旧しました".into(), "recovered".into());
-            self.store.close_fault(fid, at, &entry).await?;
+            self.store.close_fault(&self.grant, fid, at, &entry).await?;
             if let Some(e) = self.entries.get_mut(&monitor) {
                 e.state.fault = None;
                 self.dirty.insert(monitor, e.state.clone());
@@ -612,7 +614,7 @@ impl Engine {
         };
         let minutes = (at - t.fault.opened_at).max(0) / 60_000;
         let entry = change_entry(at, "closed", format!("復旧しました（障害時間 {minutes}分）"), format!("recovered (down for {minutes} min)"));
-        self.store.close_fault(fid, at, &entry).await?;
+        self.store.close_fault(&self.grant, fid, at, &entry).await?;
         let Some(mut t) = self.faults.remove(&fid) else { return Ok(()) };
         t.fault.closed_at = Some(at);
         if let Some(e) = self.entries.get_mut(&monitor) {
@@ -646,12 +648,12 @@ impl Engine {
         if emails.is_empty() && hooks.is_empty() {
             return;
         }
-        let (notifier, store) = (self.notifier.clone(), self.store.clone());
+        let (notifier, store, grant) = (self.notifier.clone(), self.store.clone(), self.grant.clone());
         let tenant_name = self.tenants.get(&fault.tenant).map(|t| t.name.clone()).unwrap_or_default();
         let tenant_hooks = self.notify_tenants.contains_key(&fault.tenant);
         tokio::spawn(async move {
             for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks, tenant_hooks).await {
-                if let Err(e) = store.add_fault_notification(fault.id, &n).await {
+                if let Err(e) = store.add_fault_notification(&grant, fault.id, &n).await {
                     tracing::warn!(error = %e, "cannot record a notification");
                 }
             }
@@ -690,6 +692,7 @@ impl Engine {
             if i > 0 {
                 self.store
                     .add_fault_entry(
+                        &self.grant,
                         fid,
                         &change_entry(
                             now,
@@ -734,7 +737,7 @@ impl Engine {
 
     /// Refreshes acknowledgements made in the console.
     pub async fn refresh_faults(&mut self) -> Result<(), StoreError> {
-        let open = self.store.open_faults().await?;
+        let open = self.store.open_faults(&self.grant).await?;
         for f in open {
             if let Some(t) = self.faults.get_mut(&f.id) {
                 t.fault.acknowledged_by = f.acknowledged_by;
@@ -750,7 +753,7 @@ impl Engine {
         }
         let states: Vec<MonitorState> = self.dirty.drain().map(|(_, s)| s).collect();
         let results = std::mem::take(&mut self.results);
-        if let Err(e) = self.store.save_monitor_batch(&states, &results).await {
+        if let Err(e) = self.store.save_monitor_batch(&self.grant, &states, &results).await {
             // Keep what was not saved for the next try (newer states win); results are
             // bounded so a long outage cannot eat the memory.
             for s in states {
@@ -769,7 +772,7 @@ impl Engine {
     /// A crash between the two applies a result twice, which changes nothing.
     async fn drain_probe_inbox(&mut self) -> Result<(), StoreError> {
         for _ in 0..10 {
-            let queued = self.store.queued_probe_results(1000).await?;
+            let queued = self.store.queued_probe_results(&self.grant, 1000).await?;
             let Some(last) = queued.last().map(|(seq, _)| *seq) else { return Ok(()) };
             let n = queued.len();
             for (_, r) in queued {
@@ -778,7 +781,7 @@ impl Engine {
                     self.apply_logged(r).await;
                 }
             }
-            self.store.delete_probe_results(last).await?;
+            self.store.delete_probe_results(&self.grant, last).await?;
             if n < 1000 {
                 break;
             }
@@ -794,7 +797,7 @@ impl Engine {
 
     /// Deletes results older than the configured days.
     pub async fn purge(&self) -> Result<u64, StoreError> {
-        self.store.purge_monitor_results(mamori_core::time::now_ms() - i64::from(self.cfg.results_days) * 86_400_000).await
+        self.store.purge_monitor_results(&self.grant, mamori_core::time::now_ms() - i64::from(self.cfg.results_days) * 86_400_000).await
     }
 
     /// Runs until `shutdown` turns true. `policies` yields the component's policies

@@ -242,7 +242,7 @@ impl RunCx {
     /// else the validator's default) and each tenant's own. Records the newest revision
     /// among them as the one this node runs (`/healthz`, the console's node list).
     pub async fn policies(&self) -> Result<Policies, ComponentError> {
-        let docs = self.store.latest_policies(self.name).await?;
+        let docs = self.store.latest_policies(&self.grant, self.name).await?;
         self.health.policy_loaded(docs.iter().map(|d| d.revision).max().unwrap_or(0));
         let mut default = self.validator.as_ref().map(|v| v.default_policy()).unwrap_or(Value::Null);
         let mut tenants = HashMap::new();
@@ -261,7 +261,9 @@ impl RunCx {
     /// `P`, kept current through the change feed ([`crate::PolicyFeed::changed`]).
     pub async fn policy_feed<P: serde::de::DeserializeOwned + Send + Sync + 'static>(&self) -> Result<crate::PolicyFeed<P>, ComponentError> {
         let validator = self.validator.clone().ok_or_else(|| ComponentError::Other(format!("{} has no policy", self.name)))?;
-        crate::PolicyFeed::open(self.store.clone(), validator.as_ref(), self.health.clone()).await.map_err(|e| ComponentError::Other(e.to_string()))
+        crate::PolicyFeed::open(self.store.clone(), self.grant.clone(), validator.as_ref(), self.health.clone())
+            .await
+            .map_err(|e| ComponentError::Other(e.to_string()))
     }
 
     /// Returns the component's cross-tenant grant (minted once per node start, in the

@@ -14,7 +14,7 @@
 use crate::health::HealthReporter;
 use arc_swap::ArcSwap;
 use mamori_core::{PolicyValidator, TenantId};
-use mamori_store::{PolicyWatch, Store, StoreError};
+use mamori_store::{CrossTenant, PolicyWatch, Store, StoreError};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +76,7 @@ impl PolicyChanges {
 pub struct PolicyFeed<P> {
     component: &'static str,
     store: Store,
+    grant: CrossTenant,
     watch: PolicyWatch,
     current: Arc<ArcSwap<PolicySnapshot<P>>>,
     health: HealthReporter,
@@ -98,12 +99,12 @@ fn parse<P: DeserializeOwned>(v: &serde_json::Value) -> Result<P, String> {
 
 impl<P: DeserializeOwned + Send + Sync + 'static> PolicyFeed<P> {
     /// Opens the feed of `validator`'s component (components use `RunCx::policy_feed`).
-    pub async fn open(store: Store, validator: &dyn PolicyValidator, health: HealthReporter) -> Result<Self, PolicyFeedError> {
+    pub async fn open(store: Store, grant: CrossTenant, validator: &dyn PolicyValidator, health: HealthReporter) -> Result<Self, PolicyFeedError> {
         let component = validator.component();
         let watch = store.watch_policies();
         let builtin: P = parse(&validator.default_policy()).map_err(|e| PolicyFeedError::Default(component, e))?;
         let empty = PolicySnapshot { revision: 0, default: Arc::new(builtin), tenants: HashMap::new() };
-        let feed = Self { component, store, watch, current: Arc::new(ArcSwap::from_pointee(empty)), health };
+        let feed = Self { component, store, grant, watch, current: Arc::new(ArcSwap::from_pointee(empty)), health };
         feed.apply().await?;
         Ok(feed)
     }
@@ -138,7 +139,7 @@ impl<P: DeserializeOwned + Send + Sync + 'static> PolicyFeed<P> {
     /// component degraded.
     async fn apply(&self) -> Result<PolicyChanges, PolicyFeedError> {
         let old = self.current.load_full();
-        let docs = self.store.policies_since(self.component, old.revision).await?;
+        let docs = self.store.policies_since(&self.grant, self.component, old.revision).await?;
         let mut changes = PolicyChanges::default();
         if docs.is_empty() {
             self.health.policy_loaded(old.revision);

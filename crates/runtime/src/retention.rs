@@ -211,7 +211,7 @@ async fn purge(cx: &RunCx, policies: &PolicySnapshot<RetentionDoc>) -> Result<()
     let default_days = policies.default_policy().events_days.max(min_days);
     let per_tenant: HashMap<_, _> = tenants.iter().map(|t| (t.id, policies.for_tenant(t.id).events_days.max(min_days))).collect();
     let now = mamori_core::time::now_ms();
-    let report = cx.bus().events().purge(now, default_days, per_tenant).await.map_err(mamori_bus::BusError::from)?;
+    let report = cx.bus().events().purge(cx.system_grant(), now, default_days, per_tenant).await.map_err(mamori_bus::BusError::from)?;
     tracing::info!(partitions_dropped = report.partitions_dropped, events_deleted = report.events_deleted, "retention purge");
     if (report.events_deleted > 0 || report.partitions_dropped > 0)
         && let Some(pref) = tenants.iter().find(|t| t.kind == mamori_core::TenantKind::Prefecture)

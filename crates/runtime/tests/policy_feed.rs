@@ -59,7 +59,7 @@ async fn only_changed_tenants_are_reread_and_reported() {
         store.put_policy(&system, &actor, Some(a), &Limits, json!({"max": 3})).await.unwrap();
         let health = Health::default();
         let reporter = health.reporter("limits", Placement::Replicated);
-        let mut feed = PolicyFeed::<LimitsDoc>::open(store.clone(), &Limits, reporter.clone()).await.unwrap();
+        let mut feed = PolicyFeed::<LimitsDoc>::open(store.clone(), grant.clone(), &Limits, reporter.clone()).await.unwrap();
         let shared = feed.shared();
         let snap = feed.snapshot();
         assert_eq!(snap.for_tenant(a).max, 3);

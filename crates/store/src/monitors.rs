@@ -4,7 +4,7 @@
 //! timelines are written by the monitoring engine (the system), in batches; they are
 //! operational data, not audited changes.
 
-use crate::access::Scope;
+use crate::access::{CrossTenant, Scope};
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorSpec, MonitorState, Notification, ProbeId, Reason, ResultRow};
@@ -18,8 +18,10 @@ pub const MAX_MONITORS_PER_TENANT: i64 = 500;
 /// Most rows one results query returns.
 pub const MAX_RESULT_ROWS: i64 = 20_000;
 
-/// A remote probe (without its token).
+/// A remote probe (without its token). Only the store makes one, so a `Probe` in hand
+/// is one that exists (and, from [`Store::probe_by_token`], one that authenticated).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Probe {
     /// Id.
     pub id: ProbeId,
@@ -326,9 +328,9 @@ impl Store {
     }
 
     /// Returns the monitors a probe runs.
-    pub async fn probe_monitors(&self, probe: ProbeId) -> Result<Vec<Monitor>, StoreError> {
+    pub async fn probe_monitors(&self, probe: &Probe) -> Result<Vec<Monitor>, StoreError> {
         sqlx::query(&format!("SELECT {MONITOR_COLUMNS} FROM monitors WHERE probe_id = $1 ORDER BY id"))
-            .bind(probe.to_string())
+            .bind(probe.id.to_string())
             .fetch_all(&self.db.pool)
             .await?
             .iter()
@@ -348,39 +350,46 @@ impl Store {
 
     /// Queues results a remote probe posted, for the node that runs the monitor. Any
     /// node takes them, so a probe may post to whichever node its address reaches.
-    pub async fn queue_probe_results(&self, results: &[CheckResult]) -> Result<(), StoreError> {
+    /// Results of monitors the probe does not run are dropped; returns how many were
+    /// queued.
+    pub async fn queue_probe_results(&self, probe: &Probe, results: &[CheckResult]) -> Result<u64, StoreError> {
         if results.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let now = mamori_core::time::now_ms();
         let mut tx = self.db.pool.begin().await?;
+        let mut queued = 0;
         for r in results {
-            sqlx::query("INSERT INTO probe_inbox (monitor_id, result, received_at) VALUES ($1, $2, $3)")
-                .bind(r.monitor.to_string())
-                .bind(serde_json::to_string(r)?)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            queued += sqlx::query(
+                "INSERT INTO probe_inbox (monitor_id, result, received_at) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM monitors WHERE id = $1 AND probe_id = $4)",
+            )
+            .bind(r.monitor.to_string())
+            .bind(serde_json::to_string(r)?)
+            .bind(now)
+            .bind(probe.id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(queued)
     }
 
     /// Returns up to `limit` queued probe results, oldest first, with their sequence
     /// numbers (for [`Store::delete_probe_results`]). For the monitor's holder.
-    pub async fn queued_probe_results(&self, limit: i64) -> Result<Vec<(i64, CheckResult)>, StoreError> {
+    pub async fn queued_probe_results(&self, _grant: &CrossTenant, limit: i64) -> Result<Vec<(i64, CheckResult)>, StoreError> {
         let rows = sqlx::query("SELECT seq, result FROM probe_inbox ORDER BY seq LIMIT $1").bind(limit).fetch_all(&self.db.pool).await?;
         rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, serde_json::from_str(&r.try_get::<String, _>(1)?)?))).collect()
     }
 
     /// Deletes queued probe results up to and including `seq`, once applied.
-    pub async fn delete_probe_results(&self, seq: i64) -> Result<(), StoreError> {
+    pub async fn delete_probe_results(&self, _grant: &CrossTenant, seq: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM probe_inbox WHERE seq <= $1").bind(seq).execute(&self.db.pool).await?;
         Ok(())
     }
 
     /// Saves states and results in one transaction (the engine's batch write).
-    pub async fn save_monitor_batch(&self, states: &[MonitorState], results: &[CheckResult]) -> Result<(), StoreError> {
+    pub async fn save_monitor_batch(&self, _grant: &CrossTenant, states: &[MonitorState], results: &[CheckResult]) -> Result<(), StoreError> {
         if states.is_empty() && results.is_empty() {
             return Ok(());
         }
@@ -441,12 +450,12 @@ impl Store {
     }
 
     /// Deletes results older than `before_ms`; returns how many.
-    pub async fn purge_monitor_results(&self, before_ms: i64) -> Result<u64, StoreError> {
+    pub async fn purge_monitor_results(&self, _grant: &CrossTenant, before_ms: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM monitor_results WHERE at < $1").bind(before_ms).execute(&self.db.pool).await?.rows_affected())
     }
 
     /// Opens a fault record (the engine).
-    pub async fn open_fault(&self, fault: &Fault) -> Result<(), StoreError> {
+    pub async fn open_fault(&self, _grant: &CrossTenant, fault: &Fault) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query(&format!("INSERT INTO faults ({FAULT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(fault.id.to_string())
@@ -467,7 +476,7 @@ impl Store {
     }
 
     /// Closes a fault at `at` with a last timeline entry (the engine).
-    pub async fn close_fault(&self, id: FaultId, at: i64, entry: &FaultEntry) -> Result<(), StoreError> {
+    pub async fn close_fault(&self, _grant: &CrossTenant, id: FaultId, at: i64, entry: &FaultEntry) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE faults SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL").bind(at).bind(id.to_string()).execute(&mut *tx).await?;
         insert_log(&mut tx, id, entry.at, "entry", serde_json::to_string(entry)?).await?;
@@ -476,7 +485,7 @@ impl Store {
     }
 
     /// Adds a timeline entry made by the engine.
-    pub async fn add_fault_entry(&self, id: FaultId, entry: &FaultEntry) -> Result<(), StoreError> {
+    pub async fn add_fault_entry(&self, _grant: &CrossTenant, id: FaultId, entry: &FaultEntry) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
         insert_log(&mut tx, id, entry.at, "entry", serde_json::to_string(entry)?).await?;
         tx.commit().await?;
@@ -484,7 +493,7 @@ impl Store {
     }
 
     /// Records a notification sent (or tried) for a fault.
-    pub async fn add_fault_notification(&self, id: FaultId, n: &Notification) -> Result<(), StoreError> {
+    pub async fn add_fault_notification(&self, _grant: &CrossTenant, id: FaultId, n: &Notification) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.begin_write().await?;
         insert_log(&mut tx, id, n.at, "notification", serde_json::to_string(n)?).await?;
         tx.commit().await?;
@@ -557,7 +566,7 @@ impl Store {
     }
 
     /// Returns every open fault (the engine's own read, across tenants).
-    pub async fn open_faults(&self) -> Result<Vec<Fault>, StoreError> {
+    pub async fn open_faults(&self, _grant: &CrossTenant) -> Result<Vec<Fault>, StoreError> {
         sqlx::query(&format!("SELECT {FAULT_COLUMNS} FROM faults WHERE closed_at IS NULL ORDER BY opened_at"))
             .fetch_all(&self.db.pool)
             .await?

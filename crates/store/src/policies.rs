@@ -6,7 +6,7 @@
 //! when the revision moves: at once for saves made in this process, and within the
 //! poll interval for saves made by another node on the same PostgreSQL database.
 
-use crate::access::Scope;
+use crate::access::{CrossTenant, Scope};
 use crate::audit::{self, Change};
 use crate::{Db, Store, StoreError};
 use mamori_core::{Actor, Approval, Decision, Permission, PolicyChange, PolicyDocument, PolicyValidator, Problem, Role, TenantId};
@@ -103,7 +103,7 @@ impl Store {
 
     /// Returns the newest version of every tenant's policy of a component (the
     /// platform default has `tenant: None`). For the component runtime.
-    pub async fn latest_policies(&self, component: &str) -> Result<Vec<PolicyDocument>, StoreError> {
+    pub async fn latest_policies(&self, _grant: &CrossTenant, component: &str) -> Result<Vec<PolicyDocument>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND revision > 0 AND revision = (SELECT MAX(revision) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
         ))
@@ -116,7 +116,7 @@ impl Store {
     /// The change feed of a component: for each (tenant or platform default) whose
     /// policy was saved after `after_revision`, its newest version. A component that
     /// runs revision R asks for changes since R and re-reads only those.
-    pub async fn policies_since(&self, component: &str, after_revision: i64) -> Result<Vec<PolicyDocument>, StoreError> {
+    pub async fn policies_since(&self, _grant: &CrossTenant, component: &str, after_revision: i64) -> Result<Vec<PolicyDocument>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM policies p WHERE component = $1 AND revision > $2 \
              AND revision = (SELECT MAX(revision) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.component = p.component)"
@@ -157,7 +157,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         validator.validate(&minimums).map_err(StoreError::Invalid)?;
-        self.put_setting(actor, &minimums_key(validator.component()), &minimums).await
+        self.write_setting(actor, &minimums_key(validator.component()), &minimums).await
     }
 
     /// Returns the roles that may write a component's policies: those operator admins
@@ -194,7 +194,7 @@ impl Store {
                 list.push(*r);
             }
         }
-        self.put_setting(actor, &writers_key(component), &json!(list)).await?;
+        self.write_setting(actor, &writers_key(component), &json!(list)).await?;
         Ok(list)
     }
 
@@ -507,7 +507,7 @@ impl Store {
     /// approval (operator admins; audited as a setting). Versions already waiting stay.
     pub async fn put_policy_approval(&self, scope: &Scope, actor: &Actor, component: &str, required: bool) -> Result<(), StoreError> {
         scope.require_all(Permission::SettingsWrite, "only operator admins decide which policies need approval")?;
-        self.put_setting(actor, &approval_key(component), &json!(required)).await
+        self.write_setting(actor, &approval_key(component), &json!(required)).await
     }
 
     /// Returns the versions that wait for the approver, oldest first: in `scope` (the

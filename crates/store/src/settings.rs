@@ -1,8 +1,9 @@
 //! Platform settings: a small key → JSON value table, every change audited.
 
+use crate::access::Scope;
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
-use mamori_core::Actor;
+use mamori_core::{Actor, Permission};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -13,8 +14,15 @@ impl Store {
         row.map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).transpose()
     }
 
-    /// Sets a setting.
-    pub async fn put_setting(&self, actor: &Actor, key: &str, value: &Value) -> Result<(), StoreError> {
+    /// Sets a platform setting (operator roles that may change settings, or the
+    /// platform itself).
+    pub async fn put_setting(&self, scope: &Scope, actor: &Actor, key: &str, value: &Value) -> Result<(), StoreError> {
+        scope.require_all(Permission::SettingsWrite, "only operators change platform settings")?;
+        self.write_setting(actor, key, value).await
+    }
+
+    /// Sets a setting; the caller has checked who may.
+    pub(crate) async fn write_setting(&self, actor: &Actor, key: &str, value: &Value) -> Result<(), StoreError> {
         let before = self.setting(key).await?;
         let (_guard, mut tx) = self.begin_write().await?;
         sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3")

@@ -1,7 +1,7 @@
 //! API tokens. A token is shown once at creation; only its SHA-256 is stored. It acts
 //! with its owner's role narrowed to its scopes, until it expires or is revoked.
 
-use crate::access::Scope;
+use crate::access::{CrossTenant, OwnAccount, Scope};
 use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 use mamori_core::{Actor, Problem, TokenId, TokenScope, UserId};
@@ -72,9 +72,20 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
 }
 
 impl Store {
-    /// Creates a token for its owner (the actor must be the owner or an operator admin;
-    /// the caller checks that).
-    pub async fn create_token(&self, actor: &Actor, t: NewToken, tenant: Option<mamori_core::TenantId>) -> Result<ApiToken, StoreError> {
+    /// Creates a token of one's own account.
+    pub async fn create_token(&self, owner: &OwnAccount, t: NewToken, tenant: Option<mamori_core::TenantId>) -> Result<ApiToken, StoreError> {
+        if t.user_id != owner.user_id() {
+            return Err(StoreError::Forbidden("a token is made by its owner"));
+        }
+        self.insert_token(owner.actor(), t, tenant).await
+    }
+
+    /// Creates a token for any account (the command line, for automation).
+    pub async fn create_token_for(&self, grant: &CrossTenant, t: NewToken, tenant: Option<mamori_core::TenantId>) -> Result<ApiToken, StoreError> {
+        self.insert_token(grant.actor(), t, tenant).await
+    }
+
+    async fn insert_token(&self, actor: &Actor, t: NewToken, tenant: Option<mamori_core::TenantId>) -> Result<ApiToken, StoreError> {
         let name = t.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Problem::new("name", "invalid_name", "トークン名は1〜100文字で入力してください", "token name must be 1-100 characters").into());
@@ -141,8 +152,20 @@ impl Store {
         Ok(token)
     }
 
-    /// Returns the tokens of one owner.
-    pub async fn list_tokens(&self, owner: UserId) -> Result<Vec<ApiToken>, StoreError> {
+    /// Returns one's own tokens.
+    pub async fn list_tokens(&self, owner: &OwnAccount) -> Result<Vec<ApiToken>, StoreError> {
+        self.tokens_of(owner.user_id()).await
+    }
+
+    /// Returns the tokens of an account in `scope` (administrators; none outside it).
+    pub async fn account_tokens(&self, scope: &Scope, user: UserId) -> Result<Vec<ApiToken>, StoreError> {
+        match self.get_user(scope, user).await? {
+            Some(_) => self.tokens_of(user).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn tokens_of(&self, owner: UserId) -> Result<Vec<ApiToken>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC"))
             .bind(owner.to_string())
             .fetch_all(&self.db.pool)

@@ -201,7 +201,7 @@ async fn policies_are_versioned_validated_and_watched() {
         assert!(store.policy(&grant.tenant(b.id), Some(a.id), "test").await.unwrap().is_none());
         assert_eq!(store.policy(&grant.scope(), Some(a.id), "test").await.unwrap().unwrap().document, json!({"days": 4}));
         assert_eq!(store.policy_versions(&grant.scope(), Some(a.id), "test", 10).await.unwrap().len(), 2);
-        assert_eq!(store.latest_policies("test").await.unwrap().len(), 1);
+        assert_eq!(store.latest_policies(&grant, "test").await.unwrap().len(), 1);
     })
     .await;
 }

@@ -328,7 +328,7 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert_eq!(fts_hits(dir.path(), &mid_day, &short.to_string()), 1);
 
     let retention = HashMap::from([(short, 2), (long, 30)]);
-    let report = store.purge(now, 10, retention.clone()).await.unwrap();
+    let report = store.purge(&grant, now, 10, retention.clone()).await.unwrap();
     assert_eq!(report.partitions_dropped, 1, "the day 35 days ago is older than every retention");
     // short: 20 d, 5 d and 2 d 1 h ago; default: 20 d ago.
     assert_eq!(report.events_deleted, 4);
@@ -357,9 +357,9 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert_eq!(fts_hits(dir.path(), &mid_day, &short.to_string()), 0);
     assert_eq!(fts_hits(dir.path(), &mid_day, &long.to_string()), 1);
     // Purging again changes nothing; new appends still work.
-    assert_eq!(store.purge(now, 10, retention).await.unwrap().events_deleted, 0);
+    assert_eq!(store.purge(&grant, now, 10, retention).await.unwrap().events_deleted, 0);
     assert_eq!(store.append(vec![event(short, now, EventClass::HTTP_ACTIVITY, "after purge")]).await.unwrap(), 1);
-    assert!(matches!(store.purge(now, 0, HashMap::new()).await, Err(EventStoreError::BadQuery(_))));
+    assert!(matches!(store.purge(&grant, now, 0, HashMap::new()).await, Err(EventStoreError::BadQuery(_))));
 }
 
 #[tokio::test]

@@ -65,8 +65,8 @@ async fn monitors_states_results_and_faults_on_every_backend() {
             content_hash: None,
         };
         let res = CheckResult { monitor: m.id, at: now, status: Status::Down, rt_ms: 12, reason: st.reason.clone(), details: json!({}) };
-        store.save_monitor_batch(std::slice::from_ref(&st), &[res.clone(), res.clone()]).await.unwrap();
-        store.save_monitor_batch(std::slice::from_ref(&st), std::slice::from_ref(&res)).await.unwrap();
+        store.save_monitor_batch(&grant, std::slice::from_ref(&st), &[res.clone(), res.clone()]).await.unwrap();
+        store.save_monitor_batch(&grant, std::slice::from_ref(&st), std::slice::from_ref(&res)).await.unwrap();
         assert_eq!(store.monitor_states(&scope_a, None).await.unwrap(), vec![st.clone()], "{backend}");
         assert_eq!(store.monitor_results(&scope_a, m.id, now - 1, now + 1, 100).await.unwrap().len(), 3);
         assert!(store.monitor_results(&grant.tenant(b.id), m.id, 0, i64::MAX, 100).await.is_err());
@@ -84,13 +84,16 @@ async fn monitors_states_results_and_faults_on_every_backend() {
             timeline: vec![FaultEntry { at: now - 60_000, kind: "opened".into(), ja: "発生".into(), en: "opened".into(), actor: None }],
             notifications: vec![],
         };
-        store.open_fault(&f).await.unwrap();
+        store.open_fault(&grant, &f).await.unwrap();
         let n = Notification { at: now, channel: "email".into(), target: "a@b.example".into(), reason: "down".into(), step: 0, ok: true, error: None };
-        store.add_fault_notification(f.id, &n).await.unwrap();
+        store.add_fault_notification(&grant, f.id, &n).await.unwrap();
         store.comment_fault(&scope_a, &actor, f.id, "確認中です", true).await.unwrap();
         assert!(store.comment_fault(&grant.tenant(b.id), &actor, f.id, "x", false).await.is_err());
-        assert_eq!(store.open_faults().await.unwrap().len(), 1);
-        store.close_fault(f.id, now, &FaultEntry { at: now, kind: "closed".into(), ja: "復旧".into(), en: "closed".into(), actor: None }).await.unwrap();
+        assert_eq!(store.open_faults(&grant).await.unwrap().len(), 1);
+        store
+            .close_fault(&grant, f.id, now, &FaultEntry { at: now, kind: "closed".into(), ja: "復旧".into(), en: "closed".into(), actor: None })
+            .await
+            .unwrap();
         let got = store.get_fault(&scope_a, f.id).await.unwrap();
         assert_eq!(got.closed_at, Some(now));
         assert_eq!(got.timeline.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["opened", "acknowledged", "closed"], "{backend}");
@@ -118,13 +121,19 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         assert!(store.create_monitor(&scope_a, &actor, a.id, on_probe.clone()).await.is_err(), "{backend}: the shared probe is the operators'");
         on_probe.probe = Some(p.id);
         let pm = store.create_monitor(&scope_a, &actor, a.id, on_probe).await.unwrap();
-        assert_eq!(store.probe_monitors(p.id).await.unwrap().len(), 1);
+        assert_eq!(store.probe_monitors(&p).await.unwrap().len(), 1);
+        // A probe's results count for its own monitors only.
+        let mine = CheckResult { monitor: pm.id, at: now, status: Status::Up, rt_ms: 3, reason: None, details: json!({}) };
+        let not_mine = CheckResult { monitor: d.id, ..mine.clone() };
+        assert_eq!(store.queue_probe_results(&p, &[mine, not_mine]).await.unwrap(), 1, "{backend}");
+        let queued = store.queued_probe_results(&grant, 10).await.unwrap();
+        assert!(queued.iter().all(|(_, r)| r.monitor == pm.id), "{backend}");
         assert_eq!(store.probe_by_token("hash-a", Some("192.0.2.9")).await.unwrap().map(|x| x.id), Some(p.id));
         assert!(store.probe_by_token("nope", None).await.unwrap().is_none());
         store.delete_probe(&scope_a, &actor, p.id).await.unwrap();
         let back = store.get_monitor(&scope_a, pm.id).await.unwrap();
         assert!(back.spec.probe.is_none() && back.updated_at >= pm.updated_at, "{backend}");
-        assert!(store.probe_monitors(p.id).await.unwrap().is_empty());
+        assert!(store.probe_monitors(&p).await.unwrap().is_empty());
 
         // Every change above was audited.
         let audit = store.list_audit(&grant.scope(), &Default::default(), None, 200).await.unwrap();

@@ -379,7 +379,7 @@ async fn settings_put(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes:
     a.require(SettingsWrite)?;
     let s: crate::AuthSettings = body(&bytes)?;
     s.check()?;
-    state.store.put_setting(&a.principal.actor(), "auth", &json!(s)).await?;
+    state.store.put_setting(&a.principal.scope(), &a.principal.actor(), "auth", &json!(s)).await?;
     ok(json!(s))
 }
 

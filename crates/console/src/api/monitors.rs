@@ -206,7 +206,7 @@ impl FromRequestParts<AppState> for ProbeAuth {
 }
 
 pub async fn probe_monitors(State(state): State<AppState>, ProbeAuth(p): ProbeAuth) -> ApiResult {
-    let monitors = state.store.probe_monitors(p.id).await?;
+    let monitors = state.store.probe_monitors(&p).await?;
     ok(json!(mamori_monitor::probe::Assignments {
         probe: p.name,
         monitors: monitors.into_iter().map(|m| mamori_monitor::probe::Assignment { id: m.id, spec: m.spec }).collect(),
@@ -221,7 +221,7 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
     if results.len() > MAX_PROBE_RESULTS {
         return Err(mamori_core::Problem::new("body", "too_many", "一度に送れる結果は1000件までです", "at most 1000 results at once").into());
     }
-    let assigned: std::collections::HashSet<MonitorId> = state.store.probe_monitors(p.id).await?.into_iter().map(|m| m.id).collect();
+    let assigned: std::collections::HashSet<MonitorId> = state.store.probe_monitors(&p).await?.into_iter().map(|m| m.id).collect();
     let now = mamori_core::time::now_ms();
     let (mut accepted, mut refused) = (Vec::new(), 0);
     for mut r in results {
@@ -242,7 +242,7 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
     }
     // Queued in the config store: whichever node runs the monitor applies them within a
     // second, so a probe may post to any node.
-    state.store.queue_probe_results(&accepted).await?;
+    state.store.queue_probe_results(&p, &accepted).await?;
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": accepted.len(), "refused": refused}))).into_response())
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub async fn list(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
-    ok(json!(state.store.list_tokens(a.user.id).await?))
+    ok(json!(state.store.list_tokens(&a.principal.own_account()).await?))
 }
 
 #[derive(Deserialize)]

@@ -178,7 +178,12 @@ pub async fn save_security(State(state): State<AppState>, PageAuth(a): PageAuth,
                 Ok(()) => {
                     state
                         .store
-                        .put_setting(&a.principal.actor(), "auth", &serde_json::to_value(&settings).map_err(|e| AppError::Internal(e.to_string()))?)
+                        .put_setting(
+                            &a.principal.scope(),
+                            &a.principal.actor(),
+                            "auth",
+                            &serde_json::to_value(&settings).map_err(|e| AppError::Internal(e.to_string()))?,
+                        )
                         .await?;
                     Ok(see_other("/settings?saved=1"))
                 }
@@ -544,7 +549,7 @@ pub async fn save_policy_access(
 
 async fn tokens_page(state: &AppState, a: &Authed, created: Option<&str>, error: Option<&AppError>) -> Result<Response, AppError> {
     let l = a.lang;
-    let tokens = state.store.list_tokens(a.user.id).await?;
+    let tokens = state.store.list_tokens(&a.principal.own_account()).await?;
     let now = mamori_core::time::now_ms();
     let body = html! {
         (tabs(a, "tokens"))
@@ -611,7 +616,7 @@ pub async fn issue_token(state: &AppState, a: &Authed, name: &str, scopes: Vec<T
     }
     let expires_at = mamori_core::time::now_ms() + days.clamp(0, 400) * 86_400_000;
     let (new, secret) = crate::auth::mint_api_token(a.user.id, name, scopes, expires_at);
-    let token = state.store.create_token(&a.principal.actor(), new, a.user.tenant_id).await?;
+    let token = state.store.create_token(&a.principal.own_account(), new, a.user.tenant_id).await?;
     Ok((token, secret))
 }
 

@@ -274,7 +274,7 @@ async fn a_reset_revokes_the_accounts_tokens() {
         let (status, _) = c.api("POST", &format!("/api/v1/users/{clerk}/reset-password"), &Auth::Bearer(optok), None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(c.api("GET", "/api/v1/me", &bearer, None).await.0, StatusCode::UNAUTHORIZED, "the taken-over account's token is gone");
-        assert!(c.state.store.list_tokens(clerk).await.unwrap().iter().all(|t| t.revoked_at.is_some()));
+        assert!(c.state.store.account_tokens(&c.grant.scope(), clerk).await.unwrap().iter().all(|t| t.revoked_at.is_some()));
     })
     .await;
 }
@@ -570,7 +570,7 @@ async fn policy_writers_diff_and_rollback() {
         // Roll back to version 1: a new version with its document, which components run.
         let (s2, body) = c.api("POST", &format!("/api/v1/policies/retention/rollback?tenant={}&version=1", t.id), &tenant_api, None).await;
         assert_eq!(s2, StatusCode::OK, "{body}");
-        let latest = c.state.store.latest_policies("retention").await.unwrap();
+        let latest = c.state.store.latest_policies(&c.grant, "retention").await.unwrap();
         let mine = latest.iter().find(|p| p.tenant == Some(t.id)).unwrap();
         assert_eq!((mine.version, &mine.document), (4, &json!({"events_days": 400})));
         let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
@@ -658,8 +658,8 @@ async fn a_scheduled_policy_takes_effect_at_its_time() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("適用日時「someday」を読めません"), "{body}");
         let in_force = |c: &crate::support::Console| {
-            let store = c.state.store.clone();
-            async move { store.latest_policies("retention").await.unwrap().into_iter().find(|p| p.tenant == Some(t.id)).unwrap().document }
+            let (store, grant) = (c.state.store.clone(), c.grant.clone());
+            async move { store.latest_policies(&grant, "retention").await.unwrap().into_iter().find(|p| p.tenant == Some(t.id)).unwrap().document }
         };
         assert_eq!(c.state.store.activate_due_policies().await.unwrap(), 0, "not yet");
         assert_eq!(in_force(&c).await, json!({"events_days": 400}));

@@ -40,7 +40,7 @@ async fn monitoring_of(c: &Console, t: mamori_core::TenantId) -> (String, String
         timeline: vec![],
         notifications: vec![],
     };
-    c.state.store.open_fault(&f).await.unwrap();
+    c.state.store.open_fault(&c.grant, &f).await.unwrap();
     let p = c.state.store.create_probe(&c.grant.scope(), &mamori_core::Actor::system(), Some(t), "marker-b-probe", "hash-of-marker-b").await.unwrap();
     (m.id.to_string(), f.id.to_string(), p.id.to_string())
 }
@@ -86,7 +86,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             let probes = c.state.store.list_probes(&c.grant.tenant(b.id)).await.unwrap();
             let t = c.state.store.get_tenant(&c.grant.scope(), b.id).await.unwrap();
             let u = c.state.store.get_user(&c.grant.scope(), user_b).await.unwrap();
-            let tokens = c.state.store.list_tokens(user_b).await.unwrap();
+            let tokens = c.state.store.account_tokens(&c.grant.scope(), user_b).await.unwrap();
             let pol = c.state.store.policy_versions(&c.grant.scope(), Some(b.id), "retention", 100).await.unwrap();
             let ev = c
                 .state

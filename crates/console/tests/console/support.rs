@@ -125,8 +125,8 @@ impl Console {
         let t = self
             .state
             .store
-            .create_token(
-                &Actor::system(),
+            .create_token_for(
+                &self.grant,
                 NewToken {
                     user_id: user,
                     name: name.into(),

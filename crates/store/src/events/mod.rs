@@ -231,8 +231,15 @@ impl EventStore {
     /// Applies retention as of `now_ms`: a tenant's events older than its number of
     /// days in `per_tenant` (else `default_days`) are deleted, and a day partition
     /// older than the longest retention is deleted whole. Runs on the writer thread
-    /// after the appends queued before it. Retention days must be at least 1.
-    pub async fn purge(&self, now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>) -> Result<PurgeReport, EventStoreError> {
+    /// after the appends queued before it. Retention days must be at least 1. Deletes
+    /// every tenant's events, so it takes the platform's cross-tenant grant.
+    pub async fn purge(
+        &self,
+        _grant: &crate::CrossTenant,
+        now_ms: i64,
+        default_days: u32,
+        per_tenant: HashMap<TenantId, u32>,
+    ) -> Result<PurgeReport, EventStoreError> {
         if default_days == 0 || per_tenant.values().any(|d| *d == 0) {
             return Err(EventStoreError::BadQuery(
                 Problem::new("retention_days", "invalid_retention", "保存期間は1日以上で指定してください", "retention must be at least 1 day").into(),
