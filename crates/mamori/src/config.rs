@@ -101,18 +101,60 @@ pub struct VaultConfig {
     /// The master key file (empty: DATA/master.key, made on first start). The
     /// environment variable MAMORI_MASTER_KEY, when set, is used instead of any file.
     pub master_key_file: String,
-    /// Where blobs are kept (empty: DATA/blobs). Several nodes need one shared
-    /// directory (e.g. NFS) until the S3 backend exists.
+    /// Where blobs are kept: "local" (a directory, blob_dir) or "s3" (S3-compatible
+    /// object storage, [vault.s3]; what several nodes without a shared directory need).
+    pub backend: String,
+    /// Where blobs are kept with the local backend, and staged with s3 (empty:
+    /// DATA/blobs).
     pub blob_dir: String,
     /// Largest blob, in MiB.
     pub max_blob_mib: u64,
+    /// S3-compatible object storage (backend = "s3").
+    pub s3: S3Section,
 }
 
 impl Default for VaultConfig {
     fn default() -> Self {
-        Self { master_key_file: String::new(), blob_dir: String::new(), max_blob_mib: 4096 }
+        Self { master_key_file: String::new(), backend: "local".into(), blob_dir: String::new(), max_blob_mib: 4096, s3: S3Section::default() }
     }
 }
+
+/// S3-compatible object storage for blobs. The secret access key is read from
+/// MAMORI_S3_SECRET_ACCESS_KEY, else from the platform secret
+/// vault/s3-secret-access-key (mamori vault set-secret); never from this file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Section {
+    /// The service's URL, e.g. https://s3.ap-northeast-1.amazonaws.com (https unless
+    /// on loopback).
+    pub endpoint: String,
+    /// The bucket (made beforehand).
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// A key prefix inside the bucket.
+    pub prefix: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// Seconds one request may take before it is retried.
+    pub timeout_secs: u64,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "ap-northeast-1".into(),
+            prefix: "mamori/blobs".into(),
+            access_key_id: String::new(),
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// The environment variable that holds the S3 secret access key.
+pub const S3_SECRET_ENV: &str = "MAMORI_S3_SECRET_ACCESS_KEY";
 
 /// The environment variable that holds the master keyring instead of a file.
 pub const MASTER_KEY_ENV: &str = "MAMORI_MASTER_KEY";
@@ -133,7 +175,24 @@ impl Config {
             _ => Keyring::read(Path::new(&self.vault.master_key_file))?,
         };
         let dir = if self.vault.blob_dir.is_empty() { self.server.data_dir.join("blobs") } else { PathBuf::from(&self.vault.blob_dir) };
-        match mamori_vault::Vault::open_local(store, grant, std::sync::Arc::new(ring), &dir, self.vault.max_blob_mib.saturating_mul(1024 * 1024)).await {
+        let (ring, max) = (std::sync::Arc::new(ring), self.vault.max_blob_mib.saturating_mul(1024 * 1024));
+        let opened = match self.vault.backend.as_str() {
+            "s3" => {
+                let s3 = &self.vault.s3;
+                let cfg = mamori_vault::S3Config {
+                    endpoint: s3.endpoint.clone(),
+                    bucket: s3.bucket.clone(),
+                    region: s3.region.clone(),
+                    prefix: s3.prefix.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: zeroize::Zeroizing::new(std::env::var(S3_SECRET_ENV).unwrap_or_default()),
+                    timeout: std::time::Duration::from_secs(s3.timeout_secs.max(1)),
+                };
+                mamori_vault::Vault::open_s3(store, grant, ring, cfg, &dir.join("staging"), max).await
+            }
+            _ => mamori_vault::Vault::open_local(store, grant, ring, &dir, max).await,
+        };
+        match opened {
             Ok(v) => Ok(v),
             Err(e) if made => {
                 // A new node of an existing store made a key of its own: say what to do.
@@ -174,6 +233,16 @@ impl Config {
         }
         if !(1..=1_048_576).contains(&self.vault.max_blob_mib) {
             bail!("[vault] max_blob_mib must be 1-1048576 / max_blob_mib は1〜1048576で指定してください");
+        }
+        match self.vault.backend.as_str() {
+            "local" => {}
+            "s3" if self.vault.s3.endpoint.is_empty() || self.vault.s3.bucket.is_empty() || self.vault.s3.access_key_id.is_empty() => {
+                bail!(
+                    "[vault] backend = \"s3\" needs [vault.s3] endpoint, bucket and access_key_id / S3 の接続先・バケット・アクセスキー ID を指定してください"
+                )
+            }
+            "s3" => {}
+            other => bail!("[vault] backend must be \"local\" or \"s3\", not \"{other}\" / backend は local か s3 です"),
         }
         if !(3..=300).contains(&self.server.cluster.lease_secs) {
             bail!("[server.cluster] lease_secs must be 3-300 / lease_secs は3〜300秒で指定してください");
@@ -293,13 +362,35 @@ argon2_iterations = 2
 # 秘密情報とファイルを暗号化するマスターキーのファイル（空: DATA/master.key を初回起動時に作成）。
 # データとは別にバックアップしてください。環境変数 MAMORI_MASTER_KEY があればそちらを使います。
 master_key_file = ""
-# Where blobs (quarantined mail, evidence, transferred files) are kept (empty: DATA/blobs).
-# Several nodes need one shared directory.
-# ファイル（隔離メール、証拠、受け渡しファイル）の保存先（空: DATA/blobs）。複数ノードでは共有ディレクトリが必要です。
+# Where blobs (quarantined mail, evidence, transferred files) are kept: "local" (the
+# directory blob_dir; several nodes need one shared directory) or "s3" (S3-compatible
+# object storage, [vault.s3]). Either way they are compressed and encrypted first.
+# ファイル（隔離メール、証拠、受け渡しファイル）の保存先: "local"（blob_dir のディレクトリ。
+# 複数ノードでは共有ディレクトリが必要）または "s3"（S3 互換ストレージ、[vault.s3]）。どちらも圧縮・暗号化して保存します。
+backend = "local"
+# The local directory (empty: DATA/blobs); with "s3", files are staged under it.
+# 保存先ディレクトリ（空: DATA/blobs）。"s3" のときは一時ファイルの置き場所です。
 blob_dir = ""
 # Largest file kept, in MiB.
 # 保存できるファイルの最大サイズ（MiB）。
 max_blob_mib = 4096
+
+[vault.s3]
+# S3-compatible object storage (backend = "s3"): Amazon S3, MinIO, Ceph RGW and the like.
+# The secret access key comes from MAMORI_S3_SECRET_ACCESS_KEY, else from the platform
+# secret vault/s3-secret-access-key (mamori vault set-secret), never from this file.
+# S3 互換ストレージ（backend = "s3" のとき）。シークレットアクセスキーは環境変数
+# MAMORI_S3_SECRET_ACCESS_KEY か、秘密情報 vault/s3-secret-access-key から読みます（このファイルには書きません）。
+# The service's URL (https unless on loopback). / 接続先 URL（ループバック以外は https）。
+endpoint = ""
+# The bucket, made beforehand. / 保存先のバケット（事前に作成）。
+bucket = ""
+region = "ap-northeast-1"
+# A key prefix inside the bucket. / バケット内のキーの接頭辞。
+prefix = "mamori/blobs"
+access_key_id = ""
+# Seconds one request may take before it is retried. / 1 回の要求の待ち時間（秒、超えると再試行）。
+timeout_secs = 60
 
 [demo]
 # Seed the demo prefecture (サンプル県) when the data directory is first created.

@@ -17,10 +17,16 @@
 
 mod blobs;
 mod keyring;
+mod s3;
 mod secrets;
 
 pub use blobs::{Backend, BlobError, BlobReader, Blobs, IoFuture, LocalBackend, ObjectReader, StoredBlob};
 pub use keyring::{KEY_LEN, Keyring, KeyringError, Purpose, SealError};
+pub use s3::{S3Backend, S3Config};
+
+/// The platform secret that holds the S3 secret access key, when the environment
+/// does not.
+pub const S3_SECRET_NAME: &str = "vault/s3-secret-access-key";
 pub use secrets::{SecretError, SecretKind, SecretValue, Secrets};
 
 /// The vault of a node: its secrets and blobs, cheap to clone.
@@ -54,6 +60,33 @@ impl Vault {
         let secrets = Secrets::new(store.clone(), keyring.clone());
         let backend = std::sync::Arc::new(LocalBackend::open(dir)?);
         let blobs = Blobs::open(store, grant, keyring, &secrets, backend, max_blob).await?;
+        Ok(Self { secrets, blobs })
+    }
+
+    /// Opens the vault with blobs in S3-compatible object storage, staged in `staging`.
+    /// An empty secret key in `cfg` is read from the platform secret
+    /// [`S3_SECRET_NAME`]; the bucket is asked once, so wrong settings fail here.
+    pub async fn open_s3(
+        store: mamori_store::Store,
+        grant: &mamori_store::CrossTenant,
+        keyring: std::sync::Arc<Keyring>,
+        mut cfg: S3Config,
+        staging: &std::path::Path,
+        max_blob: u64,
+    ) -> Result<Self, BlobError> {
+        let secrets = Secrets::new(store.clone(), keyring.clone());
+        if cfg.secret_access_key.is_empty() {
+            let Some(key) = secrets.get(grant, None, S3_SECRET_NAME).await? else {
+                return Err(BlobError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("no S3 secret access key: set MAMORI_S3_SECRET_ACCESS_KEY or store the platform secret {S3_SECRET_NAME} (mamori vault set-secret)"),
+                )));
+            };
+            cfg.secret_access_key = zeroize::Zeroizing::new(key.expose_str().unwrap_or_default().to_string());
+        }
+        let backend = S3Backend::open(&cfg, staging)?;
+        backend.check().await?;
+        let blobs = Blobs::open(store, grant, keyring, &secrets, std::sync::Arc::new(backend), max_blob).await?;
         Ok(Self { secrets, blobs })
     }
 

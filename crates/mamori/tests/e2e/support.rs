@@ -29,11 +29,13 @@ pub struct Opts<'a> {
     pub server_name: &'a str,
     /// Write the server's log (at debug level) to this file instead of the terminal.
     pub log: Option<&'a Path>,
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Self { args: &[], listen_ip: "127.0.0.1", config: None, database_url: None, ca: None, server_name: "localhost", log: None }
+        Self { args: &[], listen_ip: "127.0.0.1", config: None, database_url: None, ca: None, server_name: "localhost", log: None, env: &[] }
     }
 }
 
@@ -81,7 +83,7 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
         Some(path) => cmd.env("MAMORI_LOG", "debug").stderr(std::fs::File::create(path).unwrap()),
         None => cmd.env("MAMORI_LOG", "warn").stderr(Stdio::inherit()),
     };
-    let mut child = cmd.args(["serve", "--listen", &listen]).args(opts.args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd.envs(opts.env.iter().copied()).args(["serve", "--listen", &listen]).args(opts.args).stdout(Stdio::piped()).spawn().unwrap();
     // Read stdout until the console line appears, keeping what was printed.
     let mut lines = Vec::new();
     let out = child.stdout.take().unwrap();

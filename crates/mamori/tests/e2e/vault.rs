@@ -130,3 +130,41 @@ fn a_secret_never_leaves_as_text() {
     assert!(out.contains(&format!("{new_id}: 3 secrets")), "{out}");
     drop(start(&[], &data));
 }
+
+#[test]
+fn blobs_go_to_s3_compatible_storage_by_configuration() {
+    let Ok(url) = std::env::var("MAMORI_TEST_S3_URL") else {
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "MAMORI_TEST_S3_URL must be set under CI (scripts/test starts moto)");
+        eprintln!("note: MAMORI_TEST_S3_URL is not set; skipped");
+        return;
+    };
+    let bucket = std::env::var("MAMORI_TEST_S3_BUCKET").unwrap_or_else(|_| "mamori-test".into());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Without a bucket the node does not start, and says what is missing.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("[vault]\nbackend = \"s3\"\n[vault.s3]\nendpoint = \"{url}\"\naccess_key_id = \"k\"\n")).unwrap();
+    let (code, out) = mamori_with(&data, &["--config", bad.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"], None, &[]);
+    assert_ne!(code, 0);
+    assert!(out.contains("needs [vault.s3] endpoint, bucket and access_key_id"), "{out}");
+
+    let good = dir.path().join("mamori.toml");
+    let prefix = format!("e2e-{}", std::process::id());
+    std::fs::write(
+        &good,
+        format!("[vault]\nbackend = \"s3\"\n[vault.s3]\nendpoint = \"{url}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nprefix = \"{prefix}\"\naccess_key_id = \"mamori-e2e\"\ntimeout_secs = 10\n"),
+    )
+    .unwrap();
+    let env = [("MAMORI_S3_SECRET_ACCESS_KEY", "moto-accepts-any")];
+    let server = start_with(&data, Opts { config: Some(&good), env: &env, ..Default::default() });
+    let (status, _, body) = server.http("GET", "/healthz", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let config = ["--config", good.to_str().unwrap()];
+    let (code, out) = mamori_with(&data, &[&config[..], &["vault", "status"]].concat(), None, &env);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("blobs: 0"), "{out}");
+    // Without the secret key anywhere, the command says where to put it.
+    let (code, out) = mamori_with(&data, &[&config[..], &["vault", "status"]].concat(), None, &[]);
+    assert_ne!(code, 0);
+    assert!(out.contains("MAMORI_S3_SECRET_ACCESS_KEY") && out.contains("vault/s3-secret-access-key"), "{out}");
+}
