@@ -209,7 +209,7 @@ fn main() {
             let rss1 = rss_kib();
             let stats = engine.stats();
             let (tx, rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(engine.run(rx, || Box::pin(async { None })));
+            let task = tokio::spawn(engine.run(rx, None));
             let run_for = Duration::from_secs(u64::from(interval) + 5);
             tokio::time::sleep(run_for).await;
             let _ = tx.send(true);

@@ -188,12 +188,8 @@ impl Service for MonitorService {
         Box::pin(async move {
             let engine = Engine::new(cx.store.clone(), Some(cx.events.clone()), self.notifier.clone(), self.cfg.clone(), cx.system_grant().clone())
                 .with_metrics(self.metrics.clone());
-            let pcx = cx.clone();
-            let policies = move || {
-                let pcx = pcx.clone();
-                Box::pin(async move { pcx.policies().await.ok() }) as BoxFuture<_>
-            };
-            engine.run(cx.stop.clone(), policies).await.map_err(ComponentError::from)
+            let feed = cx.policy_feed::<crate::notify::NotifyPolicy>().await?;
+            engine.run(cx.stop.clone(), Some(feed)).await.map_err(ComponentError::from)
         })
     }
 }

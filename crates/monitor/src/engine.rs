@@ -22,7 +22,7 @@ use crate::events::{MonitorEvent, MonitorMetrics};
 use crate::notify::{Notifier, NotifyPolicy, Why, targets};
 use mamori_core::monitor::{CheckResult, Fault, FaultEntry, FaultId, Monitor, MonitorId, MonitorState, Reason, Status};
 use mamori_core::{Tenant, TenantId};
-use mamori_runtime::{Emitter, Policies};
+use mamori_runtime::{Emitter, PolicyFeed, PolicySnapshot};
 use mamori_store::{CrossTenant, Scope};
 use mamori_store::{Store, StoreError};
 use serde_json::json;
@@ -129,14 +129,21 @@ pub struct Engine {
     semaphore: Arc<Semaphore>,
     tenant_slots: HashMap<TenantId, Arc<Semaphore>>,
     tenants: HashMap<TenantId, Tenant>,
-    /// Parsed notification policies: the default and each tenant's own.
-    notify_default: NotifyPolicy,
-    notify_tenants: HashMap<TenantId, NotifyPolicy>,
+    /// Notification policies: the default and each tenant's own, parsed once.
+    policies: Arc<PolicySnapshot<NotifyPolicy>>,
     faults: HashMap<FaultId, Track>,
     dirty: HashMap<MonitorId, MonitorState>,
     results: Vec<CheckResult>,
     stats: Arc<Stats>,
     gen_counter: u64,
+}
+
+/// Waits for the next change of the feed's policies; forever without a feed.
+async fn policy_changes(feed: &mut Option<PolicyFeed<NotifyPolicy>>) -> Result<mamori_runtime::PolicyChanges, mamori_runtime::PolicyFeedError> {
+    match feed {
+        Some(f) => f.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn change_entry(at: i64, kind: &str, ja: String, en: String) -> FaultEntry {
@@ -162,8 +169,7 @@ impl Engine {
             semaphore,
             tenant_slots: HashMap::new(),
             tenants: HashMap::new(),
-            notify_default: NotifyPolicy::default(),
-            notify_tenants: HashMap::new(),
+            policies: Arc::new(PolicySnapshot::fixed(NotifyPolicy::default(), HashMap::new())),
             faults: HashMap::new(),
             dirty: HashMap::new(),
             results: Vec::new(),
@@ -187,9 +193,8 @@ impl Engine {
     }
 
     /// Sets the policies in force (notification steps per tenant).
-    pub fn set_policies(&mut self, p: Policies) {
-        self.notify_default = NotifyPolicy::from_doc(&p.default);
-        self.notify_tenants = p.tenants.iter().map(|(t, doc)| (*t, NotifyPolicy::from_doc(doc))).collect();
+    pub fn set_policies(&mut self, p: Arc<PolicySnapshot<NotifyPolicy>>) {
+        self.policies = p;
     }
 
     /// Loads monitors, tenants, stored states and open faults; schedules what is new.
@@ -325,7 +330,7 @@ impl Engine {
     }
 
     fn policy_of(&self, tenant: TenantId) -> NotifyPolicy {
-        self.notify_tenants.get(&tenant).unwrap_or(&self.notify_default).clone()
+        self.policies.for_tenant(tenant).clone()
     }
 
     /// Starts every check that is due; returns when the next one is due.
@@ -650,7 +655,7 @@ impl Engine {
         }
         let (notifier, store, grant) = (self.notifier.clone(), self.store.clone(), self.grant.clone());
         let tenant_name = self.tenants.get(&fault.tenant).map(|t| t.name.clone()).unwrap_or_default();
-        let tenant_hooks = self.notify_tenants.contains_key(&fault.tenant);
+        let tenant_hooks = self.policies.has_own(fault.tenant);
         tokio::spawn(async move {
             for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks, tenant_hooks).await {
                 if let Err(e) = store.add_fault_notification(&grant, fault.id, &n).await {
@@ -800,19 +805,14 @@ impl Engine {
         self.store.purge_monitor_results(&self.grant, mamori_core::time::now_ms() - i64::from(self.cfg.results_days) * 86_400_000).await
     }
 
-    /// Runs until `shutdown` turns true. `policies` yields the component's policies
-    /// whenever they change.
-    pub async fn run(
-        mut self,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-        mut policies: impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Policies>> + Send>>,
-    ) -> Result<(), StoreError> {
-        if let Some(p) = policies().await {
-            self.set_policies(p);
+    /// Runs until `shutdown` turns true, following the component's typed policies
+    /// through `feed` (None: the policies set before, for tests and benchmarks).
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>, mut feed: Option<PolicyFeed<NotifyPolicy>>) -> Result<(), StoreError> {
+        if let Some(f) = &feed {
+            self.set_policies(f.snapshot());
         }
         self.reload(true).await?;
         let mut changed = self.store.watch_monitors();
-        let mut policy_watch = self.store.watch_policies();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
@@ -868,9 +868,17 @@ impl Engine {
                         tracing::error!(error = %e, "cannot reload monitors; retrying");
                     }
                 }
-                Some(_) = policy_watch.changed() => {
-                    if let Some(p) = policies().await { self.set_policies(p); }
-                }
+                changes = policy_changes(&mut feed) => match changes {
+                    // Escalations read the tenant's policy when they are due: the new
+                    // snapshot is all there is to do.
+                    Ok(c) => {
+                        if let Some(f) = &feed {
+                            tracing::debug!(default = c.default, tenants = c.tenants.len(), "monitor policies changed");
+                            self.set_policies(f.snapshot());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read changed monitor policies; keeping the previous ones"),
+                },
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         self.flush().await?;

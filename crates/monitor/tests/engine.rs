@@ -6,7 +6,8 @@ use mamori_core::monitor::{CheckResult, Fault, MonitorId, MonitorSpec, Reason, S
 use mamori_core::{Actor, Contact, NewTenant, TenantId};
 use mamori_monitor::engine::{Engine, EngineConfig};
 use mamori_monitor::notify::Notifier;
-use mamori_runtime::Policies;
+use mamori_monitor::notify::NotifyPolicy;
+use mamori_runtime::PolicySnapshot;
 use mamori_store::Scope;
 use mamori_store::{FaultFilter, Store};
 use serde_json::json;
@@ -50,7 +51,8 @@ async fn world(policy: serde_json::Value) -> World {
     let notifier =
         Notifier { mail: None, from: "m@x".into(), always: vec!["soc@pref.example.lg.jp".into()], console_url: String::new(), timeout: Duration::from_secs(1) };
     let mut engine = Engine::new(store.clone(), None, notifier, EngineConfig::default(), grant);
-    engine.set_policies(Policies { default: json!({}), tenants: HashMap::from([(t.id, policy)]) });
+    let own = HashMap::from([(t.id, NotifyPolicy::from_doc(&policy))]);
+    engine.set_policies(std::sync::Arc::new(PolicySnapshot::fixed(NotifyPolicy::from_doc(&json!({})), own)));
     World { _dir: dir, store, engine, tenant: t.id, scope }
 }
 

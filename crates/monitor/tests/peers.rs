@@ -286,7 +286,7 @@ async fn real_peers_go_down_with_reasons_and_recover() {
     };
     let engine = Engine::new(store.clone(), None, notifier, EngineConfig::default(), grant);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine_task = tokio::spawn(engine.run(stop_rx, || Box::pin(async { None })));
+    let engine_task = tokio::spawn(engine.run(stop_rx, None));
 
     let state_of = |store: Store, scope: Scope| async move {
         store.monitor_states(&scope, None).await.unwrap().into_iter().map(|s| (s.monitor, s)).collect::<HashMap<_, _>>()

@@ -8,15 +8,14 @@ use crate::listen::{Bound, Resource};
 use crate::metrics::Metrics;
 use crate::tenants::TenantResolver;
 use mamori_bus::Bus;
-use mamori_core::{PolicyValidator, Problems, TenantId};
+use mamori_core::{PolicyValidator, Problems};
 use mamori_store::CrossTenant;
-use mamori_store::{PolicyWatch, Store, StoreError};
+use mamori_store::{Store, StoreError};
 use mamori_vault::Vault;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -233,30 +232,6 @@ impl RunCx {
         self.events.bus()
     }
 
-    /// Returns a watch that wakes when policies change.
-    pub fn watch_policies(&self) -> PolicyWatch {
-        self.store.watch_policies()
-    }
-
-    /// Returns the component's current policies: the platform default (the stored one,
-    /// else the validator's default) and each tenant's own. Records the newest revision
-    /// among them as the one this node runs (`/healthz`, the console's node list).
-    pub async fn policies(&self) -> Result<Policies, ComponentError> {
-        let docs = self.store.latest_policies(&self.grant, self.name).await?;
-        self.health.policy_loaded(docs.iter().map(|d| d.revision).max().unwrap_or(0));
-        let mut default = self.validator.as_ref().map(|v| v.default_policy()).unwrap_or(Value::Null);
-        let mut tenants = HashMap::new();
-        for d in docs {
-            match d.tenant {
-                None => default = d.document,
-                Some(t) => {
-                    tenants.insert(t, d.document);
-                }
-            }
-        }
-        Ok(Policies { default, tenants })
-    }
-
     /// Opens the component's typed policies: every tenant's document parsed once into
     /// `P`, kept current through the change feed ([`crate::PolicyFeed::changed`]).
     pub async fn policy_feed<P: serde::de::DeserializeOwned + Send + Sync + 'static>(&self) -> Result<crate::PolicyFeed<P>, ComponentError> {
@@ -270,22 +245,6 @@ impl RunCx {
     /// audit log as `access.grant` by `component:<name>`).
     pub fn system_grant(&self) -> &CrossTenant {
         &self.grant
-    }
-}
-
-/// A component's policies at one moment.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Policies {
-    /// The platform default.
-    pub default: Value,
-    /// Each tenant's own policy, where one was saved.
-    pub tenants: HashMap<TenantId, Value>,
-}
-
-impl Policies {
-    /// Returns the policy in force for `tenant`.
-    pub fn for_tenant(&self, tenant: TenantId) -> &Value {
-        self.tenants.get(&tenant).unwrap_or(&self.default)
     }
 }
 

@@ -47,9 +47,7 @@ mod policy;
 pub mod retention;
 mod tenants;
 
-pub use component::{
-    AnyComponent, BoxFuture, BuildCx, BuildError, Checked, Component, ComponentConfig, ComponentError, Placement, Policies, Registry, RunCx, Service,
-};
+pub use component::{AnyComponent, BoxFuture, BuildCx, BuildError, Checked, Component, ComponentConfig, ComponentError, Placement, Registry, RunCx, Service};
 pub use config::{read_section, template};
 pub use event::{ComponentEvent, Emitter, RuntimeEvent};
 pub use health::{ComponentHealth, Health, HealthReporter, State};

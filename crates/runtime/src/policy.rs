@@ -28,6 +28,17 @@ pub struct PolicySnapshot<P> {
 }
 
 impl<P> PolicySnapshot<P> {
+    /// Returns a snapshot of fixed values (revision 0), for tests and tools that run a
+    /// component's logic without a store.
+    pub fn fixed(default: P, tenants: HashMap<TenantId, P>) -> Self {
+        Self { revision: 0, default: Arc::new(default), tenants: tenants.into_iter().map(|(t, p)| (t, Arc::new(p))).collect() }
+    }
+
+    /// Returns whether `tenant` has a policy of its own.
+    pub fn has_own(&self, tenant: TenantId) -> bool {
+        self.tenants.contains_key(&tenant)
+    }
+
     /// Returns the policy in force for `tenant`: its own, else the platform default.
     pub fn for_tenant(&self, tenant: TenantId) -> &P {
         self.tenants.get(&tenant).map_or(&*self.default, |p| &**p)
