@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_utf8_with_encoded_subjects() {
+    fn f01_f05_fault_mail_is_utf8_with_encoded_subjects() {
         let n = Notifier {
             mail: None,
             from: "mamori@pref.example.lg.jp".into(),

@@ -105,7 +105,7 @@ fn web(retries: u32) -> serde_json::Value {
 const MIN: i64 = 60_000;
 
 #[tokio::test]
-async fn retries_then_down_escalation_reminders_and_acknowledgement() {
+async fn f01_f05_retries_then_down_escalation_reminders_and_acknowledgement() {
     let policy = json!({"escalation": [{"after_minutes": 0, "tenant_contacts": true}, {"after_minutes": 30, "emails": ["kacho@city.example.lg.jp"]}], "repeat_minutes": 60});
     let mut w = world(policy).await;
     let m = w.monitor(web(2)).await;
@@ -155,7 +155,7 @@ async fn retries_then_down_escalation_reminders_and_acknowledgement() {
 }
 
 #[tokio::test]
-async fn maintenance_dependencies_and_flapping() {
+async fn f01_f05_maintenance_dependencies_and_flapping() {
     let mut w = world(json!({"escalation": [], "repeat_minutes": 0})).await;
     // Maintenance: failures change nothing.
     let now = mamori_core::time::now_ms();

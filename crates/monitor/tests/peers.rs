@@ -147,7 +147,7 @@ fn reason(r: &CheckResult) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_peers_go_down_with_reasons_and_recover() {
+async fn f01_f05_real_peers_go_down_with_reasons_and_recover() {
     let Some(p) = Peers::start() else { return };
     let ca = p.ca();
     let http = p.get("HTTP_PORT");

@@ -17,7 +17,7 @@ async fn count(bus: &Bus, scope: &Scope) -> usize {
 }
 
 #[tokio::test]
-async fn a_saved_retention_policy_takes_effect_within_seconds() {
+async fn f18_a_saved_retention_policy_takes_effect_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     for (name, url) in mamori_store::testing::backends(dir.path()).await {
         eprintln!("backend: {name}");

@@ -1,5 +1,6 @@
 //! Capabilities: which tenants' data a caller may reach (the tenant isolation every
-//! function F01–F51 relies on).
+//! function F01–F51 relies on; maintenance vendors' accounts serve F33's remote
+//! maintenance).
 //!
 //! Four values stand between a caller and tenant data, and code outside this crate can
 //! only receive them, never write them down:

@@ -233,7 +233,7 @@ async fn system_grants_are_audited_with_their_holder_and_purpose() {
 }
 
 #[tokio::test]
-async fn f01_a_vendor_reaches_its_named_tenants_until_its_account_expires() {
+async fn f33_a_vendor_reaches_its_named_tenants_until_its_account_expires() {
     each_backend(|store, grant| async move {
         let actor = grant.actor().clone();
         let a = store.create_tenant(&grant.scope(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();

@@ -107,7 +107,7 @@ fn range() -> EventQuery {
 }
 
 #[tokio::test]
-async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
+async fn f18_every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -177,7 +177,7 @@ async fn every_filter_matches_the_model_and_paging_has_no_gap_or_duplicate() {
 }
 
 #[tokio::test]
-async fn full_text_finds_japanese_substrings_short_terms_and_literal_wildcards() {
+async fn f18_full_text_finds_japanese_substrings_short_terms_and_literal_wildcards() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -212,7 +212,7 @@ async fn full_text_finds_japanese_substrings_short_terms_and_literal_wildcards()
 }
 
 #[tokio::test]
-async fn tenant_scope_never_reaches_another_tenant() {
+async fn f18_tenant_scope_never_reaches_another_tenant() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -247,7 +247,7 @@ async fn tenant_scope_never_reaches_another_tenant() {
 }
 
 #[tokio::test]
-async fn get_returns_the_event_as_appended() {
+async fn f18_get_returns_the_event_as_appended() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -263,7 +263,7 @@ async fn get_returns_the_event_as_appended() {
 }
 
 #[tokio::test]
-async fn histogram_totals_equal_query_counts() {
+async fn f18_histogram_totals_equal_query_counts() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -307,7 +307,7 @@ fn fts_hits(dir: &Path, day: &str, term: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
+async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
@@ -363,7 +363,7 @@ async fn purge_keeps_each_tenants_retention_and_drops_old_days() {
 }
 
 #[tokio::test]
-async fn appended_events_survive_a_restart() {
+async fn f18_appended_events_survive_a_restart() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();
@@ -397,7 +397,7 @@ async fn appended_events_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_are_all_committed() {
+async fn f18_concurrent_appends_are_all_committed() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
@@ -425,7 +425,7 @@ async fn concurrent_appends_are_all_committed() {
 }
 
 #[tokio::test]
-async fn a_failing_partition_fails_only_the_batches_that_write_to_it() {
+async fn f18_a_failing_partition_fails_only_the_batches_that_write_to_it() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     // A folder where the day's database file should be: it cannot be opened.
@@ -448,7 +448,7 @@ async fn a_failing_partition_fails_only_the_batches_that_write_to_it() {
 }
 
 #[tokio::test]
-async fn out_of_range_events_refuse_the_whole_batch() {
+async fn f18_out_of_range_events_refuse_the_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
     let t = TenantId::new();
@@ -473,7 +473,7 @@ async fn out_of_range_events_refuse_the_whole_batch() {
 }
 
 #[tokio::test]
-async fn hostile_queries_are_refused_or_harmless() {
+async fn f18_hostile_queries_are_refused_or_harmless() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
     let d = data();

@@ -144,7 +144,7 @@ fn content(len: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn blobs_are_deduplicated_isolated_collected_and_refused_when_altered() {
+async fn f13_f30_blobs_are_deduplicated_isolated_collected_and_refused_when_altered() {
     each_backend(|store, grant, work| async move {
         let a = town(&store, &grant, "39301").await;
         let b = town(&store, &grant, "39302").await;
@@ -258,7 +258,7 @@ fn s3_config(url: &str, bucket: &str, prefix: &str) -> mamori_vault::S3Config {
 }
 
 #[tokio::test]
-async fn blobs_in_s3_compatible_storage_are_stored_in_parts_shared_collected_and_rotated() {
+async fn f13_f30_blobs_in_s3_compatible_storage_are_stored_in_parts_shared_collected_and_rotated() {
     let Some((url, bucket)) = s3_server() else { return };
     each_backend(|store, grant, work| {
         let (url, bucket) = (url.clone(), bucket.clone());

@@ -1,6 +1,6 @@
 //! Accounts beyond the municipality's own staff (issue "Platform v2", Deliver 2): a
-//! maintenance vendor (保守業者) reaches only the municipalities named on the account, and
-//! only until the account expires; the prefecture's approver (県の承認者) decides on
+//! maintenance vendor (保守業者, the remote maintenance of F33) reaches only the
+//! municipalities named on the account, and only until the account expires; the prefecture's approver (県の承認者) decides on
 //! policy changes that need approval.
 
 use crate::support::*;
@@ -9,7 +9,7 @@ use mamori_core::Role;
 use serde_json::json;
 
 #[tokio::test]
-async fn f01_a_maintenance_vendor_reaches_its_named_tenants_and_cannot_log_in_once_expired() {
+async fn f33_a_maintenance_vendor_reaches_its_named_tenants_and_cannot_log_in_once_expired() {
     each_backend(|c| async move {
         let a = c.tenant("39301", "東町", "10.1.0.0/16").await;
         let b = c.tenant("39302", "西町", "10.2.0.0/16").await;

@@ -339,7 +339,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn garbage_answers_are_named_not_fatal() {
+    async fn f04_garbage_answers_are_named_not_fatal() {
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         tokio::spawn(async move {
@@ -357,7 +357,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn silent_server_times_out_per_query() {
+    async fn f04_silent_server_times_out_per_query() {
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let zone = Name::from_ascii("test.lg.jp.").unwrap();

@@ -317,7 +317,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_redirect_targets() {
+    fn f01_urls_and_redirect_targets() {
         let t = Target::parse("https://www.city.example.lg.jp/a/b.html?x=1").unwrap();
         assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/a/b.html?x=1"));
         assert_eq!(t.join("c.html").unwrap().path, "/a/c.html");
@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn shift_jis_pages_are_decoded() {
+    fn f01_shift_jis_pages_are_decoded() {
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("<meta charset=\"Shift_JIS\">市役所のお知らせ");
         assert!(decode(&sjis, None).contains("市役所"));
         let (euc, _, _) = encoding_rs::EUC_JP.encode("町役場");
@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn garbage_and_oversized_heads_are_named() {
+    async fn f01_garbage_and_oversized_heads_are_named() {
         assert_eq!(check_port(serve_once(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()).await).await.code, "http_error");
         let mut huge = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 512 * 1024));

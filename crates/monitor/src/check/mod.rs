@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_port_names_the_reason() {
+    async fn f01_f05_refused_port_names_the_reason() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
@@ -231,7 +231,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unresolvable_host_is_a_dns_error() {
+    async fn f01_f05_unresolvable_host_is_a_dns_error() {
         let r = run(MonitorId::new(), &spec(Check::Tcp(TcpCheck { host: "no-such-host.invalid".into(), port: 80 }), 5)).await;
         assert_eq!(r.status, Status::Down);
         let reason = r.reason.unwrap();
@@ -239,7 +239,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tenant_checks_do_not_reach_the_platform() {
+    async fn f01_f05_tenant_checks_do_not_reach_the_platform() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let mut s = spec(Check::Tcp(TcpCheck { host: "localhost".into(), port }), 5);
@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_blackholed_address_ends_at_the_timeout_with_a_reason() {
+    async fn f01_f05_a_blackholed_address_ends_at_the_timeout_with_a_reason() {
         // TEST-NET-1 is never routed: the connect hangs (then the timeout ends it), or a
         // sandboxed network refuses or reports it unreachable at once.
         let started = std::time::Instant::now();
@@ -265,7 +265,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_silent_server_times_out_naming_the_step() {
+    async fn f01_f05_a_silent_server_times_out_naming_the_step() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let hold = tokio::spawn(async move {

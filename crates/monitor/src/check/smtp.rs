@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn garbage_banner_is_named() {
+    async fn f02_garbage_banner_is_named() {
         let port = serve_once(b"SSH-2.0-OpenSSH_9.2\r\n").await;
         let mut f = Findings::default();
         let c: SmtpCheck = serde_json::from_value(serde_json::json!({"host": "127.0.0.1", "port": port})).unwrap();
@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn endless_line_is_refused() {
+    async fn f02_endless_line_is_refused() {
         static LONG: [u8; 8192] = [b'2'; 8192];
         let port = serve_once(&LONG).await;
         let mut f = Findings::default();
@@ -328,7 +328,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_service_and_missing_starttls() {
+    async fn f02_refused_service_and_missing_starttls() {
         let port = serve_once(b"554 5.3.2 service not available\r\n").await;
         let c: SmtpCheck = serde_json::from_value(serde_json::json!({"host": "127.0.0.1", "port": port})).unwrap();
         assert_eq!(check(&c, &Stage::new(), &mut Findings::default()).await.unwrap_err().code, "smtp_banner");
