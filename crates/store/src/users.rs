@@ -290,6 +290,11 @@ impl Store {
         tenants.sort();
         tenants.dedup();
         check_role_reach(u.role, u.tenant_id, &tenants, u.expires_at)?;
+        // A new account ends in the future; moving an existing one's end into the past
+        // (a contract ended) is an update.
+        if u.expires_at.is_some_and(|e| e <= mamori_core::time::now_ms()) {
+            return Err(Problem::new("expires_on", "expiry_past", "有効期限には今日以降の日付を指定してください", "the expiry must not be in the past").into());
+        }
         if !manages(scope, u.role, u.tenant_id) {
             return Err(StoreError::Forbidden("account outside your tenant"));
         }

@@ -8,9 +8,11 @@
 //! - `proxy`: behind a real nginx reverse proxy, client addresses from `X-Forwarded-For`.
 //! - `cluster`: component config checked at start, root given up after binding, the
 //!   singleton monitor on two nodes sharing PostgreSQL and its failover.
+//! - `accounts`: a maintenance vendor made by the CLI, refused once its account expired.
 //! - `vault`: secrets never leave as text (logs, audit, API, files, `mamori init`); the
 //!   master key file, a wrong key refused at start, rotation.
 
+mod accounts;
 mod basics;
 mod cluster;
 mod hardening;
