@@ -134,7 +134,7 @@ impl Metrics {
         self.latency.observe(secs);
     }
 
-    /// Counts a login attempt (`ok`, `failed`, `locked`).
+    /// Counts a login attempt (`ok`, `failed`, `locked`, `expired`).
     pub fn login(&self, result: &'static str) {
         self.logins.get_or_create(&LoginLabels { result }).inc();
     }

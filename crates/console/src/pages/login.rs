@@ -138,11 +138,8 @@ pub async fn submit(
     if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
         return super::error_page(lang, &e.into());
     }
-    // Said plainly only to whoever knows the password: the account's end is theirs to know.
-    if let Some(end) = rec.user.expires_at.filter(|_| rec.user.expired_at(now)) {
-        state.metrics.login("expired");
-        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account expired").await;
-        return expired_page(lang, end);
+    if let Some(refused) = refuse_expired(&state, &rec, &ip, lang, now).await {
+        return refused;
     }
     let stage = next_stage(&rec, false, &state.auth_settings().await);
     let token = random_token(32);
@@ -168,6 +165,15 @@ pub async fn submit(
     let mut r = see_other(stage_path(stage));
     set_cookie(&mut r, &session_cookie(state.config.secure_cookies, &token, 24 * 3600));
     r
+}
+
+/// Refuses an expired account after its password (or code) was right: said plainly
+/// only to whoever knows it, since the account's end is theirs to know.
+async fn refuse_expired(state: &AppState, rec: &LoginRecord, ip: &str, lang: Lang, now: i64) -> Option<Response> {
+    let end = rec.user.expires_at.filter(|_| rec.user.expired_at(now))?;
+    state.metrics.login("expired");
+    auth_event(state, rec.user.tenant_id, Some(&rec.user.username), ip, false, "account expired").await;
+    Some(expired_page(lang, end))
 }
 
 /// The answer to a correct password of an expired account.
@@ -388,11 +394,8 @@ pub async fn totp_submit(
     if let Err(e) = state.store.reset_login_failures(rec.user.id).await {
         return super::error_page(lang, &e.into());
     }
-    // Said plainly only to whoever knows the password: the account's end is theirs to know.
-    if let Some(end) = rec.user.expires_at.filter(|_| rec.user.expired_at(now)) {
-        state.metrics.login("expired");
-        auth_event(&state, rec.user.tenant_id, Some(&rec.user.username), &ip, false, "account expired").await;
-        return expired_page(lang, end);
+    if let Some(refused) = refuse_expired(&state, &rec, &ip, lang, now).await {
+        return refused;
     }
     advance(&state, &session, &rec, &ip).await
 }
