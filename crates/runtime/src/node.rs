@@ -385,7 +385,7 @@ impl Supervisor {
                 tokio::select! {
                     _ = tokio::time::sleep(renew_every) => match acquire().await {
                         Ok(Some(_)) => last_renewal = Instant::now(),
-                        Ok(None) => break Leadership::Lost("another node took the lease"),
+                        Ok(None) => break Leadership::Lost(TAKEN),
                         Err(e) if last_renewal.elapsed() >= give_up_after => {
                             tracing::error!(component = name, error = %e, "cannot renew the singleton lease; stopping here");
                             break Leadership::Lost("the lease could not be renewed");
@@ -398,9 +398,16 @@ impl Supervisor {
             };
             let _ = instance_stop_tx.send(true);
             if outcome != Leadership::Ended {
-                // Bounded by the node's grace on shutdown (the task is dropped then).
-                if tokio::time::timeout(self.node.options.shutdown_grace, &mut instance).await.is_err() {
-                    tracing::warn!(component = name, "did not stop in time after losing its lease");
+                // Bounded by the node's grace on shutdown (the task is dropped then); a
+                // lost lease also by what is left of it, so the drain never overlaps the
+                // next holder: another node's lease ends it at once, an unrenewed one
+                // before it lapses in the store.
+                let grace = match outcome {
+                    Leadership::Lost(_) => drain_within_lease(self.node.options.shutdown_grace, ttl, last_renewal.elapsed(), &outcome),
+                    _ => self.node.options.shutdown_grace,
+                };
+                if tokio::time::timeout(grace, &mut instance).await.is_err() {
+                    tracing::warn!(component = name, grace_ms = grace.as_millis() as u64, "did not stop in time; stopped");
                 }
             }
             self.reporter.set_lease(None);
@@ -473,6 +480,20 @@ impl Supervisor {
 }
 
 /// How a singleton's time as the lease holder ended.
+/// Why a lease is lost when another node holds it.
+const TAKEN: &str = "another node took the lease";
+
+/// Returns how long a component whose lease is lost may drain: within the node's grace,
+/// and only while the lease, last renewed `since_renewal` ago, is still ours (with a
+/// margin for the store's clock); nothing when another node already holds it.
+fn drain_within_lease(grace: Duration, ttl: Duration, since_renewal: Duration, why: &Leadership) -> Duration {
+    if matches!(why, Leadership::Lost(r) if *r == TAKEN) {
+        return Duration::ZERO;
+    }
+    let margin = ttl / 10;
+    grace.min(ttl.saturating_sub(since_renewal).saturating_sub(margin))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leadership {
     /// The lease was lost, for this reason: stand by again.
@@ -534,4 +555,19 @@ async fn report(node: &Node, store: &Store) -> Result<(), mamori_store::StoreErr
             status: json!({ "components": node.health.snapshot() }),
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Duration, Leadership, TAKEN, drain_within_lease};
+
+    #[test]
+    fn a_lost_lease_is_drained_only_while_it_is_still_ours() {
+        let (grace, ttl) = (Duration::from_secs(10), Duration::from_secs(15));
+        // Renewals failing for 10 s: 15 − 10 − 1.5 s left, less than the grace.
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(10), &Leadership::Lost("x")), Duration::from_millis(3500));
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(1), &Leadership::Lost("x")), grace);
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(20), &Leadership::Lost("x")), Duration::ZERO);
+        assert_eq!(drain_within_lease(grace, ttl, Duration::ZERO, &Leadership::Lost(TAKEN)), Duration::ZERO, "another node holds it");
+    }
 }
