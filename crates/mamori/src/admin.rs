@@ -171,14 +171,21 @@ pub async fn user(config: &Config, c: UserCommand) -> anyhow::Result<ExitCode> {
             println!("removed the second factor of {}; they enroll again at next login", u.username);
         }
         UserCommand::List => {
+            let codes: std::collections::HashMap<_, _> = store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t.code.to_string())).collect();
+            let now = mamori_core::time::now_ms();
             for u in store.list_users(&scope, &UserFilter::default()).await? {
-                println!(
-                    "{:<24} {:<15} {:<38} {}",
-                    u.username,
-                    u.role.as_str(),
-                    u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-                    if u.disabled { "disabled" } else { "" }
-                );
+                // The tenant of a tenant role; the towns a vendor serves.
+                let reach: Vec<&str> = u.tenant_id.iter().chain(&u.tenants).filter_map(|t| codes.get(t).map(|c| c.as_str())).collect();
+                let until = u.expires_at.map(|e| format!("until {}", mamori_core::time::format_date_jst(e - 1))).unwrap_or_default();
+                let state = if u.disabled {
+                    "disabled"
+                } else if u.expired_at(now) {
+                    "expired"
+                } else {
+                    ""
+                };
+                let reach = if reach.is_empty() { "-".to_string() } else { reach.join(",") };
+                println!("{:<24} {:<20} {:<24} {:<17} {state}", u.username, u.role.as_str(), reach, until);
             }
         }
     }
