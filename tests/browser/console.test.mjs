@@ -12,7 +12,9 @@
 //      acknowledge the fault record; start it again and watch it recover (正常)
 //   4. tenant admin: first login with password change; sees only its own municipality
 //      on the dashboard, /tenants and /events; another municipality's page is 404
-//   5. a wrong password shows the Japanese error; /lang/en switches the login page
+//   5. approval: the admin requires the prefecture's approval for retention and changes it;
+//      the demo's approver enrolls TOTP and approves it on 承認待ち; it is then in force
+//   6. a wrong password shows the Japanese error; /lang/en switches the login page
 // Screenshots go to ./screenshots/ (git-ignored).
 //
 // With MAMORI_BROWSER_TLS=1 the same scenario runs over HTTPS as a real installation
@@ -729,6 +731,57 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const events = await mainText(page);
     for (const other of OTHER_TENANTS) assert.ok(!events.includes(other), `${other} must not appear on the tenant admin's /events`);
     await shot(page, '07-events-tenant-admin.png');
+  });
+
+  step('a policy change that needs approval waits until the prefecture approver approves it', async () => {
+    // The admin requires the prefecture's approval for retention, then changes the
+    // platform default: saved, but waiting; the version in force stays.
+    await logout(page);
+    await login(page, base, 'admin', ADMIN_PASSWORD);
+    assert.equal(pathOf(page), '/login/totp');
+    let s = Math.max(stepNow(), lastTotpStep + 1);
+    while (s > stepNow() + 1) await sleep(500);
+    lastTotpStep = s;
+    await page.fill('input[name=code]', totpAt(adminTotpSecret, s));
+    await submit(page, page.getByRole('button', { name: '確認' }));
+    await page.goto(`${base}/settings/policies?component=retention`);
+    await submit(page, page.getByRole('button', { name: '県の承認を必須にする' }));
+    assert.match(await page.locator('#approval-setting').innerText(), /県の承認者の承認後に適用されます/);
+    await page.fill('textarea[name=document]', '{"events_days": 400}');
+    await submit(page, page.getByRole('button', { name: '検証して変更内容を確認' }));
+    assert.match(await mainText(page), /保存すると承認待ちになり/);
+    await submit(page, page.getByRole('button', { name: 'この内容で保存' }));
+    assert.match(await page.locator('#submitted').innerText(), /承認待ちとして保存しました/);
+    assert.match(await page.locator('main table.compact').last().innerText(), /承認待ち/);
+    await shot(page, '16-policy-awaiting-approval.png');
+
+    // The demo's approver logs in (TOTP is required for the role) and approves it on 承認待ち.
+    await logout(page);
+    const approverPassword = server.output().match(/^\s+approver\s+prefecture_approver\s+\S+\s+(\S+)\s*$/m)?.[1];
+    assert.ok(approverPassword, 'the demo approver is printed at first start');
+    await login(page, base, 'approver', approverPassword);
+    assert.equal(pathOf(page), '/login/enroll', 'the approver must enroll TOTP');
+    const secret = await page.locator('#totp-secret').getAttribute('data-secret');
+    await page.fill('input[name=code]', totpAt(secret, stepNow()));
+    await submit(page, page.getByRole('button', { name: '設定を完了' }));
+    await changePassword(page, 'Shounin-Suru-2026-Fuyu');
+    await submit(page, page.locator('header nav').getByRole('link', { name: '承認待ち' }));
+    assert.equal(pathOf(page), '/approvals');
+    const change = page.locator('section.pending-change');
+    assert.equal(await change.count(), 1);
+    const diff = await change.locator('table').innerText();
+    assert.match(diff, /events_days/);
+    assert.match(diff, /365/);
+    assert.match(diff, /400/);
+    await shot(page, '17-approvals.png');
+    await change.locator('textarea[name=note]').fill('年度の方針どおり');
+    await submit(page, change.getByRole('button', { name: '承認して適用する' }));
+    assert.match(await page.locator('[role=status]').innerText(), /承認しました/);
+    assert.equal(await page.locator('#no-pending').count(), 1);
+    await page.goto(`${base}/settings/policies?component=retention`);
+    const history = await page.locator('main table.compact').last().innerText();
+    assert.match(history, /適用中/);
+    assert.match(history, /承認: approver/);
   });
 
   step('a wrong password shows the Japanese error; /lang/en switches to English', async () => {
