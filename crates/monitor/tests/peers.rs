@@ -312,7 +312,10 @@ async fn f01_f05_real_peers_go_down_with_reasons_and_recover() {
     };
     wait(&[Status::Up, Status::Degraded], "every monitor comes up").await;
 
-    for (peer, _, _) in &monitors {
+    // The proxy before the web server it relays to (the list's reverse order): a check
+    // through squid between the two stops would rightly see squid refuse the CONNECT
+    // (proxy_connect) instead of squid gone (connect_refused).
+    for (peer, _, _) in monitors.iter().rev() {
         p.stop(peer);
     }
     let states = wait(&[Status::Down], "every monitor goes down").await;
