@@ -101,12 +101,12 @@ impl Store {
             sqlx::query(&format!("SELECT {RECORD} FROM blobs WHERE sha256 = $1")).bind(sha256).fetch_optional(&self.db.pool).await?
         } else {
             let mut sql = format!("SELECT {RECORD} FROM blobs b WHERE sha256 = $1 AND EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = b.sha256");
-            let mut binds = Vec::new();
-            if !scope.push_clause(None, "r.tenant_id", 1, &mut sql, &mut binds) {
+            let mut binds = vec![sha256.to_string()];
+            if !scope.push_clause(None, "r.tenant_id", 0, &mut sql, &mut binds) {
                 return Ok(None);
             }
             sql.push(')');
-            binds.iter().fold(sqlx::query(&sql).bind(sha256), |q, b| q.bind(b)).fetch_optional(&self.db.pool).await?
+            crate::with_binds(&sql, &binds).fetch_optional(&self.db.pool).await?
         };
         row.as_ref().map(record_from_row).transpose()
     }

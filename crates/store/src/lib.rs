@@ -50,6 +50,11 @@ use tokio::sync::watch;
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+/// Returns the query with text parameters bound in order (those a scope clause pushed).
+pub(crate) fn with_binds<'q>(sql: &'q str, binds: &'q [String]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    binds.iter().fold(sqlx::query(sql), |q, b| q.bind(b))
+}
+
 /// Errors of the config store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -174,7 +179,7 @@ impl Store {
         }
         sql.push_str(" ORDER BY ");
         sql.push_str(order);
-        Ok(binds.iter().fold(sqlx::query(&sql), |q, b| q.bind(b)).fetch_all(&self.db.pool).await?)
+        Ok(with_binds(&sql, &binds).fetch_all(&self.db.pool).await?)
     }
 
     /// Records a standalone audit entry (for actions that change nothing in this store,

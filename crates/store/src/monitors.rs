@@ -101,15 +101,6 @@ fn probe_from_row(r: &sqlx::any::AnyRow) -> Result<Probe, StoreError> {
     })
 }
 
-fn scope_clause(scope: &Scope, filter: Option<TenantId>, column: &str, sql: &mut String, binds: &mut Vec<String>) -> bool {
-    scope.push_clause(filter, column, 0, sql, binds)
-}
-
-/// Returns the query with the scope clause's text binds applied in order.
-fn with_binds<'q>(sql: &'q str, binds: &'q [String]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    binds.iter().fold(sqlx::query(sql), |q, b| q.bind(b))
-}
-
 impl Store {
     async fn check_references(
         &self,
@@ -320,11 +311,11 @@ impl Store {
     pub async fn list_monitors(&self, scope: &Scope, tenant: Option<TenantId>) -> Result<Vec<Monitor>, StoreError> {
         let mut sql = format!("SELECT {MONITOR_COLUMNS} FROM monitors WHERE 1 = 1");
         let mut binds = Vec::new();
-        if !scope_clause(scope, tenant, "tenant_id", &mut sql, &mut binds) {
+        if !scope.push_clause(tenant, "tenant_id", 0, &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
         sql.push_str(" ORDER BY tenant_id, name, id");
-        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(monitor_from_row).collect()
+        crate::with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(monitor_from_row).collect()
     }
 
     /// Returns the monitors a probe runs.
@@ -342,10 +333,10 @@ impl Store {
     pub async fn monitor_states(&self, scope: &Scope, tenant: Option<TenantId>) -> Result<Vec<MonitorState>, StoreError> {
         let mut sql = "SELECT s.state FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id WHERE 1 = 1".to_string();
         let mut binds = Vec::new();
-        if !scope_clause(scope, tenant, "m.tenant_id", &mut sql, &mut binds) {
+        if !scope.push_clause(tenant, "m.tenant_id", 0, &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
-        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
+        crate::with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?)).collect()
     }
 
     /// Queues results a remote probe posted, for the node that runs the monitor. Any
@@ -531,7 +522,7 @@ impl Store {
     async fn query_faults(&self, scope: &Scope, filter: &FaultFilter, limit: Option<i64>) -> Result<Vec<Fault>, StoreError> {
         let mut sql = format!("SELECT {FAULT_COLUMNS} FROM faults WHERE 1 = 1");
         let mut binds = Vec::new();
-        if !scope_clause(scope, filter.tenant, "tenant_id", &mut sql, &mut binds) {
+        if !scope.push_clause(filter.tenant, "tenant_id", 0, &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
         if let Some(m) = filter.monitor {
@@ -558,7 +549,7 @@ impl Store {
         if let Some(l) = limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let mut q = with_binds(&sql, &binds);
+        let mut q = crate::with_binds(&sql, &binds);
         for t in times {
             q = q.bind(t);
         }
@@ -647,11 +638,11 @@ impl Store {
     pub async fn list_probes(&self, scope: &Scope) -> Result<Vec<Probe>, StoreError> {
         let mut sql = format!("SELECT {PROBE_COLUMNS} FROM probes WHERE 1 = 1");
         let mut binds = Vec::new();
-        if !scope_clause(scope, None, "tenant_id", &mut sql, &mut binds) {
+        if !scope.push_clause(None, "tenant_id", 0, &mut sql, &mut binds) {
             return Ok(Vec::new());
         }
         sql.push_str(" ORDER BY name");
-        with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(probe_from_row).collect()
+        crate::with_binds(&sql, &binds).fetch_all(&self.db.pool).await?.iter().map(probe_from_row).collect()
     }
 
     /// Deletes a probe; its monitors go back to the core.
