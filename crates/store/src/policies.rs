@@ -87,6 +87,16 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Returns the version that applies to `tenant`: its own in force, else the platform
+    /// default's (what a component falls back to); None when neither was saved, and the
+    /// component's built-in default applies.
+    pub async fn effective_policy(&self, scope: &Scope, tenant: Option<TenantId>, component: &str) -> Result<Option<PolicyDocument>, StoreError> {
+        match self.policy(scope, tenant, component).await? {
+            None if tenant.is_some() => self.policy(scope, None, component).await,
+            own => Ok(own),
+        }
+    }
+
     /// Returns the saved versions, newest first.
     pub async fn policy_versions(&self, scope: &Scope, tenant: Option<TenantId>, component: &str, limit: i64) -> Result<Vec<PolicyDocument>, StoreError> {
         if !readable(scope, tenant) {
@@ -230,7 +240,8 @@ impl Store {
         self.save_policy_version(scope, actor, tenant, validator, document, Save::Schedule(at)).await
     }
 
-    /// Deletes a scheduled version that has not taken effect (audited).
+    /// Deletes a scheduled or waiting version that has not taken effect (audited; by the
+    /// component's policy writers).
     pub async fn cancel_scheduled_policy(
         &self,
         scope: &Scope,
@@ -240,6 +251,7 @@ impl Store {
         version: i64,
     ) -> Result<(), StoreError> {
         writable(scope, tenant)?;
+        self.check_policy_writer(scope, component).await?;
         let (_guard, mut tx) = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM policies WHERE tenant_id = $1 AND component = $2 AND version = $3 AND revision < 0 AND approval <> 'rejected'")
             .bind(tenant_key(tenant))
@@ -326,7 +338,8 @@ impl Store {
         });
     }
 
-    /// Checks a document as a save would (size, validator, platform minimums) and
+    /// Checks a document as a save would (who may write it, size, validator, platform
+    /// minimums) and
     /// returns what it changes against the version in force for `tenant` (the
     /// validator's default when none is saved), with that version's number. Saves
     /// nothing: the review before a save.
@@ -340,6 +353,7 @@ impl Store {
         if !readable(scope, tenant) {
             return Err(StoreError::NotFound);
         }
+        self.check_policy_writer(scope, validator.component()).await?;
         self.check_policy(validator, document).await?;
         let current = self.policy(scope, tenant, validator.component()).await?;
         let version = current.as_ref().map(|p| p.version);

@@ -40,18 +40,16 @@ pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(compon
     if tenant.is_some_and(|t| !scope.includes(t)) {
         return Err(AppError::NotFound);
     }
-    let own = state.store.policy(&scope, tenant, &component).await?;
-    let fallback = if tenant.is_some() && own.is_none() { state.store.policy(&scope, None, &component).await? } else { None };
-    let (document, source, version) = match (own, fallback) {
-        (Some(p), _) => (p.document, if tenant.is_some() { "tenant" } else { "platform" }, Some(p.version)),
-        (None, Some(p)) => (p.document, "platform", Some(p.version)),
-        (None, None) => (validator.default_policy(), "builtin", None),
+    let (document, source, version) = match state.store.effective_policy(&scope, tenant, &component).await? {
+        Some(p) => (p.document, if p.tenant.is_some() { "tenant" } else { "platform" }, Some(p.version)),
+        None => (validator.default_policy(), "builtin", None),
     };
     ok(json!({ "component": component, "tenant": tenant, "source": source, "version": version, "document": document }))
 }
 
 /// Refuses a policy write by a role the component's policy writers do not include,
-/// saying who may (the store's check, made before a form or review is shown).
+/// saying who may: the store's own check (every save, review and cancel makes it too),
+/// asked first so a refused writer hears that before anything about the request body.
 pub async fn require_policy_writer(state: &AppState, a: &Authed, component: &str) -> Result<(), AppError> {
     a.require(Permission::PoliciesWrite)?;
     Ok(state.store.check_policy_writer(&a.principal.scope(), component).await?)
@@ -197,11 +195,7 @@ pub async fn pending_changes(state: &AppState, a: &Authed) -> Result<Vec<Pending
     let scope = a.principal.scope();
     let mut out = Vec::new();
     for p in state.store.pending_policies(&scope).await? {
-        let current = match state.store.policy(&scope, p.tenant, &p.component).await? {
-            Some(c) => Some(c.document),
-            None if p.tenant.is_some() => state.store.policy(&scope, None, &p.component).await?.map(|c| c.document),
-            None => None,
-        };
+        let current = state.store.effective_policy(&scope, p.tenant, &p.component).await?.map(|c| c.document);
         let before = current.or_else(|| state.registry.validator(&p.component).map(|v| v.default_policy())).unwrap_or(Value::Null);
         let changes = mamori_core::policy_diff(&before, &p.document);
         out.push(PendingChange { policy: p, changes });
