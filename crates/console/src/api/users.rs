@@ -142,11 +142,7 @@ pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(uid
             Problem::new("role", "self_change", "自分自身のロール変更・無効化はできません", "you cannot change your own role or disable yourself").into()
         );
     }
-    let expires_at = match b.expires_on {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(d)) => Some(crate::pages::users::reach_of(&a, u.role, None, Vec::new(), Some(&d))?.2),
-    };
+    let expires_at = b.expires_on.map(|d| crate::pages::users::expiry_of(d.as_deref())).transpose()?;
     let patch = UserPatch {
         display_name: b.display_name,
         email: b.email,

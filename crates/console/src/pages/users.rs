@@ -63,22 +63,28 @@ pub(crate) type AccountReach = (Option<TenantId>, Vec<TenantId>, Option<i64>);
 /// gave for `role`: a tenant role takes `tenant` (else the caller's own), a maintenance
 /// vendor the named `tenants` and the expiry date, an operator role neither.
 pub(crate) fn reach_of(a: &Authed, role: Role, tenant: Option<TenantId>, tenants: Vec<TenantId>, expires_on: Option<&str>) -> Result<AccountReach, AppError> {
-    let expires = match expires_on.map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(d) => Some(mamori_core::time::end_of_day_jst(d).ok_or_else(|| {
+    let expires = expiry_of(expires_on)?;
+    Ok(match role.reach() {
+        Reach::OwnTenant => (tenant.or(a.principal.tenant_id()), Vec::new(), expires),
+        Reach::NamedTenants => (None, tenants, expires),
+        Reach::AllTenants => (None, Vec::new(), expires),
+    })
+}
+
+/// Reads the last day an account works (`YYYY-MM-DD`, JST) as its expiry; empty or
+/// absent: no end.
+pub(crate) fn expiry_of(expires_on: Option<&str>) -> Result<Option<i64>, AppError> {
+    match expires_on.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(d) => Ok(Some(mamori_core::time::end_of_day_jst(d).ok_or_else(|| {
             mamori_core::Problem::new(
                 "expires_on",
                 "invalid_date",
                 "有効期限は YYYY-MM-DD の形の日付で入力してください",
                 "the expiry must be a date YYYY-MM-DD",
             )
-        })?),
-    };
-    Ok(match role.reach() {
-        Reach::OwnTenant => (tenant.or(a.principal.tenant_id()), Vec::new(), expires),
-        Reach::NamedTenants => (None, tenants, expires),
-        Reach::AllTenants => (None, Vec::new(), expires),
-    })
+        })?)),
+    }
 }
 
 /// Returns the expiry of an account as the last day it works (JST), or "".
