@@ -385,10 +385,10 @@ impl Supervisor {
                 tokio::select! {
                     _ = tokio::time::sleep(renew_every) => match acquire().await {
                         Ok(Some(_)) => last_renewal = Instant::now(),
-                        Ok(None) => break Leadership::Lost(TAKEN),
+                        Ok(None) => break Leadership::Lost(Loss::Taken),
                         Err(e) if last_renewal.elapsed() >= give_up_after => {
                             tracing::error!(component = name, error = %e, "cannot renew the singleton lease; stopping here");
-                            break Leadership::Lost("the lease could not be renewed");
+                            break Leadership::Lost(Loss::Unrenewed);
                         }
                         Err(e) => tracing::warn!(component = name, error = %e, "cannot renew the singleton lease; retrying"),
                     },
@@ -403,7 +403,7 @@ impl Supervisor {
                 // next holder: another node's lease ends it at once, an unrenewed one
                 // before it lapses in the store.
                 let grace = match outcome {
-                    Leadership::Lost(_) => drain_within_lease(self.node.options.shutdown_grace, ttl, last_renewal.elapsed(), &outcome),
+                    Leadership::Lost(loss) => drain_within_lease(self.node.options.shutdown_grace, ttl, last_renewal.elapsed(), loss),
                     _ => self.node.options.shutdown_grace,
                 };
                 if tokio::time::timeout(grace, &mut instance).await.is_err() {
@@ -412,14 +412,14 @@ impl Supervisor {
             }
             self.reporter.set_lease(None);
             self.node.metrics.runtime.leader.get_or_create(&self.labels()).set(0);
-            let Leadership::Lost(reason) = outcome else {
+            let Leadership::Lost(loss) = outcome else {
                 if let Err(e) = self.cx.store.release_lease(&lease, &self.node.id).await {
                     tracing::warn!(component = name, error = %e, "cannot release the singleton lease; it lapses by itself");
                 }
                 self.mark(State::Stopped, None);
                 return;
             };
-            tracing::warn!(component = name, reason, "lease lost: standing by");
+            tracing::warn!(component = name, reason = loss.reason(), "lease lost: standing by");
         }
     }
 
@@ -479,25 +479,40 @@ impl Supervisor {
     }
 }
 
-/// How a singleton's time as the lease holder ended.
-/// Why a lease is lost when another node holds it.
-const TAKEN: &str = "another node took the lease";
+/// How a singleton's lease was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loss {
+    /// Another node holds it.
+    Taken,
+    /// It could not be renewed in time.
+    Unrenewed,
+}
+
+impl Loss {
+    fn reason(self) -> &'static str {
+        match self {
+            Loss::Taken => "another node took the lease",
+            Loss::Unrenewed => "the lease could not be renewed",
+        }
+    }
+}
 
 /// Returns how long a component whose lease is lost may drain: within the node's grace,
 /// and only while the lease, last renewed `since_renewal` ago, is still ours (with a
 /// margin for the store's clock); nothing when another node already holds it.
-fn drain_within_lease(grace: Duration, ttl: Duration, since_renewal: Duration, why: &Leadership) -> Duration {
-    if matches!(why, Leadership::Lost(r) if *r == TAKEN) {
+fn drain_within_lease(grace: Duration, ttl: Duration, since_renewal: Duration, loss: Loss) -> Duration {
+    if loss == Loss::Taken {
         return Duration::ZERO;
     }
     let margin = ttl / 10;
     grace.min(ttl.saturating_sub(since_renewal).saturating_sub(margin))
 }
 
+/// How a singleton's time as the lease holder ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leadership {
-    /// The lease was lost, for this reason: stand by again.
-    Lost(&'static str),
+    /// The lease was lost: stand by again.
+    Lost(Loss),
     /// The node shuts down: give the lease up.
     Shutdown,
     /// The component ended by itself: give the lease up.
@@ -559,15 +574,15 @@ async fn report(node: &Node, store: &Store) -> Result<(), mamori_store::StoreErr
 
 #[cfg(test)]
 mod tests {
-    use super::{Duration, Leadership, TAKEN, drain_within_lease};
+    use super::{Duration, Loss, drain_within_lease};
 
     #[test]
     fn a_lost_lease_is_drained_only_while_it_is_still_ours() {
         let (grace, ttl) = (Duration::from_secs(10), Duration::from_secs(15));
         // Renewals failing for 10 s: 15 − 10 − 1.5 s left, less than the grace.
-        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(10), &Leadership::Lost("x")), Duration::from_millis(3500));
-        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(1), &Leadership::Lost("x")), grace);
-        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(20), &Leadership::Lost("x")), Duration::ZERO);
-        assert_eq!(drain_within_lease(grace, ttl, Duration::ZERO, &Leadership::Lost(TAKEN)), Duration::ZERO, "another node holds it");
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(10), Loss::Unrenewed), Duration::from_millis(3500));
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(1), Loss::Unrenewed), grace);
+        assert_eq!(drain_within_lease(grace, ttl, Duration::from_secs(20), Loss::Unrenewed), Duration::ZERO);
+        assert_eq!(drain_within_lease(grace, ttl, Duration::ZERO, Loss::Taken), Duration::ZERO, "another node holds it");
     }
 }
