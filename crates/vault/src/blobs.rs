@@ -83,6 +83,20 @@ pub trait Backend: Send + Sync + 'static {
     fn staging(&self) -> &Path;
 }
 
+/// Makes a backend's staging directory and removes what crashed stores left there.
+/// Those were never acknowledged; only old ones go, since the directory may be shared
+/// with a running node (or a CLI command) mid-store.
+pub(crate) fn prepare_staging(staging: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(staging)?;
+    let stale = std::time::SystemTime::now().checked_sub(STALE_STAGING).unwrap_or(std::time::UNIX_EPOCH);
+    for e in std::fs::read_dir(staging)?.flatten() {
+        if e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
 /// Objects in a local directory: `ROOT/ab/cd/NAME`, written by rename after fsync, the
 /// directory synced too, so an acknowledged blob survives a crash.
 pub struct LocalBackend {
@@ -94,15 +108,7 @@ impl LocalBackend {
     /// Opens (creating) the directory.
     pub fn open(root: &Path) -> io::Result<Self> {
         let staging = root.join("staging");
-        std::fs::create_dir_all(&staging)?;
-        // Staging files of a crashed store were never acknowledged. Only old ones go: the
-        // directory may be shared with a running node (or a CLI command) mid-store.
-        let stale = std::time::SystemTime::now().checked_sub(STALE_STAGING).unwrap_or(std::time::UNIX_EPOCH);
-        for e in std::fs::read_dir(&staging)?.flatten() {
-            if e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        prepare_staging(&staging)?;
         Ok(Self { root: root.to_path_buf(), staging })
     }
 

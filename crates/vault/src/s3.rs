@@ -69,7 +69,7 @@ fn io_error(e: opendal::Error) -> io::Error {
 
 impl S3Backend {
     /// Connects to the bucket (no request is sent yet: [`S3Backend::check`] does one) and
-    /// makes the staging directory.
+    /// prepares the staging directory, as the local backend does.
     pub fn open(cfg: &S3Config, staging: &Path) -> io::Result<Self> {
         if cfg.endpoint.trim().is_empty() || cfg.bucket.trim().is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "S3 blob storage needs an endpoint and a bucket"));
@@ -81,7 +81,7 @@ impl S3Backend {
         // platform's one TLS backend, aws-lc-rs, serves it (later calls are no-ops).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         opendal_http_transport_reqwest::install_default();
-        std::fs::create_dir_all(staging)?;
+        crate::blobs::prepare_staging(staging)?;
         let builder = opendal::services::S3::default()
             .endpoint(cfg.endpoint.trim_end_matches('/'))
             .bucket(&cfg.bucket)
