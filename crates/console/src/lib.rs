@@ -15,17 +15,14 @@
 pub mod api;
 pub mod auth;
 mod csv_io;
-mod error;
-mod i18n;
 mod metrics;
-pub mod monitoring;
 pub mod pages;
 mod security;
-mod svg;
+#[doc(hidden)]
+pub mod testing;
 
 pub use csv_io::{export_audit as export_audit_csv, export_tenants as export_tenants_csv, import_tenants as import_tenants_csv};
-pub use error::AppError;
-pub use i18n::Lang;
+pub use mamori_web::{AppError, AuthSettings, Lang};
 pub use metrics::Metrics;
 
 use axum::Router;
@@ -56,76 +53,6 @@ impl Default for ConsoleConfig {
     }
 }
 
-/// Security settings that operators change in the console (stored as settings).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Failed logins in a row before the account is locked.
-    pub lockout_threshold: i64,
-    /// How long a lockout lasts, in minutes.
-    pub lockout_minutes: i64,
-    /// A session ends after this many idle minutes.
-    pub session_idle_minutes: i64,
-    /// A session ends this many hours after login, active or not.
-    pub session_max_hours: i64,
-    /// Shortest password accepted.
-    pub password_min_length: usize,
-    /// Tenant admins must use TOTP (operator roles always must).
-    pub totp_tenant_admins: bool,
-    /// Tenant users must use TOTP.
-    pub totp_tenant_users: bool,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            lockout_threshold: 5,
-            lockout_minutes: 15,
-            session_idle_minutes: 30,
-            session_max_hours: 12,
-            password_min_length: 12,
-            totp_tenant_admins: true,
-            totp_tenant_users: false,
-        }
-    }
-}
-
-impl AuthSettings {
-    /// Returns whether accounts of `role` must use a TOTP second factor: operator roles
-    /// always, tenant roles as these settings say.
-    pub fn requires_totp(&self, role: mamori_core::Role) -> bool {
-        match role {
-            mamori_core::Role::TenantAdmin => self.totp_tenant_admins,
-            mamori_core::Role::TenantUser => self.totp_tenant_users,
-            _ => true,
-        }
-    }
-}
-
-impl AuthSettings {
-    /// Checks ranges; returns every problem.
-    pub fn check(&self) -> Result<(), mamori_core::Problems> {
-        use mamori_core::Problem;
-        let mut p = mamori_core::Problems::default();
-        if !(3..=20).contains(&self.lockout_threshold) {
-            p.push(Problem::new("lockout_threshold", "range", "ロックまでの失敗回数は3〜20回です", "lockout threshold must be 3-20"));
-        }
-        if !(1..=1440).contains(&self.lockout_minutes) {
-            p.push(Problem::new("lockout_minutes", "range", "ロック時間は1〜1440分です", "lockout must be 1-1440 minutes"));
-        }
-        if !(5..=480).contains(&self.session_idle_minutes) {
-            p.push(Problem::new("session_idle_minutes", "range", "無操作タイムアウトは5〜480分です", "idle timeout must be 5-480 minutes"));
-        }
-        if !(1..=24).contains(&self.session_max_hours) {
-            p.push(Problem::new("session_max_hours", "range", "セッションの最長時間は1〜24時間です", "session maximum must be 1-24 hours"));
-        }
-        if !(10..=128).contains(&self.password_min_length) {
-            p.push(Problem::new("password_min_length", "range", "パスワードの最小文字数は10〜128です", "minimum password length must be 10-128"));
-        }
-        p.into_result(())
-    }
-}
-
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
@@ -152,10 +79,7 @@ pub struct AppState {
 impl AppState {
     /// Returns the security settings in force.
     pub async fn auth_settings(&self) -> AuthSettings {
-        match self.store.setting("auth").await {
-            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
-            _ => AuthSettings::default(),
-        }
+        AuthSettings::load(&self.store).await
     }
 
     /// Returns the password hasher with the configured cost.
@@ -190,23 +114,68 @@ impl AppState {
 /// Argon2id runs at once in this process.
 static ARGON2_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
-/// Builds the whole HTTP application: pages, API, health and metrics.
+/// The console's site: its own pages and API and the web part of every registered
+/// component, assembled. The console depends on no component crate: each part brings
+/// its routes, pages, navigation entries and OpenAPI schemas.
+pub struct Assembly {
+    /// Every component's web part.
+    pub parts: Vec<mamori_web::WebPart>,
+    /// Every API endpoint: the console's and the parts'.
+    pub routes: Vec<mamori_web::RouteDoc>,
+    /// Every page (GET): the console's and the parts'.
+    pub pages: Vec<&'static str>,
+}
+
+impl Assembly {
+    /// Collects the web parts of the state's registry.
+    pub fn of(state: &AppState) -> Assembly {
+        let cx = mamori_web::WebCx::new(state.store.clone(), state.bus.clone(), state.vault.clone());
+        let parts = state.registry.web_parts(&cx);
+        let routes = api::ROUTES.iter().chain(parts.iter().flat_map(|p| p.api.iter())).copied().collect();
+        let pages = pages::PAGES.iter().chain(parts.iter().flat_map(|p| p.pages.iter())).copied().collect();
+        Assembly { parts, routes, pages }
+    }
+
+    /// The navigation of the console and every part.
+    fn nav(&self) -> Vec<mamori_web::NavEntry> {
+        pages::NAV.iter().chain(self.parts.iter().flat_map(|p| p.nav.iter())).copied().collect()
+    }
+}
+
+/// Builds the whole HTTP application: pages, API (the console's and every component's
+/// web part), health and metrics.
 pub fn router(state: AppState) -> Router {
-    let app = Router::new()
+    let assembly = Assembly::of(&state);
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, state.version, assembly.nav());
+    let mut schemas = serde_json::Map::new();
+    for p in &assembly.parts {
+        schemas.extend(p.schemas.clone());
+    }
+    let openapi = Arc::new(api::openapi::document(state.version, &assembly.routes, schemas));
+    let mut app = Router::new()
         .merge(pages::routes())
         .merge(api::routes())
         .route("/healthz", axum::routing::get(health))
         .route("/metrics", axum::routing::get(metrics::render))
         .route("/static/app.css", axum::routing::get(security::stylesheet))
-        .fallback(security::not_found);
-    security::layers(app, state.clone()).with_state(state)
+        .with_state(state.clone())
+        .route("/api/openapi.json", axum::routing::get(move || std::future::ready(axum::Json(openapi.as_ref().clone()))));
+    for part in assembly.parts {
+        app = app.merge(part.router);
+    }
+    security::layers(app.fallback(security::not_found), &state).layer(axum::Extension(site))
 }
 
 /// Builds the HTTP application of a node without the console: `/healthz` and
 /// `/metrics` only, behind the same security layers.
 pub fn node_router(state: AppState) -> Router {
-    let app = Router::new().route("/healthz", axum::routing::get(health)).route("/metrics", axum::routing::get(metrics::render)).fallback(security::not_found);
-    security::layers(app, state.clone()).with_state(state)
+    let app = Router::new()
+        .route("/healthz", axum::routing::get(health))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .with_state(state.clone())
+        .fallback(security::not_found);
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, state.version, Vec::new());
+    security::layers(app, &state).layer(axum::Extension(site))
 }
 
 /// Serves `/healthz`: 200 while the config store answers and every component of this

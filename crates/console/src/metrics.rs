@@ -147,7 +147,7 @@ pub async fn render(State(state): State<AppState>, parts: axum::http::request::P
     // A request relayed by a trusted proxy that named no client is not taken for a local one.
     let local = parts.extensions.get::<mamori_http::ClientAddr>().is_some_and(|c| c.is_local());
     if !local {
-        match crate::auth::authenticate(&state, &parts).await {
+        match crate::auth::authenticate(&parts).await {
             Ok(a) if a.principal.role().is_operator() => {}
             Ok(_) => return crate::AppError::Forbidden.json(),
             Err(_) => return crate::AppError::Unauthorized.json(),

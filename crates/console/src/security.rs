@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Wraps the router in the security layers.
-pub fn layers(app: Router<AppState>, state: AppState) -> Router<AppState> {
+pub fn layers(app: Router, state: &AppState) -> Router {
     let limit = state.config.max_body_bytes;
     app.layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(middleware::from_fn_with_state(state, headers))
+        .layer(middleware::from_fn_with_state(state.clone(), headers))
 }
 
 async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn template_parses_to_the_defaults() {
-        let registry = crate::components::registry();
+        let registry = mamori::components::registry();
         let c: Config = toml::from_str(&template(&registry)).unwrap();
         assert_eq!(c.server.listen, ServerConfig::default().listen);
         assert_eq!(c.server.http, mamori_http::HttpConfig::default(), "the template shows the defaults");

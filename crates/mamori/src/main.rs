@@ -6,7 +6,7 @@
 //! verification, tenant import/export).
 
 mod admin;
-mod components;
+use mamori::components;
 mod config;
 mod privileges;
 mod seed;

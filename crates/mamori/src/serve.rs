@@ -31,7 +31,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    let registry = crate::components::registry();
+    let registry = mamori::components::registry();
     for name in &args.only {
         if name != "console" && registry.get(name).is_none() {
             bail!("--only: unknown part '{name}' (console, {})", registry.all().iter().map(|c| c.name()).collect::<Vec<_>>().join(", "));

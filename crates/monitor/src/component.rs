@@ -164,6 +164,10 @@ impl Component for Monitoring {
         Some(Arc::new(MonitorPolicy))
     }
 
+    fn web(&self, cx: &mamori_web::WebCx) -> Option<mamori_web::WebPart> {
+        Some(crate::web::part(cx))
+    }
+
     async fn build(&self, config: MonitorConfig, cx: BuildCx) -> Result<Arc<dyn Service>, BuildError> {
         let (mut notifier, cfg) = config.settings();
         if let (Some(mail), Some(path)) = (notifier.mail.as_mut(), config.smtp_ca_file.as_deref()) {

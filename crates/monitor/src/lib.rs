@@ -7,6 +7,7 @@
 //! - [`notify`]: e-mail and webhook notifications with escalation and reminders, and
 //!   the `monitor` policy that sets them per tenant.
 //! - [`component`]: the `monitor` component of `mamori serve`.
+//! - [`web`]: the monitoring pages and API (the monitor's web part).
 //! - [`probe`]: the remote probe (`mamori probe`) that runs checks inside a
 //!   municipality's network and reports to the core.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod events;
 pub mod notify;
 pub mod probe;
+pub mod web;
 
 pub use component::{MonitorConfig, Monitoring};
 pub use engine::{Engine, EngineConfig, Inbox};

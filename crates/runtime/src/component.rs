@@ -12,6 +12,7 @@ use mamori_core::{PolicyValidator, Problems};
 use mamori_store::CrossTenant;
 use mamori_store::{Store, StoreError};
 use mamori_vault::Vault;
+use mamori_web::{WebCx, WebPart};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -153,6 +154,14 @@ pub trait Component: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Its pages, API routes, navigation entries, OpenAPI schemas and isolation-test
+    /// fixture, which the console serves on every node that runs the console, whether
+    /// or not the component runs there (the handlers read the stores, not the running
+    /// service).
+    fn web(&self, _cx: &WebCx) -> Option<WebPart> {
+        None
+    }
+
     /// Does the I/O the component needs once at start (files, certificates, store
     /// reads). An error here stops `mamori serve` with a clear message instead of a
     /// retry loop.
@@ -269,6 +278,8 @@ pub trait AnyComponent: Send + Sync + 'static {
     fn build(self: Arc<Self>, checked: Checked, cx: BuildCx) -> BoxFuture<Result<Arc<dyn Service>, BuildError>>;
     /// Its section of the commented file `mamori init` writes.
     fn template(&self) -> String;
+    /// See [`Component::web`].
+    fn web(&self, cx: &WebCx) -> Option<WebPart>;
 }
 
 impl<C: Component> AnyComponent for C {
@@ -299,6 +310,10 @@ impl<C: Component> AnyComponent for C {
 
     fn template(&self) -> String {
         config::template::<C::Config>(Component::name(self))
+    }
+
+    fn web(&self, cx: &WebCx) -> Option<WebPart> {
+        Component::web(self, cx)
     }
 }
 
@@ -335,6 +350,11 @@ impl Registry {
     /// Returns the policy validator of a component.
     pub fn validator(&self, component: &str) -> Option<Arc<dyn PolicyValidator>> {
         self.get(component).and_then(|c| c.policy())
+    }
+
+    /// Returns the web parts of every component that has one.
+    pub fn web_parts(&self, cx: &WebCx) -> Vec<WebPart> {
+        self.components.iter().filter_map(|c| c.web(cx)).collect()
     }
 
     /// Returns the names of components that have policies.

@@ -11,7 +11,6 @@
 
 mod audit;
 mod events;
-pub(crate) mod monitors;
 pub mod openapi;
 mod policies;
 mod secrets;
@@ -22,55 +21,25 @@ mod tenants;
 mod tokens;
 mod users;
 
+use crate::AppState;
 use crate::auth::ApiAuth;
-use crate::{AppError, AppState};
-use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use mamori_core::Permission;
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// One documented endpoint.
-#[derive(Clone, Copy, Debug)]
-pub struct RouteDoc {
-    /// HTTP method.
-    pub method: &'static str,
-    /// Path with `{param}`s.
-    pub path: &'static str,
-    /// OpenAPI tag.
-    pub tag: &'static str,
-    /// Summary (English).
-    pub summary: &'static str,
-    /// Permission needed, if any beyond being logged in.
-    pub permission: Option<Permission>,
-    /// Query parameters.
-    pub query: &'static [&'static str],
-    /// Request body schema name (in `components.schemas`), if any.
-    pub body: Option<&'static str>,
-    /// Whether the endpoint changes something.
-    pub writes: bool,
-}
-
-const fn r(
-    method: &'static str,
-    path: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    permission: Option<Permission>,
-    query: &'static [&'static str],
-    body: Option<&'static str>,
-) -> RouteDoc {
-    let writes = !matches!(method.as_bytes(), b"GET");
-    RouteDoc { method, path, tag, summary, permission, query, body, writes }
-}
+pub use mamori_web::RouteDoc;
+use mamori_web::api::route as r;
+pub use mamori_web::api::{ApiResult, body, created, ok};
 
 use Permission::*;
 
 const EVENT_QUERY: &[&str] = &["from", "to", "tenant", "class", "severity", "disposition", "q", "fields", "limit", "cursor"];
 const AUDIT_QUERY: &[&str] = &["actor", "action", "tenant", "from", "to", "before", "limit"];
 
-/// Every API endpoint.
+/// Every API endpoint of the console itself (components bring theirs in their web
+/// parts; [`crate::Assembly`] has the union).
 pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/me", "account", "The caller: account, role, tenant, permissions", None, &[], None),
     r("GET", "/api/v1/catalog", "tenants", "The service catalog (F05, F17, F21, F30-F51)", None, &[], None),
@@ -243,54 +212,13 @@ pub const ROUTES: &[RouteDoc] = &[
     r("GET", "/api/v1/tokens", "account", "The caller's API tokens", None, &[], None),
     r("POST", "/api/v1/tokens", "account", "Create an API token (the secret is returned once)", None, &[], Some("NewToken")),
     r("DELETE", "/api/v1/tokens/{id}", "account", "Revoke an API token", None, &[], None),
-    r("GET", "/api/v1/monitors", "monitors", "Status board: monitors in scope with state and 30-day uptime", Some(MonitorsRead), &["tenant"], None),
-    r("POST", "/api/v1/monitors", "monitors", "Create a monitor (operators name tenant_id)", Some(MonitorsWrite), &[], Some("MonitorSpec")),
-    r(
-        "POST",
-        "/api/v1/monitors/standard",
-        "monitors",
-        "Create a municipality's standard monitors (web, mail relay, proxy, DNS)",
-        Some(MonitorsWrite),
-        &[],
-        Some("StandardSet"),
-    ),
-    r("GET", "/api/v1/monitors/{id}", "monitors", "Get a monitor and its state", Some(MonitorsRead), &[], None),
-    r(
-        "PUT",
-        "/api/v1/monitors/{id}",
-        "monitors",
-        "Replace a monitor's settings (a masked password keeps the stored one)",
-        Some(MonitorsWrite),
-        &[],
-        Some("MonitorSpec"),
-    ),
-    r("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None),
-    r("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None),
-    r("GET", "/api/v1/monitors/{id}/uptime", "monitors", "Availability per month (Japan time)", Some(MonitorsRead), &["months"], None),
-    r(
-        "GET",
-        "/api/v1/faults",
-        "monitors",
-        "Fault records (障害記録), newest first",
-        Some(MonitorsRead),
-        &["tenant", "monitor", "open", "from", "to", "limit"],
-        None,
-    ),
-    r("GET", "/api/v1/faults/{id}", "monitors", "A fault record with timeline and notifications", Some(MonitorsRead), &[], None),
-    r("POST", "/api/v1/faults/{id}/comments", "monitors", "Comment on (or acknowledge) a fault", Some(MonitorsWrite), &[], Some("FaultComment")),
-    r("GET", "/api/v1/probes", "monitors", "Remote probes in scope", Some(MonitorsRead), &[], None),
-    r("POST", "/api/v1/probes", "monitors", "Register a remote probe (its token is returned once)", Some(MonitorsWrite), &[], Some("NewProbe")),
-    r("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None),
-    r("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None),
-    r("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults")),
     r("GET", "/api/v1/settings/auth", "settings", "Login and session settings", Some(SettingsWrite), &[], None),
     r("PUT", "/api/v1/settings/auth", "settings", "Change login and session settings", Some(SettingsWrite), &[], Some("AuthSettings")),
 ];
 
-/// Builds the API router (and `/api/openapi.json`).
+/// Builds the console's own API router (`/api/openapi.json` is added with the parts').
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/openapi.json", get(openapi::serve))
         .route("/api/v1/me", get(me))
         .route("/api/v1/catalog", get(catalog))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
@@ -328,37 +256,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/settings/auth", get(settings_get).put(settings_put))
-        .route("/api/v1/monitors", get(monitors::list).post(monitors::create))
-        .route("/api/v1/monitors/standard", post(monitors::create_standard_set))
-        .route("/api/v1/monitors/{id}", get(monitors::get).put(monitors::update).delete(monitors::delete))
-        .route("/api/v1/monitors/{id}/results", get(monitors::results))
-        .route("/api/v1/monitors/{id}/uptime", get(monitors::uptime))
-        .route("/api/v1/faults", get(monitors::faults))
-        .route("/api/v1/faults/{id}", get(monitors::fault))
-        .route("/api/v1/faults/{id}/comments", post(monitors::comment))
-        .route("/api/v1/probes", get(monitors::probes).post(monitors::create_probe))
-        .route("/api/v1/probes/{id}", axum::routing::delete(monitors::delete_probe))
-        .route("/api/v1/probe/monitors", get(monitors::probe_monitors))
-        .route("/api/v1/probe/results", post(monitors::probe_results))
-}
-
-/// The JSON result of an API handler.
-pub type ApiResult = Result<axum::response::Response, AppError>;
-
-/// Returns 200 with `v`.
-pub fn ok(v: Value) -> ApiResult {
-    Ok(axum::response::IntoResponse::into_response(Json(v)))
-}
-
-/// Returns 201 with `v`.
-pub fn created(v: Value) -> ApiResult {
-    Ok(axum::response::IntoResponse::into_response((axum::http::StatusCode::CREATED, Json(v))))
-}
-
-/// Reads a JSON body, turning syntax and type errors into clear problems.
-pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| mamori_core::Problem::new("body", "invalid_json", format!("JSON を読めません: {e}"), format!("cannot read the JSON body: {e}")).into())
 }
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {

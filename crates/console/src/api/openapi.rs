@@ -1,9 +1,7 @@
-//! The OpenAPI 3.0 document of the REST API, built from [`super::ROUTES`].
+//! The OpenAPI 3.0 document of the REST API, built from the union of the console's
+//! [`super::ROUTES`] and every component's web part ([`crate::Assembly`]).
 
-use super::ROUTES;
-use crate::AppState;
-use axum::Json;
-use axum::extract::State;
+use mamori_web::RouteDoc;
 use serde_json::{Map, Value, json};
 
 fn schemas() -> Value {
@@ -47,14 +45,6 @@ fn schemas() -> Value {
         "NewToken": {"type": "object", "required": ["name", "scopes"], "properties": {"name": string, "days": {"type": "integer", "minimum": 1, "maximum": 400},
             "scopes": {"type": "array", "items": {"type": "string", "enum": mamori_core::TokenScope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}}}},
         "AuthSettings": {"type": "object", "properties": {"lockout_threshold": {"type": "integer"}, "lockout_minutes": {"type": "integer"}, "session_idle_minutes": {"type": "integer"}, "session_max_hours": {"type": "integer"}, "password_min_length": {"type": "integer"}, "totp_tenant_admins": {"type": "boolean", "description": "tenant admins must use TOTP (default true)"}, "totp_tenant_users": {"type": "boolean", "description": "tenant users must use TOTP (default false)"}}},
-        "MonitorSpec": {"type": "object", "required": ["name", "check"], "description": "A monitor: name, check {type: http|smtp|proxy|dns|ldap|tcp|icmp, …}, interval_secs (10-86400, default 60), timeout_secs (default 10), retries (default 2), retry_interval_secs (default 20), depends_on, probe, enabled, maintenance [{kind: once|weekly, …}]; operators add tenant_id",
-            "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "name": string, "check": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["http", "smtp", "proxy", "dns", "ldap", "tcp", "icmp"]}}, "additionalProperties": true},
-                "interval_secs": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}, "retry_interval_secs": {"type": "integer"},
-                "depends_on": {"type": "string", "format": "uuid"}, "probe": {"type": "string", "format": "uuid"}, "enabled": {"type": "boolean"}, "maintenance": {"type": "array", "items": {"type": "object"}}}},
-        "StandardSet": {"type": "object", "required": ["label"], "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "label": string, "web_url": string, "web_keyword": string, "mail_relay": string, "proxy": string, "proxy_test_url": string, "dns_zone": string, "dns_servers": string, "ca_pem": string, "interval_secs": {"type": "integer"}}},
-        "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
-        "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
-        "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}},
         "PolicyApproval": {"type": "object", "required": ["required"], "properties": {"required": {"type": "boolean"}}},
         "PolicyDecision": {"type": "object", "properties": {"note": {"type": "string", "maxLength": 1000, "description": "why; required to reject"}}},
         "PolicyWriters": {"type": "object", "required": ["roles"], "properties": {"roles": {"type": "array", "items": {"type": "string", "enum": ["operator_admin", "soc_analyst", "tenant_admin"]}}}},
@@ -64,10 +54,16 @@ fn schemas() -> Value {
     })
 }
 
-/// Returns the OpenAPI document.
-pub fn document(version: &str) -> Value {
+/// Returns the OpenAPI document of `routes`, with the console's schemas and `extra`
+/// (the components').
+pub fn document(version: &str, routes: &[RouteDoc], extra: Map<String, Value>) -> Value {
+    let mut all = match schemas() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    all.extend(extra);
     let mut paths: Map<String, Value> = Map::new();
-    for r in ROUTES {
+    for r in routes {
         let mut op = Map::new();
         op.insert("tags".into(), json!([r.tag]));
         op.insert("summary".into(), json!(r.summary));
@@ -118,7 +114,7 @@ pub fn document(version: &str) -> Value {
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": all,
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer", "description": "API token (mmr_…) created under Settings → API tokens"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "mamori_session", "description": "Console session; state-changing requests also need the X-CSRF-Token header"}
@@ -128,18 +124,13 @@ pub fn document(version: &str) -> Value {
     })
 }
 
-/// GET /api/openapi.json
-pub async fn serve(State(state): State<AppState>) -> Json<Value> {
-    Json(document(state.version))
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_route_is_documented_once_with_its_parameters() {
-        let doc = super::document("test");
+        let doc = super::document("test", super::super::ROUTES, serde_json::Map::new());
         let mut n = 0;
-        for r in super::ROUTES {
+        for r in super::super::ROUTES {
             let op = &doc["paths"][r.path][r.method.to_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             n += 1;

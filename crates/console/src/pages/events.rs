@@ -180,7 +180,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
             @if let Some(e) = &error { (super::problems(l, e)) }
             @if let Some((q, page, h)) = &result {
                 p.muted { (l.t("該当件数", "Matches")) ": " (h.total) " · " (when(q.from_ms)) " – " (when(q.to_ms)) }
-                (crate::svg::histogram(&h.counts, [&when(h.from_ms), &when(h.from_ms + h.bucket_ms * (h.counts.len() as i64) / 2), &when(h.from_ms + h.bucket_ms * h.counts.len() as i64)], l.t("イベント件数の推移", "Events over time")))
+                (mamori_web::svg::histogram(&h.counts, [&when(h.from_ms), &when(h.from_ms + h.bucket_ms * (h.counts.len() as i64) / 2), &when(h.from_ms + h.bucket_ms * h.counts.len() as i64)], l.t("イベント件数の推移", "Events over time")))
                 table {
                     thead { tr { th { (l.t("日時", "Time")) } th { (l.t("団体", "Tenant")) } th { (l.t("種類", "Class")) } th { (l.t("重大度", "Severity")) } th { (l.t("処理", "Disposition")) } th { (l.t("送信元", "Source")) } th { (l.t("内容", "Message")) } } }
                     tbody { @for s in &page.events { @let e = &s.event; tr {

@@ -19,15 +19,7 @@ use serde::Deserialize;
 /// Minutes a half-finished login may take.
 const PENDING_MINUTES: i64 = 10;
 
-/// Returns the page of a login stage.
-pub fn stage_path(stage: SessionStage) -> &'static str {
-    match stage {
-        SessionStage::Totp => "/login/totp",
-        SessionStage::Enroll => "/login/enroll",
-        SessionStage::ChangePassword => "/login/password",
-        SessionStage::Full => "/",
-    }
-}
+pub use mamori_web::auth::stage_path;
 
 fn login_page(lang: Lang, error: Option<&str>, username: &str) -> Response {
     bare(

@@ -7,7 +7,6 @@ mod audit;
 mod dashboard;
 mod events;
 pub mod login;
-mod monitors;
 mod nodes;
 mod secrets;
 mod segments;
@@ -15,14 +14,15 @@ mod settings;
 mod tenants;
 pub(crate) mod users;
 
-use crate::auth::Authed;
-use crate::{AppError, AppState, Lang};
+use crate::{AppState, Lang};
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use mamori_core::Permission;
-use maud::{DOCTYPE, Markup, html};
+use mamori_web::NavEntry;
+
+pub use mamori_web::layout::{Pairs, bare, error_page, field, layout, page_result, problems, see_other, when};
 
 pub use audit::{AuditQuery, export_entries as audit_export_entries};
 pub use events::SearchParams;
@@ -35,7 +35,8 @@ pub fn tenants_csv_response(body: String) -> Response {
     tenants::csv_response("tenants.csv", body)
 }
 
-/// Every console page path (GET), for the isolation test and the docs. `{id}` stands
+/// Every page path (GET) of the console itself, for the isolation test and the docs
+/// (components list theirs in their web parts). `{id}` stands
 /// for an id of the kind the page shows.
 pub const PAGES: &[&str] = &[
     "/",
@@ -57,13 +58,6 @@ pub const PAGES: &[&str] = &[
     "/approvals",
     "/settings/tokens",
     "/settings/secrets",
-    "/monitors",
-    "/monitors/new",
-    "/monitors/new-custom",
-    "/monitors/probes",
-    "/monitors/{id}",
-    "/faults",
-    "/faults/{id}",
     "/nodes",
 ];
 
@@ -107,17 +101,6 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/secrets", get(secrets::page).post(secrets::save))
         .route("/settings/secrets/delete", post(secrets::delete))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
-        .route("/monitors", get(monitors::list))
-        .route("/monitors/new", get(monitors::new_form).post(monitors::create_set))
-        .route("/monitors/new-custom", get(monitors::custom_new).post(monitors::custom_create))
-        .route("/monitors/probes", get(monitors::probes).post(monitors::create_probe))
-        .route("/monitors/probes/{id}/delete", post(monitors::delete_probe))
-        .route("/monitors/{id}", get(monitors::show).post(monitors::update))
-        .route("/monitors/{id}/toggle", post(monitors::toggle))
-        .route("/monitors/{id}/delete", post(monitors::delete))
-        .route("/faults", get(monitors::faults))
-        .route("/faults/{id}", get(monitors::fault))
-        .route("/faults/{id}/comment", post(monitors::comment))
         .route("/nodes", get(nodes::page))
 }
 
@@ -138,151 +121,14 @@ async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, header
     r
 }
 
-/// A navigation entry.
-struct Nav {
-    path: &'static str,
-    ja: &'static str,
-    en: &'static str,
-    needs: Option<Permission>,
-    /// Shown to operator roles only (platform pages).
-    operators: bool,
-}
-
-const NAV: &[Nav] = &[
-    Nav { path: "/", ja: "ダッシュボード", en: "Dashboard", needs: None, operators: false },
-    Nav { path: "/monitors", ja: "サービス監視", en: "Monitoring", needs: Some(Permission::MonitorsRead), operators: false },
-    Nav { path: "/faults", ja: "障害記録", en: "Faults", needs: Some(Permission::MonitorsRead), operators: false },
-    Nav { path: "/events", ja: "イベント検索", en: "Events", needs: Some(Permission::EventsRead), operators: false },
-    Nav { path: "/tenants", ja: "団体", en: "Tenants", needs: Some(Permission::TenantsRead), operators: false },
-    Nav { path: "/users", ja: "利用者", en: "Users", needs: Some(Permission::UsersRead), operators: false },
-    Nav { path: "/audit", ja: "監査ログ", en: "Audit log", needs: Some(Permission::AuditRead), operators: false },
-    Nav { path: "/approvals", ja: "承認待ち", en: "Approvals", needs: Some(Permission::PoliciesApprove), operators: false },
-    Nav { path: "/nodes", ja: "ノード", en: "Nodes", needs: Some(Permission::MonitorsRead), operators: true },
-    Nav { path: "/settings", ja: "設定", en: "Settings", needs: None, operators: false },
+/// The console's own navigation entries (components bring theirs in their web parts).
+pub const NAV: &[NavEntry] = &[
+    NavEntry::new("/", "ダッシュボード", "Dashboard", 0),
+    NavEntry::new("/events", "イベント検索", "Events", 30).needs(Permission::EventsRead),
+    NavEntry::new("/tenants", "団体", "Tenants", 40).needs(Permission::TenantsRead),
+    NavEntry::new("/users", "利用者", "Users", 50).needs(Permission::UsersRead),
+    NavEntry::new("/audit", "監査ログ", "Audit log", 60).needs(Permission::AuditRead),
+    NavEntry::new("/approvals", "承認待ち", "Approvals", 70).needs(Permission::PoliciesApprove),
+    NavEntry::new("/nodes", "ノード", "Nodes", 90).needs(Permission::MonitorsRead).operators(),
+    NavEntry::new("/settings", "設定", "Settings", 100),
 ];
-
-/// The `<head>` of every page.
-fn head(title: &str) -> Markup {
-    html! {
-        head {
-            meta charset="utf-8";
-            meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " | Mamori" }
-            link rel="stylesheet" href="/static/app.css";
-            link rel="icon" href="data:,";
-        }
-    }
-}
-
-/// Renders a full page for a logged-in person.
-pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
-    let l = a.lang;
-    let scope_label = match a.principal.role().reach() {
-        mamori_core::Reach::AllTenants => l.t("全団体", "All tenants"),
-        mamori_core::Reach::OwnTenant => l.t("自団体のみ", "Own tenant only"),
-        mamori_core::Reach::NamedTenants => l.t("担当団体のみ", "Named tenants only"),
-    };
-    let markup = html! {
-        (DOCTYPE)
-        html lang=(l.code()) {
-            (head(title))
-            body {
-                header.top {
-                    a.brand href="/" { "守 Mamori" }
-                    nav {
-                        @for n in NAV {
-                            @if n.needs.is_none_or(|p| a.principal.can(p)) && (!n.operators || a.principal.role().is_operator()) {
-                                a href=(n.path) class=[(active == n.path).then_some("active")] { (l.t(n.ja, n.en)) }
-                            }
-                        }
-                    }
-                    div.who {
-                        span.user { (a.user.display_name) " (" (l.t(a.principal.role().ja(), a.principal.role().en())) " / " (scope_label) ")" }
-                        @if l == Lang::Ja { a href="/lang/en" { "English" } } @else { a href="/lang/ja" { "日本語" } }
-                        form.inline method="post" action="/logout" {
-                            input type="hidden" name="csrf" value=(a.csrf());
-                            button.link type="submit" { (l.t("ログアウト", "Log out")) }
-                        }
-                    }
-                }
-                main { h1 { (title) } (body) }
-            }
-        }
-    };
-    Html(markup.into_string()).into_response()
-}
-
-/// Renders a page for someone not (fully) logged in.
-pub fn bare(lang: Lang, title: &str, body: Markup) -> Response {
-    let markup = html! {
-        (DOCTYPE)
-        html lang=(lang.code()) {
-            (head(title))
-            body.bare {
-                main.narrow {
-                    p.brand { "守 Mamori" }
-                    p.langs { @if lang == Lang::Ja { a href="/lang/en" { "English" } } @else { a href="/lang/ja" { "日本語" } } }
-                    h1 { (title) }
-                    (body)
-                }
-            }
-        }
-    };
-    Html(markup.into_string()).into_response()
-}
-
-/// Renders an error page.
-pub fn error_page(lang: Lang, e: &AppError) -> Response {
-    if let AppError::Internal(detail) = e {
-        tracing::error!(error = %detail, "internal error");
-    }
-    let mut r = bare(
-        lang,
-        lang.t("エラー", "Error"),
-        html! {
-            p.error { (e.message(lang)) }
-            p { a href="/" { (lang.t("ダッシュボードへ戻る", "Back to the dashboard")) } }
-        },
-    );
-    *r.status_mut() = e.status();
-    r
-}
-
-/// Renders the problems of a form.
-pub fn problems(lang: Lang, e: &AppError) -> Markup {
-    html! {
-        div.error role="alert" {
-            @match e {
-                AppError::Invalid(p) => ul { @for p in &p.0 { li { (p.message(lang.code())) } } },
-                other => p { (other.message(lang)) },
-            }
-        }
-    }
-}
-
-/// Turns a handler result into a page, rendering errors in the person's language.
-pub fn page_result(lang: Lang, r: Result<Response, AppError>) -> Response {
-    match r {
-        Ok(r) => r,
-        Err(AppError::Unauthorized) => Redirect::to("/login").into_response(),
-        Err(e) => error_page(lang, &e),
-    }
-}
-
-/// Returns "303 See Other" to `path` (after a successful POST).
-pub fn see_other(path: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_string())]).into_response()
-}
-
-/// The fields of a posted form, in order (repeated names kept).
-pub(crate) type Pairs = Vec<(String, String)>;
-
-/// Returns the first value of form field `key`, or "" when absent.
-pub(crate) fn field<'a>(pairs: &'a Pairs, key: &str) -> &'a str {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
-}
-
-/// Formats Unix ms for people (JST).
-pub fn when(ms: i64) -> String {
-    mamori_core::time::format_jst(ms)
-}

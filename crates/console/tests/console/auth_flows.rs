@@ -324,13 +324,13 @@ async fn the_node_list_is_for_operators() {
                 version: "0.1.0".into(),
                 started_at: 1,
                 seen_at: mamori_core::time::now_ms(),
-                status: json!({"components": [{"name": "monitor", "placement": "singleton", "state": "standby", "restarts": 2, "policy_revision": 0}]}),
+                status: json!({"components": [{"name": "retention", "placement": "replicated", "state": "standby", "restarts": 2, "policy_revision": 0}]}),
             })
             .await
             .unwrap();
         c.state.store.acquire_lease("component:monitor", "north-1", 60_000).await.unwrap();
-        // A monitor policy saved after the node last loaded its policies.
-        let validator = c.state.registry.validator("monitor").unwrap();
+        // A policy saved after the node last loaded its policies.
+        let validator = c.state.registry.validator("retention").unwrap();
         c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), None, validator.as_ref(), validator.default_policy()).await.unwrap();
         let op = c.user("op1", "運用1", Role::OperatorAdmin, None).await;
         let (_, token) = c.token(op, Role::OperatorAdmin, "nodes").await;

@@ -2,9 +2,10 @@
 //!
 //! One test binary (fewer links on 2 cores); each module is one concern.
 
-mod support;
+mod support {
+    pub use mamori_console::testing::*;
+}
 
 mod accounts;
 mod auth_flows;
 mod bad_input;
-mod isolation;

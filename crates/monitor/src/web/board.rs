@@ -1,11 +1,11 @@
 //! What the monitoring pages and API share: the status board, monthly uptime, reading
 //! monitor input.
 
-use crate::AppError;
 use mamori_core::monitor::{Fault, Monitor, MonitorId, MonitorSpec, MonitorState, StandardSet, Status};
 use mamori_core::{Problem, TenantId};
 use mamori_store::{FaultFilter, Store};
 use mamori_store::{Principal, Scope};
+use mamori_web::AppError;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -4,16 +4,16 @@
 //!
 //! Requirements: the status board and fault records of F01–F05 (F25).
 
-use super::{Pairs, field, layout, page_result, problems, see_other, when};
-use crate::auth::{Authed, PageAuth};
-use crate::monitoring::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
-use crate::{AppError, AppState, Lang};
+use super::board::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use mamori_core::monitor::{Fault, FaultId, MonitorId, StandardSet, Status};
 use mamori_core::{Permission, Tenant};
 use mamori_store::FaultFilter;
+use mamori_store::Store;
+use mamori_web::layout::{Pairs, field, layout, page_result, problems, see_other, when};
+use mamori_web::{AppError, Authed, Lang, PageAuth};
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,24 +27,24 @@ fn pct(v: Option<f64>) -> String {
 }
 
 /// GET /monitors — the status board.
-pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::MonitorsRead)?;
         let scope = a.principal.scope();
-        state.store.note_scope(&scope, "monitors").await?;
+        store.note_scope(&scope, "monitors").await?;
         let tenant = q.get("tenant").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
         let only = q.get("status").and_then(|s| s.parse::<Status>().ok());
-        let rows = board(&state.store, &scope, tenant).await?;
+        let rows = board(&store, &scope, tenant).await?;
         let mut counts: HashMap<Status, usize> = HashMap::new();
         for r in &rows {
             *counts.entry(r.status()).or_default() += 1;
         }
         let shown: Vec<&BoardRow> = rows.iter().filter(|r| only.is_none_or(|s| r.status() == s)).collect();
-        let tenants = state.store.list_tenants(&scope).await?;
+        let tenants = store.list_tenants(&scope).await?;
         let operator = a.principal.tenant_id().is_none();
         let can_write = a.principal.can(Permission::MonitorsWrite);
-        let open = state.store.list_faults(&scope, &FaultFilter { tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
+        let open = store.list_faults(&scope, &FaultFilter { tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
         let body = html! {
             div.cards {
                 @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {
@@ -136,13 +136,13 @@ fn standard_form(l: Lang, a: &Authed, tenants: &[Tenant], pairs: &Pairs, error: 
 }
 
 /// GET /monitors/new
-pub async fn new_form(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+pub async fn new_form(State(store): State<Store>, PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            let tenants = store.list_tenants(&a.principal.scope()).await?;
             Ok(layout(&a, l.t("標準監視を追加", "Add standard monitors"), "/monitors", standard_form(l, &a, &tenants, &Vec::new(), None)))
         }
         .await,
@@ -150,7 +150,7 @@ pub async fn new_form(State(state): State<AppState>, PageAuth(a): PageAuth) -> R
 }
 
 /// POST /monitors/new
-pub async fn create_set(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+pub async fn create_set(State(store): State<Store>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -171,13 +171,13 @@ pub async fn create_set(State(state): State<AppState>, PageAuth(a): PageAuth, Fo
             };
             let result = async {
                 let tenant = target_tenant(&a.principal, Some(field(&pairs, "tenant_id")))?;
-                create_standard(&state.store, &a.principal, tenant, &set).await
+                create_standard(&store, &a.principal, tenant, &set).await
             }
             .await;
             match result {
                 Ok(_) => Ok(see_other("/monitors")),
                 Err(e @ AppError::Invalid(_)) => {
-                    let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+                    let tenants = store.list_tenants(&a.principal.scope()).await?;
                     Ok(layout(&a, l.t("標準監視を追加", "Add standard monitors"), "/monitors", standard_form(l, &a, &tenants, &pairs, Some(&e))))
                 }
                 Err(e) => Err(e),
@@ -233,13 +233,13 @@ fn spec_from_form(pairs: &Pairs) -> Result<mamori_core::monitor::MonitorSpec, Ap
 }
 
 /// GET /monitors/new-custom
-pub async fn custom_new(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+pub async fn custom_new(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
-            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+            let tenants = store.list_tenants(&a.principal.scope()).await?;
             let kind = q.get("type").map(String::as_str).unwrap_or("http");
             let doc = EXAMPLES.iter().find(|(k, _)| *k == kind).map(|(_, d)| *d).unwrap_or(EXAMPLES[0].1);
             let pretty = serde_json::from_str::<serde_json::Value>(doc).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_default();
@@ -250,7 +250,7 @@ pub async fn custom_new(State(state): State<AppState>, PageAuth(a): PageAuth, Qu
 }
 
 /// POST /monitors/new-custom
-pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+pub async fn custom_create(State(store): State<Store>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -260,13 +260,13 @@ pub async fn custom_create(State(state): State<AppState>, PageAuth(a): PageAuth,
             let result = async {
                 let spec = spec_from_form(&pairs)?;
                 let tenant = target_tenant(&a.principal, Some(field(&pairs, "tenant_id")))?;
-                Ok::<_, AppError>(state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?)
+                Ok::<_, AppError>(store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?)
             }
             .await;
             match result {
                 Ok(m) => Ok(see_other(&format!("/monitors/{}", m.id))),
                 Err(e @ AppError::Invalid(_)) => {
-                    let tenants = state.store.list_tenants(&a.principal.scope()).await?;
+                    let tenants = store.list_tenants(&a.principal.scope()).await?;
                     let body = custom_form(l, &a, &tenants, field(&pairs, "tenant_id"), field(&pairs, "spec"), "/monitors/new-custom", Some(&e));
                     Ok(layout(&a, l.t("監視を個別に追加", "Add one monitor"), "/monitors", body))
                 }
@@ -299,24 +299,24 @@ fn fault_table(l: Lang, faults: &[Fault], show_monitor: bool) -> Markup {
 }
 
 /// GET /monitors/{id}
-pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+pub async fn show(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::MonitorsRead)?;
         let scope = a.principal.scope();
         let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
-        let m = state.store.get_monitor(&scope, id).await?;
-        let st = state.store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == id);
+        let m = store.get_monitor(&scope, id).await?;
+        let st = store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == id);
         let now = mamori_core::time::now_ms();
         // A monitor younger than a day shows its last hour by default (its whole life
         // would be a sliver at the edge of a 24-hour chart).
         let default_hours = if now - m.created_at < 86_400_000 { 1 } else { 24 };
         let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).filter(|h| [1, 24, 168].contains(h)).unwrap_or(default_hours);
         let from = now - hours * 3_600_000;
-        let results = state.store.monitor_results(&scope, id, from, now + 1, 20_000).await?;
+        let results = store.monitor_results(&scope, id, from, now + 1, 20_000).await?;
         let points: Vec<(i64, u32, bool)> = results.iter().map(|r| (r.at, r.rt_ms, r.status == Status::Down)).collect();
-        let uptime = monthly_uptime(&state.store, &scope, &m, 6).await?;
-        let faults = state.store.list_faults(&scope, &FaultFilter { monitor: Some(id), limit: Some(20), ..Default::default() }).await?;
+        let uptime = monthly_uptime(&store, &scope, &m, 6).await?;
+        let faults = store.list_faults(&scope, &FaultFilter { monitor: Some(id), limit: Some(20), ..Default::default() }).await?;
         let status = if m.spec.enabled { st.as_ref().map(|s| s.status).unwrap_or(Status::Unknown) } else { Status::Paused };
         let can_write = a.principal.can(Permission::MonitorsWrite);
         let spec_json = serde_json::to_string_pretty(&m.spec.redacted()).unwrap_or_default();
@@ -335,7 +335,7 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
                 }
             }
             h2 { (l.t("応答時間", "Response time")) }
-            (crate::svg::response_chart(&points, from, now, [&when(from), &when((from + now) / 2), &when(now)], l.t("応答時間と失敗（赤）", "Response time and failures (red)")))
+            (mamori_web::svg::response_chart(&points, from, now, [&when(from), &when((from + now) / 2), &when(now)], l.t("応答時間と失敗（赤）", "Response time and failures (red)")))
             h2 { (l.t("月別稼働率", "Uptime per month")) }
             table.compact {
                 thead { tr { th { (l.t("月", "Month")) } th { (l.t("稼働率", "Uptime")) } th { (l.t("障害件数", "Faults")) } th { (l.t("障害時間", "Down time")) } } }
@@ -364,7 +364,7 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
 }
 
 /// POST /monitors/{id} — save settings.
-pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+pub async fn update(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -374,7 +374,7 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             let result = async {
                 let spec = spec_from_form(&pairs)?;
-                Ok::<_, AppError>(state.store.update_monitor(&a.principal.scope(), &a.principal.actor(), id, spec).await?)
+                Ok::<_, AppError>(store.update_monitor(&a.principal.scope(), &a.principal.actor(), id, spec).await?)
             }
             .await;
             match result {
@@ -391,7 +391,7 @@ pub async fn update(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
 }
 
 /// POST /monitors/{id}/toggle — pause or resume.
-pub async fn toggle(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+pub async fn toggle(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -400,9 +400,9 @@ pub async fn toggle(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             a.check_csrf(field(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
             let scope = a.principal.scope();
-            let mut spec = state.store.get_monitor(&scope, id).await?.spec;
+            let mut spec = store.get_monitor(&scope, id).await?.spec;
             spec.enabled = !spec.enabled;
-            state.store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+            store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
             Ok(see_other(&format!("/monitors/{id}")))
         }
         .await,
@@ -410,7 +410,7 @@ pub async fn toggle(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
 }
 
 /// POST /monitors/{id}/delete
-pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+pub async fn delete(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -418,7 +418,7 @@ pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
             a.require(Permission::MonitorsWrite)?;
             a.check_csrf(field(&pairs, "csrf"))?;
             let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
-            state.store.delete_monitor(&a.principal.scope(), &a.principal.actor(), id).await?;
+            store.delete_monitor(&a.principal.scope(), &a.principal.actor(), id).await?;
             Ok(see_other("/monitors"))
         }
         .await,
@@ -426,17 +426,17 @@ pub async fn delete(State(state): State<AppState>, PageAuth(a): PageAuth, Path(i
 }
 
 /// GET /faults
-pub async fn faults(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::MonitorsRead)?;
             let scope = a.principal.scope();
-            state.store.note_scope(&scope, "faults").await?;
-            let mut filter = crate::api::monitors::fault_filter(&q)?;
+            store.note_scope(&scope, "faults").await?;
+            let mut filter = super::api::fault_filter(&q)?;
             filter.limit = Some(filter.limit.unwrap_or(200));
-            let faults = state.store.list_faults(&scope, &filter).await?;
+            let faults = store.list_faults(&scope, &filter).await?;
             let body = html! {
                 div.toolbar {
                     a.button href="/faults?open=1" { (l.t("対応中のみ", "Open only")) }
@@ -452,12 +452,12 @@ pub async fn faults(State(state): State<AppState>, PageAuth(a): PageAuth, Query(
 }
 
 /// GET /faults/{id}
-pub async fn fault(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
+pub async fn fault(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::MonitorsRead)?;
         let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
-        let f = state.store.get_fault(&a.principal.scope(), id).await?;
+        let f = store.get_fault(&a.principal.scope(), id).await?;
         let now = mamori_core::time::now_ms();
         let body = html! {
             dl.facts {
@@ -502,7 +502,7 @@ pub async fn fault(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id
 }
 
 /// POST /faults/{id}/comment
-pub async fn comment(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+pub async fn comment(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -510,7 +510,7 @@ pub async fn comment(State(state): State<AppState>, PageAuth(a): PageAuth, Path(
             a.require(Permission::MonitorsWrite)?;
             a.check_csrf(field(&pairs, "csrf"))?;
             let fid: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
-            state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), fid, field(&pairs, "text"), field(&pairs, "acknowledge") == "1").await?;
+            store.comment_fault(&a.principal.scope(), &a.principal.actor(), fid, field(&pairs, "text"), field(&pairs, "acknowledge") == "1").await?;
             Ok(see_other(&format!("/faults/{id}")))
         }
         .await,
@@ -518,17 +518,17 @@ pub async fn comment(State(state): State<AppState>, PageAuth(a): PageAuth, Path(
 }
 
 /// GET /monitors/probes
-pub async fn probes(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+pub async fn probes(State(store): State<Store>, PageAuth(a): PageAuth) -> Response {
     let l = a.lang;
-    page_result(l, async { probes_page(&state, &a, None).await }.await)
+    page_result(l, async { probes_page(&store, &a, None).await }.await)
 }
 
-async fn probes_page(state: &AppState, a: &Authed, new_token: Option<(String, String)>) -> Result<Response, AppError> {
+async fn probes_page(store: &Store, a: &Authed, new_token: Option<(String, String)>) -> Result<Response, AppError> {
     let l = a.lang;
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
-    let list = state.store.list_probes(&scope).await?;
-    let tenants: HashMap<_, _> = state.store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let list = store.list_probes(&scope).await?;
+    let tenants: HashMap<_, _> = store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t.name)).collect();
     let body = html! {
         p { (l.t("リモートプローブは団体のネットワーク内から監視を実行し、結果をこのコンソールに送ります。起動方法: ", "A remote probe runs checks from inside a municipality's network and reports here. Start it with: "))
             code { "mamori probe --server https://… --token mmp_…" } }
@@ -568,22 +568,22 @@ async fn probes_page(state: &AppState, a: &Authed, new_token: Option<(String, St
 }
 
 /// POST /monitors/probes
-pub async fn create_probe(State(state): State<AppState>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
+pub async fn create_probe(State(store): State<Store>, PageAuth(a): PageAuth, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::MonitorsWrite)?;
             a.check_csrf(field(&pairs, "csrf"))?;
-            let (p, token) = crate::api::monitors::register_probe(&state, &a, field(&pairs, "name"), Some(field(&pairs, "tenant_id"))).await?;
-            probes_page(&state, &a, Some((p.name, token))).await
+            let (p, token) = super::api::register_probe(&store, &a, field(&pairs, "name"), Some(field(&pairs, "tenant_id"))).await?;
+            probes_page(&store, &a, Some((p.name, token))).await
         }
         .await,
     )
 }
 
 /// POST /monitors/probes/{id}/delete
-pub async fn delete_probe(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+pub async fn delete_probe(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -591,7 +591,7 @@ pub async fn delete_probe(State(state): State<AppState>, PageAuth(a): PageAuth, 
             a.require(Permission::MonitorsWrite)?;
             a.check_csrf(field(&pairs, "csrf"))?;
             let id = id.parse().map_err(|_| AppError::NotFound)?;
-            state.store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
+            store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
             Ok(see_other("/monitors/probes"))
         }
         .await,

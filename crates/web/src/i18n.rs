@@ -1,10 +1,10 @@
-//! The console's language. Japanese is the default; English is chosen with `?lang=en`
-//! (kept in a cookie) or the account's preference. Texts are written at their use as
+//! The language of pages and messages. Japanese is the default; English is chosen with
+//! `/lang/en` (kept in a cookie) or the account's preference. Texts are written at their use as
 //! `lang.t("日本語", "English")`, so both stay side by side and none can be missing.
 
 use axum::http::HeaderMap;
 
-/// A console language.
+/// A language of the console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lang {
     /// 日本語

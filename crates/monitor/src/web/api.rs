@@ -3,17 +3,18 @@
 //!
 //! Requirements: F01–F05 monitors, faults (F25) and remote probes.
 
-use super::{ApiResult, body, created, ok};
-use crate::auth::{ApiAuth, client_ip, random_token, sha256_hex};
-use crate::monitoring::{board, create_standard, monthly_uptime, read_spec, read_standard, target_tenant};
-use crate::{AppError, AppState};
+use super::board::{board, create_standard, monthly_uptime, read_spec, read_standard, target_tenant};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use mamori_core::monitor::{CheckResult, FaultId, MonitorId, ProbeId, Reason, Status};
 use mamori_core::{Permission, TenantId};
+use mamori_store::Store;
 use mamori_store::{FaultFilter, Probe};
+use mamori_web::api::{ApiResult, body, created, ok};
+use mamori_web::auth::{client_ip, random_token, sha256_hex};
+use mamori_web::{ApiAuth, AppError, Authed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -26,47 +27,47 @@ fn tenant_filter(q: &HashMap<String, String>) -> Result<Option<TenantId>, AppErr
     q.get("tenant").filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| AppError::NotFound)).transpose()
 }
 
-pub async fn list(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub async fn list(State(store): State<Store>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
-    state.store.note_scope(&scope, "monitors").await?;
-    ok(json!(board(&state.store, &scope, tenant_filter(&q)?).await?))
+    store.note_scope(&scope, "monitors").await?;
+    ok(json!(board(&store, &scope, tenant_filter(&q)?).await?))
 }
 
-pub async fn create(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+pub async fn create(State(store): State<Store>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
     let (tenant, spec) = read_spec(body(&bytes)?)?;
     let tenant = target_tenant(&a.principal, tenant.as_deref())?;
-    let m = state.store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?;
+    let m = store.create_monitor(&a.principal.scope(), &a.principal.actor(), tenant, spec).await?;
     created(json!(mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }))
 }
 
-pub async fn create_standard_set(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+pub async fn create_standard_set(State(store): State<Store>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
     let (tenant, set) = read_standard(body(&bytes)?)?;
     let tenant = target_tenant(&a.principal, tenant.as_deref())?;
-    let made = create_standard(&state.store, &a.principal, tenant, &set).await?;
+    let made = create_standard(&store, &a.principal, tenant, &set).await?;
     created(json!(made.into_iter().map(|m| mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }).collect::<Vec<_>>()))
 }
 
-pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+pub async fn get(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
-    let m = state.store.get_monitor(&scope, monitor_id(&id)?).await?;
-    let st = state.store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == m.id);
+    let m = store.get_monitor(&scope, monitor_id(&id)?).await?;
+    let st = store.monitor_states(&scope, Some(m.tenant)).await?.into_iter().find(|s| s.monitor == m.id);
     ok(json!({"monitor": mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }, "state": st}))
 }
 
-pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+pub async fn update(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
     let (_, spec) = read_spec(body(&bytes)?)?;
-    let m = state.store.update_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?, spec).await?;
+    let m = store.update_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?, spec).await?;
     ok(json!(mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }))
 }
 
-pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+pub async fn delete(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
-    state.store.delete_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?).await?;
+    store.delete_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?).await?;
     ok(json!({"deleted": id}))
 }
 
@@ -79,21 +80,21 @@ fn time_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, App
     }
 }
 
-pub async fn results(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub async fn results(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let now = mamori_core::time::now_ms();
     let to = time_param(&q, "to")?.unwrap_or(now + 1);
     let from = time_param(&q, "from")?.unwrap_or(to - 86_400_000);
     let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1440);
-    ok(json!(state.store.monitor_results(&a.principal.scope(), monitor_id(&id)?, from, to, limit).await?))
+    ok(json!(store.monitor_results(&a.principal.scope(), monitor_id(&id)?, from, to, limit).await?))
 }
 
-pub async fn uptime(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub async fn uptime(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
-    let m = state.store.get_monitor(&scope, monitor_id(&id)?).await?;
+    let m = store.get_monitor(&scope, monitor_id(&id)?).await?;
     let months = q.get("months").and_then(|l| l.parse().ok()).unwrap_or(6).clamp(1, 24);
-    ok(json!(monthly_uptime(&state.store, &scope, &m, months).await?))
+    ok(json!(monthly_uptime(&store, &scope, &m, months).await?))
 }
 
 /// Reads the fault list's query parameters.
@@ -108,17 +109,17 @@ pub fn fault_filter(q: &HashMap<String, String>) -> Result<FaultFilter, AppError
     })
 }
 
-pub async fn faults(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub async fn faults(State(store): State<Store>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
-    state.store.note_scope(&scope, "faults").await?;
-    ok(json!(state.store.list_faults(&scope, &fault_filter(&q)?).await?))
+    store.note_scope(&scope, "faults").await?;
+    ok(json!(store.list_faults(&scope, &fault_filter(&q)?).await?))
 }
 
-pub async fn fault(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+pub async fn fault(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
-    ok(json!(state.store.get_fault(&a.principal.scope(), id).await?))
+    ok(json!(store.get_fault(&a.principal.scope(), id).await?))
 }
 
 #[derive(Deserialize)]
@@ -130,20 +131,20 @@ pub struct Comment {
     acknowledge: bool,
 }
 
-pub async fn comment(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+pub async fn comment(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
     if !a.principal.can(Permission::MonitorsWrite) {
         return Err(AppError::Forbidden);
     }
     let id: FaultId = id.parse().map_err(|_| AppError::NotFound)?;
     let c: Comment = body(&bytes)?;
-    state.store.comment_fault(&a.principal.scope(), &a.principal.actor(), id, &c.text, c.acknowledge).await?;
-    ok(json!(state.store.get_fault(&a.principal.scope(), id).await?))
+    store.comment_fault(&a.principal.scope(), &a.principal.actor(), id, &c.text, c.acknowledge).await?;
+    ok(json!(store.get_fault(&a.principal.scope(), id).await?))
 }
 
-pub async fn probes(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> ApiResult {
+pub async fn probes(State(store): State<Store>, ApiAuth(a): ApiAuth) -> ApiResult {
     a.require(Permission::MonitorsRead)?;
-    ok(json!(state.store.list_probes(&a.principal.scope()).await?))
+    ok(json!(store.list_probes(&a.principal.scope()).await?))
 }
 
 #[derive(Deserialize)]
@@ -155,7 +156,7 @@ pub struct NewProbe {
 }
 
 /// Registers a probe; returns it with its token (shown once).
-pub async fn register_probe(state: &AppState, a: &crate::auth::Authed, name: &str, tenant: Option<&str>) -> Result<(Probe, String), AppError> {
+pub async fn register_probe(store: &Store, a: &Authed, name: &str, tenant: Option<&str>) -> Result<(Probe, String), AppError> {
     let tenant = match (a.principal.tenant_id(), tenant.filter(|t| !t.is_empty())) {
         (Some(own), Some(t)) if t.parse::<TenantId>().ok() != Some(own) => return Err(AppError::NotFound),
         (Some(own), _) => Some(own),
@@ -163,21 +164,21 @@ pub async fn register_probe(state: &AppState, a: &crate::auth::Authed, name: &st
         (None, None) => None,
     };
     let secret = format!("mmp_{}", random_token(32));
-    let p = state.store.create_probe(&a.principal.scope(), &a.principal.actor(), tenant, name, &sha256_hex(&secret)).await?;
+    let p = store.create_probe(&a.principal.scope(), &a.principal.actor(), tenant, name, &sha256_hex(&secret)).await?;
     Ok((p, secret))
 }
 
-pub async fn create_probe(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
+pub async fn create_probe(State(store): State<Store>, ApiAuth(a): ApiAuth, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
     let n: NewProbe = body(&bytes)?;
-    let (p, secret) = register_probe(&state, &a, &n.name, n.tenant_id.as_deref()).await?;
+    let (p, secret) = register_probe(&store, &a, &n.name, n.tenant_id.as_deref()).await?;
     created(json!({"probe": p, "token": secret}))
 }
 
-pub async fn delete_probe(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
+pub async fn delete_probe(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
     let id: ProbeId = id.parse().map_err(|_| AppError::NotFound)?;
-    state.store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
+    store.delete_probe(&a.principal.scope(), &a.principal.actor(), id).await?;
     ok(json!({"deleted": id}))
 }
 
@@ -185,10 +186,10 @@ pub async fn delete_probe(State(state): State<AppState>, ApiAuth(a): ApiAuth, Pa
 /// but the probe endpoints.
 pub struct ProbeAuth(pub Probe);
 
-impl FromRequestParts<AppState> for ProbeAuth {
+impl FromRequestParts<Store> for ProbeAuth {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, store: &Store) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -197,7 +198,7 @@ impl FromRequestParts<AppState> for ProbeAuth {
             .map(str::trim)
             .filter(|t| t.starts_with("mmp_") && t.len() <= 128);
         let Some(token) = token else { return Err(AppError::Unauthorized.json()) };
-        match state.store.probe_by_token(&sha256_hex(token), client_ip(parts).as_deref()).await {
+        match store.probe_by_token(&sha256_hex(token), client_ip(parts).as_deref()).await {
             Ok(Some(p)) => Ok(ProbeAuth(p)),
             Ok(None) => Err(AppError::Unauthorized.json()),
             Err(e) => Err(AppError::from(e).json()),
@@ -205,23 +206,23 @@ impl FromRequestParts<AppState> for ProbeAuth {
     }
 }
 
-pub async fn probe_monitors(State(state): State<AppState>, ProbeAuth(p): ProbeAuth) -> ApiResult {
-    let monitors = state.store.probe_monitors(&p).await?;
-    ok(json!(mamori_monitor::probe::Assignments {
+pub async fn probe_monitors(State(store): State<Store>, ProbeAuth(p): ProbeAuth) -> ApiResult {
+    let monitors = store.probe_monitors(&p).await?;
+    ok(json!(crate::probe::Assignments {
         probe: p.name,
-        monitors: monitors.into_iter().map(|m| mamori_monitor::probe::Assignment { id: m.id, spec: m.spec }).collect(),
+        monitors: monitors.into_iter().map(|m| crate::probe::Assignment { id: m.id, spec: m.spec }).collect(),
     }))
 }
 
 /// Most results in one probe submission.
 const MAX_PROBE_RESULTS: usize = 1000;
 
-pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAuth, bytes: Bytes) -> ApiResult {
+pub async fn probe_results(State(store): State<Store>, ProbeAuth(p): ProbeAuth, bytes: Bytes) -> ApiResult {
     let results: Vec<CheckResult> = body(&bytes)?;
     if results.len() > MAX_PROBE_RESULTS {
         return Err(mamori_core::Problem::new("body", "too_many", "一度に送れる結果は1000件までです", "at most 1000 results at once").into());
     }
-    let assigned: std::collections::HashSet<MonitorId> = state.store.probe_monitors(&p).await?.into_iter().map(|m| m.id).collect();
+    let assigned: std::collections::HashSet<MonitorId> = store.probe_monitors(&p).await?.into_iter().map(|m| m.id).collect();
     let now = mamori_core::time::now_ms();
     let (mut accepted, mut refused) = (Vec::new(), 0);
     for mut r in results {
@@ -242,7 +243,7 @@ pub async fn probe_results(State(state): State<AppState>, ProbeAuth(p): ProbeAut
     }
     // Queued in the config store: whichever node runs the monitor applies them within a
     // second, so a probe may post to any node.
-    state.store.queue_probe_results(&p, &accepted).await?;
+    store.queue_probe_results(&p, &accepted).await?;
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": accepted.len(), "refused": refused}))).into_response())
 }
 

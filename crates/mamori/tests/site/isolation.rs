@@ -1,66 +1,61 @@
-//! Tenant isolation (issue "Platform foundation", item 4): a tenant admin of one
-//! municipality walks EVERY API endpoint of `api::ROUTES` and EVERY page of
-//! `pages::PAGES`, aimed at another municipality's objects, and nothing of the other
-//! municipality is readable or writable.
+//! Tenant isolation over the assembled site: a tenant admin of one municipality walks
+//! EVERY API endpoint and EVERY page of the console and of every component's web part
+//! (the union `mamori serve` serves), aimed at another municipality's objects, and
+//! nothing of the other municipality is readable or writable.
+//!
+//! The platform's objects (tenant, account, token, event, policy) are seeded here;
+//! each component seeds its own through its part's isolation fixture.
 
-use crate::support::*;
 use axum::http::StatusCode;
-use mamori_console::api::ROUTES;
-use mamori_console::pages::PAGES;
-use mamori_core::{Event, EventClass, Role};
+use mamori_console::Assembly;
+use mamori_console::testing::*;
+use mamori_core::{Event, EventClass, Role, TenantId};
+use mamori_web::{Fixture, FixtureCx};
 use serde_json::json;
 
-/// Strings that only the other municipality's data contains.
-const MARKERS: &[&str] = &[
-    "マーカー町",
-    "marker-b-user",
-    "マーカー職員",
-    "MARKERB",
-    "marker-b-token",
-    "b-contact@marker.example.jp",
-    "10.77.0.0/24",
-    "marker-b-probe",
-    "marker-b.example.lg.jp",
-];
+/// Strings that only the other municipality's platform data contains.
+const MARKERS: &[&str] = &["マーカー町", "marker-b-user", "マーカー職員", "MARKERB", "marker-b-token", "b-contact@marker.example.jp", "10.77.0.0/24"];
 
-/// A monitor, an open fault and a probe of tenant `t`, all marked.
-async fn monitoring_of(c: &Console, t: mamori_core::TenantId) -> (String, String, String) {
-    let spec: mamori_core::monitor::MonitorSpec =
-        serde_json::from_value(json!({"name": "MARKERB 公式サイト", "check": {"type": "http", "url": "https://www.marker-b.example.lg.jp/"}})).unwrap();
-    let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t, spec).await.unwrap();
-    let f = mamori_core::monitor::Fault {
-        id: mamori_core::monitor::FaultId::new(),
-        tenant: t,
-        monitor: m.id,
-        monitor_name: "MARKERB 公式サイト".into(),
-        opened_at: mamori_core::time::now_ms() - 60_000,
-        closed_at: None,
-        cause: mamori_core::monitor::Reason::new("connect_refused", "MARKERB 拒否", "refused"),
-        acknowledged_by: None,
-        timeline: vec![],
-        notifications: vec![],
-    };
-    c.state.store.open_fault(&c.grant, &f).await.unwrap();
-    let p = c.state.store.create_probe(&c.grant.scope(), &mamori_core::Actor::system(), Some(t), "marker-b-probe", "hash-of-marker-b").await.unwrap();
-    (m.id.to_string(), f.id.to_string(), p.id.to_string())
+/// Seeds every part's fixture for `tenant`.
+async fn seed_parts(c: &Console, assembly: &Assembly, tenant: TenantId) -> Vec<Fixture> {
+    let mut out = Vec::new();
+    for part in &assembly.parts {
+        if let Some(f) = &part.fixture {
+            let cx = FixtureCx { store: &c.state.store, grant: &c.grant, tenant };
+            out.push(f.seed(cx).await.unwrap_or_else(|e| panic!("fixture of {}: {e}", part.name)));
+        }
+    }
+    out
 }
 
-/// The id a documented path's `{id}` stands for among monitoring routes.
-fn monitoring_id<'a>(path: &str, ids: &'a (String, String, String)) -> Option<&'a str> {
-    if path.starts_with("/api/v1/monitors/") {
-        Some(&ids.0)
-    } else if path.starts_with("/api/v1/faults/") {
-        Some(&ids.1)
-    } else if path.starts_with("/api/v1/probes/") {
-        Some(&ids.2)
-    } else {
-        None
+/// Every part's description of `tenant`'s data.
+async fn snapshot_parts(c: &Console, assembly: &Assembly, tenant: TenantId) -> String {
+    let mut out = String::new();
+    for part in &assembly.parts {
+        if let Some(f) = &part.fixture {
+            let cx = FixtureCx { store: &c.state.store, grant: &c.grant, tenant };
+            out.push_str(&f.snapshot(cx).await.unwrap_or_else(|e| panic!("snapshot of {}: {e}", part.name)));
+            out.push('|');
+        }
     }
+    out
+}
+
+/// The id a documented path's `{id}` stands for: a part's object, else the platform's.
+fn id_for(path: &str, fixtures: &[Fixture], platform: &[(&str, String)], fallback: &str) -> String {
+    fixtures
+        .iter()
+        .find_map(|f| f.id_for(path))
+        .map(str::to_string)
+        .or_else(|| platform.iter().find(|(prefix, _)| path.starts_with(prefix)).map(|(_, id)| id.clone()))
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 #[tokio::test]
 async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
-    each_backend(|c| async move {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let assembly = Assembly::of(&c.state);
+        assert!(assembly.parts.iter().any(|p| p.name == "monitor"), "the monitor's part is assembled");
         // Own municipality A, other municipality B with recognizable data.
         let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
         let mut b_input = tenant_input("39342", "マーカー町", "10.77.0.0/24");
@@ -78,12 +73,10 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         c.state.bus.publish(vec![event_b.clone(), event_a]).await.unwrap();
         let retention = mamori_runtime::retention::RetentionPolicy;
         c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
+        let fixtures = seed_parts(&c, &assembly, b.id).await;
+        let markers: Vec<String> = MARKERS.iter().map(|m| m.to_string()).chain(fixtures.iter().flat_map(|f| f.markers.iter().cloned())).collect();
 
-        let mon_b = monitoring_of(&c, b.id).await;
         let snapshot = || async {
-            let mons = c.state.store.list_monitors(&c.grant.scope(), Some(b.id)).await.unwrap();
-            let faults = c.state.store.get_fault(&c.grant.scope(), mon_b.1.parse().unwrap()).await.unwrap();
-            let probes = c.state.store.list_probes(&c.grant.tenant(b.id)).await.unwrap();
             let t = c.state.store.get_tenant(&c.grant.scope(), b.id).await.unwrap();
             let u = c.state.store.get_user(&c.grant.scope(), user_b).await.unwrap();
             let tokens = c.state.store.account_tokens(&c.grant.scope(), user_b).await.unwrap();
@@ -97,7 +90,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 .unwrap()
                 .get(&b.id)
                 .copied();
-            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}|{mons:?}|{faults:?}|{probes:?}")
+            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}|{}", snapshot_parts(&c, &assembly, b.id).await)
         };
         let before = snapshot().await;
 
@@ -106,27 +99,23 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         let session = c.login("admin-a", PASSWORD).await;
 
         let leaks = |what: &str, body: &str| {
-            for m in MARKERS {
-                assert!(!body.contains(m), "{what} leaked '{m}' of the other tenant:\n{}", &body[..body.len().min(2000)]);
+            for m in &markers {
+                assert!(!body.contains(m.as_str()), "{what} leaked '{m}' of the other tenant:\n{}", &body[..body.len().min(2000)]);
             }
         };
+        let platform_ids = [
+            ("/api/v1/tenants/", b.id.to_string()),
+            ("/api/v1/users/", user_b.to_string()),
+            ("/api/v1/events/", event_b.id.to_string()),
+            ("/api/v1/tokens/", token_b.to_string()),
+        ];
 
         // Every API endpoint, by token and by session, aimed at B.
         let b_csv = format!("code,name,kana,kind\n{},乗っ取り,ノットリ,town\n", b.code);
-        for r in ROUTES {
+        for r in &assembly.routes {
             let path = r
                 .path
-                .replace(
-                    "{id}",
-                    &match (r.tag, monitoring_id(r.path, &mon_b)) {
-                        (_, Some(id)) => id.to_string(),
-                        ("tenants", _) => b.id.to_string(),
-                        ("users", _) => user_b.to_string(),
-                        ("events", _) => event_b.id.to_string(),
-                        ("account", _) => token_b.to_string(),
-                        _ => b.id.to_string(),
-                    },
-                )
+                .replace("{id}", &id_for(r.path, &fixtures, &platform_ids, &b.id.to_string()))
                 .replace("{component}", "retention")
                 .replace("{version}", "1");
             let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
@@ -142,14 +131,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 ("PUT", "/api/v1/policies/{component}") => Some(json!({"events_days": 1})),
                 ("POST", "/api/v1/tokens") => Some(json!({"name": "t", "scopes": ["events:read"]})),
                 ("PUT", "/api/v1/settings/auth") => Some(json!({"lockout_threshold": 20})),
-                ("POST", "/api/v1/monitors") | ("PUT", "/api/v1/monitors/{id}") => {
-                    Some(json!({"tenant_id": b.id, "name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}))
-                }
-                ("POST", "/api/v1/monitors/standard") => Some(json!({"tenant_id": b.id, "label": "乗っ取り", "web_url": "https://x.example/"})),
-                ("POST", "/api/v1/faults/{id}/comments") => Some(json!({"text": "乗っ取り", "acknowledge": true})),
-                ("POST", "/api/v1/probes") => Some(json!({"name": "乗っ取り", "tenant_id": b.id})),
-                ("POST", "/api/v1/probe/results") => Some(json!([])),
-                _ => None,
+                (m, p) => fixtures.iter().find_map(|f| f.body_for(m, p)).cloned(),
             };
             for auth in [&bearer, &session] {
                 let (status, text) = if r.path == "/api/v1/tenants/import" {
@@ -173,7 +155,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         }
 
         // Every page, with B's ids and B as filter.
-        for p in PAGES {
+        for p in &assembly.pages {
             let variants: Vec<String> = match *p {
                 "/tenants/{id}" => vec![format!("/tenants/{}", b.id)],
                 "/users/{id}" => vec![format!("/users/{user_b}")],
@@ -185,14 +167,13 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                     format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id),
                 ],
                 "/users" => vec!["/users".into(), format!("/users?tenant={}", b.id)],
-                "/monitors" => vec!["/monitors".into(), format!("/monitors?tenant={}", b.id), "/monitors?status=unknown".into()],
-                "/monitors/{id}" => vec![format!("/monitors/{}", mon_b.0), format!("/monitors/{}?hours=168", mon_b.0)],
-                "/faults" => vec!["/faults".into(), format!("/faults?tenant={}", b.id), "/faults?open=1".into()],
-                "/faults/{id}" => vec![format!("/faults/{}", mon_b.1)],
                 "/audit" => vec!["/audit".into(), format!("/audit?tenant={}", b.id), "/audit?verify=1".into()],
                 "/audit/export.csv" => vec!["/audit/export.csv".into(), format!("/audit/export.csv?tenant={}", b.id)],
                 "/settings/policies" => vec![format!("/settings/policies?tenant={}&component=retention", b.id)],
-                other => vec![other.to_string()],
+                other => fixtures
+                    .iter()
+                    .find_map(|f| f.pages.iter().find(|(page, _)| *page == other).map(|(_, v)| v.clone()))
+                    .unwrap_or_else(|| vec![other.replace("{id}", &id_for(other, &fixtures, &[], &b.id.to_string()))]),
             };
             for path in variants {
                 let (_, body) = c.get(&path, &session).await;
@@ -201,28 +182,24 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         }
         // Every form aimed at B.
         let csrf = session.csrf().to_string();
-        for (path, form) in [
+        let b_id = b.id.to_string();
+        let mut forms: Vec<(String, Vec<(String, String)>)> = [
             (format!("/tenants/{}", b.id), vec![("name", "乗っ取り"), ("code", "393423"), ("kana", "ノットリ"), ("kind", "town")]),
             (format!("/tenants/{}/contacts", b.id), vec![("contact_name_0", "乗っ取り")]),
             (format!("/tenants/{}/delete", b.id), vec![("confirm", "on")]),
             (format!("/users/{user_b}"), vec![("display_name", "乗っ取り"), ("role", "tenant_user"), ("tenant", &a.id.to_string())]),
             (format!("/users/{user_b}/action"), vec![("action", "reset_password")]),
             (format!("/users/{user_b}/action"), vec![("action", "delete")]),
-            ("/settings/policies".into(), vec![("component", "retention"), ("tenant", &b.id.to_string()), ("document", "{\"events_days\": 1}")]),
+            ("/settings/policies".into(), vec![("component", "retention"), ("tenant", &b_id), ("document", "{\"events_days\": 1}")]),
             (format!("/settings/tokens/{token_b}/revoke"), vec![]),
-            ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b.id.to_string())]),
-            (format!("/monitors/{}", mon_b.0), vec![("spec", r#"{"name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}"#)]),
-            (format!("/monitors/{}/toggle", mon_b.0), vec![]),
-            (format!("/monitors/{}/delete", mon_b.0), vec![]),
-            (format!("/faults/{}/comment", mon_b.1), vec![("text", "乗っ取り"), ("acknowledge", "1")]),
-            (format!("/monitors/probes/{}/delete", mon_b.2), vec![]),
-            ("/monitors/new".into(), vec![("tenant_id", &b.id.to_string()), ("label", "乗っ取り"), ("web_url", "https://x.example/")]),
-            (
-                "/monitors/new-custom".into(),
-                vec![("tenant_id", &b.id.to_string()), ("spec", r#"{"name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}}"#)],
-            ),
-        ] {
-            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, *v)).collect();
+            ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b_id)]),
+        ]
+        .into_iter()
+        .map(|(path, form)| (path, form.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+        .collect();
+        forms.extend(fixtures.iter().flat_map(|f| f.forms.iter().cloned()));
+        for (path, form) in forms {
+            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             form.push(("csrf", &csrf));
             let (status, _, body) = c.post_form(&path, &session, &form).await;
             leaks(&format!("form {path}"), &body);
@@ -239,38 +216,29 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
 
 #[tokio::test]
 async fn every_documented_route_is_served() {
-    each_backend(|c| async move {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let assembly = Assembly::of(&c.state);
         let a = c.tenant("39341", "自分市", "10.66.0.0/24").await;
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let (tok_id, tok) = c.token(op, Role::OperatorAdmin, "op").await;
         let e = Event::new(a.id, mamori_core::time::now_ms() - 1000, EventClass::HTTP_ACTIVITY, "x", "t");
         c.state.bus.publish(vec![e.clone()]).await.unwrap();
         let auth = Auth::Bearer(tok);
-        let mon = monitoring_of(&c, a.id).await;
-        let (probe, probe_token) = {
+        let fixtures = seed_parts(&c, &assembly, a.id).await;
+        let probe_token = {
             let secret = "mmp_probe-token-for-the-route-walk";
-            let p = c
-                .state
+            c.state
                 .store
                 .create_probe(&c.grant.scope(), &mamori_core::Actor::system(), Some(a.id), "walk", &mamori_console::auth::sha256_hex(secret))
                 .await
                 .unwrap();
-            (p, Auth::Bearer(secret.into()))
+            Auth::Bearer(secret.into())
         };
-        let _ = probe;
-        for r in ROUTES.iter().filter(|r| r.method == "GET") {
+        let platform_ids = [("/api/v1/tenants/", a.id.to_string()), ("/api/v1/users/", op.to_string()), ("/api/v1/events/", e.id.to_string())];
+        for r in assembly.routes.iter().filter(|r| r.method == "GET") {
             let path = r
                 .path
-                .replace(
-                    "{id}",
-                    &match (r.tag, monitoring_id(r.path, &mon)) {
-                        (_, Some(id)) => id.to_string(),
-                        ("tenants", _) => a.id.to_string(),
-                        ("users", _) => op.to_string(),
-                        ("events", _) => e.id.to_string(),
-                        _ => tok_id.to_string(),
-                    },
-                )
+                .replace("{id}", &id_for(r.path, &fixtures, &platform_ids, &tok_id.to_string()))
                 .replace("{component}", "retention")
                 .replace("{version}", "1");
             // A lookup without a question is a 400; ask one.
@@ -283,9 +251,14 @@ async fn every_documented_route_is_served() {
         assert_eq!(status, StatusCode::OK);
         let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(doc["openapi"], "3.0.3");
-        for r in ROUTES {
+        for r in &assembly.routes {
             assert!(doc["paths"][r.path][r.method.to_lowercase()].is_object(), "{} {} missing from OpenAPI", r.method, r.path);
+            if let Some(b) = r.body {
+                assert!(doc["components"]["schemas"][b].is_object(), "{} {}: schema {b} missing from OpenAPI", r.method, r.path);
+            }
         }
+        let ops: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(ops, assembly.routes.len(), "no method and path documented twice");
     })
     .await;
 }

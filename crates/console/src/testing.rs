@@ -1,14 +1,15 @@
 //! A console on a fresh store, driven in-process through the router, with helpers to
-//! log in and to read CSRF tokens off pages.
+//! log in and to read CSRF tokens off pages: for the console's tests and for tests of
+//! the assembled site (every component's web part) in the binary's crate.
 
-#![allow(dead_code)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use crate::{AppState, ConsoleConfig, Metrics};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use mamori_bus::Bus;
-use mamori_console::{AppState, ConsoleConfig, Metrics};
 use mamori_core::{Actor, NewTenant, Role, Tenant, TenantId, TokenScope, UserId};
 use mamori_runtime::Registry;
 use mamori_store::CrossTenant;
@@ -28,7 +29,13 @@ pub struct Console {
     pub _dir: tempfile::TempDir,
 }
 
+/// A console with the runtime's own components (no component web parts).
 pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
+    console_with(url, dir, Registry::builtin()).await
+}
+
+/// A console whose site assembles the web parts of `registry`.
+pub async fn console_with(url: &str, dir: tempfile::TempDir, registry: Registry) -> Console {
     let (store, authority) = Store::open(url).await.unwrap();
     let grant = authority.grant("test", "test").await.unwrap();
     let events = EventStore::open(&dir.path().join("events")).unwrap();
@@ -37,18 +44,14 @@ pub async fn console(url: &str, dir: tempfile::TempDir) -> Console {
         vault,
         store,
         bus: Bus::new(events, 64),
-        registry: {
-            let mut r = Registry::builtin();
-            r.add(Arc::new(mamori_monitor::Monitoring::new()));
-            r
-        },
+        registry,
         config: Arc::new(ConsoleConfig { argon2_memory_kib: 64, argon2_iterations: 1, max_body_bytes: 256 * 1024, ..Default::default() }),
         metrics: Arc::new(Metrics::default()),
         version: "test",
-        throttle: Arc::new(mamori_console::auth::LoginThrottle::default()),
+        throttle: Arc::new(crate::auth::LoginThrottle::default()),
         node: mamori_runtime::Node::default(),
     };
-    Console { app: mamori_console::router(state.clone()), state, grant, _dir: dir }
+    Console { app: crate::router(state.clone()), state, grant, _dir: dir }
 }
 
 /// Runs `f` against a console on every backend (SQLite, and PostgreSQL when configured).
@@ -57,12 +60,22 @@ where
     F: Fn(Console) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    each_backend_with(Registry::builtin, f).await
+}
+
+/// Runs `f` against a console assembling `registry()`'s web parts on every backend.
+pub async fn each_backend_with<R, F, Fut>(registry: R, f: F)
+where
+    R: Fn() -> Registry,
+    F: Fn(Console) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let base = tempfile::tempdir().unwrap();
     for (name, url) in mamori_store::testing::backends(base.path()).await {
         eprintln!("backend: {name}");
         let dir = tempfile::tempdir().unwrap();
         let url = if name == "sqlite" { format!("sqlite://{}", dir.path().join("m.db").display()) } else { url };
-        let c = console(&url, dir).await;
+        let c = console_with(&url, dir, registry()).await;
         let store = c.state.store.clone();
         f(c).await;
         store.close().await;
@@ -120,7 +133,7 @@ impl Console {
 
     /// Returns a bearer token of `user` with every scope its role allows.
     pub async fn token(&self, user: UserId, role: Role, name: &str) -> (mamori_core::TokenId, String) {
-        let secret = format!("mmr_{}", mamori_console::auth::random_token(32));
+        let secret = format!("mmr_{}", crate::auth::random_token(32));
         let scopes = TokenScope::ALL.into_iter().filter(|s| role.allows(s.permission())).collect();
         let t = self
             .state
@@ -130,7 +143,7 @@ impl Console {
                 NewToken {
                     user_id: user,
                     name: name.into(),
-                    token_hash: mamori_console::auth::sha256_hex(&secret),
+                    token_hash: crate::auth::sha256_hex(&secret),
                     prefix: secret[..10].into(),
                     scopes,
                     expires_at: mamori_core::time::now_ms() + 86_400_000,
@@ -189,7 +202,7 @@ impl Console {
             let i = page.find("data-secret=\"").unwrap() + 13;
             let secret = page[i..].split('"').next().unwrap().to_string();
             let csrf = csrf_of(&page).unwrap();
-            let code = mamori_console::auth::Totp::from_base32(&secret).unwrap().code_at_step(mamori_console::auth::Totp::step_of(mamori_core::time::now_ms()));
+            let code = crate::auth::Totp::from_base32(&secret).unwrap().code_at_step(crate::auth::Totp::step_of(mamori_core::time::now_ms()));
             let (s, _, _) = self.post_form("/login/enroll", &auth, &[("csrf", &csrf), ("code", &code)]).await;
             assert_eq!(s, StatusCode::SEE_OTHER, "TOTP enrollment of {username}");
         }
@@ -255,7 +268,7 @@ impl Console {
         let i = page.find("data-secret=\"").unwrap() + 13;
         let secret = page[i..].split('"').next().unwrap().to_string();
         let csrf = csrf_of(&page).unwrap();
-        let code = mamori_console::auth::Totp::from_base32(&secret).unwrap().code_at_step(mamori_console::auth::Totp::step_of(mamori_core::time::now_ms()));
+        let code = crate::auth::Totp::from_base32(&secret).unwrap().code_at_step(crate::auth::Totp::step_of(mamori_core::time::now_ms()));
         let (s, _, _) = self.post_form("/login/enroll", &pending, &[("csrf", &csrf), ("code", &code)]).await;
         assert_eq!(s, StatusCode::SEE_OTHER);
         let (_, page) = self.get("/settings", &pending).await;

@@ -43,7 +43,7 @@ pub fn response_chart(points: &[(i64, u32, bool)], from: i64, to: i64, labels: [
             text x="2" y=(h - 12.0) class="label" { "0" }
             @if !line.is_empty() { polyline points=(line.join(" ")) class="rt" {} }
             @for p in points.iter().filter(|p| p.2) {
-                rect x=(format!("{:.1}", x(p.0) - 1.5)) y=(h - 8.0) width="3" height="8" class="down" { title { (crate::pages::when(p.0)) } }
+                rect x=(format!("{:.1}", x(p.0) - 1.5)) y=(h - 8.0) width="3" height="8" class="down" { title { (crate::layout::when(p.0)) } }
             }
             text x=(pad) y=(h + 16.0) class="label" { (labels[0]) }
             text x=(w / 2.0) y=(h + 16.0) class="label" text-anchor="middle" { (labels[1]) }

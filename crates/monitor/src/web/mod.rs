@@ -1,0 +1,200 @@
+//! The monitoring pages and API, the monitor's web part: the status board, a
+//! municipality's standard monitors, one monitor's history, fault records (障害記録)
+//! and remote probes, under `/monitors`, `/faults`, `/api/v1/monitors`,
+//! `/api/v1/faults`, `/api/v1/probes` and the probes' own `/api/v1/probe/*`.
+//!
+//! The handlers read the config store only, so they work on every node that serves
+//! the console, whichever node runs the monitor; a probe may post its results to any
+//! node (they are queued in the store for the node holding the monitor's lease).
+
+mod api;
+mod board;
+mod pages;
+
+pub use board::{BoardRow, MonthUptime};
+
+use axum::Router;
+use axum::routing::{get, post};
+use mamori_core::Permission::{MonitorsRead, MonitorsWrite};
+use mamori_web::api::route;
+use mamori_web::{FixtureCx, FixtureFuture, IsolationFixture, NavEntry, RouteDoc, WebCx, WebPart};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Every API endpoint of the monitor.
+pub const ROUTES: &[RouteDoc] = &[
+    route("GET", "/api/v1/monitors", "monitors", "Status board: monitors in scope with state and 30-day uptime", Some(MonitorsRead), &["tenant"], None),
+    route("POST", "/api/v1/monitors", "monitors", "Create a monitor (operators name tenant_id)", Some(MonitorsWrite), &[], Some("MonitorSpec")),
+    route(
+        "POST",
+        "/api/v1/monitors/standard",
+        "monitors",
+        "Create a municipality's standard monitors (web, mail relay, proxy, DNS)",
+        Some(MonitorsWrite),
+        &[],
+        Some("StandardSet"),
+    ),
+    route("GET", "/api/v1/monitors/{id}", "monitors", "Get a monitor and its state", Some(MonitorsRead), &[], None),
+    route(
+        "PUT",
+        "/api/v1/monitors/{id}",
+        "monitors",
+        "Replace a monitor's settings (a masked password keeps the stored one)",
+        Some(MonitorsWrite),
+        &[],
+        Some("MonitorSpec"),
+    ),
+    route("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None),
+    route("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None),
+    route("GET", "/api/v1/monitors/{id}/uptime", "monitors", "Availability per month (Japan time)", Some(MonitorsRead), &["months"], None),
+    route(
+        "GET",
+        "/api/v1/faults",
+        "monitors",
+        "Fault records (障害記録), newest first",
+        Some(MonitorsRead),
+        &["tenant", "monitor", "open", "from", "to", "limit"],
+        None,
+    ),
+    route("GET", "/api/v1/faults/{id}", "monitors", "A fault record with timeline and notifications", Some(MonitorsRead), &[], None),
+    route("POST", "/api/v1/faults/{id}/comments", "monitors", "Comment on (or acknowledge) a fault", Some(MonitorsWrite), &[], Some("FaultComment")),
+    route("GET", "/api/v1/probes", "monitors", "Remote probes in scope", Some(MonitorsRead), &[], None),
+    route("POST", "/api/v1/probes", "monitors", "Register a remote probe (its token is returned once)", Some(MonitorsWrite), &[], Some("NewProbe")),
+    route("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None),
+    route("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None),
+    route("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults")),
+];
+
+/// Every page of the monitor (GET).
+pub const PAGES: &[&str] = &["/monitors", "/monitors/new", "/monitors/new-custom", "/monitors/probes", "/monitors/{id}", "/faults", "/faults/{id}"];
+
+const NAV: &[NavEntry] =
+    &[NavEntry::new("/monitors", "サービス監視", "Monitoring", 20).needs(MonitorsRead), NavEntry::new("/faults", "障害記録", "Faults", 21).needs(MonitorsRead)];
+
+/// Returns the monitor's web part.
+pub fn part(cx: &WebCx) -> WebPart {
+    let router = Router::new()
+        .route("/monitors", get(pages::list))
+        .route("/monitors/new", get(pages::new_form).post(pages::create_set))
+        .route("/monitors/new-custom", get(pages::custom_new).post(pages::custom_create))
+        .route("/monitors/probes", get(pages::probes).post(pages::create_probe))
+        .route("/monitors/probes/{id}/delete", post(pages::delete_probe))
+        .route("/monitors/{id}", get(pages::show).post(pages::update))
+        .route("/monitors/{id}/toggle", post(pages::toggle))
+        .route("/monitors/{id}/delete", post(pages::delete))
+        .route("/faults", get(pages::faults))
+        .route("/faults/{id}", get(pages::fault))
+        .route("/faults/{id}/comment", post(pages::comment))
+        .route("/api/v1/monitors", get(api::list).post(api::create))
+        .route("/api/v1/monitors/standard", post(api::create_standard_set))
+        .route("/api/v1/monitors/{id}", get(api::get).put(api::update).delete(api::delete))
+        .route("/api/v1/monitors/{id}/results", get(api::results))
+        .route("/api/v1/monitors/{id}/uptime", get(api::uptime))
+        .route("/api/v1/faults", get(api::faults))
+        .route("/api/v1/faults/{id}", get(api::fault))
+        .route("/api/v1/faults/{id}/comments", post(api::comment))
+        .route("/api/v1/probes", get(api::probes).post(api::create_probe))
+        .route("/api/v1/probes/{id}", axum::routing::delete(api::delete_probe))
+        .route("/api/v1/probe/monitors", get(api::probe_monitors))
+        .route("/api/v1/probe/results", post(api::probe_results))
+        .with_state(cx.store.clone());
+    WebPart::new("monitor", router).api(ROUTES).pages(PAGES).nav(NAV).schemas(schemas()).fixture(Arc::new(Fixture))
+}
+
+fn schemas() -> serde_json::Value {
+    let string = json!({"type": "string"});
+    json!({
+        "MonitorSpec": {"type": "object", "required": ["name", "check"], "description": "A monitor: name, check {type: http|smtp|proxy|dns|ldap|tcp|icmp, …}, interval_secs (10-86400, default 60), timeout_secs (default 10), retries (default 2), retry_interval_secs (default 20), depends_on, probe, enabled, maintenance [{kind: once|weekly, …}]; operators add tenant_id",
+            "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "name": string, "check": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["http", "smtp", "proxy", "dns", "ldap", "tcp", "icmp"]}}, "additionalProperties": true},
+                "interval_secs": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}, "retry_interval_secs": {"type": "integer"},
+                "depends_on": {"type": "string", "format": "uuid"}, "probe": {"type": "string", "format": "uuid"}, "enabled": {"type": "boolean"}, "maintenance": {"type": "array", "items": {"type": "object"}}}},
+        "StandardSet": {"type": "object", "required": ["label"], "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "label": string, "web_url": string, "web_keyword": string, "mail_relay": string, "proxy": string, "proxy_test_url": string, "dns_zone": string, "dns_servers": string, "ca_pem": string, "interval_secs": {"type": "integer"}}},
+        "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
+        "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
+        "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}}
+    })
+}
+
+/// The monitor's share of the isolation walk: a monitor, an open fault and a probe of
+/// the tenant, all marked, and bodies and forms aimed at them.
+struct Fixture;
+
+const MARKER_MONITOR: &str = "MARKERB 公式サイト";
+const MARKER_PROBE: &str = "marker-b-probe";
+
+impl IsolationFixture for Fixture {
+    fn seed<'a>(&'a self, cx: FixtureCx<'a>) -> FixtureFuture<'a, Result<mamori_web::Fixture, String>> {
+        Box::pin(async move {
+            let system = mamori_core::Actor::system();
+            let spec: mamori_core::monitor::MonitorSpec =
+                serde_json::from_value(json!({"name": MARKER_MONITOR, "check": {"type": "http", "url": "https://www.marker-b.example.lg.jp/"}}))
+                    .map_err(|e| e.to_string())?;
+            let m = cx.store.create_monitor(&cx.grant.scope(), &system, cx.tenant, spec).await.map_err(|e| e.to_string())?;
+            let f = mamori_core::monitor::Fault {
+                id: mamori_core::monitor::FaultId::new(),
+                tenant: cx.tenant,
+                monitor: m.id,
+                monitor_name: MARKER_MONITOR.into(),
+                opened_at: mamori_core::time::now_ms() - 60_000,
+                closed_at: None,
+                cause: mamori_core::monitor::Reason::new("connect_refused", "MARKERB 拒否", "refused"),
+                acknowledged_by: None,
+                timeline: vec![],
+                notifications: vec![],
+            };
+            cx.store.open_fault(cx.grant, &f).await.map_err(|e| e.to_string())?;
+            let p = cx.store.create_probe(&cx.grant.scope(), &system, Some(cx.tenant), MARKER_PROBE, "hash-of-marker-b").await.map_err(|e| e.to_string())?;
+            let (m, f, p, t) = (m.id.to_string(), f.id.to_string(), p.id.to_string(), cx.tenant.to_string());
+            let takeover = json!({"tenant_id": t, "name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}});
+            let takeover_text = takeover.to_string();
+            let form = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+            Ok(mamori_web::Fixture {
+                markers: vec![MARKER_MONITOR.into(), MARKER_PROBE.into(), "marker-b.example.lg.jp".into()],
+                ids: vec![
+                    ("/api/v1/monitors/".into(), m.clone()),
+                    ("/api/v1/faults/".into(), f.clone()),
+                    ("/api/v1/probes/".into(), p.clone()),
+                    ("/monitors/".into(), m.clone()),
+                    ("/faults/".into(), f.clone()),
+                ],
+                bodies: vec![
+                    ("POST", "/api/v1/monitors", takeover.clone()),
+                    ("PUT", "/api/v1/monitors/{id}", takeover),
+                    ("POST", "/api/v1/monitors/standard", json!({"tenant_id": t, "label": "乗っ取り", "web_url": "https://x.example/"})),
+                    ("POST", "/api/v1/faults/{id}/comments", json!({"text": "乗っ取り", "acknowledge": true})),
+                    ("POST", "/api/v1/probes", json!({"name": "乗っ取り", "tenant_id": t})),
+                    ("POST", "/api/v1/probe/results", json!([])),
+                ],
+                pages: vec![
+                    ("/monitors", vec!["/monitors".into(), format!("/monitors?tenant={t}"), "/monitors?status=unknown".into()]),
+                    ("/monitors/{id}", vec![format!("/monitors/{m}"), format!("/monitors/{m}?hours=168")]),
+                    ("/faults", vec!["/faults".into(), format!("/faults?tenant={t}"), "/faults?open=1".into()]),
+                    ("/faults/{id}", vec![format!("/faults/{f}")]),
+                ],
+                forms: vec![
+                    (format!("/monitors/{m}"), form(&[("spec", &takeover_text)])),
+                    (format!("/monitors/{m}/toggle"), vec![]),
+                    (format!("/monitors/{m}/delete"), vec![]),
+                    (format!("/faults/{f}/comment"), form(&[("text", "乗っ取り"), ("acknowledge", "1")])),
+                    (format!("/monitors/probes/{p}/delete"), vec![]),
+                    ("/monitors/new".into(), form(&[("tenant_id", &t), ("label", "乗っ取り"), ("web_url", "https://x.example/")])),
+                    ("/monitors/new-custom".into(), form(&[("tenant_id", &t), ("spec", &takeover_text)])),
+                ],
+            })
+        })
+    }
+
+    fn snapshot<'a>(&'a self, cx: FixtureCx<'a>) -> FixtureFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let scope = cx.grant.scope();
+            let monitors = cx.store.list_monitors(&scope, Some(cx.tenant)).await.map_err(|e| e.to_string())?;
+            let filter = mamori_store::FaultFilter { tenant: Some(cx.tenant), ..Default::default() };
+            let mut faults = Vec::new();
+            for f in cx.store.list_faults(&scope, &filter).await.map_err(|e| e.to_string())? {
+                faults.push(cx.store.get_fault(&scope, f.id).await.map_err(|e| e.to_string())?);
+            }
+            let probes = cx.store.list_probes(&cx.grant.tenant(cx.tenant)).await.map_err(|e| e.to_string())?;
+            Ok(format!("{monitors:?}|{faults:?}|{probes:?}"))
+        })
+    }
+}
