@@ -18,6 +18,7 @@
 pub mod api;
 pub mod auth;
 mod error;
+mod extract;
 mod i18n;
 pub mod layout;
 pub mod part;
@@ -27,6 +28,7 @@ pub mod svg;
 pub use api::{ApiResult, RouteDoc};
 pub use auth::{ApiAuth, Authed, ClientIp, PageAuth};
 pub use error::AppError;
+pub use extract::{BadInput, Form, Path, Query};
 pub use i18n::Lang;
 pub use layout::NavEntry;
 pub use part::{Fixture, FixtureCx, FixtureFuture, IsolationFixture, Site, WebCx, WebPart};

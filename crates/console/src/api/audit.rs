@@ -4,8 +4,9 @@ use super::{ApiResult, ok};
 use crate::auth::ApiAuth;
 use crate::pages::AuditQuery;
 use crate::{AppError, AppState};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use mamori_core::Permission;
+use mamori_web::Query;
 use serde::Deserialize;
 use serde_json::json;
 

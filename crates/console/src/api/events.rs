@@ -7,8 +7,9 @@ use crate::auth::ApiAuth;
 use crate::pages::SearchParams;
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use mamori_core::{Event, Permission, Problem, Problems};
+use mamori_web::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

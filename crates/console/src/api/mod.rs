@@ -31,7 +31,7 @@ use serde_json::json;
 
 pub use mamori_web::RouteDoc;
 use mamori_web::api::route as r;
-pub use mamori_web::api::{ApiResult, body, created, ok};
+pub use mamori_web::api::{ApiResult, body, created, from_doc, ok, patch_doc, replace_doc};
 
 use Permission::*;
 
@@ -79,7 +79,24 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r("POST", "/api/v1/tenants/import", "tenants", "Import tenants from CSV (all or nothing)", Some(TenantsWrite), &[], Some("CsvText")),
     r("GET", "/api/v1/tenants/{id}", "tenants", "Get a tenant", Some(TenantsRead), &[], None),
-    r("PUT", "/api/v1/tenants/{id}", "tenants", "Replace a tenant's fields", Some(TenantsWrite), &[], Some("NewTenant")),
+    r(
+        "PUT",
+        "/api/v1/tenants/{id}",
+        "tenants",
+        "Replace a tenant's fields (every field; use PATCH to change some)",
+        Some(TenantsWrite),
+        &[],
+        Some("NewTenant"),
+    ),
+    r(
+        "PATCH",
+        "/api/v1/tenants/{id}",
+        "tenants",
+        "Change some of a tenant's fields (JSON merge patch; the others stay)",
+        Some(TenantsWrite),
+        &[],
+        Some("TenantPatch"),
+    ),
     r("DELETE", "/api/v1/tenants/{id}", "tenants", "Delete a tenant without accounts", Some(TenantsWrite), &[], None),
     r(
         "PUT",
@@ -213,7 +230,16 @@ pub const ROUTES: &[RouteDoc] = &[
     r("POST", "/api/v1/tokens", "account", "Create an API token (the secret is returned once)", None, &[], Some("NewToken")),
     r("DELETE", "/api/v1/tokens/{id}", "account", "Revoke an API token", None, &[], None),
     r("GET", "/api/v1/settings/auth", "settings", "Login and session settings", Some(SettingsWrite), &[], None),
-    r("PUT", "/api/v1/settings/auth", "settings", "Change login and session settings", Some(SettingsWrite), &[], Some("AuthSettings")),
+    r("PUT", "/api/v1/settings/auth", "settings", "Replace the login and session settings (every field)", Some(SettingsWrite), &[], Some("AuthSettings")),
+    r(
+        "PATCH",
+        "/api/v1/settings/auth",
+        "settings",
+        "Change some login and session settings (JSON merge patch; the others stay)",
+        Some(SettingsWrite),
+        &[],
+        Some("AuthSettingsPatch"),
+    ),
 ];
 
 /// Builds the console's own API router (`/api/openapi.json` is added with the parts').
@@ -224,7 +250,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/tenants/export", get(tenants::export))
         .route("/api/v1/tenants/import", post(tenants::import))
-        .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update).delete(tenants::delete))
+        .route("/api/v1/tenants/{id}", get(tenants::get).put(tenants::update).patch(tenants::patch).delete(tenants::delete))
         .route("/api/v1/tenants/{id}/contacts", put(tenants::contacts))
         .route("/api/v1/secrets", get(secrets::list).put(secrets::put).delete(secrets::delete))
         .route("/api/v1/segments", get(segments::list))
@@ -255,7 +281,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/approvals", get(policies::approvals))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/api/v1/settings/auth", get(settings_get).put(settings_put))
+        .route("/api/v1/settings/auth", get(settings_get).put(settings_put).patch(settings_patch))
 }
 
 async fn me(ApiAuth(a): ApiAuth) -> ApiResult {
@@ -272,9 +298,21 @@ async fn settings_get(State(state): State<AppState>, ApiAuth(a): ApiAuth) -> Api
     ok(json!(state.auth_settings().await))
 }
 
+/// PUT replaces every field (an omitted one is an error, never reset to its default).
 async fn settings_put(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: axum::body::Bytes) -> ApiResult {
     a.require(SettingsWrite)?;
-    let s: crate::AuthSettings = body(&bytes)?;
+    let current = json!(state.auth_settings().await);
+    save_settings(&state, &a, from_doc(replace_doc(&current, &bytes, &[])?)?).await
+}
+
+/// PATCH changes the fields it names (a JSON merge patch).
+async fn settings_patch(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: axum::body::Bytes) -> ApiResult {
+    a.require(SettingsWrite)?;
+    let current = json!(state.auth_settings().await);
+    save_settings(&state, &a, from_doc(patch_doc(current, &bytes)?)?).await
+}
+
+async fn save_settings(state: &AppState, a: &crate::auth::Authed, s: crate::AuthSettings) -> ApiResult {
     s.check()?;
     state.store.put_setting(&a.principal.scope(), &a.principal.actor(), "auth", &json!(s)).await?;
     ok(json!(s))

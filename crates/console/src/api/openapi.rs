@@ -44,6 +44,8 @@ fn schemas() -> Value {
         "PolicyDocument": {"type": "object", "additionalProperties": true},
         "NewToken": {"type": "object", "required": ["name", "scopes"], "properties": {"name": string, "days": {"type": "integer", "minimum": 1, "maximum": 400},
             "scopes": {"type": "array", "items": {"type": "string", "enum": mamori_core::TokenScope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}}}},
+        "AuthSettingsPatch": {"type": "object", "description": "JSON merge patch (RFC 7396) of AuthSettings: the fields named change, the others stay", "additionalProperties": true},
+        "TenantPatch": {"type": "object", "description": "JSON merge patch (RFC 7396) of a NewTenant: the fields named change, the others stay", "additionalProperties": true},
         "AuthSettings": {"type": "object", "properties": {"lockout_threshold": {"type": "integer"}, "lockout_minutes": {"type": "integer"}, "session_idle_minutes": {"type": "integer"}, "session_max_hours": {"type": "integer"}, "password_min_length": {"type": "integer"}, "totp_tenant_admins": {"type": "boolean", "description": "tenant admins must use TOTP (default true)"}, "totp_tenant_users": {"type": "boolean", "description": "tenant users must use TOTP (default false)"}}},
         "PolicyApproval": {"type": "object", "required": ["required"], "properties": {"required": {"type": "boolean"}}},
         "PolicyDecision": {"type": "object", "properties": {"note": {"type": "string", "maxLength": 1000, "description": "why; required to reject"}}},

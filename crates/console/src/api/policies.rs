@@ -4,8 +4,9 @@ use super::{ApiResult, body, ok};
 use crate::auth::{ApiAuth, Authed};
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use mamori_core::{Permission, Problem, TenantId};
+use mamori_web::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

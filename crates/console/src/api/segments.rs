@@ -8,8 +8,9 @@ use crate::auth::ApiAuth;
 use crate::pages::{Lookup, resolve_lookup, tenant_directory};
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use mamori_core::{Permission, Segment, SegmentName};
+use mamori_web::{Path, Query};
 use serde::Deserialize;
 use serde_json::json;
 

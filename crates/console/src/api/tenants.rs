@@ -2,12 +2,13 @@
 //!
 //! Requirements: see `pages::tenants` (F05, F17, F21, F30–F51).
 
-use super::{ApiResult, body, created, ok};
+use super::{ApiResult, body, created, from_doc, ok, patch_doc, replace_doc};
 use crate::auth::ApiAuth;
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use mamori_core::{Contact, NewTenant, Permission, TenantId};
+use mamori_web::Path;
 use serde_json::json;
 
 fn id(s: &str) -> Result<TenantId, AppError> {
@@ -31,10 +32,27 @@ pub async fn get(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): 
     ok(json!(state.store.get_tenant(&a.principal.scope(), id(&tid)?).await?.ok_or(AppError::NotFound)?))
 }
 
+/// PUT: every field of the tenant (an omitted one is an error, not a reset).
 pub async fn update(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>, bytes: Bytes) -> ApiResult {
     a.require(Permission::TenantsWrite)?;
-    let input: NewTenant = body(&bytes)?;
-    ok(json!(state.store.update_tenant(&a.principal.scope(), &a.principal.actor(), id(&tid)?, input.check()?).await?))
+    let (tid, current) = current_input(&state, &a, &tid).await?;
+    let input: NewTenant = from_doc(replace_doc(&current, &bytes, &[])?)?;
+    ok(json!(state.store.update_tenant(&a.principal.scope(), &a.principal.actor(), tid, input.check()?).await?))
+}
+
+/// PATCH: the fields named change, the others stay (JSON merge patch).
+pub async fn patch(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::TenantsWrite)?;
+    let (tid, current) = current_input(&state, &a, &tid).await?;
+    let input: NewTenant = from_doc(patch_doc(current, &bytes)?)?;
+    ok(json!(state.store.update_tenant(&a.principal.scope(), &a.principal.actor(), tid, input.check()?).await?))
+}
+
+/// The tenant in scope as the document PUT and PATCH start from.
+async fn current_input(state: &AppState, a: &crate::auth::Authed, tid: &str) -> Result<(TenantId, serde_json::Value), AppError> {
+    let tid = id(tid)?;
+    let t = state.store.get_tenant(&a.principal.scope(), tid).await?.ok_or(AppError::NotFound)?;
+    Ok((tid, json!(t.to_input())))
 }
 
 pub async fn delete(State(state): State<AppState>, ApiAuth(a): ApiAuth, Path(tid): Path<String>) -> ApiResult {

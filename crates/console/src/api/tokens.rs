@@ -4,8 +4,9 @@ use super::{ApiResult, body, created, ok};
 use crate::auth::ApiAuth;
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use mamori_core::TokenScope;
+use mamori_web::Path;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -4,9 +4,10 @@ use super::{ApiResult, body, created, ok};
 use crate::auth::{ApiAuth, Authed, random_token};
 use crate::{AppError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use mamori_core::{Permission, Problem, Role, TenantId, UserId};
 use mamori_store::{NewUser, User, UserFilter, UserPatch};
+use mamori_web::{Path, Query};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,7 +22,7 @@ pub struct ListQuery {
 
 pub async fn list(State(state): State<AppState>, ApiAuth(a): ApiAuth, Query(q): Query<ListQuery>) -> ApiResult {
     a.require(Permission::UsersRead)?;
-    let filter = UserFilter { tenant: q.tenant.as_deref().and_then(|t| t.parse().ok()) };
+    let filter = UserFilter { tenant: mamori_web::api::tenant_param("tenant", q.tenant.as_deref())? };
     ok(json!(state.store.list_users(&a.principal.scope(), &filter).await?))
 }
 

@@ -9,10 +9,10 @@ use super::{layout, page_result, problems, see_other, when};
 use crate::api::PendingChange;
 use crate::auth::{Authed, PageAuth};
 use crate::{AppError, AppState};
-use axum::Form;
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Permission, Tenant};
+use mamori_web::Form;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -132,7 +132,7 @@ pub struct Done {
 }
 
 /// GET /approvals (`?done=approved|rejected` after a decision)
-pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, axum::extract::Query(q): axum::extract::Query<Done>) -> Response {
+pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, mamori_web::Query(q): mamori_web::Query<Done>) -> Response {
     let l = a.lang;
     let note = match q.done.as_deref() {
         Some("approved") => Some(l.t(

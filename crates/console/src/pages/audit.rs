@@ -3,10 +3,11 @@
 use super::{layout, page_result, when};
 use crate::auth::PageAuth;
 use crate::{AppError, AppState};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::Permission;
 use mamori_store::AuditFilter;
+use mamori_web::Query;
 use maud::html;
 use serde::Deserialize;
 
@@ -40,7 +41,7 @@ impl AuditQuery {
             }
         };
         Ok(AuditFilter {
-            tenant: self.tenant.as_deref().and_then(|t| t.parse().ok()),
+            tenant: mamori_web::api::tenant_param("tenant", self.tenant.as_deref())?,
             actor: self.actor.clone().filter(|s| !s.trim().is_empty()),
             action: self.action.clone().filter(|s| !s.trim().is_empty()),
             from_ms: time("from", &self.from)?,

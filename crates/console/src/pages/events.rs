@@ -7,10 +7,11 @@
 use super::{layout, page_result, when};
 use crate::auth::PageAuth;
 use crate::{AppError, AppState, Lang};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Disposition, EventClass, Permission, Problem, Problems, Severity, TenantId};
 use mamori_store::events::{EventQuery, FieldFilter};
+use mamori_web::{Path, Query};
 use maud::html;
 use serde::Deserialize;
 

@@ -7,12 +7,12 @@
 use super::{bare, see_other};
 use crate::auth::{self, Totp, check_password_policy, random_token, session_cookie, sha256_hex};
 use crate::{AppError, AppState, Lang};
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use mamori_core::{Event, EventClass, Severity, TenantId};
 use mamori_store::{LoginRecord, NewSession, Session, SessionStage};
+use mamori_web::Form;
 use maud::{PreEscaped, html};
 use serde::Deserialize;
 

@@ -104,7 +104,7 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes", get(nodes::page))
 }
 
-async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Response {
+async fn set_lang(mamori_web::Path(code): mamori_web::Path<String>, headers: axum::http::HeaderMap) -> Response {
     let lang = Lang::parse(&code).unwrap_or_default();
     // Go back where the person was, but only within this site.
     let back = headers

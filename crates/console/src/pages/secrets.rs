@@ -8,11 +8,11 @@ use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::api::secret_tenant;
 use crate::auth::{Authed, PageAuth};
 use crate::{AppError, AppState};
-use axum::Form;
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Permission, Role};
 use mamori_vault::SecretKind;
+use mamori_web::Form;
 use maud::{Markup, html};
 use zeroize::Zeroizing;
 

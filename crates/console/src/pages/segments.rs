@@ -7,10 +7,11 @@
 use super::{Pairs, field, layout, page_result, problems, see_other};
 use crate::auth::{Authed, PageAuth};
 use crate::{AppError, AppState, Lang};
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Permission, Segment, SegmentName, TenantDirectory, Zone};
+use mamori_web::Form;
+use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 

@@ -4,10 +4,11 @@
 use super::{layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth, check_password_policy};
 use crate::{AppError, AppState, AuthSettings};
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Permission, Problem, TenantId, TokenScope};
+use mamori_web::Form;
+use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;

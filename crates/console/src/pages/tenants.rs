@@ -7,11 +7,12 @@
 use super::{Pairs, field, layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth};
 use crate::{AppError, AppState, Lang};
-use axum::Form;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use mamori_core::{Contact, NewTenant, Permission, SeparationModel, Tenant, TenantId, TenantKind, catalog};
+use mamori_web::Form;
+use mamori_web::Path;
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ fn check_csrf(a: &Authed, pairs: &Pairs) -> Result<(), AppError> {
 }
 
 /// GET /tenants
-pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>) -> Response {
+pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, mamori_web::Query(q): mamori_web::Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::TenantsRead)?;

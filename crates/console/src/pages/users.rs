@@ -3,11 +3,12 @@
 use super::{layout, page_result, problems, see_other, when};
 use crate::auth::{Authed, PageAuth, random_token};
 use crate::{AppError, AppState, Lang};
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Permission, Reach, Role, Tenant, TenantId, UserId};
 use mamori_store::{NewUser, User, UserFilter, UserPatch};
+use mamori_web::Form;
+use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use serde::Deserialize;
 

@@ -157,3 +157,65 @@ impl Pair for (StatusCode, axum::http::HeaderMap, String) {
         (self.0, self.2)
     }
 }
+
+/// Issue 9: a bad query or path parameter is a JSON error naming it (never axum's
+/// plain-text 400, never silently ignored), and PUT never resets what it omits.
+#[tokio::test]
+async fn bad_parameters_are_json_errors_and_put_never_resets_omitted_fields() {
+    each_backend(|c| async move {
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let (_, token) = c.token(op, Role::OperatorAdmin, "op").await;
+        let auth = Auth::Bearer(token);
+        for path in [
+            "/api/v1/audit?limit=many",
+            "/api/v1/audit?before=yesterday",
+            "/api/v1/events?limit=abc",
+            "/api/v1/users?tenant=not-a-tenant",
+            "/api/v1/audit?tenant=not-a-tenant",
+            "/api/v1/policies/retention/versions/x/approve",
+        ] {
+            let method = if path.ends_with("approve") { "POST" } else { "GET" };
+            let (status, body) = c.api(method, path, &auth, None).await;
+            assert!(status.is_client_error(), "{path}: {status}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path} answered no JSON: {body}"));
+            assert!(v["error"].is_string() && v["message_ja"].is_string(), "{path}: {body}");
+        }
+        // The same on a page: an error page in Japanese, not plain text.
+        let s = c.login_operator_bypass(op).await;
+        let (status, page) = c.get("/audit?before=yesterday", &s).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("URL のパラメータが正しくありません"), "{page}");
+
+        // PUT with a partial body is refused and changes nothing…
+        let (status, _) = c.api("PATCH", "/api/v1/settings/auth", &auth, Some(json!({"lockout_minutes": 45}))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = c.api("PUT", "/api/v1/settings/auth", &auth, Some(json!({"lockout_threshold": 7}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("missing_fields") && body.contains("lockout_minutes"), "{body}");
+        let (_, body) = c.api("GET", "/api/v1/settings/auth", &auth, None).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["lockout_threshold"].as_i64(), v["lockout_minutes"].as_i64()), (Some(5), Some(45)), "{body}");
+        // …a PATCH changes only what it names, and a full PUT replaces everything.
+        let (status, _) = c.api("PATCH", "/api/v1/settings/auth", &auth, Some(json!({"lockout_threshold": 7}))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, body) = c.api("GET", "/api/v1/settings/auth", &auth, None).await;
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["lockout_threshold"].as_i64(), v["lockout_minutes"].as_i64()), (Some(7), Some(45)), "{body}");
+        v["session_idle_minutes"] = json!(60);
+        let (status, body) = c.api("PUT", "/api/v1/settings/auth", &auth, Some(v)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // A tenant: PUT without its ranges is refused; PATCH of the name keeps them.
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let path = format!("/api/v1/tenants/{}", t.id);
+        let (status, body) = c.api("PUT", &path, &auth, Some(json!({"code": t.code.to_string(), "name": "新市", "kana": "シンシ", "kind": "city"}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("network_ranges"), "{body}");
+        let (status, body) = c.api("PATCH", &path, &auth, Some(json!({"name": "新市"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let after = c.state.store.get_tenant(&c.grant.scope(), t.id).await.unwrap().unwrap();
+        assert_eq!(after.name, "新市");
+        assert_eq!(after.network_ranges, t.network_ranges, "the ranges stay");
+    })
+    .await;
+}

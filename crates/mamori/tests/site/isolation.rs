@@ -121,6 +121,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             let path = if r.query.contains(&"tenant") { format!("{path}?tenant={}", b.id) } else { path };
             let path = if r.query.contains(&"version") { format!("{path}&version=1") } else { path };
             let body = match (r.method, r.path) {
+                ("PATCH", "/api/v1/tenants/{id}") => Some(json!({"name": "乗っ取り"})),
+                ("PATCH", "/api/v1/settings/auth") => Some(json!({"lockout_threshold": 20})),
                 ("POST", "/api/v1/tenants") | ("PUT", "/api/v1/tenants/{id}") => {
                     Some(json!({"code": b.code.to_string(), "name": "乗っ取り", "kana": "ノットリ", "kind": "town"}))
                 }

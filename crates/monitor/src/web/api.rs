@@ -5,16 +5,17 @@
 
 use super::board::{board, create_standard, monthly_uptime, read_spec, read_standard, target_tenant};
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use mamori_core::monitor::{CheckResult, FaultId, MonitorId, ProbeId, Reason, Status};
 use mamori_core::{Permission, TenantId};
 use mamori_store::Store;
 use mamori_store::{FaultFilter, Probe};
-use mamori_web::api::{ApiResult, body, created, ok};
+use mamori_web::api::{ApiResult, body, created, int_param, ok, patch_doc, replace_doc, tenant_param};
 use mamori_web::auth::{client_ip, random_token, sha256_hex};
 use mamori_web::{ApiAuth, AppError, Authed};
+use mamori_web::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ fn monitor_id(s: &str) -> Result<MonitorId, AppError> {
 }
 
 fn tenant_filter(q: &HashMap<String, String>) -> Result<Option<TenantId>, AppError> {
-    q.get("tenant").filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| AppError::NotFound)).transpose()
+    tenant_param("tenant", q.get("tenant").map(String::as_str))
 }
 
 pub async fn list(State(store): State<Store>, ApiAuth(a): ApiAuth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
@@ -58,10 +59,31 @@ pub async fn get(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path
     ok(json!({"monitor": mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }, "state": st}))
 }
 
+/// PUT: every field of the monitor (an omitted one is an error, not a reset; a masked
+/// password keeps the stored one).
 pub async fn update(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
     a.require(Permission::MonitorsWrite)?;
-    let (_, spec) = read_spec(body(&bytes)?)?;
-    let m = store.update_monitor(&a.principal.scope(), &a.principal.actor(), monitor_id(&id)?, spec).await?;
+    let (id, current) = current_spec(&store, &a, &id).await?;
+    let (_, spec) = read_spec(replace_doc(&current, &bytes, &["platform_targets"])?)?;
+    save(&store, &a, id, spec).await
+}
+
+/// PATCH: the fields named change, the others stay (JSON merge patch).
+pub async fn patch(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+    a.require(Permission::MonitorsWrite)?;
+    let (id, current) = current_spec(&store, &a, &id).await?;
+    let (_, spec) = read_spec(patch_doc(current, &bytes)?)?;
+    save(&store, &a, id, spec).await
+}
+
+/// The monitor in scope as the document PUT and PATCH start from (secrets masked).
+async fn current_spec(store: &Store, a: &Authed, id: &str) -> Result<(MonitorId, Value), AppError> {
+    let m = store.get_monitor(&a.principal.scope(), monitor_id(id)?).await?;
+    Ok((m.id, json!(m.spec.redacted())))
+}
+
+async fn save(store: &Store, a: &Authed, id: MonitorId, spec: mamori_core::monitor::MonitorSpec) -> ApiResult {
+    let m = store.update_monitor(&a.principal.scope(), &a.principal.actor(), id, spec).await?;
     ok(json!(mamori_core::monitor::Monitor { spec: m.spec.redacted(), ..m }))
 }
 
@@ -85,7 +107,7 @@ pub async fn results(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): 
     let now = mamori_core::time::now_ms();
     let to = time_param(&q, "to")?.unwrap_or(now + 1);
     let from = time_param(&q, "from")?.unwrap_or(to - 86_400_000);
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1440);
+    let limit = int_param(q.get("limit").map(String::as_str), "limit", 1440, 1..=20_000)?;
     ok(json!(store.monitor_results(&a.principal.scope(), monitor_id(&id)?, from, to, limit).await?))
 }
 
@@ -93,7 +115,7 @@ pub async fn uptime(State(store): State<Store>, ApiAuth(a): ApiAuth, Path(id): P
     a.require(Permission::MonitorsRead)?;
     let scope = a.principal.scope();
     let m = store.get_monitor(&scope, monitor_id(&id)?).await?;
-    let months = q.get("months").and_then(|l| l.parse().ok()).unwrap_or(6).clamp(1, 24);
+    let months = int_param(q.get("months").map(String::as_str), "months", 6, 1..=24)? as i32;
     ok(json!(monthly_uptime(&store, &scope, &m, months).await?))
 }
 
@@ -105,7 +127,7 @@ pub fn fault_filter(q: &HashMap<String, String>) -> Result<FaultFilter, AppError
         open_only: q.get("open").is_some_and(|v| v == "true" || v == "1"),
         from_ms: time_param(q, "from")?,
         to_ms: time_param(q, "to")?,
-        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        limit: q.get("limit").filter(|l| !l.is_empty()).map(|l| int_param(Some(l), "limit", 100, 1..=10_000)).transpose()?,
     })
 }
 

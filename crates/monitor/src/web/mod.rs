@@ -39,10 +39,19 @@ pub const ROUTES: &[RouteDoc] = &[
         "PUT",
         "/api/v1/monitors/{id}",
         "monitors",
-        "Replace a monitor's settings (a masked password keeps the stored one)",
+        "Replace a monitor's settings, every field (a masked password keeps the stored one; use PATCH to change some)",
         Some(MonitorsWrite),
         &[],
         Some("MonitorSpec"),
+    ),
+    route(
+        "PATCH",
+        "/api/v1/monitors/{id}",
+        "monitors",
+        "Change some of a monitor's settings (JSON merge patch; the others stay)",
+        Some(MonitorsWrite),
+        &[],
+        Some("MonitorPatch"),
     ),
     route("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None),
     route("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None),
@@ -87,7 +96,7 @@ pub fn part(cx: &WebCx) -> WebPart {
         .route("/faults/{id}/comment", post(pages::comment))
         .route("/api/v1/monitors", get(api::list).post(api::create))
         .route("/api/v1/monitors/standard", post(api::create_standard_set))
-        .route("/api/v1/monitors/{id}", get(api::get).put(api::update).delete(api::delete))
+        .route("/api/v1/monitors/{id}", get(api::get).put(api::update).patch(api::patch).delete(api::delete))
         .route("/api/v1/monitors/{id}/results", get(api::results))
         .route("/api/v1/monitors/{id}/uptime", get(api::uptime))
         .route("/api/v1/faults", get(api::faults))
@@ -108,6 +117,7 @@ fn schemas() -> serde_json::Value {
             "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "name": string, "check": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["http", "smtp", "proxy", "dns", "ldap", "tcp", "icmp"]}}, "additionalProperties": true},
                 "interval_secs": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}, "retry_interval_secs": {"type": "integer"},
                 "depends_on": {"type": "string", "format": "uuid"}, "probe": {"type": "string", "format": "uuid"}, "enabled": {"type": "boolean"}, "maintenance": {"type": "array", "items": {"type": "object"}}}},
+        "MonitorPatch": {"type": "object", "description": "JSON merge patch (RFC 7396) of a MonitorSpec: the fields named change, null removes an optional one", "additionalProperties": true},
         "StandardSet": {"type": "object", "required": ["label"], "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "label": string, "web_url": string, "web_keyword": string, "mail_relay": string, "proxy": string, "proxy_test_url": string, "dns_zone": string, "dns_servers": string, "ca_pem": string, "interval_secs": {"type": "integer"}}},
         "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
         "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
@@ -160,6 +170,7 @@ impl IsolationFixture for Fixture {
                 bodies: vec![
                     ("POST", "/api/v1/monitors", takeover.clone()),
                     ("PUT", "/api/v1/monitors/{id}", takeover),
+                    ("PATCH", "/api/v1/monitors/{id}", json!({"name": "乗っ取り", "enabled": false})),
                     ("POST", "/api/v1/monitors/standard", json!({"tenant_id": t, "label": "乗っ取り", "web_url": "https://x.example/"})),
                     ("POST", "/api/v1/faults/{id}/comments", json!({"text": "乗っ取り", "acknowledge": true})),
                     ("POST", "/api/v1/probes", json!({"name": "乗っ取り", "tenant_id": t})),

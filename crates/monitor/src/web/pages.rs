@@ -5,15 +5,16 @@
 //! Requirements: the status board and fault records of F01–F05 (F25).
 
 use super::board::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use mamori_core::monitor::{Fault, FaultId, MonitorId, StandardSet, Status};
 use mamori_core::{Permission, Tenant};
 use mamori_store::FaultFilter;
 use mamori_store::Store;
+use mamori_web::Form;
 use mamori_web::layout::{Pairs, field, layout, page_result, problems, see_other, when};
 use mamori_web::{AppError, Authed, Lang, PageAuth};
+use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
 
