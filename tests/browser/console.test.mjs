@@ -568,7 +568,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(await h1(page), 'サービス監視');
     assert.equal(await page.locator('header nav a.active').innerText(), 'サービス監視');
     assert.equal(await page.locator('header nav').getByRole('link', { name: '障害記録', exact: true }).count(), 1);
-    for (const card of ['障害', '依存先障害', '注意', '確認中', '正常', '対応中の障害']) {
+    for (const card of ['障害', '依存先障害', '注意', '確認中', '正常', '未復旧の障害']) {
       assert.equal(await page.locator('div.cards a.card h3', { hasText: new RegExp(`^${card}$`) }).count(), 1, `summary card ${card}`);
     }
     // A fresh server spreads the first checks over their interval (30 s for this one).
@@ -619,7 +619,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const row = boardRow(WEB_MONITOR);
     // Exactly one: the refused form registered nothing.
     assert.equal(await row.count(), 1, `the row of ${WEB_MONITOR}`);
-    for (const part of ['メール中継', 'プロキシ', '外部DNS']) { // empty parts are skipped
+    for (const part of ['メール中継', 'プロキシ', '外部 DNS']) { // empty parts are skipped
       assert.equal(await boardRow(`${NEW_TENANT.name} ${part}`).count(), 0, `no ${part} monitor from empty fields`);
     }
     const cells = (await row.locator('td').allInnerTexts()).map((x) => x.trim());

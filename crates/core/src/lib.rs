@@ -30,4 +30,4 @@ pub use network::{DomainName, NetworkRange, Segment, SegmentName, SeparationMode
 pub use policy::{Approval, Decision, PolicyChange, PolicyDocument, PolicyValidator, diff as policy_diff};
 pub use problem::{Problem, Problems};
 pub use role::{Actor, ActorKind, Permission, Reach, Role, TokenScope};
-pub use tenant::{CheckedTenant, Contact, LocalGovCode, NewTenant, Tenant, TenantKind, validate_kana};
+pub use tenant::{CheckedTenant, Contact, LocalGovCode, NewTenant, Tenant, TenantKind, search_fold, validate_kana};

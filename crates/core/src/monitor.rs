@@ -68,7 +68,7 @@ impl Check {
             Check::Http(_) => "Web (HTTP)",
             Check::Smtp(_) => "メール中継 (SMTP)",
             Check::Proxy(_) => "プロキシ",
-            Check::Dns(_) => "外部DNS",
+            Check::Dns(_) => "外部 DNS",
             Check::Ldap(_) => "AD / LDAP",
             Check::Tcp(_) => "TCP ポート",
             Check::Icmp(_) => "ICMP (ping)",
@@ -875,7 +875,7 @@ impl Status {
     /// Returns the Japanese label.
     pub fn ja(&self) -> &'static str {
         match self {
-            Status::Unknown => "未確認",
+            Status::Unknown => "確認前",
             Status::Up => "正常",
             Status::Degraded => "注意",
             Status::Pending => "確認中",
@@ -889,7 +889,7 @@ impl Status {
     /// Returns the English label.
     pub fn en(&self) -> &'static str {
         match self {
-            Status::Unknown => "Unknown",
+            Status::Unknown => "Not checked yet",
             Status::Up => "Up",
             Status::Degraded => "Degraded",
             Status::Pending => "Pending",
@@ -1202,7 +1202,7 @@ impl StandardSet {
             out.push((
                 "dns",
                 spec(
-                    format!("{} 外部DNS", self.label),
+                    format!("{} 外部 DNS", self.label),
                     Check::Dns(DnsCheck {
                         zone: self.dns_zone.trim().trim_end_matches('.').into(),
                         servers: self.dns_servers.split([',', ' ', '\n', '、']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),

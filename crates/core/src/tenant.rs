@@ -531,6 +531,21 @@ fn looks_like_email(s: &str) -> bool {
     !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.chars().all(|c| c.is_ascii_graphic())
 }
 
+/// Folds text for searching names and readings: hiragana becomes katakana (さくら finds
+/// サクラ), full-width letters and digits become ASCII (ＡＢＣ１ finds abc1), and case
+/// is ignored.
+pub fn search_fold(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'ぁ'..='ゖ' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
+            '！'..='～' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '　' => ' ',
+            _ => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Checks a katakana reading and returns it normalized: hiragana converted to katakana,
 /// full-width spaces to half-width, trimmed. Allowed: katakana, ー, ・, spaces.
 pub fn validate_kana(input: &str) -> Result<String, Problem> {
@@ -562,6 +577,14 @@ pub fn validate_kana(input: &str) -> Result<String, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_folds_hiragana_width_and_case() {
+        assert_eq!(search_fold("さくら"), search_fold("サクラ"));
+        assert!(search_fold("サクラガワシ").contains(&search_fold("さくらがわ")));
+        assert_eq!(search_fold("ＡＢＣ１２３"), "abc123");
+        assert_eq!(search_fold("桜川市"), "桜川市");
+    }
 
     #[test]
     fn real_codes_pass_their_check_digit() {

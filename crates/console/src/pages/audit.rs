@@ -52,6 +52,57 @@ impl AuditQuery {
 
 const PAGE: i64 = 100;
 
+/// The label of an audit action for people (ja, en); the code is shown beside it.
+pub fn action_label(action: &str) -> Option<(&'static str, &'static str)> {
+    Some(match action {
+        "access.cross_tenant" => ("全団体のデータの閲覧", "Read across tenants"),
+        "access.grant" => ("全団体への権限の付与", "Cross-tenant grant"),
+        "audit.export" => ("監査ログの出力", "Audit log exported"),
+        "auth.login" => ("ログイン", "Login"),
+        "auth.login_failed" => ("ログイン失敗", "Failed login"),
+        "fault.acknowledge" => ("障害の確認", "Fault acknowledged"),
+        "fault.comment" => ("障害へのコメント", "Fault comment"),
+        "monitor.create" => ("監視の登録", "Monitor created"),
+        "monitor.update" => ("監視の変更", "Monitor changed"),
+        "monitor.delete" => ("監視の削除", "Monitor deleted"),
+        "policy.update" => ("ポリシーの保存", "Policy saved"),
+        "policy.schedule" => ("ポリシー変更の予約", "Policy change scheduled"),
+        "policy.activate" => ("予約したポリシーの適用", "Scheduled policy applied"),
+        "policy.cancel" => ("ポリシー予約の取り消し", "Scheduled policy cancelled"),
+        "policy.rollback" => ("ポリシーを以前の版に戻す", "Policy rolled back"),
+        "policy.submit" => ("ポリシー変更の承認申請", "Policy change submitted"),
+        "policy.approve" => ("ポリシー変更の承認", "Policy change approved"),
+        "policy.reject" => ("ポリシー変更の却下", "Policy change rejected"),
+        "probe.create" => ("プローブの登録", "Probe registered"),
+        "probe.delete" => ("プローブの削除", "Probe removed"),
+        "secret.create" => ("秘密情報の登録", "Secret stored"),
+        "secret.update" => ("秘密情報の更新", "Secret replaced"),
+        "secret.delete" => ("秘密情報の削除", "Secret deleted"),
+        "secret.read" => ("秘密情報の読み出し", "Secret read"),
+        "secret.reseal" => ("秘密情報の再暗号化", "Secret re-sealed"),
+        "segment.create" => ("セグメントの追加", "Segment created"),
+        "segment.update" => ("セグメントの変更", "Segment changed"),
+        "segment.delete" => ("セグメントの削除", "Segment deleted"),
+        "setting.update" => ("設定の変更", "Setting changed"),
+        "tenant.create" => ("団体の登録", "Tenant created"),
+        "tenant.update" => ("団体の変更", "Tenant changed"),
+        "tenant.contacts_update" => ("団体の連絡先の変更", "Tenant contacts changed"),
+        "tenant.delete" => ("団体の削除", "Tenant deleted"),
+        "token.create" => ("API トークンの作成", "API token created"),
+        "token.revoke" => ("API トークンの失効", "API token revoked"),
+        "user.create" => ("利用者の登録", "Account created"),
+        "user.update" => ("利用者の変更", "Account changed"),
+        "user.delete" => ("利用者の削除", "Account deleted"),
+        "user.lock" => ("アカウントのロック", "Account locked"),
+        "user.unlock" => ("ロックの解除", "Account unlocked"),
+        "user.password_change" => ("パスワードの変更", "Password changed"),
+        "user.password_reset" => ("パスワードの再発行", "Password reset"),
+        "user.totp_enroll" => ("二要素認証の設定", "TOTP enrolled"),
+        "user.totp_reset" => ("二要素認証の解除", "TOTP removed"),
+        _ => return None,
+    })
+}
+
 /// GET /audit
 pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
     let l = a.lang;
@@ -101,7 +152,10 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                     td { (when(e.time)) }
                     td { (e.actor_name) }
                     td { (e.source_ip.clone().unwrap_or_default()) }
-                    td { code { (e.action) } }
+                    td.nowrap { @match action_label(&e.action) {
+                        Some((ja, en)) => { (l.t(ja, en)) br; small { code { (e.action) } } }
+                        None => code { (e.action) },
+                    } }
                     td { (e.target_kind) " " small { (e.target_id.clone().unwrap_or_default()) } }
                     td { @if e.before.is_some() || e.after.is_some() {
                         details { summary { (l.t("表示", "Show")) }

@@ -25,13 +25,16 @@ pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, mamori_w
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::TenantsRead)?;
-        let filter = q.get("q").map(|s| s.trim().to_lowercase()).unwrap_or_default();
+        let filter = q.get("q").map(|s| s.trim().to_string()).unwrap_or_default();
+        // さくら finds サクラ; full-width digits find the code.
+        let key = mamori_core::search_fold(&filter);
+        let fold = mamori_core::search_fold;
         let tenants: Vec<Tenant> = state
             .store
             .list_tenants(&a.principal.scope())
             .await?
             .into_iter()
-            .filter(|t| filter.is_empty() || t.name.to_lowercase().contains(&filter) || t.kana.contains(&filter) || t.code.to_string().contains(&filter))
+            .filter(|t| key.is_empty() || fold(&t.name).contains(&key) || fold(&t.kana).contains(&key) || t.code.to_string().contains(&key))
             .collect();
         let can_write = a.principal.can(Permission::TenantsWrite);
         let body = html! {

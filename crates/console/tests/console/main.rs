@@ -9,3 +9,4 @@ mod support {
 mod accounts;
 mod auth_flows;
 mod bad_input;
+mod pages;

@@ -50,8 +50,13 @@ pub async fn board(store: &Store, scope: &Scope, tenant: Option<TenantId>) -> Re
     Ok(monitors
         .into_iter()
         .map(|m| {
-            let uptime =
-                mamori_store::monitors::uptime_percent(m.created_at, by_monitor.get(&m.id).map(Vec::as_slice).unwrap_or(&[]), now - 30 * DAY_MS, now, now);
+            // A monitor never checked has no availability yet (not 100%).
+            let checked = states.get(&m.id).is_some_and(|s| s.last_check > 0);
+            let uptime = checked
+                .then(|| {
+                    mamori_store::monitors::uptime_percent(m.created_at, by_monitor.get(&m.id).map(Vec::as_slice).unwrap_or(&[]), now - 30 * DAY_MS, now, now)
+                })
+                .flatten();
             BoardRow {
                 tenant_name: names.get(&m.tenant).cloned().unwrap_or_default(),
                 state: states.get(&m.id).cloned(),
@@ -85,8 +90,13 @@ fn jst_month_start(ms: i64, delta: i32) -> (i64, String) {
     (start, format!("{y:04}-{m:02}"))
 }
 
-/// Returns the uptime of the last `months` months (this month first).
+/// Returns the uptime of the last `months` months (this month first), from the month
+/// the monitor was created; none while it has never been checked.
 pub async fn monthly_uptime(store: &Store, scope: &Scope, m: &Monitor, months: i32) -> Result<Vec<MonthUptime>, AppError> {
+    let checked = store.monitor_states(scope, Some(m.tenant)).await?.iter().any(|s| s.monitor == m.id && s.last_check > 0);
+    if !checked {
+        return Ok(Vec::new());
+    }
     let now = mamori_core::time::now_ms();
     let (oldest, _) = jst_month_start(now, -(months - 1));
     let faults = store.all_faults(scope, &FaultFilter { monitor: Some(m.id), from_ms: Some(oldest), ..Default::default() }).await?;
@@ -94,6 +104,9 @@ pub async fn monthly_uptime(store: &Store, scope: &Scope, m: &Monitor, months: i
     for i in 0..months {
         let (start, label) = jst_month_start(now, -i);
         let (end, _) = jst_month_start(now, -i + 1);
+        if end <= m.created_at {
+            break;
+        }
         let overlapping: Vec<Fault> = faults.iter().filter(|f| f.opened_at < end && f.closed_at.unwrap_or(now) > start).cloned().collect();
         let down: i64 = overlapping.iter().map(|f| (f.closed_at.unwrap_or(now).min(end).min(now) - f.opened_at.max(start)).max(0)).sum();
         out.push(MonthUptime {

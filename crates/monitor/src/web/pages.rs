@@ -23,6 +23,24 @@ pub fn badge(l: Lang, s: Status) -> Markup {
     html! { span class=(format!("st st-{}", s.as_str())) { (l.t(s.ja(), s.en())) } }
 }
 
+/// What a state means, for the board's legend (ja, en).
+fn status_help(s: Status) -> (&'static str, &'static str) {
+    match s {
+        Status::Unknown => ("登録後、まだ一度も確認していません。", "Registered, not checked yet."),
+        Status::Up => ("最後の確認で応答しました。", "Answered at the last check."),
+        Status::Degraded => {
+            ("応答しましたが、遅い・証明書の期限が近いなどの注意点があります。", "Answered, with a warning (slow, certificate near expiry, …).")
+        }
+        Status::Pending => {
+            ("確認に失敗し、再確認しています。再確認でも失敗すると「障害」になります。", "A check failed and is being retried; further failures make it DOWN.")
+        }
+        Status::Down => ("再確認でも失敗しました。障害記録を作成し、通知します。", "Failed after retries: a fault record is opened and notified."),
+        Status::Unreachable => ("依存先の監視が障害のため、確認できません（障害記録は作りません）。", "A monitor it depends on is DOWN (no fault record)."),
+        Status::Maintenance => ("メンテナンス時間中のため、失敗しても障害にしません。", "In a maintenance window: failures open no fault."),
+        Status::Paused => ("監視を一時停止しています。", "Monitoring is paused."),
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map(|p| format!("{p:.2}%")).unwrap_or_else(|| "—".into())
 }
@@ -54,7 +72,7 @@ pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Q
                         p.big { (counts.get(&s).copied().unwrap_or(0)) }
                     }
                 }
-                a.card href="/faults?open=1" { h3 { (l.t("対応中の障害", "Open faults")) } p.big { (open.len()) } }
+                a.card href="/faults?open=1" { h3 { (l.t("未復旧の障害", "Open faults")) } p.big { (open.len()) } }
             }
             div.toolbar {
                 @if operator {
@@ -73,6 +91,15 @@ pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Q
                 }
                 a.button href="/faults" { (l.t("障害記録", "Fault records")) }
             }
+            details.legend {
+                summary { (l.t("状態の意味", "What the states mean")) }
+                dl {
+                    @for st in Status::ALL {
+                        dt { (badge(l, st)) }
+                        dd { (l.t(status_help(st).0, status_help(st).1)) }
+                    }
+                }
+            }
             @if shown.is_empty() {
                 p.muted { (l.t("監視はまだありません。「標準監視を追加」から団体の Web・メール中継・プロキシ・DNS をまとめて登録できます。", "No monitors yet. \"Add standard monitors\" registers a municipality's web, mail relay, proxy and DNS in one form.")) }
             } @else {
@@ -84,12 +111,12 @@ pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Q
                         th { (l.t("30日稼働率", "30-day uptime")) } th { (l.t("理由", "Reason")) }
                     } }
                     tbody { @for r in &shown { tr data-status=(r.status().as_str()) {
-                        @if operator { td { (r.tenant_name) } }
-                        td { a href=(format!("/monitors/{}", r.monitor.id)) { (r.monitor.spec.name) } }
+                        @if operator { td.nowrap { (r.tenant_name) } }
+                        td.nowrap { a href=(format!("/monitors/{}", r.monitor.id)) { (r.monitor.spec.name) } }
                         td { (l.t(r.monitor.spec.check.kind_ja(), r.monitor.spec.check.kind())) }
                         td.target { (r.monitor.spec.check.target()) }
-                        td { (badge(l, r.status())) }
-                        td { (r.state.as_ref().map(|s| when(s.since)).unwrap_or_default()) }
+                        td.nowrap { (badge(l, r.status())) }
+                        td.nowrap { (r.state.as_ref().map(|s| when(s.since)).unwrap_or_default()) }
                         td { (r.state.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{} ms", s.last_rt_ms)).unwrap_or_default()) }
                         td { (pct(r.uptime_30d)) }
                         td { (r.state.as_ref().and_then(|s| s.reason.as_ref()).map(|x| x.text(l.code()).to_string()).unwrap_or_default()) }
@@ -338,9 +365,13 @@ pub async fn show(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): P
             h2 { (l.t("応答時間", "Response time")) }
             (mamori_web::svg::response_chart(&points, from, now, [&when(from), &when((from + now) / 2), &when(now)], l.t("応答時間と失敗（赤）", "Response time and failures (red)")))
             h2 { (l.t("月別稼働率", "Uptime per month")) }
-            table.compact {
-                thead { tr { th { (l.t("月", "Month")) } th { (l.t("稼働率", "Uptime")) } th { (l.t("障害件数", "Faults")) } th { (l.t("障害時間", "Down time")) } } }
-                tbody { @for u in &uptime { tr { td { (u.month) } td { (pct(u.uptime)) } td { (u.faults) } td { (u.down_minutes) (l.t("分", " min")) } } } }
+            @if uptime.is_empty() {
+                p.muted { (l.t("まだ一度も確認していないため、稼働率はありません。", "Not checked yet, so there is no uptime.")) }
+            } @else {
+                table.compact {
+                    thead { tr { th { (l.t("月", "Month")) } th { (l.t("稼働率", "Uptime")) } th { (l.t("障害件数", "Faults")) } th { (l.t("障害時間", "Down time")) } } }
+                    tbody { @for u in &uptime { tr { td { (u.month) } td { (pct(u.uptime)) } td { (u.faults) } td { (u.down_minutes) (l.t("分", " min")) } } } }
+                }
             }
             h2 { (l.t("障害記録", "Fault records")) }
             @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults, false)) }
@@ -440,7 +471,7 @@ pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q):
             let faults = store.list_faults(&scope, &filter).await?;
             let body = html! {
                 div.toolbar {
-                    a.button href="/faults?open=1" { (l.t("対応中のみ", "Open only")) }
+                    a.button href="/faults?open=1" { (l.t("未復旧のみ", "Open only")) }
                     a.button href="/faults" { (l.t("すべて", "All")) }
                     a.button href="/monitors" { (l.t("監視一覧へ", "Status board")) }
                 }
