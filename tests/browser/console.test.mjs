@@ -642,10 +642,23 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
 
     await submit(page, page.locator('main').getByRole('link', { name: '障害記録', exact: true }));
     assert.equal(pathOf(page), '/faults');
-    const fault = page.locator('table.faults tbody tr').filter({ has: page.locator('td:nth-child(4)', { hasText: new RegExp(`^${WEB_MONITOR}$`) }) });
+    // Columns: 発生, 団体, 監視, 復旧, 障害時間, 原因, 対応 (the operator sees every municipality).
+    const fault = page.locator('table.faults tbody tr').filter({ has: page.locator('td:nth-child(3)', { hasText: new RegExp(`^${WEB_MONITOR}$`) }) });
     assert.equal(await fault.count(), 1, 'one fault record for the monitor');
-    assert.equal(await fault.locator('td:nth-child(2) span.st.st-down').count(), 1, 'not recovered yet');
-    assert.match(await fault.locator('td:nth-child(5)').innerText(), /接続が拒否/);
+    assert.equal(await fault.locator('td:nth-child(4) span.st.st-down').count(), 1, 'not recovered yet');
+    assert.match(await fault.locator('td:nth-child(6)').innerText(), /接続が拒否/);
+    // Sorting by a heading (a plain link: it works without script), then the CSV of
+    // the same rows.
+    await submit(page, page.locator('table.faults thead a.sort', { hasText: '監視' }));
+    assert.match(page.url(), /[?&]sort=monitor&dir=asc/);
+    assert.equal(await page.locator('table.faults thead th[aria-sort=ascending]').innerText(), '監視 ▲');
+    const csvHref = await page.locator('nav.pager a', { hasText: 'CSV 出力' }).getAttribute('href');
+    // The page's own cookies; the browser already pinned the certificate (the API
+    // request context does not share that pin).
+    const csv = await page.request.get(new URL(csvHref, page.url()).href, { ignoreHTTPSErrors: true });
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()['content-type'], /^text\/csv/);
+    assert.match(await csv.text(), new RegExp(`^\uFEFF発生,団体,監視,復旧,障害時間,原因,対応\r\n[^]*${WEB_MONITOR},未復旧`));
     await submit(page, fault.locator('td:nth-child(1) a'));
     assert.match(pathOf(page), /^\/faults\/[^/]+$/);
     faultUrl = page.url();

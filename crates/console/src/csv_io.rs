@@ -48,14 +48,7 @@ pub const MAX_ROWS: usize = 5000;
 
 const BOM: &str = "\u{feff}";
 
-/// Characters that make a spreadsheet read a cell as a formula (CSV injection), and
-/// the quote used to neutralize them.
-const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r', '\''];
-
-/// Prefixes `'` to a cell a spreadsheet would run as a formula (`=HYPERLINK(…)`).
-fn cell(s: &str) -> String {
-    if s.starts_with(FORMULA_START) { format!("'{s}") } else { s.to_string() }
-}
+use mamori_web::table::{FORMULA_START, csv_cell as cell};
 
 /// Undoes [`cell`] on import, so an export re-imports unchanged.
 fn uncell(s: &str) -> String {

@@ -8,6 +8,7 @@
 //! - [`AppError`]: handler errors as pages or JSON.
 //! - [`api`]: route documentation ([`RouteDoc`]) the OpenAPI document is generated from.
 //! - [`svg`]: charts as inline SVG (no script, so they pass the CSP).
+//! - [`table`]: sortable, paged tables with CSV export, all from the query string.
 //! - [`part`]: a component's [`WebPart`] (routes, pages, navigation, schemas, isolation
 //!   fixture), which the console assembles.
 //!
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod part;
 mod settings;
 pub mod svg;
+pub mod table;
 
 pub use api::{ApiResult, RouteDoc};
 pub use auth::{ApiAuth, Authed, ClientIp, PageAuth};

@@ -36,3 +36,50 @@ async fn a_never_checked_monitor_has_no_uptime() {
     })
     .await;
 }
+
+/// The fault list names each fault's municipality, filters by it, sorts by any column
+/// and exports what it shows as CSV.
+#[tokio::test]
+async fn the_fault_list_filters_sorts_and_exports() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let mut faults = Vec::new();
+        for (five, name, range) in [("39341", "桜川市", "10.66.0.0/24"), ("39342", "青葉町", "10.67.0.0/24")] {
+            let t = c.tenant(five, name, range).await;
+            let spec: mamori_core::monitor::MonitorSpec =
+                serde_json::from_value(json!({"name": format!("{name} Web"), "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
+            let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+            let f = mamori_core::monitor::Fault {
+                id: mamori_core::monitor::FaultId::new(),
+                tenant: t.id,
+                monitor: m.id,
+                monitor_name: format!("{name} Web"),
+                opened_at: mamori_core::time::now_ms() - 60_000 * (faults.len() as i64 + 1),
+                closed_at: None,
+                cause: mamori_core::monitor::Reason::new("connect_refused", "接続を拒否されました", "refused"),
+                acknowledged_by: None,
+                timeline: vec![],
+                notifications: vec![],
+            };
+            c.state.store.open_fault(&c.grant, &f).await.unwrap();
+            faults.push((t, f));
+        }
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (_, page) = c.get("/faults", &s).await;
+        assert!(page.contains("<th class=\"nowrap\" aria-sort=\"none\"><a class=\"sort\""), "sortable headings");
+        let (sakura, aoba) = (page.find("桜川市 Web").unwrap(), page.find("青葉町 Web").unwrap());
+        assert!(sakura < aoba, "newest first by default");
+        let (_, page) = c.get("/faults?sort=opened&dir=asc", &s).await;
+        assert!(page.find("青葉町 Web").unwrap() < page.find("桜川市 Web").unwrap(), "oldest first when asked");
+        let (_, page) = c.get(&format!("/faults?tenant={}", faults[1].0.id), &s).await;
+        assert!(page.contains("青葉町 Web") && !page.contains("桜川市 Web"), "filtered by municipality");
+        let (status, headers, csv) = c.send(s.apply(axum::http::Request::get("/faults?format=csv&open=1")).body(axum::body::Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[axum::http::header::CONTENT_DISPOSITION].to_str().unwrap().contains("faults.csv"));
+        assert!(csv.starts_with("\u{feff}発生,団体,監視,復旧,障害時間,原因,対応\r\n"), "{csv}");
+        assert!(csv.contains("桜川市,桜川市 Web,未復旧") && csv.contains("青葉町,青葉町 Web"), "{csv}");
+        let (status, _) = c.get("/faults?from=someday", &s).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a bad time is an error, not ignored");
+    })
+    .await;
+}

@@ -8,11 +8,12 @@ use super::board::{BoardRow, board, create_standard, monthly_uptime, read_spec, 
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::monitor::{Fault, FaultId, MonitorId, StandardSet, Status};
-use mamori_core::{Permission, Tenant};
+use mamori_core::{Permission, Tenant, TenantId};
 use mamori_store::FaultFilter;
 use mamori_store::Store;
 use mamori_web::Form;
 use mamori_web::layout::{Pairs, field, layout, page_result, problems, see_other, when};
+use mamori_web::table::{Table, TableQuery, num, text};
 use mamori_web::{AppError, Authed, Lang, PageAuth};
 use mamori_web::{Path, Query};
 use maud::{Markup, html};
@@ -457,8 +458,9 @@ pub async fn delete(State(store): State<Store>, PageAuth(a): PageAuth, Path(id):
     )
 }
 
-/// GET /faults
-pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
+/// GET /faults: fault records with their municipality, filtered by municipality,
+/// state and time, sortable, paged, exported as CSV (`?format=csv`).
+pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -466,21 +468,98 @@ pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q):
             a.require(Permission::MonitorsRead)?;
             let scope = a.principal.scope();
             store.note_scope(&scope, "faults").await?;
-            let mut filter = super::api::fault_filter(&q)?;
-            filter.limit = Some(filter.limit.unwrap_or(200));
+            let params: HashMap<String, String> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut filter = super::api::fault_filter(&params)?;
+            filter.limit = Some(filter.limit.unwrap_or(5000));
             let faults = store.list_faults(&scope, &filter).await?;
+            let tenants = store.list_tenants(&scope).await?;
+            let names: HashMap<TenantId, String> = tenants.iter().map(|t| (t.id, t.name.clone())).collect();
+            let rows: Vec<(Fault, String)> = faults
+                .into_iter()
+                .map(|f| {
+                    let name = names.get(&f.tenant).cloned().unwrap_or_default();
+                    (f, name)
+                })
+                .collect();
+            let now = mamori_core::time::now_ms();
+            let several = tenants.len() > 1;
+            let table = fault_list(l, now, several);
+            let tq = TableQuery::from_query(&q);
+            if tq.wants_csv() {
+                return Ok(table.csv(l, &rows, &tq));
+            }
+            let v = |k: &str| q.get(k).cloned().unwrap_or_default();
             let body = html! {
-                div.toolbar {
-                    a.button href="/faults?open=1" { (l.t("未復旧のみ", "Open only")) }
-                    a.button href="/faults" { (l.t("すべて", "All")) }
-                    a.button href="/monitors" { (l.t("監視一覧へ", "Status board")) }
+                form.filters method="get" action="/faults" {
+                    @if several {
+                        label { (l.t("団体", "Tenant")) select name="tenant" {
+                            option value="" { (l.t("すべての団体", "All tenants")) }
+                            @for t in &tenants { option value=(t.id) selected[filter.tenant == Some(t.id)] { (t.name) } }
+                        } }
+                    }
+                    label { (l.t("状態", "State")) select name="open" {
+                        option value="" { (l.t("すべて", "All")) }
+                        option value="1" selected[filter.open_only] { (l.t("未復旧のみ", "Open only")) }
+                    } }
+                    label { (l.t("発生日時（から）", "Opened from")) input type="text" name="from" value=(v("from")) placeholder="2026-12-01"; }
+                    label { (l.t("発生日時（まで）", "Opened until")) input type="text" name="to" value=(v("to")) placeholder="2026-12-31 23:59"; }
+                    button type="submit" { (l.t("絞り込み", "Filter")) }
+                    " " a href="/faults" { (l.t("条件を消す", "Clear")) }
+                    " " a href="/monitors" { (l.t("監視一覧へ", "Status board")) }
                 }
-                @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults, true)) }
+                @if rows.is_empty() { p.muted { (l.t("条件に合う障害記録はありません。", "No fault records match.")) } } @else { (table.render(l, &rows, &tq)) }
             };
             Ok(layout(&a, l.t("障害記録", "Fault records"), "/faults", body))
         }
         .await,
     )
+}
+
+/// The fault list's columns.
+fn fault_list<'a>(l: Lang, now: i64, with_tenant: bool) -> Table<'a, (Fault, String)> {
+    type Row = (Fault, String);
+    let mut t = Table::new("/faults", "faults.csv").class("faults").default_sort("opened", true).column(
+        "opened",
+        ("発生", "Opened"),
+        |r: &Row| html! { a href=(format!("/faults/{}", r.0.id)) { (when(r.0.opened_at)) } },
+        |r| when(r.0.opened_at),
+        num(|r: &Row| Some(r.0.opened_at as f64)),
+    );
+    t = t.nowrap();
+    if with_tenant {
+        t = t.column("tenant", ("団体", "Tenant"), |r: &Row| html! { (r.1) }, |r| r.1.clone(), text(|r: &Row| r.1.clone())).nowrap();
+    }
+    t.column("monitor", ("監視", "Monitor"), |r: &Row| html! { (r.0.monitor_name) }, |r| r.0.monitor_name.clone(), text(|r: &Row| r.0.monitor_name.clone()))
+        .column(
+            "closed",
+            ("復旧", "Recovered"),
+            move |r: &Row| html! { @if let Some(c) = r.0.closed_at { (when(c)) } @else { (badge(l, Status::Down)) } },
+            move |r| r.0.closed_at.map(when).unwrap_or_else(|| l.t("未復旧", "open").to_string()),
+            num(|r: &Row| r.0.closed_at.map(|c| c as f64)),
+        )
+        .nowrap()
+        .column(
+            "duration",
+            ("障害時間", "Duration"),
+            move |r: &Row| html! { (r.0.duration_ms(now) / 60_000) (l.t("分", " min")) },
+            move |r| (r.0.duration_ms(now) / 60_000).to_string(),
+            num(move |r: &Row| Some(r.0.duration_ms(now) as f64)),
+        )
+        .nowrap()
+        .column(
+            "cause",
+            ("原因", "Cause"),
+            move |r: &Row| html! { (r.0.cause.text(l.code())) },
+            move |r| r.0.cause.text(l.code()).to_string(),
+            text(move |r: &Row| r.0.cause.code.clone()),
+        )
+        .column(
+            "handling",
+            ("対応", "Handling"),
+            |r: &Row| html! { (r.0.acknowledged_by.as_deref().unwrap_or("—")) },
+            |r| r.0.acknowledged_by.clone().unwrap_or_default(),
+            text(|r: &Row| r.0.acknowledged_by.clone().unwrap_or_default()),
+        )
 }
 
 /// GET /faults/{id}

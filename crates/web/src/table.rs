@@ -1,0 +1,291 @@
+//! Tables for every component's list pages: sorted by any column (a link in its
+//! heading, `?sort=KEY&dir=asc|desc`), paged (`?page=N`), exported as CSV
+//! (`?format=csv`, the same rows in the same order, all pages). All of it is done on
+//! the server from the query string, so it works without script; the other query
+//! parameters (filters) are kept in every link.
+
+use crate::Lang;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Characters that make a spreadsheet read a cell as a formula (CSV injection).
+pub const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// Prefixes `'` to a cell a spreadsheet would run as a formula (`=HYPERLINK(…)`).
+pub fn csv_cell(s: &str) -> String {
+    if s.starts_with(FORMULA_START) { format!("'{s}") } else { s.to_string() }
+}
+
+/// What a column sorts by.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub enum SortKey {
+    /// Nothing: sorts after every value.
+    None,
+    /// A number (times, counts, percentages).
+    Num(f64),
+    /// Text.
+    Text(String),
+}
+
+impl SortKey {
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        match (self, other) {
+            (SortKey::None, SortKey::None) => Ordering::Equal,
+            (SortKey::None, _) => Ordering::Greater,
+            (_, SortKey::None) => Ordering::Less,
+            (SortKey::Num(a), SortKey::Num(b)) => a.total_cmp(b),
+            (a, b) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+        }
+    }
+}
+
+type Cell<'a, R> = Box<dyn Fn(&R) -> Markup + 'a>;
+type Text<'a, R> = Box<dyn Fn(&R) -> String + 'a>;
+type Key<'a, R> = Box<dyn Fn(&R) -> SortKey + 'a>;
+
+/// How a column sorts, if it does ([`text`], [`num`]).
+pub type SortBy<'a, R> = Option<Key<'a, R>>;
+
+struct Column<'a, R> {
+    key: &'static str,
+    ja: &'static str,
+    en: &'static str,
+    class: Option<&'static str>,
+    cell: Cell<'a, R>,
+    text: Text<'a, R>,
+    sort: SortBy<'a, R>,
+}
+
+/// The sort, page and format a request asks for.
+#[derive(Clone, Debug, Default)]
+pub struct TableQuery {
+    sort: Option<String>,
+    desc: bool,
+    page: usize,
+    csv: bool,
+    /// Every other parameter, kept in links.
+    rest: BTreeMap<String, String>,
+}
+
+impl TableQuery {
+    /// Reads `sort`, `dir`, `page` and `format` from the query; the rest is kept. A page
+    /// that is not a number is the first.
+    pub fn from_query<'q>(q: impl IntoIterator<Item = (&'q String, &'q String)>) -> TableQuery {
+        let mut t = TableQuery::default();
+        for (k, v) in q {
+            match k.as_str() {
+                "sort" => t.sort = Some(v.clone()).filter(|s| !s.is_empty()),
+                "dir" => t.desc = v == "desc",
+                "page" => t.page = v.parse::<usize>().unwrap_or(1).saturating_sub(1),
+                "format" => t.csv = v == "csv",
+                _ => {
+                    t.rest.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        t
+    }
+
+    /// Whether the CSV export is asked for.
+    pub fn wants_csv(&self) -> bool {
+        self.csv
+    }
+
+    fn link(&self, path: &str, extra: &[(&str, String)]) -> String {
+        let mut params: Vec<(String, String)> = self.rest.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(s) = &self.sort
+            && !extra.iter().any(|(k, _)| *k == "sort")
+        {
+            params.push(("sort".into(), s.clone()));
+            params.push(("dir".into(), if self.desc { "desc" } else { "asc" }.into()));
+        }
+        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        match serde_urlencoded::to_string(&params) {
+            Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+            _ => path.to_string(),
+        }
+    }
+}
+
+/// A table of `rows` with columns added by [`Table::column`].
+pub struct Table<'a, R> {
+    path: &'static str,
+    file: &'static str,
+    page_size: usize,
+    class: &'static str,
+    columns: Vec<Column<'a, R>>,
+    default_sort: Option<(&'static str, bool)>,
+}
+
+impl<'a, R> Table<'a, R> {
+    /// A table on the page at `path`, exported as `file`.
+    pub fn new(path: &'static str, file: &'static str) -> Self {
+        Table { path, file, page_size: 50, class: "", columns: Vec::new(), default_sort: None }
+    }
+
+    /// Rows per page (default 50).
+    pub fn page_size(self, n: usize) -> Self {
+        Table { page_size: n.max(1), ..self }
+    }
+
+    /// The table's CSS class.
+    pub fn class(self, class: &'static str) -> Self {
+        Table { class, ..self }
+    }
+
+    /// The order when the request names none: a column key, descending or not.
+    pub fn default_sort(self, key: &'static str, desc: bool) -> Self {
+        Table { default_sort: Some((key, desc)), ..self }
+    }
+
+    /// Adds a column: its key (in `?sort=`), heading, cell, CSV text and sort key.
+    pub fn column(
+        mut self,
+        key: &'static str,
+        (ja, en): (&'static str, &'static str),
+        cell: impl Fn(&R) -> Markup + 'a,
+        text: impl Fn(&R) -> String + 'a,
+        sort: SortBy<'a, R>,
+    ) -> Self {
+        self.columns.push(Column { key, ja, en, class: None, cell: Box::new(cell), text: Box::new(text), sort });
+        self
+    }
+
+    /// Gives the last column a CSS class (e.g. `nowrap`).
+    pub fn nowrap(mut self) -> Self {
+        if let Some(c) = self.columns.last_mut() {
+            c.class = Some("nowrap");
+        }
+        self
+    }
+
+    fn sorted<'r>(&self, rows: &'r [R], q: &TableQuery) -> (Vec<&'r R>, Option<(&'static str, bool)>) {
+        let mut out: Vec<&R> = rows.iter().collect();
+        let wanted = q.sort.as_deref().map(|s| (s, q.desc)).or(self.default_sort);
+        let active = wanted.and_then(|(key, desc)| self.columns.iter().find(|c| c.key == key && c.sort.is_some()).map(|c| (c, desc)));
+        if let Some((col, desc)) = active
+            && let Some(sort) = &col.sort
+        {
+            // A stable sort: rows with equal keys keep the store's order.
+            out.sort_by(|a, b| {
+                let o = sort(a).cmp(&sort(b));
+                if desc { o.reverse() } else { o }
+            });
+        }
+        (out, active.map(|(c, d)| (c.key, d)))
+    }
+
+    /// Renders the page of rows the query asks for, with sortable headings, the pager
+    /// and the CSV link.
+    pub fn render(&self, l: Lang, rows: &[R], q: &TableQuery) -> Markup {
+        let (sorted, active) = self.sorted(rows, q);
+        let pages = sorted.len().div_ceil(self.page_size).max(1);
+        let page = q.page.min(pages - 1);
+        let start = page * self.page_size;
+        let shown = &sorted[start.min(sorted.len())..(start + self.page_size).min(sorted.len())];
+        html! {
+            table class=(self.class) {
+                thead { tr { @for c in &self.columns {
+                    @let state = active.filter(|(k, _)| *k == c.key).map(|(_, d)| d);
+                    th class=[c.class] aria-sort=(match state { Some(true) => "descending", Some(false) => "ascending", None => "none" }) {
+                        @if c.sort.is_some() {
+                            a.sort href=(q.link(self.path, &[("sort", c.key.to_string()), ("dir", if state == Some(false) { "desc".into() } else { "asc".into() })])) {
+                                (l.t(c.ja, c.en))
+                                @match state { Some(true) => " ▼", Some(false) => " ▲", None => "" }
+                            }
+                        } @else { (l.t(c.ja, c.en)) }
+                    }
+                } } }
+                tbody { @for r in shown { tr { @for c in &self.columns { td class=[c.class] { ((c.cell)(r)) } } } } }
+            }
+            nav.pager aria-label=(l.t("ページ", "Pages")) {
+                span.muted {
+                    @if sorted.is_empty() { (l.t("0 件", "0 rows")) }
+                    @else { (start + 1) "–" (start + shown.len()) (l.t(" 件 / 全 ", " of ")) (sorted.len()) (l.t(" 件", " rows")) }
+                }
+                @if page > 0 { " " a href=(q.link(self.path, &[("page", page.to_string())])) rel="prev" { (l.t("← 前へ", "← Previous")) } }
+                @if page + 1 < pages { " " a href=(q.link(self.path, &[("page", (page + 2).to_string())])) rel="next" { (l.t("次へ →", "Next →")) } }
+                " " a.button href=(q.link(self.path, &[("format", "csv".into())])) download=(self.file) { (l.t("CSV 出力", "Export CSV")) }
+            }
+        }
+    }
+
+    /// Returns every row (all pages) in the query's order as a CSV download, headings
+    /// in the person's language, cells guarded against formulas.
+    pub fn csv(&self, l: Lang, rows: &[R], q: &TableQuery) -> Response {
+        let (sorted, _) = self.sorted(rows, q);
+        let mut out = String::from("\u{feff}");
+        let line = |cells: Vec<String>| cells.iter().map(|c| quote(&csv_cell(c))).collect::<Vec<_>>().join(",") + "\r\n";
+        out.push_str(&line(self.columns.iter().map(|c| l.t(c.ja, c.en).to_string()).collect()));
+        for r in sorted {
+            out.push_str(&line(self.columns.iter().map(|c| (c.text)(r)).collect()));
+        }
+        ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", self.file))], out)
+            .into_response()
+    }
+}
+
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// A sort key of text.
+pub fn text<'a, R>(f: impl Fn(&R) -> String + 'a) -> SortBy<'a, R> {
+    Some(Box::new(move |r| SortKey::Text(mamori_core::search_fold(&f(r)))))
+}
+
+/// A sort key of a number (none sorts last).
+pub fn num<'a, R>(f: impl Fn(&R) -> Option<f64> + 'a) -> SortBy<'a, R> {
+    Some(Box::new(move |r| f(r).map(SortKey::Num).unwrap_or(SortKey::None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table<'a>() -> Table<'a, (String, i64)> {
+        Table::new("/things", "things.csv")
+            .page_size(2)
+            .column("name", ("名前", "Name"), |r: &(String, i64)| html! { (r.0) }, |r| r.0.clone(), text(|r: &(String, i64)| r.0.clone()))
+            .column("n", ("数", "N"), |r: &(String, i64)| html! { (r.1) }, |r| r.1.to_string(), num(|r: &(String, i64)| Some(r.1 as f64)))
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> TableQuery {
+        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TableQuery::from_query(&m)
+    }
+
+    #[test]
+    fn sorts_pages_and_keeps_filters() {
+        let rows = vec![("b".to_string(), 2), ("a".to_string(), 10), ("c".to_string(), 1)];
+        let page = table().render(Lang::Ja, &rows, &q(&[("sort", "n"), ("dir", "desc"), ("tenant", "x")])).into_string();
+        let (a, b) = (page.find(">a<").unwrap(), page.find(">b<").unwrap());
+        assert!(a < b && !page.contains(">c<"), "10, 2 on page 1: {page}");
+        assert!(page.contains("1–2 件 / 全 3 件"));
+        assert!(page.contains("page=2") && page.contains("tenant=x"), "the next page keeps the filter and the sort");
+        let page2 = table().render(Lang::Ja, &rows, &q(&[("sort", "n"), ("dir", "desc"), ("page", "2")])).into_string();
+        assert!(page2.contains(">c<") && !page2.contains(">a<"));
+        let far = table().render(Lang::Ja, &rows, &q(&[("page", "999")])).into_string();
+        assert!(far.contains("3–3"), "a page past the end shows the last");
+    }
+
+    #[test]
+    fn csv_has_every_row_in_order_and_no_formulas() {
+        let rows = vec![("=HYPERLINK(\"x\")".to_string(), 2), ("a,b".to_string(), 1)];
+        let r = table().csv(Lang::En, &rows, &q(&[("sort", "n")]));
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+        let body = futures_body(r);
+        assert_eq!(body, "\u{feff}Name,N\r\n\"a,b\",1\r\n\"'=HYPERLINK(\"\"x\"\")\",2\r\n");
+    }
+
+    fn futures_body(r: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let b = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+            String::from_utf8(b.to_vec()).unwrap()
+        })
+    }
+}
