@@ -8,6 +8,7 @@ use axum::response::Response;
 use mamori_core::{Permission, Reach, Role, Tenant, TenantId, UserId};
 use mamori_store::{NewUser, User, UserFilter, UserPatch};
 use mamori_web::Form;
+use mamori_web::table::{Table, TableQuery, num, text};
 use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -18,34 +19,91 @@ pub struct ListQuery {
     tenant: Option<String>,
 }
 
-/// GET /users
-pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<ListQuery>) -> Response {
+/// GET /users: sortable, paged, exported as CSV (`?format=csv`).
+pub async fn list(
+    State(state): State<AppState>,
+    PageAuth(a): PageAuth,
+    Query(q): Query<ListQuery>,
+    Query(all): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
     let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::UsersRead)?;
-        let scope = a.principal.scope();
-        let filter = UserFilter { tenant: q.tenant.as_deref().and_then(|t| t.parse().ok()) };
-        let users = state.store.list_users(&scope, &filter).await?;
-        let tenants = state.store.list_tenants(&scope).await?;
-        let now = mamori_core::time::now_ms();
-        let body = html! {
-            @if a.principal.can(Permission::UsersWrite) { div.toolbar { a.button href="/users/new" { (l.t("利用者を追加", "Add account")) } } }
-            table {
-                thead { tr { th { (l.t("ログイン名", "Login")) } th { (l.t("表示名", "Name")) } th { (l.t("ロール", "Role")) } th { (l.t("所属団体", "Tenant")) } th { (l.t("二要素認証", "2FA")) } th { (l.t("状態", "Status")) } th { (l.t("最終ログイン", "Last login")) } } }
-                tbody { @for u in &users { tr {
-                    td { a href=(format!("/users/{}", u.id)) { (u.username) } }
-                    td { (u.display_name) }
-                    td { (l.t(u.role.ja(), u.role.en())) }
-                    td { (tenant_name(&tenants, u, l)) }
-                    td { @if u.totp_enabled { "✔" } @else { "—" } }
-                    td { (status(l, u, now)) }
-                    td { (u.last_login_at.map(when).unwrap_or_default()) }
-                } } }
+    page_result(
+        l,
+        async {
+            a.require(Permission::UsersRead)?;
+            let scope = a.principal.scope();
+            let filter = UserFilter { tenant: mamori_web::api::tenant_param("tenant", q.tenant.as_deref())? };
+            let users = state.store.list_users(&scope, &filter).await?;
+            let tenants = state.store.list_tenants(&scope).await?;
+            let now = mamori_core::time::now_ms();
+            let rows: Vec<(User, String)> = users
+                .into_iter()
+                .map(|u| {
+                    let t = tenant_name(&tenants, &u, l);
+                    (u, t)
+                })
+                .collect();
+            type Row = (User, String);
+            let last_login = |r: &Row| r.0.last_login_at.map(when).unwrap_or_default();
+            let table = Table::new("/users", "users.csv")
+                .default_sort("username", false)
+                .column(
+                    "username",
+                    ("ログイン名", "Login"),
+                    |r: &Row| html! { a href=(format!("/users/{}", r.0.id)) { (r.0.username) } },
+                    |r| r.0.username.clone(),
+                    text(|r: &Row| r.0.username.clone()),
+                )
+                .nowrap()
+                .column(
+                    "name",
+                    ("表示名", "Name"),
+                    |r: &Row| html! { (r.0.display_name) },
+                    |r| r.0.display_name.clone(),
+                    text(|r: &Row| r.0.display_name.clone()),
+                )
+                .column(
+                    "role",
+                    ("ロール", "Role"),
+                    move |r: &Row| html! { (l.t(r.0.role.ja(), r.0.role.en())) },
+                    move |r| l.t(r.0.role.ja(), r.0.role.en()).to_string(),
+                    text(|r: &Row| r.0.role.as_str().to_string()),
+                )
+                .column("tenant", ("所属団体", "Tenant"), |r: &Row| html! { (r.1) }, |r| r.1.clone(), text(|r: &Row| r.1.clone()))
+                .column(
+                    "totp",
+                    ("二要素認証", "2FA"),
+                    |r: &Row| html! { @if r.0.totp_enabled { "✔" } @else { "—" } },
+                    |r| if r.0.totp_enabled { "✔".into() } else { String::new() },
+                    num(|r: &Row| Some(f64::from(u8::from(r.0.totp_enabled)))),
+                )
+                .column(
+                    "status",
+                    ("状態", "Status"),
+                    move |r: &Row| html! { (status(l, &r.0, now)) },
+                    move |r| status(l, &r.0, now).to_string(),
+                    text(move |r: &Row| status(l, &r.0, now).to_string()),
+                )
+                .column(
+                    "last_login",
+                    ("最終ログイン", "Last login"),
+                    move |r: &Row| html! { (last_login(r)) },
+                    last_login,
+                    num(|r: &Row| r.0.last_login_at.map(|t| t as f64)),
+                )
+                .nowrap();
+            let tq = TableQuery::from_query(&all);
+            if tq.wants_csv() {
+                return Ok(table.csv(l, &rows, &tq));
             }
-        };
-        Ok(layout(&a, l.t("利用者", "Users"), "/users", body))
-    }
-    .await)
+            let body = html! {
+                @if a.principal.can(Permission::UsersWrite) { div.toolbar { a.button href="/users/new" { (l.t("利用者を追加", "Add account")) } } }
+                (table.render(l, &rows, &tq))
+            };
+            Ok(layout(&a, l.t("利用者", "Users"), "/users", body))
+        }
+        .await,
+    )
 }
 
 fn tenant_name(tenants: &[Tenant], u: &User, l: Lang) -> String {

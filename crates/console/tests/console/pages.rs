@@ -1,5 +1,5 @@
 //! What people read on the platform's pages: search that folds kana and width, audit
-//! actions with Japanese labels.
+//! actions with Japanese labels, the account list as a sortable table.
 
 use crate::support::*;
 use axum::http::StatusCode;
@@ -21,6 +21,16 @@ async fn hiragana_finds_katakana_and_audit_actions_have_labels() {
             assert!(page.contains("桜川市"), "q={q}");
             assert!(!page.contains("別町") || q.starts_with("%EF"), "q={q} finds only the match");
         }
+        // The account list sorts by a heading and exports the same rows.
+        c.user("zz-last", "最後", Role::SocAnalyst, None).await;
+        let (_, page) = c.get("/users?sort=username&dir=desc", &s).await;
+        assert!(page.find(">zz-last<").unwrap() < page.find(">ope<").unwrap(), "descending by login name");
+        assert!(page.contains("aria-sort=\"descending\""));
+        let (status, csv) = c.get("/users?format=csv&sort=username", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(csv.starts_with("\u{feff}ログイン名,表示名,ロール,所属団体,二要素認証,状態,最終ログイン\r\nope,"), "{csv}");
+        let (status, _) = c.get("/users?tenant=nonsense", &s).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a bad tenant filter is an error, not every account");
         let (_, page) = c.get("/audit", &s).await;
         assert!(page.contains("団体の登録") && page.contains("<code>tenant.create</code>"), "label beside the code");
     })
