@@ -69,6 +69,18 @@ pub fn start(args: &[&str], data: &Path) -> Server {
 // The child is killed and waited for by `Server::drop`, or on the panic path by the test harness ending.
 #[allow(clippy::zombie_processes)]
 pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
+    // The port is free when chosen but another test may take it before the server binds
+    // it: a server that exits before it is ready is started again on another port.
+    for _ in 0..3 {
+        if let Some(server) = start_once(data, &opts) {
+            return server;
+        }
+    }
+    panic!("the server exited before it was ready, three times (see its stderr above)")
+}
+
+#[allow(clippy::zombie_processes)]
+fn start_once(data: &Path, opts: &Opts<'_>) -> Option<Server> {
     let port = free_port();
     let listen = if opts.listen_ip.contains(':') { format!("[{}]:{port}", opts.listen_ip) } else { format!("{}:{port}", opts.listen_ip) };
     let mut cmd = Command::new(BIN);
@@ -99,6 +111,7 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(l) => lines.push(l),
             Err(_) if started.elapsed() > Duration::from_secs(60) => panic!("server did not start: {lines:?}"),
+            Err(_) if client.is_none() && matches!(child.try_wait(), Ok(Some(_))) => return None,
             Err(_) => {}
         }
         if client.is_none()
@@ -118,7 +131,7 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
             while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
                 lines.push(l);
             }
-            return Server { child, port, stdout: lines, client: client.unwrap() };
+            return Some(Server { child, port, stdout: lines, client: client.unwrap() });
         }
     }
 }
