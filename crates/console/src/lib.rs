@@ -146,23 +146,25 @@ impl Assembly {
 /// web part), health and metrics.
 pub fn router(state: AppState) -> Router {
     let assembly = Assembly::of(&state);
-    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, state.version, assembly.nav());
-    let mut schemas = serde_json::Map::new();
-    for p in &assembly.parts {
-        schemas.extend(p.schemas.clone());
-    }
-    let openapi = Arc::new(api::openapi::document(state.version, &assembly.routes, schemas));
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, assembly.nav());
     let mut app = Router::new()
         .merge(pages::routes())
         .merge(api::routes())
         .route("/healthz", axum::routing::get(health))
         .route("/metrics", axum::routing::get(metrics::render))
         .route("/static/app.css", axum::routing::get(security::stylesheet))
-        .with_state(state.clone())
-        .route("/api/openapi.json", axum::routing::get(move || std::future::ready(axum::Json(openapi.as_ref().clone()))));
+        .with_state(state.clone());
+    let mut schemas = serde_json::Map::new();
     for part in assembly.parts {
+        schemas.extend(part.schemas);
         app = app.merge(part.router);
     }
+    // The document never changes while the process runs: encoded once, served as bytes.
+    let openapi = axum::body::Bytes::from(api::openapi::document(state.version, &assembly.routes, schemas).to_string());
+    let app = app.route(
+        "/api/openapi.json",
+        axum::routing::get(move || std::future::ready(([(axum::http::header::CONTENT_TYPE, "application/json")], openapi.clone()))),
+    );
     security::layers(app.fallback(security::not_found), &state).layer(axum::Extension(site))
 }
 
@@ -174,7 +176,7 @@ pub fn node_router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(metrics::render))
         .with_state(state.clone())
         .fallback(security::not_found);
-    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, state.version, Vec::new());
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, Vec::new());
     security::layers(app, &state).layer(axum::Extension(site))
 }
 

@@ -96,9 +96,7 @@ pub fn int_param(value: Option<&str>, key: &'static str, default: i64, range: st
 /// Keys the body has beyond `current`'s are left for the type to accept or refuse.
 pub fn replace_doc(current: &Value, bytes: &[u8], ignore: &[&str]) -> Result<Value, AppError> {
     let given: Value = body(bytes)?;
-    let (Some(cur), Some(obj)) = (current.as_object(), given.as_object()) else {
-        return Err(mamori_core::Problem::new("body", "not_an_object", "JSON のオブジェクトを送ってください", "send a JSON object").into());
-    };
+    let (Some(cur), Some(obj)) = (current.as_object(), given.as_object()) else { return Err(not_an_object()) };
     let missing: Vec<&str> = cur.keys().map(String::as_str).filter(|k| !obj.contains_key(*k) && !ignore.contains(k)).collect();
     if missing.is_empty() {
         return Ok(given);
@@ -136,11 +134,15 @@ pub fn merge_patch(current: &mut Value, patch: Value) {
 pub fn patch_doc(current: Value, bytes: &[u8]) -> Result<Value, AppError> {
     let patch: Value = body(bytes)?;
     if !patch.is_object() {
-        return Err(mamori_core::Problem::new("body", "not_an_object", "JSON のオブジェクトを送ってください", "send a JSON object").into());
+        return Err(not_an_object());
     }
     let mut doc = current;
     merge_patch(&mut doc, patch);
     Ok(doc)
+}
+
+fn not_an_object() -> AppError {
+    mamori_core::Problem::new("body", "not_an_object", "JSON のオブジェクトを送ってください", "send a JSON object").into()
 }
 
 /// Reads a document into `T`, every type error a problem of the body.

@@ -107,7 +107,7 @@ pub struct Authed {
     pub session: Option<Session>,
     /// Language.
     pub lang: Lang,
-    /// The site the request came to (navigation, version).
+    /// The site the request came to (its navigation).
     pub site: Site,
 }
 

@@ -18,18 +18,14 @@ pub struct BadInput {
 }
 
 impl BadInput {
-    fn new(parts: &Parts, field: &'static str, code: &'static str, detail: &str) -> Self {
-        let (ja, en) = match field {
-            "query" => (format!("URL のパラメータが正しくありません: {detail}"), format!("invalid query parameter: {detail}")),
-            "path" => (format!("URL が正しくありません: {detail}"), format!("invalid path parameter: {detail}")),
-            _ => (format!("フォームの入力を読めません: {detail}"), format!("cannot read the form: {detail}")),
+    /// `field` is where the input was: `query`, `path` or `form`.
+    fn new(parts: &Parts, field: &'static str, detail: &str) -> Self {
+        let (code, ja, en) = match field {
+            "query" => ("invalid_query", format!("URL のパラメータが正しくありません: {detail}"), format!("invalid query parameter: {detail}")),
+            "path" => ("invalid_path", format!("URL が正しくありません: {detail}"), format!("invalid path parameter: {detail}")),
+            _ => ("invalid_form", format!("フォームの入力を読めません: {detail}"), format!("cannot read the form: {detail}")),
         };
         BadInput { api: parts.uri.path().starts_with("/api/"), lang: Lang::from_headers(&parts.headers), problem: Problem::new(field, code, ja, en) }
-    }
-
-    /// The problem.
-    pub fn problem(&self) -> &Problem {
-        &self.problem
     }
 }
 
@@ -51,7 +47,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, BadInput> {
         let q = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(q).map(Query).map_err(|e| BadInput::new(parts, "query", "invalid_query", &e.to_string()))
+        serde_urlencoded::from_str(q).map(Query).map_err(|e| BadInput::new(parts, "query", &e.to_string()))
     }
 }
 
@@ -66,7 +62,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, BadInput> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => Err(BadInput::new(parts, "path", "invalid_path", &e.body_text())),
+            Err(e) => Err(BadInput::new(parts, "path", &e.body_text())),
         }
     }
 }
@@ -86,7 +82,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
             Ok(axum::Form(v)) => Ok(Form(v)),
             // Too large stays 413 (the console's guard words it).
             Err(axum::extract::rejection::FormRejection::BytesRejection(e)) => Err(e.into_response()),
-            Err(e) => Err(BadInput::new(&probe, "form", "invalid_form", &e.body_text()).into_response()),
+            Err(e) => Err(BadInput::new(&probe, "form", &e.body_text()).into_response()),
         }
     }
 }

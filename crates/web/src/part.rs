@@ -98,15 +98,14 @@ pub struct Site(Arc<SiteInner>);
 struct SiteInner {
     store: Store,
     secure_cookies: bool,
-    version: &'static str,
     nav: Vec<NavEntry>,
 }
 
 impl Site {
     /// Makes the site; `nav` is shown in its `order`.
-    pub fn new(store: Store, secure_cookies: bool, version: &'static str, mut nav: Vec<NavEntry>) -> Self {
+    pub fn new(store: Store, secure_cookies: bool, mut nav: Vec<NavEntry>) -> Self {
         nav.sort_by_key(|n| n.order);
-        Site(Arc::new(SiteInner { store, secure_cookies, version, nav }))
+        Site(Arc::new(SiteInner { store, secure_cookies, nav }))
     }
 
     /// The config store.
@@ -117,11 +116,6 @@ impl Site {
     /// Whether cookies are `Secure` (`__Host-` prefixed).
     pub fn secure_cookies(&self) -> bool {
         self.0.secure_cookies
-    }
-
-    /// The version shown.
-    pub fn version(&self) -> &'static str {
-        self.0.version
     }
 
     /// The navigation, in order.

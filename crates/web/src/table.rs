@@ -154,6 +154,16 @@ impl<'a, R> Table<'a, R> {
         self
     }
 
+    /// Adds a column of plain text: the same text is shown, exported and sorted by.
+    pub fn text_column(self, key: &'static str, heading: (&'static str, &'static str), f: impl Fn(&R) -> String + 'a) -> Self
+    where
+        R: 'a,
+    {
+        let f = std::rc::Rc::new(f);
+        let (cell, csv, sort) = (f.clone(), f.clone(), f);
+        self.column(key, heading, move |r: &R| html! { (cell(r)) }, move |r| csv(r), text(move |r: &R| sort(r)))
+    }
+
     /// Gives the last column a CSS class (e.g. `nowrap`).
     pub fn nowrap(mut self) -> Self {
         if let Some(c) = self.columns.last_mut() {

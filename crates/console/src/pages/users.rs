@@ -13,26 +13,15 @@ use mamori_web::{Path, Query};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-/// Query of the list.
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    tenant: Option<String>,
-}
-
 /// GET /users: sortable, paged, exported as CSV (`?format=csv`).
-pub async fn list(
-    State(state): State<AppState>,
-    PageAuth(a): PageAuth,
-    Query(q): Query<ListQuery>,
-    Query(all): Query<std::collections::BTreeMap<String, String>>,
-) -> Response {
+pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<std::collections::BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::UsersRead)?;
             let scope = a.principal.scope();
-            let filter = UserFilter { tenant: mamori_web::api::tenant_param("tenant", q.tenant.as_deref())? };
+            let filter = UserFilter { tenant: mamori_web::api::tenant_param("tenant", q.get("tenant").map(String::as_str))? };
             let users = state.store.list_users(&scope, &filter).await?;
             let tenants = state.store.list_tenants(&scope).await?;
             let now = mamori_core::time::now_ms();
@@ -55,13 +44,7 @@ pub async fn list(
                     text(|r: &Row| r.0.username.clone()),
                 )
                 .nowrap()
-                .column(
-                    "name",
-                    ("表示名", "Name"),
-                    |r: &Row| html! { (r.0.display_name) },
-                    |r| r.0.display_name.clone(),
-                    text(|r: &Row| r.0.display_name.clone()),
-                )
+                .text_column("name", ("表示名", "Name"), |r: &Row| r.0.display_name.clone())
                 .column(
                     "role",
                     ("ロール", "Role"),
@@ -69,7 +52,7 @@ pub async fn list(
                     move |r| l.t(r.0.role.ja(), r.0.role.en()).to_string(),
                     text(|r: &Row| r.0.role.as_str().to_string()),
                 )
-                .column("tenant", ("所属団体", "Tenant"), |r: &Row| html! { (r.1) }, |r| r.1.clone(), text(|r: &Row| r.1.clone()))
+                .text_column("tenant", ("所属団体", "Tenant"), |r: &Row| r.1.clone())
                 .column(
                     "totp",
                     ("二要素認証", "2FA"),
@@ -77,13 +60,7 @@ pub async fn list(
                     |r| if r.0.totp_enabled { "✔".into() } else { String::new() },
                     num(|r: &Row| Some(f64::from(u8::from(r.0.totp_enabled)))),
                 )
-                .column(
-                    "status",
-                    ("状態", "Status"),
-                    move |r: &Row| html! { (status(l, &r.0, now)) },
-                    move |r| status(l, &r.0, now).to_string(),
-                    text(move |r: &Row| status(l, &r.0, now).to_string()),
-                )
+                .text_column("status", ("状態", "Status"), move |r: &Row| status(l, &r.0, now).to_string())
                 .column(
                     "last_login",
                     ("最終ログイン", "Last login"),
@@ -92,7 +69,7 @@ pub async fn list(
                     num(|r: &Row| r.0.last_login_at.map(|t| t as f64)),
                 )
                 .nowrap();
-            let tq = TableQuery::from_query(&all);
+            let tq = TableQuery::from_query(&q);
             if tq.wants_csv() {
                 return Ok(table.csv(l, &rows, &tq));
             }

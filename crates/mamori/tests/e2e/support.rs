@@ -66,8 +66,6 @@ pub fn start(args: &[&str], data: &Path) -> Server {
     start_with(data, Opts { args, ..Default::default() })
 }
 
-// The child is killed and waited for by `Server::drop`, or on the panic path by the test harness ending.
-#[allow(clippy::zombie_processes)]
 pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
     // The port is free when chosen but another test may take it before the server binds
     // it: a server that exits before it is ready is started again on another port.
@@ -79,6 +77,7 @@ pub fn start_with(data: &Path, opts: Opts<'_>) -> Server {
     panic!("the server exited before it was ready, three times (see its stderr above)")
 }
 
+// The child is killed and waited for by `Server::drop`, or on the panic path by the test harness ending.
 #[allow(clippy::zombie_processes)]
 fn start_once(data: &Path, opts: &Opts<'_>) -> Option<Server> {
     let port = free_port();

@@ -306,20 +306,18 @@ pub async fn custom_create(State(store): State<Store>, PageAuth(a): PageAuth, Fo
     )
 }
 
-fn fault_table(l: Lang, faults: &[Fault], show_monitor: bool) -> Markup {
+fn fault_table(l: Lang, faults: &[Fault]) -> Markup {
     let now = mamori_core::time::now_ms();
     html! {
         table.faults {
             thead { tr {
                 th { (l.t("発生", "Opened")) } th { (l.t("復旧", "Recovered")) } th { (l.t("障害時間", "Duration")) }
-                @if show_monitor { th { (l.t("監視", "Monitor")) } }
                 th { (l.t("原因", "Cause")) } th { (l.t("対応", "Handling")) }
             } }
             tbody { @for f in faults { tr {
                 td { a href=(format!("/faults/{}", f.id)) { (when(f.opened_at)) } }
                 td { @if let Some(c) = f.closed_at { (when(c)) } @else { (badge(l, Status::Down)) } }
                 td { (f.duration_ms(now) / 60_000) (l.t("分", " min")) }
-                @if show_monitor { td { (f.monitor_name) } }
                 td { (f.cause.text(l.code())) }
                 td { (f.acknowledged_by.as_deref().unwrap_or("—")) }
             } } }
@@ -375,7 +373,7 @@ pub async fn show(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): P
                 }
             }
             h2 { (l.t("障害記録", "Fault records")) }
-            @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults, false)) }
+            @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults)) }
             @if can_write {
                 h2 { (l.t("設定", "Settings")) }
                 div.actions {
@@ -460,7 +458,7 @@ pub async fn delete(State(store): State<Store>, PageAuth(a): PageAuth, Path(id):
 
 /// GET /faults: fault records with their municipality, filtered by municipality,
 /// state and time, sortable, paged, exported as CSV (`?format=csv`).
-pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
+pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
@@ -468,8 +466,7 @@ pub async fn faults(State(store): State<Store>, PageAuth(a): PageAuth, Query(q):
             a.require(Permission::MonitorsRead)?;
             let scope = a.principal.scope();
             store.note_scope(&scope, "faults").await?;
-            let params: HashMap<String, String> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let mut filter = super::api::fault_filter(&params)?;
+            let mut filter = super::api::fault_filter(&q)?;
             filter.limit = Some(filter.limit.unwrap_or(5000));
             let faults = store.list_faults(&scope, &filter).await?;
             let tenants = store.list_tenants(&scope).await?;
@@ -527,9 +524,9 @@ fn fault_list<'a>(l: Lang, now: i64, with_tenant: bool) -> Table<'a, (Fault, Str
     );
     t = t.nowrap();
     if with_tenant {
-        t = t.column("tenant", ("団体", "Tenant"), |r: &Row| html! { (r.1) }, |r| r.1.clone(), text(|r: &Row| r.1.clone())).nowrap();
+        t = t.text_column("tenant", ("団体", "Tenant"), |r: &Row| r.1.clone()).nowrap();
     }
-    t.column("monitor", ("監視", "Monitor"), |r: &Row| html! { (r.0.monitor_name) }, |r| r.0.monitor_name.clone(), text(|r: &Row| r.0.monitor_name.clone()))
+    t.text_column("monitor", ("監視", "Monitor"), |r: &Row| r.0.monitor_name.clone())
         .column(
             "closed",
             ("復旧", "Recovered"),
