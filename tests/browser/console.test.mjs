@@ -362,23 +362,25 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
   const boardRow = (name) => page.locator('table.board tbody tr').filter({ has: page.locator('td a', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
 
   /**
-   * Watches the status board: reloads /monitors every 2 s until the row of monitor `name`
-   * has status `status` (up, down, pending, …: the row's data-status and its badge's
-   * st-… class). Returns the row's cells by header; fails with the last seen state.
+   * Watches the status board until the row of monitor `name` has status `status` (up,
+   * down, pending, …: the row's status-… class and its badge's st-… class). With
+   * `live` the board the page shows must change by itself (server-sent events);
+   * otherwise /monitors is reloaded every 2 s. Returns the row's cells by header; fails
+   * with the last seen state.
    */
-  async function waitForStatus(name, status, timeoutMs) {
+  async function waitForStatus(name, status, timeoutMs, { live = false } = {}) {
     const deadline = Date.now() + timeoutMs;
     let last = 'no row';
     for (;;) {
-      await page.goto(`${base}/monitors`);
+      if (!live) await page.goto(`${base}/monitors`);
       assert.equal(await h1(page), 'サービス監視');
       const row = boardRow(name);
       const n = await row.count();
       assert.ok(n <= 1, `${n} rows for monitor ${name}`);
       if (n === 1) {
-        const seen = await row.getAttribute('data-status');
+        const seen = ((await row.getAttribute('class')) || '').replace(/^status-/, '');
         const badge = await row.locator('span.st').getAttribute('class');
-        const headers = (await page.locator('table.board thead th').allInnerTexts()).map((x) => x.trim());
+        const headers = (await page.locator('table.board thead th').allInnerTexts()).map((x) => x.trim().replace(/ [▲▼]$/, ''));
         const cells = (await row.locator('td').allInnerTexts()).map((x) => x.trim());
         const byHeader = Object.fromEntries(headers.map((h, i) => [h, cells[i]]));
         last = `${seen} (${badge}): ${JSON.stringify(byHeader)}`;
@@ -388,7 +390,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
         }
       }
       if (Date.now() > deadline) throw new Error(`monitor ${name} not ${status} within ${timeoutMs / 1000} s; last seen: ${last}`);
-      await sleep(2_000);
+      await sleep(live ? 500 : 2_000);
     }
   }
 
@@ -633,9 +635,15 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.ok(site.hits > 0, 'the monitor fetched the test site');
     await shot(page, '11-monitor-up.png');
 
+    // The board is loaded once: it must turn 障害 by itself (live refresh).
+    await page.goto(`${base}/monitors`);
+    await page.evaluate(() => { window.mamoriNotReloaded = true; });
+    await page.waitForSelector('body.live-on', { timeout: 15_000 });
+    assert.ok(await page.locator('.live-note').isVisible(), 'the board says it refreshes by itself');
     await site.stop();
     // Three failed checks in a row (retries = 2, 10 s apart) make it 障害.
-    const down = await waitForStatus(WEB_MONITOR, 'down', 60_000);
+    const down = await waitForStatus(WEB_MONITOR, 'down', 60_000, { live: true });
+    assert.equal(await page.evaluate(() => window.mamoriNotReloaded), true, 'the board changed without a reload');
     assert.equal(down.cells['状態'], '障害');
     assert.match(down.cells['理由'], /接続が拒否/);
     await shot(page, '12-monitor-down.png');

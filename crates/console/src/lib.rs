@@ -1,7 +1,8 @@
 //! The web console (Japanese first, English available) and the REST API of Mamori.
 //!
 //! - Pages ([`pages`]) are rendered on the server with maud: no JavaScript build step,
-//!   charts as inline SVG, a strict Content-Security-Policy (no inline script at all).
+//!   charts as inline SVG, a strict Content-Security-Policy (no inline script; one
+//!   same-origin script refreshes live fragments, and pages work without it).
 //! - The REST API ([`api`]) under `/api/v1` does everything the console does; its
 //!   OpenAPI 3 document is served at `/api/openapi.json` and built from the same route
 //!   table ([`api::ROUTES`]) the router is built from.
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(health))
         .route("/metrics", axum::routing::get(metrics::render))
         .route("/static/app.css", axum::routing::get(security::stylesheet))
+        .route("/static/live.js", axum::routing::get(security::live_script))
         .with_state(state.clone());
     let mut schemas = serde_json::Map::new();
     for part in assembly.parts {

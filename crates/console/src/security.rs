@@ -10,9 +10,10 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-/// The Content-Security-Policy of every response: nothing runs but our stylesheet and
-/// images; forms post only to us; no one frames us.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The Content-Security-Policy of every response: nothing but our stylesheet, images
+/// and the one same-origin script (live refresh, which streams from us alone); forms
+/// post only to us; no one frames us.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Wraps the router in the security layers.
 pub fn layers(app: Router, state: &AppState) -> Router {
@@ -107,6 +108,18 @@ pub async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
         ],
         Body::from(include_str!("../static/app.css")),
+    )
+        .into_response()
+}
+
+/// Serves the live-refresh script (`mamori_web::live`).
+pub async fn live_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        Body::from(include_str!("../static/live.js")),
     )
         .into_response()
 }

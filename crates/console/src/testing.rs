@@ -163,10 +163,22 @@ impl Console {
         let res: Response<Body> = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
+        if headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+            return (status, headers, first_event(res.into_body()).await);
+        }
         let body = res.into_body().collect().await.unwrap().to_bytes();
         (status, headers, String::from_utf8_lossy(&body).to_string())
     }
 
+    /// Opens a live stream (server-sent events) for [`next_event`].
+    pub async fn open(&self, path: &str, auth: &Auth) -> (StatusCode, Body) {
+        let mut req = auth.apply(Request::get(path)).body(Body::empty()).unwrap();
+        req.extensions_mut().insert(client_addr([127, 0, 0, 1]));
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        (res.status(), res.into_body())
+    }
+
+    /// GET; a live stream (server-sent events) gives its first event.
     pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, String) {
         let (s, _, b) = self.send(auth.apply(Request::get(path)).body(Body::empty()).unwrap()).await;
         (s, b)
@@ -283,4 +295,33 @@ impl Console {
 pub fn client_addr(ip: [u8; 4]) -> mamori_http::ClientAddr {
     let peer = SocketAddr::from((ip, 40000));
     mamori_http::ClientAddr { ip: peer.ip(), peer, forwarded: false, via_proxy: false }
+}
+
+/// Reads a server-sent event stream up to the end of its first event (a stream never
+/// ends by itself); panics when none comes within 10 s.
+async fn first_event(mut body: Body) -> String {
+    next_event(&mut body).await.expect("a live stream sends its first event")
+}
+
+/// Reads the next event of a server-sent event stream (keep-alive comments skipped):
+/// None once the stream ended; panics when nothing comes within 10 s.
+pub async fn next_event(body: &mut Body) -> Option<String> {
+    let mut seen = String::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                // Comments (`:` lines) keep the stream open; an event has data.
+                if seen.ends_with("\n\n") {
+                    if seen.lines().any(|l| l.starts_with("data:")) {
+                        return true;
+                    }
+                    seen.clear();
+                }
+            }
+        }
+        false
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("the live stream sent or ended within 10 s");
+    got.then_some(seen)
 }

@@ -91,6 +91,8 @@ pub fn layout(a: &Authed, title: &str, active: &str, body: Markup) -> Response {
                     }
                 }
                 main { h1 { (title) } (body) }
+                // Live refresh of fragments marked `data-live` (crate::live).
+                script src="/static/live.js" defer {}
             }
         }
     };

@@ -9,6 +9,7 @@
 //! - [`api`]: route documentation ([`RouteDoc`]) the OpenAPI document is generated from.
 //! - [`svg`]: charts as inline SVG (no script, so they pass the CSP).
 //! - [`table`]: sortable, paged tables with CSV export, all from the query string.
+//! - [`live`]: live refresh of a page's fragment by server-sent events.
 //! - [`part`]: a component's [`WebPart`] (routes, pages, navigation, schemas, isolation
 //!   fixture), which the console assembles.
 //!
@@ -22,6 +23,7 @@ mod error;
 mod extract;
 mod i18n;
 pub mod layout;
+pub mod live;
 pub mod part;
 mod settings;
 pub mod svg;

@@ -118,12 +118,13 @@ pub struct Table<'a, R> {
     class: &'static str,
     columns: Vec<Column<'a, R>>,
     default_sort: Option<(&'static str, bool)>,
+    row_class: Option<Text<'a, R>>,
 }
 
 impl<'a, R> Table<'a, R> {
     /// A table on the page at `path`, exported as `file`.
     pub fn new(path: &'static str, file: &'static str) -> Self {
-        Table { path, file, page_size: 50, class: "", columns: Vec::new(), default_sort: None }
+        Table { path, file, page_size: 50, class: "", columns: Vec::new(), default_sort: None, row_class: None }
     }
 
     /// Rows per page (default 50).
@@ -139,6 +140,11 @@ impl<'a, R> Table<'a, R> {
     /// The order when the request names none: a column key, descending or not.
     pub fn default_sort(self, key: &'static str, desc: bool) -> Self {
         Table { default_sort: Some((key, desc)), ..self }
+    }
+
+    /// Gives each row a CSS class (e.g. its state, for colour and for tests).
+    pub fn row_class(self, f: impl Fn(&R) -> String + 'a) -> Self {
+        Table { row_class: Some(Box::new(f)), ..self }
     }
 
     /// Adds a column: its key (in `?sort=`), heading, cell, CSV text and sort key.
@@ -209,7 +215,7 @@ impl<'a, R> Table<'a, R> {
                         } @else { (l.t(c.ja, c.en)) }
                     }
                 } } }
-                tbody { @for r in shown { tr { @for c in &self.columns { td class=[c.class] { ((c.cell)(r)) } } } } }
+                tbody { @for r in shown { tr class=[self.row_class.as_ref().map(|f| f(r))] { @for c in &self.columns { td class=[c.class] { ((c.cell)(r)) } } } } }
             }
             nav.pager aria-label=(l.t("ページ", "Pages")) {
                 span.muted {

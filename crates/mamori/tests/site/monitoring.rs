@@ -83,3 +83,55 @@ async fn the_fault_list_filters_sorts_and_exports() {
     })
     .await;
 }
+
+/// The board refreshes by itself: its live stream sends the counts and the table, then
+/// both again when a monitor's state changes (written by a monitor on any node: the
+/// stream reads the store), and ends when the session does. An API token gets no
+/// live view.
+#[tokio::test]
+async fn the_board_streams_changes_and_stops_with_the_session() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let spec: mamori_core::monitor::MonitorSpec =
+            serde_json::from_value(json!({"name": "庁内 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
+        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (_, page) = c.get("/monitors?sort=name&dir=asc", &s).await;
+        assert!(page.contains(r#"data-live="/monitors/live?sort=name&amp;dir=asc""#), "the board names its stream with its own query");
+        assert!(page.contains(r#"src="/static/live.js""#));
+
+        let (status, mut stream) = c.open("/monitors/live?sort=name&dir=asc", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        let first = next_event(&mut stream).await.expect("the first update");
+        assert!(first.starts_with("event: update\n") || first.contains("\nevent: update\n"), "{first}");
+        assert!(first.contains("庁内 Web") && first.contains("status-unknown") && first.contains("aria-sort=\"ascending\""), "{first}");
+
+        let now = mamori_core::time::now_ms();
+        let down = mamori_core::monitor::MonitorState {
+            monitor: m.id,
+            status: mamori_core::monitor::Status::Down,
+            since: now,
+            last_check: now,
+            last_rt_ms: 0,
+            reason: Some(mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "connection refused")),
+            failures: 3,
+            fault: None,
+            content_hash: None,
+        };
+        c.state.store.save_monitor_batch(&c.grant, &[down], &[]).await.unwrap();
+        let second = next_event(&mut stream).await.expect("an update once the monitor is down");
+        assert!(second.contains("status-down") && second.contains("接続が拒否されました"), "{second}");
+
+        // Logged out: the stream ends at its next round.
+        let Auth::Session { csrf, .. } = &s else { unreachable!() };
+        let (status, _, _) = c.post_form("/logout", &s, &[("csrf", csrf)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(next_event(&mut stream).await, None, "the stream of a logged-out session ends");
+
+        let (_, token) = c.token(op, Role::OperatorAdmin, "op").await;
+        let (status, _) = c.get("/monitors/live", &Auth::Bearer(token)).await;
+        assert_ne!(status, StatusCode::OK, "live views are for console sessions");
+    })
+    .await;
+}

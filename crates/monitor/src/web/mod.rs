@@ -75,7 +75,8 @@ pub const ROUTES: &[RouteDoc] = &[
 ];
 
 /// Every page of the monitor (GET).
-pub const PAGES: &[&str] = &["/monitors", "/monitors/new", "/monitors/new-custom", "/monitors/probes", "/monitors/{id}", "/faults", "/faults/{id}"];
+pub const PAGES: &[&str] =
+    &["/monitors", "/monitors/live", "/monitors/new", "/monitors/new-custom", "/monitors/probes", "/monitors/{id}", "/faults", "/faults/{id}"];
 
 const NAV: &[NavEntry] =
     &[NavEntry::new("/monitors", "サービス監視", "Monitoring", 20).needs(MonitorsRead), NavEntry::new("/faults", "障害記録", "Faults", 21).needs(MonitorsRead)];
@@ -84,6 +85,7 @@ const NAV: &[NavEntry] =
 pub fn part(cx: &WebCx) -> WebPart {
     let router = Router::new()
         .route("/monitors", get(pages::list))
+        .route("/monitors/live", get(pages::live))
         .route("/monitors/new", get(pages::new_form).post(pages::create_set))
         .route("/monitors/new-custom", get(pages::custom_new).post(pages::custom_create))
         .route("/monitors/probes", get(pages::probes).post(pages::create_probe))
@@ -177,7 +179,8 @@ impl IsolationFixture for Fixture {
                     ("POST", "/api/v1/probe/results", json!([])),
                 ],
                 pages: vec![
-                    ("/monitors", vec!["/monitors".into(), format!("/monitors?tenant={t}"), "/monitors?status=unknown".into()]),
+                    ("/monitors", vec!["/monitors".into(), format!("/monitors?tenant={t}"), "/monitors?status=unknown".into(), "/monitors?format=csv".into()]),
+                    ("/monitors/live", vec!["/monitors/live".into(), format!("/monitors/live?tenant={t}")]),
                     ("/monitors/{id}", vec![format!("/monitors/{m}"), format!("/monitors/{m}?hours=168")]),
                     ("/faults", vec!["/faults".into(), format!("/faults?tenant={t}"), "/faults?open=1".into()]),
                     ("/faults/{id}", vec![format!("/faults/{f}")]),

@@ -6,6 +6,7 @@
 
 use super::board::{BoardRow, board, create_standard, monthly_uptime, read_spec, target_tenant};
 use axum::extract::State;
+use axum::http::Uri;
 use axum::response::Response;
 use mamori_core::monitor::{Fault, FaultId, MonitorId, StandardSet, Status};
 use mamori_core::{Permission, Tenant, TenantId};
@@ -46,88 +47,192 @@ fn pct(v: Option<f64>) -> String {
     v.map(|p| format!("{p:.2}%")).unwrap_or_else(|| "—".into())
 }
 
-/// GET /monitors — the status board.
-pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let l = a.lang;
-    page_result(l, async {
-        a.require(Permission::MonitorsRead)?;
-        let scope = a.principal.scope();
-        store.note_scope(&scope, "monitors").await?;
-        let tenant = q.get("tenant").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
-        let only = q.get("status").and_then(|s| s.parse::<Status>().ok());
-        let rows = board(&store, &scope, tenant).await?;
-        let mut counts: HashMap<Status, usize> = HashMap::new();
-        for r in &rows {
-            *counts.entry(r.status()).or_default() += 1;
-        }
-        let shown: Vec<&BoardRow> = rows.iter().filter(|r| only.is_none_or(|s| r.status() == s)).collect();
-        let tenants = store.list_tenants(&scope).await?;
-        let operator = a.principal.tenant_id().is_none();
-        let can_write = a.principal.can(Permission::MonitorsWrite);
-        let open = store.list_faults(&scope, &FaultFilter { tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
-        let body = html! {
-            div.cards {
-                @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {
-                    a class=(class) href=(format!("/monitors?status={}", s.as_str())) {
-                        h3 { (l.t(s.ja(), s.en())) }
-                        p.big { (counts.get(&s).copied().unwrap_or(0)) }
-                    }
-                }
-                a.card href="/faults?open=1" { h3 { (l.t("未復旧の障害", "Open faults")) } p.big { (open.len()) } }
-            }
-            div.toolbar {
-                @if operator {
-                    form method="get" action="/monitors" {
-                        select name="tenant" aria-label=(l.t("団体", "Tenant")) {
-                            option value="" { (l.t("すべての団体", "All tenants")) }
-                            @for t in &tenants { option value=(t.id) selected[Some(t.id) == tenant] { (t.name) } }
-                        }
-                        button type="submit" { (l.t("絞り込み", "Filter")) }
-                    }
-                }
-                @if can_write {
-                    a.button href="/monitors/new" { (l.t("標準監視を追加", "Add standard monitors")) }
-                    a.button href="/monitors/new-custom" { (l.t("個別に追加", "Add one monitor")) }
-                    a.button href="/monitors/probes" { (l.t("リモートプローブ", "Remote probes")) }
-                }
-                a.button href="/faults" { (l.t("障害記録", "Fault records")) }
-            }
-            details.legend {
-                summary { (l.t("状態の意味", "What the states mean")) }
-                dl {
-                    @for st in Status::ALL {
-                        dt { (badge(l, st)) }
-                        dd { (l.t(status_help(st).0, status_help(st).1)) }
-                    }
-                }
-            }
-            @if shown.is_empty() {
-                p.muted { (l.t("監視はまだありません。「標準監視を追加」から団体の Web・メール中継・プロキシ・DNS をまとめて登録できます。", "No monitors yet. \"Add standard monitors\" registers a municipality's web, mail relay, proxy and DNS in one form.")) }
-            } @else {
-                table.board {
-                    thead { tr {
-                        @if operator { th { (l.t("団体", "Tenant")) } }
-                        th { (l.t("監視", "Monitor")) } th { (l.t("種別", "Type")) } th { (l.t("対象", "Target")) }
-                        th { (l.t("状態", "Status")) } th { (l.t("変化した時刻", "Since")) } th { (l.t("応答", "Response")) }
-                        th { (l.t("30日稼働率", "30-day uptime")) } th { (l.t("理由", "Reason")) }
-                    } }
-                    tbody { @for r in &shown { tr data-status=(r.status().as_str()) {
-                        @if operator { td.nowrap { (r.tenant_name) } }
-                        td.nowrap { a href=(format!("/monitors/{}", r.monitor.id)) { (r.monitor.spec.name) } }
-                        td { (l.t(r.monitor.spec.check.kind_ja(), r.monitor.spec.check.kind())) }
-                        td.target { (r.monitor.spec.check.target()) }
-                        td.nowrap { (badge(l, r.status())) }
-                        td.nowrap { (r.state.as_ref().map(|s| when(s.since)).unwrap_or_default()) }
-                        td { (r.state.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{} ms", s.last_rt_ms)).unwrap_or_default()) }
-                        td { (pct(r.uptime_30d)) }
-                        td { (r.state.as_ref().and_then(|s| s.reason.as_ref()).map(|x| x.text(l.code()).to_string()).unwrap_or_default()) }
-                    } } }
-                }
-            }
-        };
-        Ok(layout(&a, l.t("サービス監視", "Service monitoring"), "/monitors", body))
+/// Where a state sorts on the board: what needs someone first.
+fn urgency(s: Status) -> f64 {
+    match s {
+        Status::Down => 0.0,
+        Status::Unreachable => 1.0,
+        Status::Pending => 2.0,
+        Status::Degraded => 3.0,
+        Status::Unknown => 4.0,
+        Status::Maintenance => 5.0,
+        Status::Up => 6.0,
+        Status::Paused => 7.0,
     }
-    .await)
+}
+
+/// The board's table: broken first, sortable by every column, paged, exported as CSV.
+fn board_table<'a>(l: Lang, operator: bool) -> Table<'a, BoardRow> {
+    let mut t = Table::new("/monitors", "monitors.csv")
+        .class("board")
+        .page_size(100)
+        .default_sort("status", false)
+        .row_class(|r: &BoardRow| format!("status-{}", r.status().as_str()));
+    if operator {
+        t = t.text_column("tenant", ("団体", "Tenant"), |r: &BoardRow| r.tenant_name.clone()).nowrap();
+    }
+    t.column(
+        "name",
+        ("監視", "Monitor"),
+        |r: &BoardRow| html! { a href=(format!("/monitors/{}", r.monitor.id)) { (r.monitor.spec.name) } },
+        |r| r.monitor.spec.name.clone(),
+        text(|r: &BoardRow| r.monitor.spec.name.clone()),
+    )
+    .nowrap()
+    .text_column("type", ("種別", "Type"), move |r: &BoardRow| l.t(r.monitor.spec.check.kind_ja(), r.monitor.spec.check.kind()).to_string())
+    .text_column("target", ("対象", "Target"), |r: &BoardRow| r.monitor.spec.check.target())
+    .column(
+        "status",
+        ("状態", "Status"),
+        move |r: &BoardRow| badge(l, r.status()),
+        move |r| l.t(r.status().ja(), r.status().en()).to_string(),
+        num(|r: &BoardRow| Some(urgency(r.status()))),
+    )
+    .nowrap()
+    .column(
+        "since",
+        ("変化した時刻", "Since"),
+        |r: &BoardRow| html! { (r.state.as_ref().map(|s| when(s.since)).unwrap_or_default()) },
+        |r| r.state.as_ref().map(|s| when(s.since)).unwrap_or_default(),
+        num(|r: &BoardRow| r.state.as_ref().map(|s| s.since as f64)),
+    )
+    .nowrap()
+    .column(
+        "rt",
+        ("応答", "Response"),
+        |r: &BoardRow| html! { (response_time(r)) },
+        response_time,
+        num(|r: &BoardRow| r.state.as_ref().filter(|s| s.last_check > 0).map(|s| f64::from(s.last_rt_ms))),
+    )
+    .nowrap()
+    .column("uptime", ("30日稼働率", "30-day uptime"), |r: &BoardRow| html! { (pct(r.uptime_30d)) }, |r| pct(r.uptime_30d), num(|r: &BoardRow| r.uptime_30d))
+    .text_column("reason", ("理由", "Reason"), move |r: &BoardRow| {
+        r.state.as_ref().and_then(|s| s.reason.as_ref()).map(|x| x.text(l.code()).to_string()).unwrap_or_default()
+    })
+}
+
+fn response_time(r: &BoardRow) -> String {
+    r.state.as_ref().filter(|s| s.last_check > 0).map(|s| format!("{} ms", s.last_rt_ms)).unwrap_or_default()
+}
+
+/// What the board shows of the query: one tenant, one state.
+struct BoardQuery {
+    tenant: Option<TenantId>,
+    only: Option<Status>,
+    table: TableQuery,
+}
+
+impl BoardQuery {
+    fn read(q: &HashMap<String, String>) -> Result<BoardQuery, AppError> {
+        let tenant = mamori_web::api::tenant_param("tenant", q.get("tenant").map(String::as_str))?;
+        let only = match q.get("status").map(String::as_str).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(s.parse::<Status>().map_err(|_| {
+                AppError::from(mamori_core::Problem::new("status", "invalid_status", format!("状態「{s}」はありません"), format!("no state '{s}'")))
+            })?),
+        };
+        Ok(BoardQuery { tenant, only, table: TableQuery::from_query(q) })
+    }
+}
+
+/// The live part of the board: the counts and the table.
+async fn board_view(store: &Store, a: &Authed, q: &BoardQuery) -> Result<Markup, AppError> {
+    let l = a.lang;
+    let scope = a.principal.scope();
+    let rows = board(store, &scope, q.tenant).await?;
+    let open = store.list_faults(&scope, &FaultFilter { tenant: q.tenant, open_only: true, limit: Some(1000), ..Default::default() }).await?;
+    let mut counts: HashMap<Status, usize> = HashMap::new();
+    for r in &rows {
+        *counts.entry(r.status()).or_default() += 1;
+    }
+    let shown: Vec<BoardRow> = rows.into_iter().filter(|r| q.only.is_none_or(|s| r.status() == s)).collect();
+    let operator = a.principal.tenant_id().is_none();
+    Ok(html! {
+        div.cards {
+            @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {
+                a class=(class) href=(format!("/monitors?status={}", s.as_str())) {
+                    h3 { (l.t(s.ja(), s.en())) }
+                    p.big { (counts.get(&s).copied().unwrap_or(0)) }
+                }
+            }
+            a.card href="/faults?open=1" { h3 { (l.t("未復旧の障害", "Open faults")) } p.big { (open.len()) } }
+        }
+        @if shown.is_empty() && q.only.is_none() {
+            p.muted { (l.t("監視はまだありません。「標準監視を追加」から団体の Web・メール中継・プロキシ・DNS をまとめて登録できます。", "No monitors yet. \"Add standard monitors\" registers a municipality's web, mail relay, proxy and DNS in one form.")) }
+        } @else {
+            (board_table(l, operator).render(l, &shown, &q.table))
+        }
+    })
+}
+
+/// GET /monitors — the status board. Its counts and table refresh by themselves
+/// (`/monitors/live`) while the page is open.
+pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsRead)?;
+            let scope = a.principal.scope();
+            store.note_scope(&scope, "monitors").await?;
+            let bq = BoardQuery::read(&q)?;
+            if bq.table.wants_csv() {
+                let rows: Vec<BoardRow> = board(&store, &scope, bq.tenant).await?.into_iter().filter(|r| bq.only.is_none_or(|s| r.status() == s)).collect();
+                return Ok(board_table(l, a.principal.tenant_id().is_none()).csv(l, &rows, &bq.table));
+            }
+            let view = board_view(&store, &a, &bq).await?;
+            let tenants = store.list_tenants(&scope).await?;
+            let operator = a.principal.tenant_id().is_none();
+            let can_write = a.principal.can(Permission::MonitorsWrite);
+            let body = html! {
+                div.toolbar {
+                    @if operator {
+                        form method="get" action="/monitors" {
+                            select name="tenant" aria-label=(l.t("団体", "Tenant")) {
+                                option value="" { (l.t("すべての団体", "All tenants")) }
+                                @for t in &tenants { option value=(t.id) selected[Some(t.id) == bq.tenant] { (t.name) } }
+                            }
+                            button type="submit" { (l.t("絞り込み", "Filter")) }
+                        }
+                    }
+                    @if can_write {
+                        a.button href="/monitors/new" { (l.t("標準監視を追加", "Add standard monitors")) }
+                        a.button href="/monitors/new-custom" { (l.t("個別に追加", "Add one monitor")) }
+                        a.button href="/monitors/probes" { (l.t("リモートプローブ", "Remote probes")) }
+                    }
+                    a.button href="/faults" { (l.t("障害記録", "Fault records")) }
+                    span.live-note role="status" { (l.t("● 自動更新中", "● Live")) }
+                }
+                details.legend {
+                    summary { (l.t("状態の意味", "What the states mean")) }
+                    dl {
+                        @for st in Status::ALL {
+                            dt { (badge(l, st)) }
+                            dd { (l.t(status_help(st).0, status_help(st).1)) }
+                        }
+                    }
+                }
+                div #board data-live=(mamori_web::live::url("/monitors/live", uri.query())) { (view) }
+            };
+            Ok(layout(&a, l.t("サービス監視", "Service monitoring"), "/monitors", body))
+        }
+        .await,
+    )
+}
+
+/// GET /monitors/live — the board's counts and table as a live stream.
+pub async fn live(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Err(e) = a.require(Permission::MonitorsRead) {
+        return mamori_web::layout::error_page(a.lang, &e);
+    }
+    let bq = match BoardQuery::read(&q) {
+        Ok(bq) => std::sync::Arc::new(bq),
+        Err(e) => return mamori_web::layout::error_page(a.lang, &e),
+    };
+    mamori_web::live::stream(a, mamori_web::live::EVERY, move |a| {
+        let (store, bq) = (store.clone(), bq.clone());
+        async move { board_view(&store, &a, &bq).await }
+    })
 }
 
 fn tenant_select(l: Lang, tenants: &[Tenant], selected: &str) -> Markup {
