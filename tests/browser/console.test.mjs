@@ -768,8 +768,20 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     await page.goto(`${base}/settings/policies?component=retention`);
     await submit(page, page.getByRole('button', { name: '県の承認を必須にする' }));
     assert.match(await page.locator('#approval-setting').innerText(), /県の承認者の承認後に適用されます/);
-    await page.fill('textarea[name=document]', '{"events_days": 400}');
-    await submit(page, page.getByRole('button', { name: '検証して変更内容を確認' }));
+    // Edited in the form generated from the policy's schema (the JSON is folded away
+    // for experts); a value out of range is named, and nothing is saved.
+    const policyForm = page.locator('#policy-form');
+    assert.equal(await page.locator('details.expert textarea[name=document]').isVisible(), false, 'JSON only for experts');
+    const days = policyForm.getByLabel('イベントの保存日数');
+    assert.equal(await days.inputValue(), '365');
+    await days.fill('0');
+    // The browser's own range check is bypassed to see the server's answer.
+    await policyForm.evaluate((f) => { f.noValidate = true; });
+    await submit(page, policyForm.getByRole('button', { name: '検証して変更内容を確認' }));
+    assert.match(await page.locator('main div.error[role=alert]').innerText(), /「0」は1〜3650の整数ではありません/);
+    await page.locator('#policy-form').getByLabel('イベントの保存日数').fill('400');
+    await submit(page, page.locator('#policy-form').getByRole('button', { name: '検証して変更内容を確認' }));
+    assert.match(await page.locator('#policy-diff').innerText(), /events_days[^]*365[^]*400/);
     assert.match(await mainText(page), /保存すると承認待ちになり/);
     await submit(page, page.getByRole('button', { name: 'この内容で保存' }));
     assert.match(await page.locator('#submitted').innerText(), /承認待ちとして保存しました/);
@@ -825,6 +837,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.deepEqual(browserErrors, []);
     const expected = [
       `404 GET /tenants/${sakuragawaId}`, // the tenant admin asking for another municipality
+      '422 POST /settings/policies', // the retention form with a value out of range
     ];
     assert.deepEqual(failedResponses, expected);
   });

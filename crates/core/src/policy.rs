@@ -96,6 +96,14 @@ pub trait PolicyValidator: Send + Sync {
     /// Checks a document; returns every problem found.
     fn validate(&self, document: &Value) -> Result<(), Problems>;
 
+    /// Returns the JSON Schema of a document (as `schemars` writes it), from which the
+    /// console builds the policy's form; each property's description is its label in
+    /// Japanese, then English, then optional hints (Japanese, English). None: the
+    /// policy is edited as JSON only.
+    fn schema(&self) -> Option<Value> {
+        None
+    }
+
     /// Returns the platform minimums in force when operators set none (a document of
     /// the policy's own shape), or None when the component has no minimums.
     fn default_minimums(&self) -> Option<Value> {

@@ -27,35 +27,59 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+// The doc comments are the form's labels: Japanese, English, then hints (ja, en).
+
 /// One escalation step.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// Minutes after the fault opened.
+    /// 障害発生からの経過時間（分）
+    /// Minutes after the fault opened
+    /// 0 は障害の検知と同時。段階は経過時間の順に並べます（最大10080分＝7日）。
+    /// 0 is at once; steps ascend (at most 10080 minutes, 7 days).
     #[serde(default)]
+    #[schemars(range(max = 10080))]
     pub after_minutes: u32,
-    /// Send to the tenant's contacts.
+    /// 団体の連絡先に送る
+    /// Send to the tenant's contacts
+    /// 団体情報に登録したメールアドレスへ送ります。
+    /// The e-mail addresses among the tenant's contacts.
     #[serde(default)]
     pub tenant_contacts: bool,
-    /// Further addresses.
+    /// 追加のメールアドレス
+    /// Further e-mail addresses
     #[serde(default)]
     pub emails: Vec<String>,
-    /// Webhook URLs (JSON POST).
+    /// Webhook の URL
+    /// Webhook URLs
+    /// 障害の内容を JSON で POST します（Teams・Slack などの受信口）。
+    /// The fault is POSTed as JSON (Teams, Slack and similar receivers).
     #[serde(default)]
     pub webhooks: Vec<String>,
 }
 
 /// A tenant's notification policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyPolicy {
-    /// Escalation steps, in order of `after_minutes`.
+    /// 通知の段階（エスカレーション）
+    /// Escalation steps
+    /// 対応開始（確認）されるまで、段階ごとに宛先を広げて通知します（8段階まで）。
+    /// Until someone acknowledges the fault, each step notifies more people (up to 8).
     #[serde(default)]
+    #[schemars(length(max = 8))]
     pub escalation: Vec<Step>,
-    /// Resend every this many minutes while unacknowledged (0: never).
+    /// 再通知の間隔（分）
+    /// Resend every (minutes)
+    /// 対応開始されない間、この間隔で通知を繰り返します。0 は繰り返さない、または5〜1440分。
+    /// While unacknowledged, notifications repeat this often: 0 never, else 5-1440.
     #[serde(default)]
+    #[schemars(range(max = 1440))]
     pub repeat_minutes: u32,
-    /// Tell everyone notified when service is back.
+    /// 復旧したら通知する
+    /// Notify on recovery
+    /// 通知した全員に、サービスの復旧を知らせます。
+    /// Everyone notified is told when service is back.
     #[serde(default = "yes")]
     pub notify_recovery: bool,
 }
@@ -96,6 +120,10 @@ impl PolicyValidator for MonitorPolicy {
 
     fn default_policy(&self) -> Value {
         json!(NotifyPolicy::default())
+    }
+
+    fn schema(&self) -> Option<Value> {
+        Some(schemars::schema_for!(NotifyPolicy).to_value())
     }
 
     fn validate(&self, doc: &Value) -> Result<(), Problems> {

@@ -113,6 +113,10 @@ impl PolicyValidator for RetentionPolicy {
         json!({ "events_days": DEFAULT_DAYS })
     }
 
+    fn schema(&self) -> Option<Value> {
+        Some(schemars::schema_for!(RetentionDoc).to_value())
+    }
+
     fn validate(&self, doc: &Value) -> Result<(), Problems> {
         let mut problems = Problems::default();
         let Some(obj) = doc.as_object() else {
@@ -198,9 +202,15 @@ impl Service for RetentionService {
     }
 }
 
-/// A retention policy, as the component reads it.
-#[derive(Clone, Debug, Deserialize)]
+/// A retention policy, as the component reads it (and as its form shows it).
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct RetentionDoc {
+    /// イベントの保存日数
+    /// Days events are kept
+    /// 1〜3650日。県が定める最低値より短くはできません。
+    /// 1-3650 days, never shorter than the platform minimum.
+    #[schemars(range(min = 1, max = 3650))]
     events_days: u32,
 }
 

@@ -10,6 +10,7 @@
 //! - [`svg`]: charts as inline SVG (no script, so they pass the CSP).
 //! - [`table`]: sortable, paged tables with CSV export, all from the query string.
 //! - [`live`]: live refresh of a page's fragment by server-sent events.
+//! - [`form`]: forms generated from a JSON Schema (policies edited in fields).
 //! - [`part`]: a component's [`WebPart`] (routes, pages, navigation, schemas, isolation
 //!   fixture), which the console assembles.
 //!
@@ -21,6 +22,7 @@ pub mod api;
 pub mod auth;
 mod error;
 mod extract;
+pub mod form;
 mod i18n;
 pub mod layout;
 pub mod live;

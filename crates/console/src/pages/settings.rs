@@ -233,6 +233,9 @@ async fn policies_page(
     let in_force = versions.iter().filter(|v| v.revision > 0).map(|v| v.revision).max();
     let current = versions.iter().find(|v| Some(v.revision) == in_force).map(|p| serde_json::to_string_pretty(&p.document).unwrap_or_default());
     let text = draft.map(str::to_string).or(current).unwrap_or_else(|| serde_json::to_string_pretty(&default_doc).unwrap_or_default());
+    // The form shows the draft (or what is in force, or the default) field by field.
+    let schema = state.registry.validator(&component).and_then(|v| v.schema());
+    let shown_doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| default_doc.clone());
     let writers = state.store.policy_writers(&component).await?;
     let can_write =
         a.principal.can(Permission::PoliciesWrite) && writers.contains(&a.principal.role()) && (tenant.is_some() || a.principal.tenant_id().is_none());
@@ -310,14 +313,32 @@ async fn policies_page(
             }
         }
         @if can_write {
-            form method="post" action="/settings/policies" {
-                input type="hidden" name="csrf" value=(a.csrf());
-                input type="hidden" name="component" value=(component);
-                input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
-                label { (l.t("ポリシー（JSON）", "Policy (JSON)")) textarea.code name="document" rows="10" { (text) } }
-                label { (l.t("適用日時（空欄: 保存後すぐ。例: 2026-12-24 09:00）", "Takes effect at (empty: when saved; e.g. 2026-12-24 09:00 JST)")) input type="text" name="effective_at" value=(when_text) maxlength="40"; }
-                button type="submit" { (l.t("検証して変更内容を確認", "Validate and review the changes")) }
-            }
+            @let when_field = html! { label { (l.t("適用日時（空欄: 保存後すぐ。例: 2026-12-24 09:00）", "Takes effect at (empty: when saved; e.g. 2026-12-24 09:00 JST)")) input type="text" name="effective_at" value=(when_text) maxlength="40"; } };
+            @let json_form = html! {
+                form method="post" action="/settings/policies" {
+                    input type="hidden" name="csrf" value=(a.csrf());
+                    input type="hidden" name="component" value=(component);
+                    input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                    label { (l.t("ポリシー（JSON）", "Policy (JSON)")) textarea.code name="document" rows="10" { (text) } }
+                    (when_field)
+                    button type="submit" { (l.t("検証して変更内容を確認", "Validate and review the changes")) }
+                }
+            };
+            @if let Some(schema) = &schema {
+                form #policy-form method="post" action="/settings/policies" {
+                    input type="hidden" name="csrf" value=(a.csrf());
+                    input type="hidden" name="component" value=(component);
+                    input type="hidden" name="tenant" value=(tenant.map(|t| t.to_string()).unwrap_or_default());
+                    input type="hidden" name="mode" value="fields";
+                    (mamori_web::form::render(l, schema, &shown_doc))
+                    (when_field)
+                    button type="submit" { (l.t("検証して変更内容を確認", "Validate and review the changes")) }
+                }
+                details.expert {
+                    summary { (l.t("JSON で編集（上級者向け）", "Edit as JSON (for experts)")) }
+                    (json_form)
+                }
+            } @else { (json_form) }
         } @else { pre { (text) } }
         h2 { (l.t("履歴", "History")) }
         table.compact {
@@ -374,24 +395,40 @@ fn form_tenant(field: &str) -> Result<Option<TenantId>, AppError> {
     }
 }
 
-/// The policy form.
-#[derive(Deserialize)]
+/// The policy form: the JSON document, or (`mode=fields`) the fields of the form
+/// generated from the policy's schema (`p.…`).
 pub struct PolicyForm {
     csrf: String,
     component: String,
     tenant: String,
     document: String,
     /// Set by the review step: save without showing the changes again.
-    #[serde(default)]
     confirm: String,
     /// When it takes effect (empty: at once).
-    #[serde(default)]
     effective_at: String,
+    /// `fields`: the generated form was posted.
+    mode: String,
+}
+
+impl PolicyForm {
+    fn of(fields: &[(String, String)]) -> PolicyForm {
+        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        PolicyForm {
+            csrf: get("csrf"),
+            component: get("component"),
+            tenant: get("tenant"),
+            document: get("document"),
+            confirm: get("confirm"),
+            effective_at: get("effective_at"),
+            mode: get("mode"),
+        }
+    }
 }
 
 /// POST /settings/policies: validates and shows the changes; saves once confirmed.
-pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(f): Form<PolicyForm>) -> Response {
+pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, Form(fields): Form<Vec<(String, String)>>) -> Response {
     let l = a.lang;
+    let mut f = PolicyForm::of(&fields);
     page_result(
         l,
         async {
@@ -401,6 +438,18 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
             crate::api::require_policy_writer(&state, &a, &f.component).await?;
             let tenant = form_tenant(&f.tenant)?;
             let scope = a.principal.scope();
+            if f.mode == "fields" {
+                // The generated form: its fields laid over the document in force.
+                let schema = validator.schema().ok_or(AppError::NotFound)?;
+                let versions = state.store.policy_versions(&scope, tenant, &f.component, 20).await?;
+                let in_force = versions.iter().filter(|v| v.revision > 0).max_by_key(|v| v.revision).map(|v| v.document.clone());
+                let base = in_force.unwrap_or_else(|| validator.default_policy());
+                let (doc, problems) = mamori_web::form::read(&schema, &base, &fields);
+                f.document = serde_json::to_string_pretty(&doc).unwrap_or_default();
+                if !problems.is_empty() {
+                    return policies_page(&state, &a, &q, Some((&f.document, &f.effective_at)), Some(&AppError::Invalid(problems)), false, None).await;
+                }
+            }
             let result = match serde_json::from_str::<serde_json::Value>(&f.document) {
                 Ok(doc) if f.confirm != "1" => {
                     // The review step: check everything a save checks, then show the changes.

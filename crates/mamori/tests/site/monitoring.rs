@@ -135,3 +135,73 @@ async fn the_board_streams_changes_and_stops_with_the_session() {
     })
     .await;
 }
+
+/// The notification policy is edited in the form generated from its schema: steps added
+/// in the spare group, a bad number named with the rest of the input kept, the changes
+/// reviewed, then saved; the JSON stays there for experts.
+#[tokio::test]
+async fn the_notification_policy_is_edited_in_its_form() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (status, page) = c.get("/settings/policies?component=monitor", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(r#"name="p.escalation.0.tenant_contacts" value="true" checked"#), "{page}");
+        assert!(page.contains(r#"name="p.repeat_minutes" value="60" min="0" max="1440""#), "{page}");
+        assert!(page.contains("再通知の間隔（分）") && page.contains("JSON で編集（上級者向け）"), "{page}");
+        let Auth::Session { csrf, .. } = &s else { unreachable!() };
+
+        let mut form: Vec<(&str, &str)> = vec![
+            ("csrf", csrf),
+            ("component", "monitor"),
+            ("tenant", ""),
+            ("mode", "fields"),
+            ("p.escalation.n", "2"),
+            ("p.escalation.0.after_minutes", "0"),
+            ("p.escalation.0.tenant_contacts", "true"),
+            ("p.escalation.0.emails", ""),
+            ("p.escalation.0.webhooks", ""),
+            ("p.escalation.1.after_minutes", "30"),
+            ("p.escalation.1.emails", "kacho@city.example.lg.jp\r\nsoc@pref.example.lg.jp"),
+            ("p.escalation.1.webhooks", ""),
+            ("p.repeat_minutes", "三十"),
+            ("p.notify_recovery", "true"),
+        ];
+        let (status, _, page) = c.post_form("/settings/policies", &s, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("「三十」は0〜1440の整数ではありません"), "{page}");
+        assert!(page.contains("kacho@city.example.lg.jp\nsoc@pref.example.lg.jp</textarea>"), "the rest of the input is kept: {page}");
+
+        form.retain(|(k, _)| *k != "p.repeat_minutes");
+        form.push(("p.repeat_minutes", "30"));
+        let (status, _, page) = c.post_form("/settings/policies", &s, &form).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("変更内容の確認") && page.contains("repeat_minutes"), "{page}");
+        let i = page.find(r#"name="document" value=""#).expect("the reviewed document") + 23;
+        let document = page[i..].split('"').next().unwrap().replace("&quot;", "\"").replace("&amp;", "&");
+        let reviewed: serde_json::Value = serde_json::from_str(&document).unwrap();
+        let want = json!({
+            "escalation": [
+                {"after_minutes": 0, "tenant_contacts": true, "emails": [], "webhooks": []},
+                {"after_minutes": 30, "tenant_contacts": false, "emails": ["kacho@city.example.lg.jp", "soc@pref.example.lg.jp"], "webhooks": []}
+            ],
+            "repeat_minutes": 30,
+            "notify_recovery": true
+        });
+        assert_eq!(reviewed, want);
+        let confirm = [("csrf", csrf.as_str()), ("component", "monitor"), ("tenant", ""), ("document", &document), ("confirm", "1")];
+        let (status, _, page) = c.post_form("/settings/policies", &s, &confirm).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("保存しました"), "{page}");
+        let saved = c.state.store.policy(&c.grant.scope(), None, "monitor").await.unwrap().unwrap();
+        assert_eq!(saved.document, want);
+
+        // What the component's own rules refuse is named too (repeat 3 minutes).
+        form.retain(|(k, _)| *k != "p.repeat_minutes");
+        form.push(("p.repeat_minutes", "3"));
+        let (status, _, page) = c.post_form("/settings/policies", &s, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("再通知間隔は0（しない）または5〜1440分です"), "{page}");
+    })
+    .await;
+}
