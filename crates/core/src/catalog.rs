@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 /// How a service is offered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Offering {
     /// Included in the standard service (標準).
@@ -18,7 +18,7 @@ pub enum Offering {
 }
 
 /// One entry of the catalog.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct Service {
     /// Function id, e.g. `F41`.
     pub id: &'static str,

@@ -29,7 +29,7 @@ pub const MAX_PEM: usize = 64 * 1024;
 pub const MAX_LIST: usize = 16;
 
 /// What a monitor checks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Check {
     /// A web page over HTTP(S) (F01).
@@ -112,7 +112,7 @@ impl Check {
 }
 
 /// An HTTP(S) check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// `http://` or `https://` URL.
@@ -150,7 +150,7 @@ pub struct HttpCheck {
 }
 
 /// How an SMTP check treats STARTTLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartTls {
     /// The server must offer STARTTLS and the handshake must succeed (default).
@@ -163,7 +163,7 @@ pub enum StartTls {
 }
 
 /// A test message sent by an SMTP check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestMessage {
     /// Envelope sender.
@@ -173,7 +173,7 @@ pub struct TestMessage {
 }
 
 /// An SMTP relay check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpCheck {
     /// Host name or address.
@@ -205,7 +205,7 @@ pub struct SmtpCheck {
 }
 
 /// A proxy check: fetch a URL through an HTTP proxy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyCheck {
     /// The proxy, `host:port`.
@@ -225,7 +225,7 @@ pub struct ProxyCheck {
 }
 
 /// One expected DNS answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsExpect {
     /// Owner name, absolute or relative to the zone (`www`, `@`).
@@ -239,7 +239,7 @@ pub struct DnsExpect {
 }
 
 /// An external DNS check over the zone's name servers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsCheck {
     /// The zone, e.g. `city.example.lg.jp`.
@@ -264,7 +264,7 @@ pub struct DnsCheck {
 }
 
 /// An LDAP / AD check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapCheck {
     /// `ldap://host[:port]` or `ldaps://host[:port]`.
@@ -293,7 +293,7 @@ pub struct LdapCheck {
 }
 
 /// A TCP connect check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheck {
     /// Host name or address.
@@ -303,7 +303,7 @@ pub struct TcpCheck {
 }
 
 /// An ICMP echo check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IcmpCheck {
     /// Host name or address.
@@ -311,7 +311,7 @@ pub struct IcmpCheck {
 }
 
 /// A maintenance window: no fault is opened and nobody is notified inside it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Maintenance {
     /// One period (RFC 3339 times).
@@ -367,7 +367,7 @@ fn parse_hhmm(s: &str) -> Option<u32> {
 }
 
 /// Everything about a monitor that a person sets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorSpec {
     /// Display name, e.g. 「○○市 公式サイト」.
@@ -407,7 +407,7 @@ pub struct MonitorSpec {
 }
 
 /// A stored monitor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Monitor {
     /// Its id.
     pub id: MonitorId,
@@ -832,7 +832,7 @@ fn default_retry_interval() -> u32 {
 }
 
 /// The state of a monitor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Not checked yet.
@@ -920,7 +920,7 @@ impl std::str::FromStr for Status {
 }
 
 /// Why a check failed or warned: a stable code and text in both languages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reason {
     /// Stable code, e.g. `connect_refused`, `http_status`, `soa_serial_mismatch`.
     pub code: String,
@@ -962,7 +962,7 @@ pub struct CheckResult {
 }
 
 /// A stored check result.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResultRow {
     /// When (Unix ms).
     pub at: i64,
@@ -976,7 +976,7 @@ pub struct ResultRow {
 }
 
 /// The current state of a monitor, as the scheduler keeps it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MonitorState {
     /// The monitor.
     pub monitor: MonitorId,
@@ -1002,7 +1002,7 @@ pub struct MonitorState {
 }
 
 /// One line of a fault's timeline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultEntry {
     /// When (Unix ms).
     pub at: i64,
@@ -1018,7 +1018,7 @@ pub struct FaultEntry {
 }
 
 /// One notification sent (or tried) for a fault.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Notification {
     /// When (Unix ms).
     pub at: i64,
@@ -1038,7 +1038,7 @@ pub struct Notification {
 }
 
 /// A fault record (障害記録): one DOWN period of one monitor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fault {
     /// Its id.
     pub id: FaultId,

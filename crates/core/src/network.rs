@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 /// A network segment's name: 1–32 of `a-z`, `0-9` and `-`, starting with a letter.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct SegmentName(String);
 
@@ -88,7 +88,7 @@ impl fmt::Debug for SegmentName {
 }
 
 /// Which side of a municipality's separated network a segment carries (三層の対策).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Zone {
     /// インターネット接続系
@@ -137,7 +137,7 @@ impl FromStr for Zone {
 }
 
 /// A network segment as the operator defines it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
     /// Name, referred to by tenant ranges and listener configs.
@@ -174,7 +174,7 @@ impl Segment {
 
 /// An address range of a tenant on one segment. Written `CIDR` (the default segment)
 /// or `CIDR@segment`, e.g. `192.168.1.0/24@wan-a`.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct NetworkRange {
     /// The range, truncated to its network address.
@@ -238,7 +238,7 @@ impl fmt::Debug for NetworkRange {
 /// A DNS name: lower-case ASCII letters, digits and hyphens in labels of 1–63, at least
 /// two labels, 253 characters at most, no trailing dot. Internationalized names are
 /// written in their `xn--` form.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct DomainName(String);
 
@@ -306,7 +306,7 @@ impl fmt::Debug for DomainName {
 }
 
 /// A municipality's network separation model (総務省「三層の対策」の見直し).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeparationModel {
     /// α: work on the LGWAN side; the Internet only through isolation (virtual browser).

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A stored policy version.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PolicyDocument {
     /// Tenant the policy applies to; None is the platform default for every tenant.
     pub tenant: Option<TenantId>,
@@ -42,7 +42,7 @@ pub struct PolicyDocument {
 }
 
 /// Where a policy version stands with the prefecture's approver.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Approval {
     /// No approval was needed.
@@ -74,7 +74,7 @@ impl Approval {
 }
 
 /// The approver's decision on a policy version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Decision {
     /// Who decided.
     pub by: String,
@@ -117,7 +117,7 @@ pub trait PolicyValidator: Send + Sync {
 }
 
 /// One difference between two policy documents.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PolicyChange {
     /// Where, as a dotted path (`notify.escalation`); empty for the whole document.
     pub path: String,

@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A person's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Runs the platform: tenants, users, policies, settings (all tenants).
@@ -170,7 +170,7 @@ impl FromStr for Role {
 }
 
 /// Something a request may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Read tenants (in scope).
@@ -222,7 +222,7 @@ impl Permission {
 
 /// The scopes an API token can carry. A token acts with its owner's role, narrowed to
 /// the permissions its scopes name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TokenScope {
     /// `tenants:read`
     #[serde(rename = "tenants:read")]

@@ -13,7 +13,7 @@ use std::str::FromStr;
 ///
 /// The check digit is the ones digit of `11 - (Σ dᵢ·wᵢ mod 11)` with weights 6,5,4,3,2
 /// over the first five digits (総務省 告示). 東京都 is 130001, 札幌市 011002.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct LocalGovCode([u8; 6]);
 
@@ -113,7 +113,7 @@ impl fmt::Debug for LocalGovCode {
 }
 
 /// What kind of organization a tenant is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantKind {
     /// 都道府県: the prefecture that runs the security cloud.
@@ -188,7 +188,7 @@ impl FromStr for TenantKind {
 }
 
 /// A contact person of a tenant.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// Name of the person.
@@ -205,7 +205,7 @@ pub struct Contact {
 }
 
 /// A tenant as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tenant {
     /// Identifier.
     pub id: TenantId,
@@ -242,7 +242,7 @@ pub struct Tenant {
 }
 
 /// The fields a person or import provides to create or replace a tenant.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Local government code as typed.

@@ -26,7 +26,7 @@ const MAX_ASSIGNMENTS_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_BUFFERED: usize = 10_000;
 
 /// One assigned monitor, as the core sends it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assignment {
     /// Monitor id.
     pub id: MonitorId,
@@ -35,7 +35,7 @@ pub struct Assignment {
 }
 
 /// The answer of `GET /api/v1/probe/monitors`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assignments {
     /// The probe's name.
     pub probe: String,

@@ -40,7 +40,7 @@ pub struct Change<'a> {
 }
 
 /// A stored audit entry.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
     pub seq: i64,

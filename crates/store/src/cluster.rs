@@ -27,7 +27,7 @@ pub struct Lease {
 }
 
 /// A lease as stored, for display.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LeaseRecord {
     /// The lease's name, e.g. `component:monitor`.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct LeaseRecord {
 }
 
 /// What a node says of itself.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct NodeReport {
     /// Unique per process: the node name, and a random suffix made at start.
     pub id: String,

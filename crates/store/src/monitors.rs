@@ -20,7 +20,7 @@ pub const MAX_RESULT_ROWS: i64 = 20_000;
 
 /// A remote probe (without its token). Only the store makes one, so a `Probe` in hand
 /// is one that exists (and, from [`Store::probe_by_token`], one that authenticated).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Probe {
     /// Id.

@@ -16,7 +16,7 @@ use serde_json::json;
 use sqlx::Row;
 
 /// A secret as listed: everything but the value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SecretInfo {
     /// The tenant it belongs to; none for the platform's own.
     pub tenant: Option<TenantId>,

@@ -34,7 +34,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
 }
 
 /// What an import did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ImportReport {
     /// Tenants created.
     pub created: usize,

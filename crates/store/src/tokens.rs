@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::Row;
 
 /// A stored token (without its secret).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ApiToken {
     /// Id.
     pub id: TokenId,

@@ -12,7 +12,7 @@ use sqlx::Row;
 const COLUMNS: &str = "id, username, display_name, email, role, tenant_id, must_change_password, totp_secret IS NOT NULL, failed_logins, locked_until, disabled, lang, created_at, updated_at, last_login_at, expires_at, vendor_tenants";
 
 /// An account as shown to people (no secrets).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct User {
     /// Id.
     pub id: UserId,

@@ -28,6 +28,21 @@ pub struct RouteDoc {
     pub body: Option<&'static str>,
     /// Whether the endpoint changes something.
     pub writes: bool,
+    /// The success status and the schema of its body (`components.schemas`; `CsvText`
+    /// is served as `text/csv`), none for an empty body ([`RouteDoc::returns`]).
+    pub response: (u16, Option<&'static str>),
+}
+
+impl RouteDoc {
+    /// Documents the success answer: `status` with a body of schema `schema`.
+    pub const fn returns(self, status: u16, schema: &'static str) -> RouteDoc {
+        RouteDoc { response: (status, Some(schema)), ..self }
+    }
+
+    /// Documents a success answer without a body (204).
+    pub const fn no_content(self) -> RouteDoc {
+        RouteDoc { response: (204, None), ..self }
+    }
 }
 
 /// Documents an endpoint (a `const` so route tables are static).
@@ -41,7 +56,41 @@ pub const fn route(
     body: Option<&'static str>,
 ) -> RouteDoc {
     let writes = !matches!(method.as_bytes(), b"GET");
-    RouteDoc { method, path, tag, summary, permission, query, body, writes }
+    RouteDoc { method, path, tag, summary, permission, query, body, writes, response: (200, None) }
+}
+
+/// The OpenAPI 3.0 schemas of a part's answers, derived from the Rust types they are
+/// serialized from (`schemars`, serialize contract), so the document cannot drift from
+/// the code.
+pub struct Schemas {
+    generator: schemars::SchemaGenerator,
+    named: serde_json::Map<String, Value>,
+}
+
+impl Default for Schemas {
+    fn default() -> Self {
+        Schemas { generator: schemars::generate::SchemaSettings::openapi3().for_serialize().into_generator(), named: serde_json::Map::new() }
+    }
+}
+
+impl Schemas {
+    /// Adds the schema of `T` as `name` (the types it contains are added under their
+    /// own names).
+    pub fn with<T: schemars::JsonSchema>(mut self, name: &str) -> Self {
+        let schema = self.generator.subschema_for::<T>().to_value();
+        // `T` itself named `name`: its definition is already there under that name.
+        if schema.get("$ref").and_then(Value::as_str) != Some(&format!("#/components/schemas/{name}")) {
+            self.named.insert(name.to_string(), schema);
+        }
+        self
+    }
+
+    /// Returns every schema by name.
+    pub fn into_map(mut self) -> serde_json::Map<String, Value> {
+        let mut out: serde_json::Map<String, Value> = self.generator.take_definitions(true).into_iter().collect();
+        out.extend(self.named);
+        out
+    }
 }
 
 /// The JSON result of an API handler.

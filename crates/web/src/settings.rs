@@ -6,7 +6,7 @@ use mamori_store::Store;
 use serde::{Deserialize, Serialize};
 
 /// Security settings that operators change in the console (stored as settings).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// Failed logins in a row before the account is locked.

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 fn schemas() -> Value {
     let string = json!({"type": "string"});
     json!({
-        "Problem": {"type": "object", "properties": {"field": string, "code": string, "ja": string, "en": string}},
-        "Error": {"type": "object", "properties": {"error": string, "message": string, "message_ja": string, "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}},
+        "Problem": {"type": "object", "required": ["field", "code", "ja", "en"], "properties": {"field": string, "code": string, "ja": string, "en": string}},
+        "Error": {"type": "object", "required": ["error", "message", "message_ja", "problems"], "properties": {"error": string, "message": string, "message_ja": string, "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}},
         "Contact": {"type": "object", "required": ["name"], "properties": {"name": string, "department": string, "email": string, "phone": string}},
         "Contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}},
         "NewTenant": {
@@ -56,6 +56,106 @@ fn schemas() -> Value {
     })
 }
 
+/// The console's answers: schemas derived from the types they are serialized from, and
+/// the small objects handlers build on the spot.
+fn responses() -> Map<String, Value> {
+    use mamori_store as st;
+    let mut m = mamori_web::api::Schemas::default()
+        .with::<Vec<mamori_core::catalog::Service>>("Catalog")
+        .with::<mamori_core::Tenant>("Tenant")
+        .with::<Vec<mamori_core::Tenant>>("Tenants")
+        .with::<st::SecretInfo>("SecretInfo")
+        .with::<Vec<st::SecretInfo>>("SecretInfos")
+        .with::<mamori_core::network::Segment>("Segment")
+        .with::<Vec<mamori_core::network::Segment>>("Segments")
+        .with::<st::ImportReport>("ImportReport")
+        .with::<st::User>("User")
+        .with::<Vec<st::User>>("Users")
+        .with::<st::events::Histogram>("Histogram")
+        .with::<st::AuditEntry>("AuditEntry")
+        .with::<Vec<st::AuditEntry>>("AuditEntries")
+        .with::<st::NodeReport>("NodeReport")
+        .with::<st::LeaseRecord>("LeaseRecord")
+        .with::<mamori_core::PolicyDocument>("PolicyDocument")
+        .with::<Vec<mamori_core::PolicyDocument>>("PolicyDocuments")
+        .with::<Vec<mamori_core::PolicyChange>>("PolicyChanges")
+        .with::<Vec<super::policies::PendingChange>>("PendingChanges")
+        .with::<st::ApiToken>("ApiToken")
+        .with::<Vec<st::ApiToken>>("ApiTokens")
+        .with::<mamori_web::AuthSettings>("AuthSettings")
+        .with::<Vec<mamori_core::Permission>>("Permissions")
+        .with::<Vec<mamori_core::Role>>("Roles")
+        .with::<Vec<mamori_core::TokenScope>>("TokenScopes")
+        .with::<mamori_core::network::SeparationModel>("SeparationModel")
+        .into_map();
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let object = |props: Value| {
+        let required: Vec<String> = props.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        json!({"type": "object", "required": required, "properties": props})
+    };
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let any = json!({"nullable": true, "description": "any JSON value"});
+    let ad_hoc = [
+        (
+            "Me",
+            object(
+                json!({"user": r("User"), "permissions": r("Permissions"), "token": {"nullable": true, "type": "object", "required": ["id", "scopes"], "properties": {"id": {"type": "string", "format": "uuid"}, "scopes": r("TokenScopes")}}}),
+            ),
+        ),
+        ("Deleted", object(json!({"deleted": string}))),
+        (
+            "Resolved",
+            object(
+                json!({"asked": string, "tenant": {"nullable": true, "type": "object", "required": ["id", "code", "name", "separation"], "properties": {"id": {"type": "string", "format": "uuid"}, "code": string, "name": string, "separation": r("SeparationModel")}}}),
+            ),
+        ),
+        ("CreatedUser", object(json!({"user": r("User"), "one_time_password": {"type": "string", "nullable": true}}))),
+        ("OneTimePassword", object(json!({"one_time_password": string}))),
+        ("Unlocked", object(json!({"unlocked": {"type": "string", "format": "uuid"}}))),
+        ("TotpReset", object(json!({"totp_reset": {"type": "string", "format": "uuid"}}))),
+        ("EventPage", object(json!({"events": {"type": "array", "items": r("OcsfEvent")}, "next_cursor": {"type": "string", "nullable": true}}))),
+        ("EventsAccepted", object(json!({"accepted": int, "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}}}))),
+        (
+            "AuditVerification",
+            object(
+                json!({"entries": int, "head": string, "intact": {"type": "boolean"}, "first_bad": {"nullable": true, "type": "object", "required": ["seq", "reason"], "properties": {"seq": int, "reason": string}}}),
+            ),
+        ),
+        (
+            "Nodes",
+            object(json!({"this_node": string, "nodes": {"type": "array", "items": r("NodeReport")}, "leases": {"type": "array", "items": r("LeaseRecord")}})),
+        ),
+        ("PolicyComponents", json!({"type": "array", "items": object(json!({"component": string, "default": any}))})),
+        (
+            "PolicyInForce",
+            object(
+                json!({"component": string, "tenant": {"type": "string", "format": "uuid", "nullable": true}, "source": {"type": "string", "enum": ["tenant", "platform", "builtin"]}, "version": {"type": "integer", "nullable": true}, "document": any}),
+            ),
+        ),
+        (
+            "PolicyDryRun",
+            object(
+                json!({"component": string, "tenant": {"type": "string", "format": "uuid", "nullable": true}, "version": {"type": "integer", "nullable": true}, "changes": r("PolicyChanges")}),
+            ),
+        ),
+        (
+            "PolicySaved",
+            json!({"description": "the saved version, or with dry_run=true the changes it would make", "oneOf": [r("PolicyDocument"), r("PolicyDryRun")]}),
+        ),
+        ("Cancelled", object(json!({"cancelled": int}))),
+        ("PolicyWritersAnswer", object(json!({"component": string, "roles": r("Roles")}))),
+        ("PolicyApprovalAnswer", object(json!({"component": string, "required": {"type": "boolean"}}))),
+        ("PolicyMinimumsAnswer", object(json!({"component": string, "minimums": any}))),
+        ("CreatedToken", object(json!({"token": r("ApiToken"), "secret": string}))),
+        ("Revoked", object(json!({"revoked": {"type": "string", "format": "uuid"}}))),
+    ];
+    for (name, schema) in ad_hoc {
+        m.insert(name.to_string(), schema);
+    }
+    m
+}
+
 /// Returns the OpenAPI document of `routes`, with the console's schemas and `extra`
 /// (the components').
 pub fn document(version: &str, routes: &[RouteDoc], extra: Map<String, Value>) -> Value {
@@ -63,6 +163,7 @@ pub fn document(version: &str, routes: &[RouteDoc], extra: Map<String, Value>) -
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    all.extend(responses());
     all.extend(extra);
     let mut paths: Map<String, Value> = Map::new();
     for r in routes {
@@ -93,12 +194,18 @@ pub fn document(version: &str, routes: &[RouteDoc], extra: Map<String, Value>) -
                 json!(format!("Needs permission `{}`.", serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())),
             );
         }
-        let ok_code = if r.method == "POST" && r.body.is_some() && r.path != "/api/v1/tenants/import" { "201" } else { "200" };
+        let (code, schema) = r.response;
+        let success = match schema {
+            Some("CsvText") => json!({"description": "Success", "content": {"text/csv": {"schema": {"$ref": "#/components/schemas/CsvText"}}}}),
+            Some(name) => json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}),
+            None => json!({"description": "Success (no body)"}),
+        };
         let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
         op.insert(
             "responses".into(),
             json!({
-                ok_code: {"description": "Success"},
+                code.to_string(): success,
+                "400": {"description": "A parameter or body that cannot be read", "content": error["content"]},
                 "401": {"description": "Not authenticated", "content": error["content"]},
                 "403": {"description": "Not allowed", "content": error["content"]},
                 "404": {"description": "Not found, or outside the caller's tenant", "content": error["content"]},

@@ -182,7 +182,7 @@ pub async fn put_approval(State(state): State<AppState>, ApiAuth(a): ApiAuth, Pa
 
 /// A version waiting for approval, with what it changes against the version in force
 /// (the tenant's own, else the platform default, else the component's default).
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct PendingChange {
     /// The waiting version.
     pub policy: mamori_core::PolicyDocument,

@@ -264,3 +264,49 @@ async fn every_documented_route_is_served() {
     })
     .await;
 }
+
+/// The OpenAPI document gives every operation of the union its success status with a
+/// body schema (scripts/api-check checks real answers against them), and every
+/// `$ref` in it names a schema that is there.
+#[tokio::test]
+async fn the_openapi_document_gives_every_answer_a_schema() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let assembly = Assembly::of(&c.state);
+        let (status, body) = c.get("/api/openapi.json", &Auth::None).await;
+        assert_eq!(status, StatusCode::OK);
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for r in &assembly.routes {
+            let responses = doc["paths"][r.path][r.method.to_lowercase()]["responses"].as_object().unwrap();
+            let (code, schema) = r.response;
+            assert!((200..300).contains(&code), "{} {}", r.method, r.path);
+            let ok = &responses[&code.to_string()];
+            match schema {
+                Some(name) => {
+                    assert!(schemas.contains_key(name), "{} {}: no schema {name}", r.method, r.path);
+                    assert!(ok["content"].as_object().is_some_and(|m| m.len() == 1), "{} {}: {ok}", r.method, r.path);
+                }
+                None => assert!(ok.get("content").is_none()),
+            }
+        }
+        fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r);
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("a $ref outside the schemas: {r}"));
+            assert!(schemas.contains_key(name), "dangling $ref {r}");
+        }
+    })
+    .await;
+}

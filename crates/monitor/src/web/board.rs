@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// One line of the status board.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BoardRow {
     /// The monitor (secrets masked).
     #[serde(flatten)]
@@ -68,7 +68,7 @@ pub async fn board(store: &Store, scope: &Scope, tenant: Option<TenantId>) -> Re
 }
 
 /// Availability of one month (Japan time).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct MonthUptime {
     /// `YYYY-MM`.
     pub month: String,

@@ -23,8 +23,10 @@ use std::sync::Arc;
 
 /// Every API endpoint of the monitor.
 pub const ROUTES: &[RouteDoc] = &[
-    route("GET", "/api/v1/monitors", "monitors", "Status board: monitors in scope with state and 30-day uptime", Some(MonitorsRead), &["tenant"], None),
-    route("POST", "/api/v1/monitors", "monitors", "Create a monitor (operators name tenant_id)", Some(MonitorsWrite), &[], Some("MonitorSpec")),
+    route("GET", "/api/v1/monitors", "monitors", "Status board: monitors in scope with state and 30-day uptime", Some(MonitorsRead), &["tenant"], None)
+        .returns(200, "BoardRows"),
+    route("POST", "/api/v1/monitors", "monitors", "Create a monitor (operators name tenant_id)", Some(MonitorsWrite), &[], Some("MonitorSpec"))
+        .returns(201, "Monitor"),
     route(
         "POST",
         "/api/v1/monitors/standard",
@@ -33,8 +35,9 @@ pub const ROUTES: &[RouteDoc] = &[
         Some(MonitorsWrite),
         &[],
         Some("StandardSet"),
-    ),
-    route("GET", "/api/v1/monitors/{id}", "monitors", "Get a monitor and its state", Some(MonitorsRead), &[], None),
+    )
+    .returns(201, "Monitors"),
+    route("GET", "/api/v1/monitors/{id}", "monitors", "Get a monitor and its state", Some(MonitorsRead), &[], None).returns(200, "MonitorWithState"),
     route(
         "PUT",
         "/api/v1/monitors/{id}",
@@ -43,7 +46,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Some(MonitorsWrite),
         &[],
         Some("MonitorSpec"),
-    ),
+    )
+    .returns(200, "Monitor"),
     route(
         "PATCH",
         "/api/v1/monitors/{id}",
@@ -52,10 +56,13 @@ pub const ROUTES: &[RouteDoc] = &[
         Some(MonitorsWrite),
         &[],
         Some("MonitorPatch"),
-    ),
-    route("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None),
-    route("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None),
-    route("GET", "/api/v1/monitors/{id}/uptime", "monitors", "Availability per month (Japan time)", Some(MonitorsRead), &["months"], None),
+    )
+    .returns(200, "Monitor"),
+    route("DELETE", "/api/v1/monitors/{id}", "monitors", "Delete a monitor (its fault records stay)", Some(MonitorsWrite), &[], None).returns(200, "Deleted"),
+    route("GET", "/api/v1/monitors/{id}/results", "monitors", "Check results, oldest first", Some(MonitorsRead), &["from", "to", "limit"], None)
+        .returns(200, "ResultRows"),
+    route("GET", "/api/v1/monitors/{id}/uptime", "monitors", "Availability per month (Japan time)", Some(MonitorsRead), &["months"], None)
+        .returns(200, "MonthUptimes"),
     route(
         "GET",
         "/api/v1/faults",
@@ -64,14 +71,19 @@ pub const ROUTES: &[RouteDoc] = &[
         Some(MonitorsRead),
         &["tenant", "monitor", "open", "from", "to", "limit"],
         None,
-    ),
-    route("GET", "/api/v1/faults/{id}", "monitors", "A fault record with timeline and notifications", Some(MonitorsRead), &[], None),
-    route("POST", "/api/v1/faults/{id}/comments", "monitors", "Comment on (or acknowledge) a fault", Some(MonitorsWrite), &[], Some("FaultComment")),
-    route("GET", "/api/v1/probes", "monitors", "Remote probes in scope", Some(MonitorsRead), &[], None),
-    route("POST", "/api/v1/probes", "monitors", "Register a remote probe (its token is returned once)", Some(MonitorsWrite), &[], Some("NewProbe")),
-    route("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None),
-    route("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None),
-    route("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults")),
+    )
+    .returns(200, "Faults"),
+    route("GET", "/api/v1/faults/{id}", "monitors", "A fault record with timeline and notifications", Some(MonitorsRead), &[], None).returns(200, "Fault"),
+    route("POST", "/api/v1/faults/{id}/comments", "monitors", "Comment on (or acknowledge) a fault", Some(MonitorsWrite), &[], Some("FaultComment"))
+        .returns(200, "Fault"),
+    route("GET", "/api/v1/probes", "monitors", "Remote probes in scope", Some(MonitorsRead), &[], None).returns(200, "Probes"),
+    route("POST", "/api/v1/probes", "monitors", "Register a remote probe (its token is returned once)", Some(MonitorsWrite), &[], Some("NewProbe"))
+        .returns(201, "CreatedProbe"),
+    route("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None)
+        .returns(200, "Deleted"),
+    route("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None).returns(200, "Assignments"),
+    route("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults"))
+        .returns(202, "ResultsAccepted"),
 ];
 
 /// Every page of the monitor (GET).
@@ -112,7 +124,43 @@ pub fn part(cx: &WebCx) -> WebPart {
     WebPart::new("monitor", router).api(ROUTES).pages(PAGES).nav(NAV).schemas(schemas()).fixture(Arc::new(Fixture))
 }
 
+/// The schemas of the monitor's requests (written by hand, with their limits) and
+/// answers (derived from the types they are serialized from).
 fn schemas() -> serde_json::Value {
+    use mamori_core::monitor as m;
+    let mut all = mamori_web::api::Schemas::default()
+        .with::<Vec<BoardRow>>("BoardRows")
+        .with::<m::Monitor>("Monitor")
+        .with::<Vec<m::Monitor>>("Monitors")
+        .with::<m::MonitorState>("MonitorState")
+        .with::<Vec<m::ResultRow>>("ResultRows")
+        .with::<Vec<MonthUptime>>("MonthUptimes")
+        .with::<m::Fault>("Fault")
+        .with::<Vec<m::Fault>>("Faults")
+        .with::<mamori_store::Probe>("Probe")
+        .with::<Vec<mamori_store::Probe>>("Probes")
+        .with::<crate::probe::Assignments>("Assignments")
+        .into_map();
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    all.insert(
+        "MonitorWithState".into(),
+        json!({"type": "object", "required": ["monitor", "state"], "properties": {"monitor": r("Monitor"), "state": {"nullable": true, "allOf": [r("MonitorState")]}}}),
+    );
+    all.insert(
+        "CreatedProbe".into(),
+        json!({"type": "object", "required": ["probe", "token"], "properties": {"probe": r("Probe"), "token": {"type": "string"}}}),
+    );
+    all.insert(
+        "ResultsAccepted".into(),
+        json!({"type": "object", "required": ["accepted", "refused"], "properties": {"accepted": {"type": "integer"}, "refused": {"type": "integer"}}}),
+    );
+    if let serde_json::Value::Object(requests) = requests() {
+        all.extend(requests);
+    }
+    serde_json::Value::Object(all)
+}
+
+fn requests() -> serde_json::Value {
     let string = json!({"type": "string"});
     json!({
         "MonitorSpec": {"type": "object", "required": ["name", "check"], "description": "A monitor: name, check {type: http|smtp|proxy|dns|ldap|tcp|icmp, …}, interval_secs (10-86400, default 60), timeout_secs (default 10), retries (default 2), retry_interval_secs (default 20), depends_on, probe, enabled, maintenance [{kind: once|weekly, …}]; operators add tenant_id",

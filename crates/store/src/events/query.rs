@@ -185,7 +185,7 @@ pub struct StoredEvent {
 }
 
 /// Event counts over equal time buckets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Histogram {
     /// Start of the first bucket, Unix ms.
     pub from_ms: i64,
