@@ -499,6 +499,17 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const tenants = new Set(await column(page, 'main > table', 2));
     assert.ok(tenants.size > 1, `the operator's event search spans municipalities (got ${[...tenants].join(', ')})`);
     await shot(page, '03-events-admin.png');
+    // Paging: the next page goes on where this one ended (newest first, no repeats).
+    const firstPage = await page.locator('main > table tbody td:nth-child(1) a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    const firstTimes = await column(page, 'main > table', 1);
+    assert.equal(firstPage.length, 50, 'a page of 50 events');
+    await submit(page, page.getByRole('link', { name: '次のページ →' }));
+    assert.match(page.url(), /[?&]cursor=/);
+    const secondPage = await page.locator('main > table tbody td:nth-child(1) a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    assert.ok(secondPage.length > 0, 'the second page has events');
+    assert.ok(secondPage.every((h) => !firstPage.includes(h)), 'no event on both pages');
+    const secondTimes = await column(page, 'main > table', 1);
+    assert.ok(secondTimes[0] <= firstTimes[firstTimes.length - 1], `the second page starts where the first ended (${firstTimes.at(-1)} → ${secondTimes[0]})`);
   });
 
   // Regression: the 高以上 cell was rendered with two class attributes, and browsers keep
@@ -674,7 +685,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const facts = page.locator('dl.facts');
     assert.equal(await facts.locator('dd').first().innerText(), WEB_MONITOR);
     assert.match(await facts.innerText(), /継続中/);
-    assert.match(await page.locator('ol.timeline').innerText(), /障害を検知しました: .*接続が拒否されました.*（3回連続で失敗）/);
+    assert.match(await page.locator('ol.timeline').innerText(), /障害を検知しました（3回連続で失敗）: .*接続が拒否されました。サービスが停止している可能性があります/);
 
     await page.fill('textarea[name=text]', 'サイトのサーバーを確認しています');
     await submit(page, page.getByRole('button', { name: '対応開始（再通知を止める）' }));
@@ -697,6 +708,9 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     assert.equal(await page.locator('dl.facts span.st.st-up').count(), 1);
     assert.equal(await page.locator('svg.rtchart').count(), 1, 'the response-time chart');
     assert.equal(await page.locator('svg.rtchart polyline.rt').count(), 1, 'the chart has a response-time line');
+    // Hovering a point names its time and value.
+    const point = page.locator('svg.rtchart circle.pt').first();
+    assert.match(await point.locator('title').textContent(), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} — \d+ ms$/);
     assert.ok((await page.locator('svg.rtchart rect.down').count()) > 0, 'the failed checks are marked');
     const faults = page.locator('table.faults tbody tr');
     assert.equal(await faults.count(), 1);

@@ -147,7 +147,8 @@ impl Assembly {
 /// web part), health and metrics.
 pub fn router(state: AppState) -> Router {
     let assembly = Assembly::of(&state);
-    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, assembly.nav());
+    let attention = assembly.parts.iter().filter_map(|p| p.attention.clone()).collect();
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, assembly.nav(), attention);
     let mut app = Router::new()
         .merge(pages::routes())
         .merge(api::routes())
@@ -178,7 +179,7 @@ pub fn node_router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(metrics::render))
         .with_state(state.clone())
         .fallback(security::not_found);
-    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, Vec::new());
+    let site = mamori_web::Site::new(state.store.clone(), state.config.secure_cookies, Vec::new(), Vec::new());
     security::layers(app, &state).layer(axum::Extension(site))
 }
 

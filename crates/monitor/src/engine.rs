@@ -526,8 +526,9 @@ impl Engine {
                     timeline: vec![change_entry(
                         now,
                         "opened",
-                        format!("障害を検知しました: {}（{}回連続で失敗）", cause.ja, retries + 1),
-                        format!("fault detected: {} ({} failed checks in a row)", cause.en, retries + 1),
+                        // The count first: the cause often ends in brackets of its own.
+                        format!("障害を検知しました（{}回連続で失敗）: {}", retries + 1, cause.ja),
+                        format!("fault detected ({} failed checks in a row): {}", retries + 1, cause.en),
                     )],
                     notifications: vec![],
                 };

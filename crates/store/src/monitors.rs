@@ -617,6 +617,13 @@ impl Store {
         }
         let p = Probe { id: ProbeId::new(), tenant, name: name.into(), created_at: mamori_core::time::now_ms(), last_seen_at: None, last_ip: None };
         let (_guard, mut tx) = self.begin_write().await?;
+        // An operator names any tenant id: one that is not there is not found (not a
+        // foreign-key failure).
+        if let Some(t) = tenant
+            && sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(t.to_string()).fetch_optional(&mut *tx).await?.is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
         sqlx::query("INSERT INTO probes (id, tenant_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(p.id.to_string())
             .bind(tenant.map(|t| t.to_string()))

@@ -116,6 +116,9 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         let p = store.create_probe(&scope_a, &actor, Some(a.id), "庁内", "hash-a").await.unwrap();
         assert!(store.create_probe(&scope_a, &actor, Some(b.id), "x", "hash-x").await.is_err());
         let shared = store.create_probe(&grant.scope(), &actor, None, "共通", "hash-shared").await.unwrap();
+        // A tenant id that is not there is not found (found by scripts/api-check: it was a 500).
+        let nowhere = store.create_probe(&grant.scope(), &actor, Some(mamori_core::TenantId::new()), "x", "hash-nowhere").await;
+        assert!(matches!(nowhere, Err(mamori_store::StoreError::NotFound)), "{nowhere:?}");
         let mut on_probe = spec("via probe");
         on_probe.probe = Some(shared.id);
         assert!(store.create_monitor(&scope_a, &actor, a.id, on_probe.clone()).await.is_err(), "{backend}: the shared probe is the operators'");

@@ -37,5 +37,5 @@ pub use error::AppError;
 pub use extract::{BadInput, Form, Path, Query};
 pub use i18n::Lang;
 pub use layout::NavEntry;
-pub use part::{Fixture, FixtureCx, FixtureFuture, IsolationFixture, Site, WebCx, WebPart};
+pub use part::{Attention, AttentionSource, Fixture, FixtureCx, FixtureFuture, IsolationFixture, Site, WebCx, WebPart};
 pub use settings::AuthSettings;

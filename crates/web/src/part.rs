@@ -52,12 +52,14 @@ pub struct WebPart {
     pub schemas: Map<String, Value>,
     /// Seeds marked data of a tenant for the isolation walk.
     pub fixture: Option<Arc<dyn IsolationFixture>>,
+    /// Counts what needs someone now, for the dashboard.
+    pub attention: Option<Arc<dyn AttentionSource>>,
 }
 
 impl WebPart {
     /// Makes a part with routes only; add the rest with the other methods.
     pub fn new(name: &'static str, router: Router) -> Self {
-        WebPart { name, router, api: &[], pages: &[], nav: &[], schemas: Map::new(), fixture: None }
+        WebPart { name, router, api: &[], pages: &[], nav: &[], schemas: Map::new(), fixture: None, attention: None }
     }
 
     /// Documents its API endpoints.
@@ -88,6 +90,32 @@ impl WebPart {
     pub fn fixture(self, fixture: Arc<dyn IsolationFixture>) -> Self {
         WebPart { fixture: Some(fixture), ..self }
     }
+
+    /// Sets what the part counts for the dashboard.
+    pub fn attention(self, source: Arc<dyn AttentionSource>) -> Self {
+        WebPart { attention: Some(source), ..self }
+    }
+}
+
+/// Something that needs someone now in one tenant, as a part counts it: a column of the
+/// dashboard's 「いま対応が必要なもの」 (DOWN monitors, open faults; later alerts, blocks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attention {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The column (ja, en).
+    pub what: (&'static str, &'static str),
+    /// How many.
+    pub count: usize,
+    /// Where they are listed.
+    pub href: String,
+}
+
+/// Counts what needs someone now, per tenant, within what the person may see (their
+/// scope and permissions; nothing when they may not read the part's data).
+pub trait AttentionSource: Send + Sync {
+    /// The counts, only those above zero.
+    fn attention<'a>(&'a self, a: &'a crate::Authed) -> FixtureFuture<'a, Result<Vec<Attention>, crate::AppError>>;
 }
 
 /// The assembled site, as every request sees it (in its extensions): the store the
@@ -99,13 +127,19 @@ struct SiteInner {
     store: Store,
     secure_cookies: bool,
     nav: Vec<NavEntry>,
+    attention: Vec<Arc<dyn AttentionSource>>,
 }
 
 impl Site {
     /// Makes the site; `nav` is shown in its `order`.
-    pub fn new(store: Store, secure_cookies: bool, mut nav: Vec<NavEntry>) -> Self {
+    pub fn new(store: Store, secure_cookies: bool, mut nav: Vec<NavEntry>, attention: Vec<Arc<dyn AttentionSource>>) -> Self {
         nav.sort_by_key(|n| n.order);
-        Site(Arc::new(SiteInner { store, secure_cookies, nav }))
+        Site(Arc::new(SiteInner { store, secure_cookies, nav, attention }))
+    }
+
+    /// What the parts count for the dashboard, in part order.
+    pub fn attention(&self) -> &[Arc<dyn AttentionSource>] {
+        &self.0.attention
     }
 
     /// The config store.

@@ -26,8 +26,10 @@ pub fn histogram(counts: &[u64], labels: [&str; 3], title: &str) -> Markup {
     }
 }
 
-/// Renders response times over `[from, to)` as a line, with failed checks as red
-/// marks along the bottom; `points` are (time ms, response ms, failed).
+/// Renders response times over `[from, to)` as a line with its scale (0, half, the
+/// highest), with failed checks as red marks along the bottom; hovering a point or a
+/// mark shows its time and value (SVG titles, no script). `points` are (time ms,
+/// response ms, failed).
 pub fn response_chart(points: &[(i64, u32, bool)], from: i64, to: i64, labels: [&str; 3], title: &str) -> Markup {
     let (w, h, pad) = (1200.0_f64, 160.0_f64, 40.0_f64);
     let span = (to - from).max(1) as f64;
@@ -40,8 +42,15 @@ pub fn response_chart(points: &[(i64, u32, bool)], from: i64, to: i64, labels: [
             title { (title) }
             line x1=(pad) y1=(h - 10.0) x2=(w - pad) y2=(h - 10.0) class="axis" {}
             text x="2" y="14" class="label" { (max as u64) " ms" }
+            line x1=(pad) y1=(y((max / 2.0) as u32)) x2=(w - pad) y2=(y((max / 2.0) as u32)) class="grid" {}
+            text x="2" y=(y((max / 2.0) as u32) + 4.0) class="label" { ((max / 2.0) as u64) " ms" }
             text x="2" y=(h - 12.0) class="label" { "0" }
             @if !line.is_empty() { polyline points=(line.join(" ")) class="rt" {} }
+            // Hover targets: at most about 300, evenly taken.
+            @let ok: Vec<&(i64, u32, bool)> = points.iter().filter(|p| !p.2).collect();
+            @for p in ok.iter().step_by(ok.len().div_ceil(300).max(1)) {
+                circle cx=(format!("{:.1}", x(p.0))) cy=(format!("{:.1}", y(p.1))) r="4" class="pt" { title { (crate::layout::when(p.0)) " — " (p.1) " ms" } }
+            }
             @for p in points.iter().filter(|p| p.2) {
                 rect x=(format!("{:.1}", x(p.0) - 1.5)) y=(h - 8.0) width="3" height="8" class="down" { title { (crate::layout::when(p.0)) } }
             }

@@ -21,6 +21,9 @@ pub struct AuditQuery {
     to: Option<String>,
     before: Option<i64>,
     verify: Option<String>,
+    /// `1`: the page shows the notes of cross-tenant reads too (the API and the CSV
+    /// export always have every entry).
+    reads: Option<String>,
 }
 
 impl AuditQuery {
@@ -46,6 +49,7 @@ impl AuditQuery {
             action: self.action.clone().filter(|s| !s.trim().is_empty()),
             from_ms: time("from", &self.from)?,
             to_ms: time("to", &self.to)?,
+            without_reads: false,
         })
     }
 }
@@ -109,14 +113,16 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
     page_result(l, async {
         a.require(Permission::AuditRead)?;
         let scope = a.principal.scope();
-        let filter = q.filter()?;
+        let mut filter = q.filter()?;
+        // Reads are left out unless asked for, by the box or by name (`access.`).
+        filter.without_reads = q.reads.as_deref() != Some("1") && !q.action.as_deref().is_some_and(|a| a.trim().starts_with("access"));
         let entries = state.store.list_audit(&scope, &filter, q.before, PAGE).await?;
         let tenants = state.store.list_tenants(&scope).await?;
         let verify = if q.verify.is_some() && a.principal.tenant_id().is_none() { Some(state.store.verify_audit().await?) } else { None };
         let next = (entries.len() as i64 == PAGE).then(|| entries.last().map(|e| e.seq)).flatten();
         let keep = |before: i64| {
             let mut s = format!("/audit?before={before}");
-            for (k, v) in [("actor", &q.actor), ("action", &q.action), ("tenant", &q.tenant), ("from", &q.from), ("to", &q.to)] {
+            for (k, v) in [("actor", &q.actor), ("action", &q.action), ("tenant", &q.tenant), ("from", &q.from), ("to", &q.to), ("reads", &q.reads)] {
                 if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                     s.push_str(&format!("&{k}={}", urlencode(v)));
                 }
@@ -135,6 +141,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                 }
                 label { (l.t("開始", "From")) input type="text" name="from" value=(q.from.clone().unwrap_or_default()) placeholder="2026-11-01 00:00"; }
                 label { (l.t("終了", "To")) input type="text" name="to" value=(q.to.clone().unwrap_or_default()); }
+                label.check { input type="checkbox" name="reads" value="1" checked[q.reads.as_deref() == Some("1")]; (l.t("閲覧の記録も表示（他団体のデータを一覧した記録）", "Show reads too (operators listing other tenants' data)")) }
                 button type="submit" { (l.t("絞り込み", "Filter")) }
                 a.button href="/audit/export.csv" { (l.t("CSV 出力", "Export CSV")) }
                 @if a.principal.tenant_id().is_none() { a.button href="/audit?verify=1" { (l.t("改ざん検査", "Verify chain")) } }

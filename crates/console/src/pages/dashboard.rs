@@ -33,7 +33,46 @@ async fn render(state: &AppState, a: &crate::auth::Authed) -> Result<Response, A
     };
     let users = if a.principal.can(Permission::UsersRead) { state.store.list_users(&scope, &UserFilter::default()).await? } else { Vec::new() };
     let name_of = |t: mamori_core::TenantId| tenants.iter().find(|x| x.id == t).map(|x| x.name.clone()).unwrap_or_else(|| t.to_string());
+    // What needs someone now, as every part counts it, per municipality.
+    let mut attention = Vec::new();
+    for source in a.site.attention() {
+        attention.extend(source.attention(a).await?);
+    }
+    let mut columns: Vec<(&str, &str)> = Vec::new();
+    for x in &attention {
+        if !columns.contains(&x.what) {
+            columns.push(x.what);
+        }
+    }
+    let mut needing: Vec<(mamori_core::TenantId, usize)> = Vec::new();
+    for x in &attention {
+        match needing.iter_mut().find(|(t, _)| *t == x.tenant) {
+            Some((_, n)) => *n += x.count,
+            None => needing.push((x.tenant, x.count)),
+        }
+    }
+    needing.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| name_of(a.0).cmp(&name_of(b.0))));
     let body = html! {
+        section #attention {
+            h2 { (l.t("いま対応が必要なもの", "Needs attention now")) }
+            @if needing.is_empty() {
+                p.ok role="status" { (l.t("対応が必要なものはありません。", "Nothing needs attention.")) }
+            } @else {
+                table {
+                    thead { tr { th { (l.t("団体", "Tenant")) } @for (ja, en) in &columns { th.num { (l.t(ja, en)) } } } }
+                    tbody { @for (t, _) in &needing { tr {
+                        td.nowrap { (name_of(*t)) }
+                        @for c in &columns {
+                            @let cell = attention.iter().find(|x| x.tenant == *t && x.what == *c);
+                            td class=(if cell.is_some() { "num alert" } else { "num" }) {
+                                @match cell { Some(x) => a href=(x.href) { (x.count) }, None => "0" }
+                            }
+                        }
+                    } } }
+                }
+            }
+        }
+
         section.cards {
             div.card { h3 { (l.t("団体数", "Tenants")) } p.big { (tenants.len()) } }
             div.card { h3 { (l.t("24時間のイベント", "Events, last 24 h")) } p.big { (all.values().sum::<u64>()) } }

@@ -36,3 +36,29 @@ async fn hiragana_finds_katakana_and_audit_actions_have_labels() {
     })
     .await;
 }
+
+/// The audit page leaves out the notes of operators' list views (`access.cross_tenant`)
+/// unless asked for; the API and the CSV export keep every entry.
+#[tokio::test]
+async fn the_audit_page_hides_reads_unless_asked() {
+    each_backend(|c| async move {
+        c.tenant("39341", "桜川市", "10.66.0.0/24").await;
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let (status, _) = c.get("/tenants", &s).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, page) = c.get("/audit", &s).await;
+        assert!(!page.contains("<code>access.cross_tenant</code>"), "reads are left out by default");
+        assert!(page.contains("閲覧の記録も表示"), "{page}");
+        let (_, page) = c.get("/audit?reads=1", &s).await;
+        assert!(page.contains("<code>access.cross_tenant</code>"), "shown when asked: {page}");
+        let (_, page) = c.get("/audit?action=access.", &s).await;
+        assert!(page.contains("<code>access.cross_tenant</code>"), "shown when asked for by name");
+        let (_, csv) = c.get("/audit/export.csv", &s).await;
+        assert!(csv.contains("access.cross_tenant"), "the export has every entry");
+        let (_, token) = c.token(op, Role::OperatorAdmin, "op").await;
+        let (_, body) = c.api("GET", "/api/v1/audit", &Auth::Bearer(token), None).await;
+        assert!(body.contains("access.cross_tenant"), "the API has every entry");
+    })
+    .await;
+}

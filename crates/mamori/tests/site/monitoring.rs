@@ -205,3 +205,109 @@ async fn the_notification_policy_is_edited_in_its_form() {
     })
     .await;
 }
+
+/// The dashboard says what needs someone now, per municipality: monitors failing and
+/// faults not recovered, linked to their lists; another municipality's staff see none
+/// of it, and with nothing broken it says so.
+#[tokio::test]
+async fn the_dashboard_shows_what_is_broken_per_municipality() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let broken = c.tenant("39341", "桜川市", "10.66.0.0/24").await;
+        let other = c.tenant("39342", "青葉町", "10.67.0.0/24").await;
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        c.user("aoba-admin", "青葉町 管理者", Role::TenantAdmin, Some(other.id)).await;
+        let s = c.login_operator_bypass(op).await;
+        let (_, page) = c.get("/", &s).await;
+        assert!(page.contains("対応が必要なものはありません"), "{page}");
+
+        let spec: mamori_core::monitor::MonitorSpec =
+            serde_json::from_value(json!({"name": "桜川 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
+        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), broken.id, spec).await.unwrap();
+        let now = mamori_core::time::now_ms();
+        let fault = mamori_core::monitor::Fault {
+            id: mamori_core::monitor::FaultId::new(),
+            tenant: broken.id,
+            monitor: m.id,
+            monitor_name: "桜川 Web".into(),
+            opened_at: now - 60_000,
+            closed_at: None,
+            cause: mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "refused"),
+            acknowledged_by: None,
+            timeline: vec![],
+            notifications: vec![],
+        };
+        c.state.store.open_fault(&c.grant, &fault).await.unwrap();
+        let down = mamori_core::monitor::MonitorState {
+            monitor: m.id,
+            status: mamori_core::monitor::Status::Down,
+            since: now,
+            last_check: now,
+            last_rt_ms: 0,
+            reason: Some(fault.cause.clone()),
+            failures: 3,
+            fault: Some(fault.id),
+            content_hash: None,
+        };
+        c.state.store.save_monitor_batch(&c.grant, &[down], &[]).await.unwrap();
+
+        let (_, page) = c.get("/", &s).await;
+        let i = page.find("id=\"attention\"").expect("the attention section");
+        let section = &page[i..page[i..].find("</section>").map_or(page.len(), |j| i + j)];
+        assert!(section.contains("桜川市") && !section.contains("青葉町"), "only the municipality with something broken: {section}");
+        assert!(section.contains("障害中の監視") && section.contains("未復旧の障害"), "{section}");
+        assert!(section.contains(&format!("href=\"/faults?tenant={}&amp;open=1\"", broken.id)), "{section}");
+
+        let aoba = c.login("aoba-admin", PASSWORD).await;
+        let (_, page) = c.get("/", &aoba).await;
+        assert!(page.contains("対応が必要なものはありません") && !page.contains("桜川"), "another municipality's staff see none of it");
+    })
+    .await;
+}
+
+/// Maintenance windows are added and removed in their own form on the monitor's page;
+/// bad input names each field and saves nothing.
+#[tokio::test]
+async fn maintenance_windows_are_set_in_a_form() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
+        let spec: mamori_core::monitor::MonitorSpec =
+            serde_json::from_value(json!({"name": "庁内 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
+        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let s = c.login_operator_bypass(op).await;
+        let Auth::Session { csrf, .. } = &s else { unreachable!() };
+        let path = format!("/monitors/{}/maintenance", m.id);
+        let windows = || async { c.state.store.get_monitor(&c.grant.scope(), m.id).await.unwrap().spec.maintenance };
+
+        let bad = [("csrf", csrf.as_str()), ("kind", "once"), ("start", "来週"), ("end", "2026-12-25 02:00"), ("note", "")];
+        let (status, _, page) = c.post_form(&path, &s, &bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("日時「来週」を読めません"), "{page}");
+        assert!(page.contains(r#"value="2026-12-25 02:00""#), "the input is kept: {page}");
+        let reversed = [("csrf", csrf.as_str()), ("kind", "once"), ("start", "2026-12-25 02:00"), ("end", "2026-12-24 22:00"), ("note", "")];
+        let (status, _, page) = c.post_form(&path, &s, &reversed).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains("終了は開始より後にしてください"), "{page}");
+        assert!(windows().await.is_empty(), "nothing saved");
+
+        let once = [("csrf", csrf.as_str()), ("kind", "once"), ("start", "2026-12-24 22:00"), ("end", "2026-12-25 02:00"), ("note", "サーバー更新")];
+        let (status, _, _) = c.post_form(&path, &s, &once).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let weekly = [("csrf", csrf.as_str()), ("kind", "weekly"), ("start", "03:00"), ("weekday", "1"), ("minutes", "90"), ("note", "定期保守")];
+        let (status, _, _) = c.post_form(&path, &s, &weekly).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let saved = windows().await;
+        assert_eq!(saved.len(), 2);
+        assert!(saved[0].covers(mamori_core::time::parse_time("2026-12-24 23:00").unwrap()));
+        assert!(matches!(&saved[1], mamori_core::monitor::Maintenance::Weekly { weekday: 1, minutes: 90, .. }));
+        let (_, page) = c.get(&format!("/monitors/{}", m.id), &s).await;
+        assert!(page.contains("毎週 月曜日 03:00 から 90 分間") && page.contains("サーバー更新"), "{page}");
+
+        let (status, _, _) = c.post_form(&format!("{path}/0/delete"), &s, &[("csrf", csrf)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(matches!(windows().await.as_slice(), [mamori_core::monitor::Maintenance::Weekly { .. }]));
+        let (status, _, _) = c.post_form(&format!("{path}/5/delete"), &s, &[("csrf", csrf)]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}

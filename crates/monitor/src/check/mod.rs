@@ -155,18 +155,32 @@ async fn run_inner(check: &Check, timeout: Duration, stage: &Stage, f: &mut Find
     }
 }
 
-/// Turns a network error of step `what` into a reason.
+/// Turns a network error of step `what` into a reason. The Japanese text says what
+/// happened in Japanese, with one bracket at most (the system's English wording only
+/// where there is no Japanese one); the English keeps the system's message.
 pub(crate) fn io_reason(e: &std::io::Error, what_ja: &str, what_en: &str) -> Reason {
     use std::io::ErrorKind::*;
+    let detail = os_detail(e);
     let (code, ja, en) = match e.kind() {
-        ConnectionRefused => ("connect_refused", "接続が拒否されました（サービスが停止している可能性があります）", "connection refused (service down?)"),
-        ConnectionReset | ConnectionAborted => ("connection_reset", "接続が相手側から切断されました", "connection reset by peer"),
-        UnexpectedEof => ("connection_closed", "応答の途中で接続が閉じられました", "connection closed in mid-answer"),
-        TimedOut => ("timeout", "応答がありません（タイムアウト）", "timed out"),
-        HostUnreachable | NetworkUnreachable => ("unreachable", "相手に到達できません（経路なし）", "host or network unreachable"),
-        _ => ("network_error", "通信エラーが発生しました", "network error"),
+        ConnectionRefused => {
+            ("connect_refused", "接続が拒否されました。サービスが停止している可能性があります".to_string(), "connection refused (service down?)")
+        }
+        ConnectionReset | ConnectionAborted => ("connection_reset", "接続が相手側から切断されました".to_string(), "connection reset by peer"),
+        UnexpectedEof => ("connection_closed", "応答の途中で接続が閉じられました".to_string(), "connection closed in mid-answer"),
+        TimedOut => ("timeout", "応答がありません（タイムアウト）".to_string(), "timed out"),
+        HostUnreachable | NetworkUnreachable => ("unreachable", "相手に到達できません（経路がありません）".to_string(), "host or network unreachable"),
+        _ => ("network_error", format!("通信エラーが発生しました（{detail}）"), "network error"),
     };
-    Reason::new(code, format!("{what_ja}: {ja}（{e}）"), format!("{what_en}: {en} ({e})"))
+    Reason::new(code, format!("{what_ja}: {ja}"), format!("{what_en}: {en} ({e})"))
+}
+
+/// The system's message of an I/O error without its `(os error N)` tail.
+fn os_detail(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
 }
 
 /// Resolves `host:port` and connects, recording the stages.
@@ -227,7 +241,13 @@ mod tests {
         drop(l);
         let r = run(MonitorId::new(), &spec(Check::Tcp(TcpCheck { host: "127.0.0.1".into(), port }), 5)).await;
         assert_eq!(r.status, Status::Down);
-        assert_eq!(r.reason.unwrap().code, "connect_refused");
+        let reason = r.reason.unwrap();
+        assert_eq!(reason.code, "connect_refused");
+        // Japanese without the system's English in brackets; English with it.
+        assert_eq!(reason.ja, format!("127.0.0.1:{port} への接続: 接続が拒否されました。サービスが停止している可能性があります"));
+        assert!(reason.en.contains("connection refused (service down?) (Connection refused"), "{}", reason.en);
+        let other = io_reason(&std::io::Error::other("odd (os error 99)"), "接続", "connect");
+        assert_eq!(other.ja, "接続: 通信エラーが発生しました（odd）");
     }
 
     #[tokio::test]

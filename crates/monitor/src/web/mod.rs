@@ -104,6 +104,8 @@ pub fn part(cx: &WebCx) -> WebPart {
         .route("/monitors/probes/{id}/delete", post(pages::delete_probe))
         .route("/monitors/{id}", get(pages::show).post(pages::update))
         .route("/monitors/{id}/toggle", post(pages::toggle))
+        .route("/monitors/{id}/maintenance", post(pages::add_maintenance))
+        .route("/monitors/{id}/maintenance/{i}/delete", post(pages::delete_maintenance))
         .route("/monitors/{id}/delete", post(pages::delete))
         .route("/faults", get(pages::faults))
         .route("/faults/{id}", get(pages::fault))
@@ -121,7 +123,54 @@ pub fn part(cx: &WebCx) -> WebPart {
         .route("/api/v1/probe/monitors", get(api::probe_monitors))
         .route("/api/v1/probe/results", post(api::probe_results))
         .with_state(cx.store.clone());
-    WebPart::new("monitor", router).api(ROUTES).pages(PAGES).nav(NAV).schemas(schemas()).fixture(Arc::new(Fixture))
+    WebPart::new("monitor", router).api(ROUTES).pages(PAGES).nav(NAV).schemas(schemas()).fixture(Arc::new(Fixture)).attention(Arc::new(Attention))
+}
+
+/// The monitor's share of the dashboard: monitors failing now (障害, 依存先障害) and
+/// fault records not recovered, per municipality.
+struct Attention;
+
+impl mamori_web::AttentionSource for Attention {
+    fn attention<'a>(&'a self, a: &'a mamori_web::Authed) -> FixtureFuture<'a, Result<Vec<mamori_web::Attention>, mamori_web::AppError>> {
+        Box::pin(async move {
+            if !a.principal.can(MonitorsRead) {
+                return Ok(Vec::new());
+            }
+            let store = a.site.store();
+            let scope = a.principal.scope();
+            let monitors: std::collections::HashMap<_, _> =
+                store.list_monitors(&scope, None).await?.into_iter().filter(|m| m.spec.enabled).map(|m| (m.id, m.tenant)).collect();
+            let mut failing: std::collections::BTreeMap<mamori_core::TenantId, usize> = Default::default();
+            for s in store.monitor_states(&scope, None).await? {
+                if matches!(s.status, mamori_core::monitor::Status::Down | mamori_core::monitor::Status::Unreachable)
+                    && let Some(t) = monitors.get(&s.monitor)
+                {
+                    *failing.entry(*t).or_default() += 1;
+                }
+            }
+            let mut open: std::collections::BTreeMap<mamori_core::TenantId, usize> = Default::default();
+            let filter = mamori_store::FaultFilter { open_only: true, limit: Some(5000), ..Default::default() };
+            for f in store.list_faults(&scope, &filter).await? {
+                *open.entry(f.tenant).or_default() += 1;
+            }
+            let mut out: Vec<mamori_web::Attention> = failing
+                .into_iter()
+                .map(|(tenant, count)| mamori_web::Attention {
+                    tenant,
+                    what: ("障害中の監視", "Monitors failing"),
+                    count,
+                    href: format!("/monitors?tenant={tenant}&sort=status"),
+                })
+                .collect();
+            out.extend(open.into_iter().map(|(tenant, count)| mamori_web::Attention {
+                tenant,
+                what: ("未復旧の障害", "Open faults"),
+                count,
+                href: format!("/faults?tenant={tenant}&open=1"),
+            }));
+            Ok(out)
+        })
+    }
 }
 
 /// The schemas of the monitor's requests (written by hand, with their limits) and
@@ -236,6 +285,11 @@ impl IsolationFixture for Fixture {
                 forms: vec![
                     (format!("/monitors/{m}"), form(&[("spec", &takeover_text)])),
                     (format!("/monitors/{m}/toggle"), vec![]),
+                    (
+                        format!("/monitors/{m}/maintenance"),
+                        form(&[("kind", "weekly"), ("start", "03:00"), ("weekday", "1"), ("minutes", "60"), ("note", "乗っ取り")]),
+                    ),
+                    (format!("/monitors/{m}/maintenance/0/delete"), vec![]),
                     (format!("/monitors/{m}/delete"), vec![]),
                     (format!("/faults/{f}/comment"), form(&[("text", "乗っ取り"), ("acknowledge", "1")])),
                     (format!("/monitors/probes/{p}/delete"), vec![]),

@@ -479,6 +479,8 @@ pub async fn show(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): P
             }
             h2 { (l.t("障害記録", "Fault records")) }
             @if faults.is_empty() { p.muted { (l.t("障害記録はありません。", "No fault records.")) } } @else { (fault_table(l, &faults)) }
+            h2 { (l.t("メンテナンス時間帯", "Maintenance windows")) }
+            (maintenance_section(l, &a, id, &m.spec.maintenance, can_write, None))
             @if can_write {
                 h2 { (l.t("設定", "Settings")) }
                 div.actions {
@@ -521,6 +523,180 @@ pub async fn update(State(store): State<Store>, PageAuth(a): PageAuth, Path(id):
                 }
                 Err(e) => Err(e),
             }
+        }
+        .await,
+    )
+}
+
+const WEEKDAYS: [(&str, &str); 7] = [
+    ("日曜日", "Sunday"),
+    ("月曜日", "Monday"),
+    ("火曜日", "Tuesday"),
+    ("水曜日", "Wednesday"),
+    ("木曜日", "Thursday"),
+    ("金曜日", "Friday"),
+    ("土曜日", "Saturday"),
+];
+
+/// A monitor's maintenance windows, each with its remove button, and the form adding one.
+fn maintenance_section(
+    l: Lang,
+    a: &Authed,
+    id: MonitorId,
+    windows: &[mamori_core::monitor::Maintenance],
+    can_write: bool,
+    error: Option<(&AppError, &Pairs)>,
+) -> Markup {
+    use mamori_core::monitor::Maintenance;
+    let kept = |k: &str| error.map(|(_, p)| field(p, k).to_string()).unwrap_or_default();
+    html! {
+        p.muted { (l.t("この時間帯は確認に失敗しても障害にせず、通知もしません（計画停止・保守作業に）。", "Inside a window failures open no fault and notify nobody (planned outages, maintenance).")) }
+        @if windows.is_empty() { p { (l.t("設定されていません。", "None.")) } } @else {
+            table.compact.maintenance { tbody { @for (i, w) in windows.iter().enumerate() { tr {
+                td { @match w {
+                    Maintenance::Once { start, end, .. } => { (l.t("1回", "Once")) ": " (start) " 〜 " (end) },
+                    Maintenance::Weekly { weekday, start, minutes, .. } => {
+                        (l.t("毎週", "Weekly")) " " (WEEKDAYS.get(usize::from(*weekday)).map(|d| l.t(d.0, d.1)).unwrap_or("?")) " " (start) (l.t(" から ", " for ")) (minutes) (l.t(" 分間", " min"))
+                    },
+                } }
+                td { @match w { Maintenance::Once { note, .. } | Maintenance::Weekly { note, .. } => (note) } }
+                td { @if can_write {
+                    form.inline method="post" action=(format!("/monitors/{id}/maintenance/{i}/delete")) {
+                        input type="hidden" name="csrf" value=(a.csrf());
+                        button.danger type="submit" { (l.t("削除", "Remove")) }
+                    }
+                } }
+            } } } }
+        }
+        @if can_write {
+            @if let Some((e, _)) = error { (problems(l, e)) }
+            form.grid #maintenance-form method="post" action=(format!("/monitors/{id}/maintenance")) {
+                input type="hidden" name="csrf" value=(a.csrf());
+                label { (l.t("種類", "Kind")) select name="kind" {
+                    option value="once" selected[kept("kind") != "weekly"] { (l.t("1回だけ（開始〜終了）", "Once (start to end)")) }
+                    option value="weekly" selected[kept("kind") == "weekly"] { (l.t("毎週（曜日・開始時刻・長さ）", "Weekly (day, start, length)")) }
+                } }
+                label { (l.t("開始（1回: 日時、毎週: 時刻）", "Start (once: date and time; weekly: time)")) input type="text" name="start" value=(kept("start")) placeholder="2026-12-24 22:00 / 03:00" maxlength="40"; }
+                label { (l.t("終了（1回のとき）", "End (once)")) input type="text" name="end" value=(kept("end")) placeholder="2026-12-25 02:00" maxlength="40"; }
+                label { (l.t("曜日（毎週のとき）", "Day (weekly)")) select name="weekday" {
+                    @for (i, d) in WEEKDAYS.iter().enumerate() { option value=(i) selected[kept("weekday") == i.to_string()] { (l.t(d.0, d.1)) } }
+                } }
+                label { (l.t("長さ（分、毎週のとき）", "Length in minutes (weekly)")) input type="number" name="minutes" min="1" max="10080" value=(kept("minutes")); }
+                label { (l.t("理由", "Why")) input type="text" name="note" value=(kept("note")) maxlength="200" placeholder=(l.t("例: サーバー更新作業", "e.g. server update")); }
+                button type="submit" { (l.t("メンテナンス時間帯を追加", "Add the window")) }
+            }
+        }
+    }
+}
+
+/// Reads the maintenance form into a window; every problem named.
+fn maintenance_from_form(pairs: &Pairs) -> Result<mamori_core::monitor::Maintenance, AppError> {
+    use mamori_core::monitor::Maintenance;
+    use mamori_core::{Problem, Problems};
+    let note = field(pairs, "note").trim().chars().take(200).collect::<String>();
+    let mut problems = Problems::default();
+    let w = match field(pairs, "kind") {
+        "weekly" => {
+            let start = field(pairs, "start").trim().to_string();
+            let ok_time =
+                start.split_once(':').is_some_and(|(h, m)| h.parse::<u32>().is_ok_and(|h| h < 24) && m.len() == 2 && m.parse::<u32>().is_ok_and(|m| m < 60));
+            if !ok_time {
+                problems.push(Problem::new(
+                    "start",
+                    "invalid_time",
+                    "毎週の開始時刻は 03:00 のように「時:分」で入力してください",
+                    "the weekly start is a time like 03:00",
+                ));
+            }
+            let weekday = field(pairs, "weekday").parse::<u8>().ok().filter(|d| *d < 7);
+            if weekday.is_none() {
+                problems.push(Problem::new("weekday", "invalid_weekday", "曜日を選んでください", "choose a day"));
+            }
+            let minutes = field(pairs, "minutes").trim().parse::<u32>().ok().filter(|m| (1..=10_080).contains(m));
+            if minutes.is_none() {
+                problems.push(Problem::new("minutes", "invalid_minutes", "長さは1〜10080分（7日）で入力してください", "the length is 1-10080 minutes"));
+            }
+            Maintenance::Weekly { weekday: weekday.unwrap_or(0), start, minutes: minutes.unwrap_or(0), note }
+        }
+        _ => {
+            let read = |k: &'static str, problems: &mut Problems| {
+                let text = field(pairs, k).trim();
+                match mamori_core::time::parse_time(text) {
+                    Some(ms) => Some(ms),
+                    None => {
+                        problems.push(Problem::new(
+                            k,
+                            "invalid_time",
+                            format!("日時「{text}」を読めません（例: 2026-12-24 22:00）"),
+                            format!("cannot read '{text}' (e.g. 2026-12-24 22:00)"),
+                        ));
+                        None
+                    }
+                }
+            };
+            let (start, end) = (read("start", &mut problems), read("end", &mut problems));
+            if let (Some(s), Some(e)) = (start, end)
+                && e <= s
+            {
+                problems.push(Problem::new("end", "end_before_start", "終了は開始より後にしてください", "the end must come after the start"));
+            }
+            let fmt = |ms: Option<i64>| ms.map(mamori_core::time::format_rfc3339).unwrap_or_default();
+            Maintenance::Once { start: fmt(start), end: fmt(end), note }
+        }
+    };
+    problems.into_result(w).map_err(AppError::Invalid)
+}
+
+/// POST /monitors/{id}/maintenance — add a maintenance window.
+pub async fn add_maintenance(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
+    let l = a.lang;
+    page_result(
+        l,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(field(&pairs, "csrf"))?;
+            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+            let scope = a.principal.scope();
+            let mut spec = store.get_monitor(&scope, id).await?.spec;
+            let current = spec.maintenance.clone();
+            let saved = match maintenance_from_form(&pairs) {
+                Ok(w) => {
+                    spec.maintenance.push(w);
+                    store.update_monitor(&scope, &a.principal.actor(), id, spec).await.map_err(AppError::from)
+                }
+                Err(e) => Err(e),
+            };
+            match saved {
+                Ok(_) => Ok(see_other(&format!("/monitors/{id}"))),
+                Err(e @ AppError::Invalid(_)) => {
+                    let body = maintenance_section(l, &a, id, &current, true, Some((&e, &pairs)));
+                    let mut r = layout(&a, l.t("メンテナンス時間帯", "Maintenance windows"), "/monitors", body);
+                    *r.status_mut() = e.status();
+                    Ok(r)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+/// POST /monitors/{id}/maintenance/{i}/delete — remove a maintenance window.
+pub async fn delete_maintenance(State(store): State<Store>, PageAuth(a): PageAuth, Path((id, i)): Path<(String, usize)>, Form(pairs): Form<Pairs>) -> Response {
+    page_result(
+        a.lang,
+        async {
+            a.require(Permission::MonitorsWrite)?;
+            a.check_csrf(field(&pairs, "csrf"))?;
+            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+            let scope = a.principal.scope();
+            let mut spec = store.get_monitor(&scope, id).await?.spec;
+            if i >= spec.maintenance.len() {
+                return Err(AppError::NotFound);
+            }
+            spec.maintenance.remove(i);
+            store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+            Ok(see_other(&format!("/monitors/{id}")))
         }
         .await,
     )
