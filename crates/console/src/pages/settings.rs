@@ -441,9 +441,8 @@ pub async fn save_policy(State(state): State<AppState>, PageAuth(a): PageAuth, F
             if f.mode == "fields" {
                 // The generated form: its fields laid over the document in force.
                 let schema = validator.schema().ok_or(AppError::NotFound)?;
-                let versions = state.store.policy_versions(&scope, tenant, &f.component, 20).await?;
-                let in_force = versions.iter().filter(|v| v.revision > 0).max_by_key(|v| v.revision).map(|v| v.document.clone());
-                let base = in_force.unwrap_or_else(|| validator.default_policy());
+                let in_force = state.store.policy(&scope, tenant, &f.component).await?;
+                let base = in_force.map_or_else(|| validator.default_policy(), |v| v.document);
                 let (doc, problems) = mamori_web::form::read(&schema, &base, &fields);
                 f.document = serde_json::to_string_pretty(&doc).unwrap_or_default();
                 if !problems.is_empty() {

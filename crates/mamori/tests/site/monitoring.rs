@@ -5,15 +5,55 @@ use mamori_console::testing::*;
 use mamori_core::Role;
 use serde_json::json;
 
+/// A TCP monitor of tenant `t` called `name` (to an address nobody answers on).
+async fn tcp_monitor(c: &Console, t: mamori_core::TenantId, name: &str) -> mamori_core::monitor::Monitor {
+    let spec: mamori_core::monitor::MonitorSpec =
+        serde_json::from_value(json!({"name": name, "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
+    c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t, spec).await.unwrap()
+}
+
+/// Opens a fault of monitor `m`, opened `ago_ms` before now, as the engine would.
+async fn open_fault(c: &Console, m: &mamori_core::monitor::Monitor, ago_ms: i64, cause: mamori_core::monitor::Reason) -> mamori_core::monitor::Fault {
+    let f = mamori_core::monitor::Fault {
+        id: mamori_core::monitor::FaultId::new(),
+        tenant: m.tenant,
+        monitor: m.id,
+        monitor_name: m.spec.name.clone(),
+        opened_at: mamori_core::time::now_ms() - ago_ms,
+        closed_at: None,
+        cause,
+        acknowledged_by: None,
+        timeline: vec![],
+        notifications: vec![],
+    };
+    c.state.store.open_fault(&c.grant, &f).await.unwrap();
+    f
+}
+
+/// Saves monitor `m` as DOWN now for `reason`, as the engine would.
+async fn save_down(c: &Console, m: &mamori_core::monitor::Monitor, reason: mamori_core::monitor::Reason, fault: Option<mamori_core::monitor::FaultId>) {
+    let now = mamori_core::time::now_ms();
+    let down = mamori_core::monitor::MonitorState {
+        monitor: m.id,
+        status: mamori_core::monitor::Status::Down,
+        since: now,
+        last_check: now,
+        last_rt_ms: 0,
+        reason: Some(reason),
+        failures: 3,
+        fault,
+        content_hash: None,
+    };
+    c.state.store.save_monitor_batch(&c.grant, &[down], &[]).await.unwrap();
+}
+
 /// A monitor that was never checked shows no availability (not 100%), and no month
 /// before it existed.
 #[tokio::test]
 async fn a_never_checked_monitor_has_no_uptime() {
     each_backend_with(mamori::components::registry, |c| async move {
         let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
-        let spec: mamori_core::monitor::MonitorSpec =
-            serde_json::from_value(json!({"name": "庁内", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
-        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+        let m = tcp_monitor(&c, t.id, "庁内").await;
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let (_, token) = c.token(op, Role::OperatorAdmin, "op").await;
         let auth = Auth::Bearer(token);
@@ -45,22 +85,9 @@ async fn the_fault_list_filters_sorts_and_exports() {
         let mut faults = Vec::new();
         for (five, name, range) in [("39341", "桜川市", "10.66.0.0/24"), ("39342", "青葉町", "10.67.0.0/24")] {
             let t = c.tenant(five, name, range).await;
-            let spec: mamori_core::monitor::MonitorSpec =
-                serde_json::from_value(json!({"name": format!("{name} Web"), "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
-            let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
-            let f = mamori_core::monitor::Fault {
-                id: mamori_core::monitor::FaultId::new(),
-                tenant: t.id,
-                monitor: m.id,
-                monitor_name: format!("{name} Web"),
-                opened_at: mamori_core::time::now_ms() - 60_000 * (faults.len() as i64 + 1),
-                closed_at: None,
-                cause: mamori_core::monitor::Reason::new("connect_refused", "接続を拒否されました", "refused"),
-                acknowledged_by: None,
-                timeline: vec![],
-                notifications: vec![],
-            };
-            c.state.store.open_fault(&c.grant, &f).await.unwrap();
+            let m = tcp_monitor(&c, t.id, &format!("{name} Web")).await;
+            let cause = mamori_core::monitor::Reason::new("connect_refused", "接続を拒否されました", "refused");
+            let f = open_fault(&c, &m, 60_000 * (faults.len() as i64 + 1), cause).await;
             faults.push((t, f));
         }
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
@@ -92,9 +119,7 @@ async fn the_fault_list_filters_sorts_and_exports() {
 async fn the_board_streams_changes_and_stops_with_the_session() {
     each_backend_with(mamori::components::registry, |c| async move {
         let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
-        let spec: mamori_core::monitor::MonitorSpec =
-            serde_json::from_value(json!({"name": "庁内 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
-        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+        let m = tcp_monitor(&c, t.id, "庁内 Web").await;
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let s = c.login_operator_bypass(op).await;
         let (_, page) = c.get("/monitors?sort=name&dir=asc", &s).await;
@@ -107,19 +132,7 @@ async fn the_board_streams_changes_and_stops_with_the_session() {
         assert!(first.starts_with("event: update\n") || first.contains("\nevent: update\n"), "{first}");
         assert!(first.contains("庁内 Web") && first.contains("status-unknown") && first.contains("aria-sort=\"ascending\""), "{first}");
 
-        let now = mamori_core::time::now_ms();
-        let down = mamori_core::monitor::MonitorState {
-            monitor: m.id,
-            status: mamori_core::monitor::Status::Down,
-            since: now,
-            last_check: now,
-            last_rt_ms: 0,
-            reason: Some(mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "connection refused")),
-            failures: 3,
-            fault: None,
-            content_hash: None,
-        };
-        c.state.store.save_monitor_batch(&c.grant, &[down], &[]).await.unwrap();
+        save_down(&c, &m, mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "connection refused"), None).await;
         let second = next_event(&mut stream).await.expect("an update once the monitor is down");
         assert!(second.contains("status-down") && second.contains("接続が拒否されました"), "{second}");
 
@@ -220,35 +233,9 @@ async fn the_dashboard_shows_what_is_broken_per_municipality() {
         let (_, page) = c.get("/", &s).await;
         assert!(page.contains("対応が必要なものはありません"), "{page}");
 
-        let spec: mamori_core::monitor::MonitorSpec =
-            serde_json::from_value(json!({"name": "桜川 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
-        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), broken.id, spec).await.unwrap();
-        let now = mamori_core::time::now_ms();
-        let fault = mamori_core::monitor::Fault {
-            id: mamori_core::monitor::FaultId::new(),
-            tenant: broken.id,
-            monitor: m.id,
-            monitor_name: "桜川 Web".into(),
-            opened_at: now - 60_000,
-            closed_at: None,
-            cause: mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "refused"),
-            acknowledged_by: None,
-            timeline: vec![],
-            notifications: vec![],
-        };
-        c.state.store.open_fault(&c.grant, &fault).await.unwrap();
-        let down = mamori_core::monitor::MonitorState {
-            monitor: m.id,
-            status: mamori_core::monitor::Status::Down,
-            since: now,
-            last_check: now,
-            last_rt_ms: 0,
-            reason: Some(fault.cause.clone()),
-            failures: 3,
-            fault: Some(fault.id),
-            content_hash: None,
-        };
-        c.state.store.save_monitor_batch(&c.grant, &[down], &[]).await.unwrap();
+        let m = tcp_monitor(&c, broken.id, "桜川 Web").await;
+        let fault = open_fault(&c, &m, 60_000, mamori_core::monitor::Reason::new("connect_refused", "接続が拒否されました", "refused")).await;
+        save_down(&c, &m, fault.cause.clone(), Some(fault.id)).await;
 
         let (_, page) = c.get("/", &s).await;
         let i = page.find("id=\"attention\"").expect("the attention section");
@@ -270,9 +257,7 @@ async fn the_dashboard_shows_what_is_broken_per_municipality() {
 async fn maintenance_windows_are_set_in_a_form() {
     each_backend_with(mamori::components::registry, |c| async move {
         let t = c.tenant("39341", "自分市", "10.66.0.0/24").await;
-        let spec: mamori_core::monitor::MonitorSpec =
-            serde_json::from_value(json!({"name": "庁内 Web", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}})).unwrap();
-        let m = c.state.store.create_monitor(&c.grant.scope(), &mamori_core::Actor::system(), t.id, spec).await.unwrap();
+        let m = tcp_monitor(&c, t.id, "庁内 Web").await;
         let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
         let s = c.login_operator_bypass(op).await;
         let Auth::Session { csrf, .. } = &s else { unreachable!() };

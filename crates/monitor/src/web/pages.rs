@@ -647,28 +647,42 @@ fn maintenance_from_form(pairs: &Pairs) -> Result<mamori_core::monitor::Maintena
     problems.into_result(w).map_err(AppError::Invalid)
 }
 
+/// Changes one monitor's stored settings by `change`, for the page forms that edit a
+/// part of them (the write right and the form's CSRF token checked first); returns its id.
+async fn change_spec(
+    store: &Store,
+    a: &Authed,
+    id: &str,
+    pairs: &Pairs,
+    change: impl FnOnce(&mut mamori_core::monitor::MonitorSpec) -> Result<(), AppError>,
+) -> Result<MonitorId, AppError> {
+    a.require(Permission::MonitorsWrite)?;
+    a.check_csrf(field(pairs, "csrf"))?;
+    let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+    let scope = a.principal.scope();
+    let mut spec = store.get_monitor(&scope, id).await?.spec;
+    change(&mut spec)?;
+    store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+    Ok(id)
+}
+
 /// POST /monitors/{id}/maintenance — add a maintenance window.
 pub async fn add_maintenance(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
-            a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(field(&pairs, "csrf"))?;
-            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
-            let scope = a.principal.scope();
-            let mut spec = store.get_monitor(&scope, id).await?.spec;
-            let current = spec.maintenance.clone();
-            let saved = match maintenance_from_form(&pairs) {
-                Ok(w) => {
-                    spec.maintenance.push(w);
-                    store.update_monitor(&scope, &a.principal.actor(), id, spec).await.map_err(AppError::from)
-                }
-                Err(e) => Err(e),
-            };
-            match saved {
-                Ok(_) => Ok(see_other(&format!("/monitors/{id}"))),
+            let added = change_spec(&store, &a, &id, &pairs, |spec| {
+                spec.maintenance.push(maintenance_from_form(&pairs)?);
+                Ok(())
+            })
+            .await;
+            match added {
+                Ok(id) => Ok(see_other(&format!("/monitors/{id}"))),
                 Err(e @ AppError::Invalid(_)) => {
+                    let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
+                    // Nothing was saved: the windows as they are, the input kept.
+                    let current = store.get_monitor(&a.principal.scope(), id).await?.spec.maintenance;
                     let body = maintenance_section(l, &a, id, &current, true, Some((&e, &pairs)));
                     let mut r = layout(&a, l.t("メンテナンス時間帯", "Maintenance windows"), "/monitors", body);
                     *r.status_mut() = e.status();
@@ -686,16 +700,14 @@ pub async fn delete_maintenance(State(store): State<Store>, PageAuth(a): PageAut
     page_result(
         a.lang,
         async {
-            a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(field(&pairs, "csrf"))?;
-            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
-            let scope = a.principal.scope();
-            let mut spec = store.get_monitor(&scope, id).await?.spec;
-            if i >= spec.maintenance.len() {
-                return Err(AppError::NotFound);
-            }
-            spec.maintenance.remove(i);
-            store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+            let id = change_spec(&store, &a, &id, &pairs, |spec| {
+                if i >= spec.maintenance.len() {
+                    return Err(AppError::NotFound);
+                }
+                spec.maintenance.remove(i);
+                Ok(())
+            })
+            .await?;
             Ok(see_other(&format!("/monitors/{id}")))
         }
         .await,
@@ -704,17 +716,14 @@ pub async fn delete_maintenance(State(store): State<Store>, PageAuth(a): PageAut
 
 /// POST /monitors/{id}/toggle — pause or resume.
 pub async fn toggle(State(store): State<Store>, PageAuth(a): PageAuth, Path(id): Path<String>, Form(pairs): Form<Pairs>) -> Response {
-    let l = a.lang;
     page_result(
-        l,
+        a.lang,
         async {
-            a.require(Permission::MonitorsWrite)?;
-            a.check_csrf(field(&pairs, "csrf"))?;
-            let id: MonitorId = id.parse().map_err(|_| AppError::NotFound)?;
-            let scope = a.principal.scope();
-            let mut spec = store.get_monitor(&scope, id).await?.spec;
-            spec.enabled = !spec.enabled;
-            store.update_monitor(&scope, &a.principal.actor(), id, spec).await?;
+            let id = change_spec(&store, &a, &id, &pairs, |spec| {
+                spec.enabled = !spec.enabled;
+                Ok(())
+            })
+            .await?;
             Ok(see_other(&format!("/monitors/{id}")))
         }
         .await,
