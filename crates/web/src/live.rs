@@ -63,8 +63,8 @@ pub fn url(path: &str, query: Option<&str>) -> String {
 struct Round<F> {
     authed: Authed,
     render: F,
+    /// Hash of the fragment last sent; none before the first.
     last: Option<u64>,
-    first: bool,
     every: Duration,
     _slot: Slot,
 }
@@ -83,13 +83,13 @@ where
     let Some(slot) = Slot::take() else {
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "60")], "too many live views").into_response();
     };
-    let round = Round { authed, render, last: None, first: true, every, _slot: slot };
+    let round = Round { authed, render, last: None, every, _slot: slot };
     let events = futures_util::stream::unfold(round, |mut r| async move {
         loop {
-            if !r.first {
+            // The first fragment goes at once.
+            if r.last.is_some() {
                 tokio::time::sleep(r.every).await;
             }
-            r.first = false;
             r.authed = recheck(&r.authed).await?;
             let html = match (r.render)(r.authed.clone()).await {
                 Ok(m) => m.into_string(),
