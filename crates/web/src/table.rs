@@ -54,6 +54,8 @@ struct Column<'a, R> {
     ja: &'static str,
     en: &'static str,
     class: Option<&'static str>,
+    /// Only in the CSV export (e.g. ids, the UTC time), not on the page.
+    csv_only: bool,
     cell: Cell<'a, R>,
     text: Text<'a, R>,
     sort: SortBy<'a, R>,
@@ -94,8 +96,17 @@ impl TableQuery {
         self.csv
     }
 
-    fn link(&self, path: &str, extra: &[(&str, String)]) -> String {
-        let mut params: Vec<(String, String)> = self.rest.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    /// The value of a parameter other than sort, dir, page and format (a filter, a
+    /// keyset cursor).
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.rest.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A link to `path` with the filters and the sort of this query, `extra` added
+    /// (replacing parameters of the same name) and the parameters in `drop` left out.
+    fn link_without(&self, path: &str, extra: &[(&str, String)], drop: &[&str]) -> String {
+        let mut params: Vec<(String, String)> =
+            self.rest.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k) && !drop.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(s) = &self.sort
             && !extra.iter().any(|(k, _)| *k == "sort")
         {
@@ -108,6 +119,19 @@ impl TableQuery {
             _ => path.to_string(),
         }
     }
+
+    fn link(&self, path: &str, extra: &[(&str, String)]) -> String {
+        self.link_without(path, extra, &[])
+    }
+}
+
+/// Pages kept by the caller: a keyset cursor over a store query, for logs too long to
+/// load whole (the audit log, events).
+struct Keyset {
+    /// The query parameter of the cursor (`before`, `cursor`).
+    param: &'static str,
+    /// The cursor of the next page, if there is one.
+    next: Option<String>,
 }
 
 /// A table of `rows` with columns added by [`Table::column`].
@@ -119,12 +143,14 @@ pub struct Table<'a, R> {
     columns: Vec<Column<'a, R>>,
     default_sort: Option<(&'static str, bool)>,
     row_class: Option<Text<'a, R>>,
+    keyset: Option<Keyset>,
+    csv_path: Option<&'static str>,
 }
 
 impl<'a, R> Table<'a, R> {
     /// A table on the page at `path`, exported as `file`.
     pub fn new(path: &'static str, file: &'static str) -> Self {
-        Table { path, file, page_size: 50, class: "", columns: Vec::new(), default_sort: None, row_class: None }
+        Table { path, file, page_size: 50, class: "", columns: Vec::new(), default_sort: None, row_class: None, keyset: None, csv_path: None }
     }
 
     /// Rows per page (default 50).
@@ -142,6 +168,21 @@ impl<'a, R> Table<'a, R> {
         Table { default_sort: Some((key, desc)), ..self }
     }
 
+    /// Pages by a keyset cursor the caller follows: the rows given are one page, sorted
+    /// within it; the pager links to the first page and to `next` (the cursor of the
+    /// next page, in the query parameter `param`). The CSV export leaves the cursor
+    /// out: it has every matching row.
+    pub fn keyset(self, param: &'static str, next: Option<String>) -> Self {
+        Table { keyset: Some(Keyset { param, next }), ..self }
+    }
+
+    /// Where the CSV link goes instead of `?format=csv` on the page: an export of its
+    /// own (e.g. one that is audited, or one that re-imports), given the same filters
+    /// and sort.
+    pub fn csv_path(self, path: &'static str) -> Self {
+        Table { csv_path: Some(path), ..self }
+    }
+
     /// Gives each row a CSS class (e.g. its state, for colour and for tests).
     pub fn row_class(self, f: impl Fn(&R) -> String + 'a) -> Self {
         Table { row_class: Some(Box::new(f)), ..self }
@@ -156,7 +197,7 @@ impl<'a, R> Table<'a, R> {
         text: impl Fn(&R) -> String + 'a,
         sort: SortBy<'a, R>,
     ) -> Self {
-        self.columns.push(Column { key, ja, en, class: None, cell: Box::new(cell), text: Box::new(text), sort });
+        self.columns.push(Column { key, ja, en, class: None, csv_only: false, cell: Box::new(cell), text: Box::new(text), sort });
         self
     }
 
@@ -176,6 +217,19 @@ impl<'a, R> Table<'a, R> {
             c.class = Some("nowrap");
         }
         self
+    }
+
+    /// Leaves the last column off the page: it is only in the CSV export.
+    pub fn csv_only(mut self) -> Self {
+        if let Some(c) = self.columns.last_mut() {
+            c.csv_only = true;
+        }
+        self
+    }
+
+    /// The rows in the order the query asks for (all pages), for an export of its own.
+    pub fn ordered<'r>(&self, rows: &'r [R], q: &TableQuery) -> Vec<&'r R> {
+        self.sorted(rows, q).0
     }
 
     fn sorted<'r>(&self, rows: &'r [R], q: &TableQuery) -> (Vec<&'r R>, Option<(&'static str, bool)>) {
@@ -198,33 +252,54 @@ impl<'a, R> Table<'a, R> {
     /// and the CSV link.
     pub fn render(&self, l: Lang, rows: &[R], q: &TableQuery) -> Markup {
         let (sorted, active) = self.sorted(rows, q);
-        let pages = sorted.len().div_ceil(self.page_size).max(1);
-        let page = q.page.min(pages - 1);
-        let start = page * self.page_size;
-        let shown = &sorted[start.min(sorted.len())..(start + self.page_size).min(sorted.len())];
+        let (page, pages, start, shown) = match self.keyset {
+            Some(_) => (0, 1, 0, &sorted[..]),
+            None => {
+                let pages = sorted.len().div_ceil(self.page_size).max(1);
+                let page = q.page.min(pages - 1);
+                let start = page * self.page_size;
+                (page, pages, start, &sorted[start.min(sorted.len())..(start + self.page_size).min(sorted.len())])
+            }
+        };
+        let columns: Vec<&Column<'a, R>> = self.columns.iter().filter(|c| !c.csv_only).collect();
+        let cursor = self.keyset.as_ref().map(|k| k.param);
+        let sort_title = cursor.map(|_| l.t("このページの行を並べ替えます", "Sorts the rows of this page"));
+        let csv_href = match self.csv_path {
+            Some(p) => q.link_without(p, &[], &[cursor.unwrap_or("")]),
+            None => q.link_without(self.path, &[("format", "csv".into())], &[cursor.unwrap_or("")]),
+        };
         html! {
             table class=(self.class) {
-                thead { tr { @for c in &self.columns {
+                thead { tr { @for c in &columns {
                     @let state = active.filter(|(k, _)| *k == c.key).map(|(_, d)| d);
                     th class=[c.class] aria-sort=(match state { Some(true) => "descending", Some(false) => "ascending", None => "none" }) {
                         @if c.sort.is_some() {
-                            a.sort href=(q.link(self.path, &[("sort", c.key.to_string()), ("dir", if state == Some(false) { "desc".into() } else { "asc".into() })])) {
+                            a.sort href=(q.link(self.path, &[("sort", c.key.to_string()), ("dir", if state == Some(false) { "desc".into() } else { "asc".into() })])) title=[sort_title] {
                                 (l.t(c.ja, c.en))
                                 @match state { Some(true) => " ▼", Some(false) => " ▲", None => "" }
                             }
                         } @else { (l.t(c.ja, c.en)) }
                     }
                 } } }
-                tbody { @for r in shown { tr class=[self.row_class.as_ref().map(|f| f(r))] { @for c in &self.columns { td class=[c.class] { ((c.cell)(r)) } } } } }
+                tbody { @for r in shown { tr class=[self.row_class.as_ref().map(|f| f(r))] { @for c in &columns { td class=[c.class] { ((c.cell)(r)) } } } } }
             }
             nav.pager aria-label=(l.t("ページ", "Pages")) {
-                span.muted {
-                    @if sorted.is_empty() { (l.t("0 件", "0 rows")) }
-                    @else { (start + 1) "–" (start + shown.len()) (l.t(" 件 / 全 ", " of ")) (sorted.len()) (l.t(" 件", " rows")) }
+                @match &self.keyset {
+                    Some(k) => {
+                        span.muted { (shown.len()) (l.t(" 件を表示", " rows shown")) }
+                        @if q.param(k.param).is_some() { " " a href=(q.link_without(self.path, &[], &[k.param])) rel="first" { (l.t("← 最初のページ", "← First page")) } }
+                        @if let Some(n) = &k.next { " " a href=(q.link(self.path, &[(k.param, n.clone())])) rel="next" { (l.t("次へ →", "Next →")) } }
+                    }
+                    None => {
+                        span.muted {
+                            @if sorted.is_empty() { (l.t("0 件", "0 rows")) }
+                            @else { (start + 1) "–" (start + shown.len()) (l.t(" 件 / 全 ", " of ")) (sorted.len()) (l.t(" 件", " rows")) }
+                        }
+                        @if page > 0 { " " a href=(q.link(self.path, &[("page", page.to_string())])) rel="prev" { (l.t("← 前へ", "← Previous")) } }
+                        @if page + 1 < pages { " " a href=(q.link(self.path, &[("page", (page + 2).to_string())])) rel="next" { (l.t("次へ →", "Next →")) } }
+                    }
                 }
-                @if page > 0 { " " a href=(q.link(self.path, &[("page", page.to_string())])) rel="prev" { (l.t("← 前へ", "← Previous")) } }
-                @if page + 1 < pages { " " a href=(q.link(self.path, &[("page", (page + 2).to_string())])) rel="next" { (l.t("次へ →", "Next →")) } }
-                " " a.button href=(q.link(self.path, &[("format", "csv".into())])) download=(self.file) { (l.t("CSV 出力", "Export CSV")) }
+                " " a.button href=(csv_href) download=(self.file) { (l.t("CSV 出力", "Export CSV")) }
             }
         }
     }
@@ -295,6 +370,32 @@ mod tests {
         assert_eq!(r.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
         let body = futures_body(r);
         assert_eq!(body, "\u{feff}Name,N\r\n\"a,b\",1\r\n\"'=HYPERLINK(\"\"x\"\")\",2\r\n");
+    }
+
+    #[test]
+    fn keyset_pages_keep_the_cursor_out_of_the_export() {
+        let rows = vec![("b".to_string(), 2), ("a".to_string(), 10), ("c".to_string(), 1)];
+        let t = table().keyset("before", Some("41".into()));
+        let page = t.render(Lang::Ja, &rows, &q(&[("before", "90"), ("actor", "x y"), ("sort", "name")])).into_string();
+        assert!(page.contains(">a<") && page.contains(">c<"), "every row given is shown, the page size is the caller's: {page}");
+        assert!(page.find(">a<").unwrap() < page.find(">b<").unwrap(), "sorted within the page");
+        assert!(page.contains("3 件を表示"));
+        assert!(page.contains(r#"href="/things?actor=x+y&amp;sort=name&amp;dir=asc&amp;before=41" rel="next""#), "the next page replaces the cursor: {page}");
+        assert!(page.contains(r#"href="/things?actor=x+y&amp;sort=name&amp;dir=asc" rel="first""#), "{page}");
+        assert!(page.contains(r#"href="/things?actor=x+y&amp;sort=name&amp;dir=asc&amp;format=csv""#), "the export has every page: {page}");
+        let last = table().keyset("before", None).render(Lang::Ja, &rows, &q(&[])).into_string();
+        assert!(!last.contains("rel=\"next\"") && !last.contains("rel=\"first\""), "{last}");
+    }
+
+    #[test]
+    fn csv_only_columns_and_an_export_of_its_own() {
+        let rows = vec![("a".to_string(), 1)];
+        let t = table().text_column("id", ("ID", "ID"), |r: &(String, i64)| format!("id-{}", r.0)).csv_only().csv_path("/things/export.csv");
+        let page = t.render(Lang::En, &rows, &q(&[("tenant", "t1"), ("page", "1")])).into_string();
+        assert!(!page.contains("id-a") && !page.contains(">ID<"), "{page}");
+        assert!(page.contains(r#"href="/things/export.csv?tenant=t1""#), "{page}");
+        assert_eq!(futures_body(t.csv(Lang::En, &rows, &q(&[]))), "\u{feff}Name,N,ID\r\na,1,id-a\r\n");
+        assert_eq!(t.ordered(&rows, &q(&[])).len(), 1);
     }
 
     fn futures_body(r: Response) -> String {

@@ -2,14 +2,16 @@
 
 use super::{layout, page_result, when};
 use crate::auth::PageAuth;
-use crate::{AppError, AppState};
+use crate::{AppError, AppState, Lang};
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::Permission;
 use mamori_store::AuditFilter;
 use mamori_web::Query;
+use mamori_web::table::{Table, TableQuery, num, text};
 use maud::html;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// Filters from the query string.
 #[derive(Deserialize, Default)]
@@ -107,8 +109,65 @@ pub fn action_label(action: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+type Entry = mamori_store::AuditEntry;
+
+/// The audit log as a table: sortable within a page, paged by `before` (the oldest
+/// sequence number shown), exported (every matching entry, audited) by
+/// `/audit/export.csv`.
+fn table<'a>(l: Lang, next: Option<i64>) -> Table<'a, Entry> {
+    let action = move |e: &Entry| match action_label(&e.action) {
+        Some((ja, en)) => l.t(ja, en).to_string(),
+        None => e.action.clone(),
+    };
+    let target = |e: &Entry| format!("{} {}", e.target_kind, e.target_id.clone().unwrap_or_default());
+    Table::new("/audit", "audit-log.csv")
+        .keyset("before", next.map(|n| n.to_string()))
+        .csv_path("/audit/export.csv")
+        .column("seq", ("#", "#"), |e: &Entry| html! { (e.seq) }, |e| e.seq.to_string(), num(|e: &Entry| Some(e.seq as f64)))
+        .column("time", ("日時", "Time"), |e: &Entry| html! { (when(e.time)) }, |e| when(e.time), num(|e: &Entry| Some(e.time as f64)))
+        .nowrap()
+        .text_column("actor", ("実行者", "Actor"), |e: &Entry| e.actor_name.clone())
+        .text_column("source", ("接続元", "From"), |e: &Entry| e.source_ip.clone().unwrap_or_default())
+        .column(
+            "action",
+            ("操作", "Action"),
+            move |e: &Entry| {
+                html! { @match action_label(&e.action) {
+                    Some((ja, en)) => { (l.t(ja, en)) br; small { code { (e.action) } } }
+                    None => code { (e.action) },
+                } }
+            },
+            action,
+            // By the code, which groups the actions by what they change (a label's
+            // kanji would sort in no order a reader knows).
+            text(|e: &Entry| e.action.clone()),
+        )
+        .nowrap()
+        .column(
+            "target",
+            ("対象", "Target"),
+            |e: &Entry| html! { (e.target_kind) " " small { (e.target_id.clone().unwrap_or_default()) } },
+            target,
+            text(target),
+        )
+        .column(
+            "change",
+            ("変更内容", "Change"),
+            move |e: &Entry| {
+                html! { @if e.before.is_some() || e.after.is_some() {
+                    details { summary { (l.t("表示", "Show")) }
+                        @if let Some(b) = &e.before { p { (l.t("変更前", "Before")) } pre { (serde_json::to_string_pretty(b).unwrap_or_default()) } }
+                        @if let Some(af) = &e.after { p { (l.t("変更後", "After")) } pre { (serde_json::to_string_pretty(af).unwrap_or_default()) } }
+                    }
+                } }
+            },
+            |e| e.after.as_ref().map(ToString::to_string).unwrap_or_default(),
+            None,
+        )
+}
+
 /// GET /audit
-pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
+pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>, Query(raw): Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::AuditRead)?;
@@ -120,15 +179,9 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
         let tenants = state.store.list_tenants(&scope).await?;
         let verify = if q.verify.is_some() && a.principal.tenant_id().is_none() { Some(state.store.verify_audit().await?) } else { None };
         let next = (entries.len() as i64 == PAGE).then(|| entries.last().map(|e| e.seq)).flatten();
-        let keep = |before: i64| {
-            let mut s = format!("/audit?before={before}");
-            for (k, v) in [("actor", &q.actor), ("action", &q.action), ("tenant", &q.tenant), ("from", &q.from), ("to", &q.to), ("reads", &q.reads)] {
-                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                    s.push_str(&format!("&{k}={}", urlencode(v)));
-                }
-            }
-            s
-        };
+        let mut raw = raw;
+        raw.remove("verify");
+        let tq = TableQuery::from_query(&raw);
         let body = html! {
             form.filters method="get" action="/audit" {
                 label { (l.t("実行者", "Actor")) input type="text" name="actor" value=(q.actor.clone().unwrap_or_default()); }
@@ -143,7 +196,6 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                 label { (l.t("終了", "To")) input type="text" name="to" value=(q.to.clone().unwrap_or_default()); }
                 label.check { input type="checkbox" name="reads" value="1" checked[q.reads.as_deref() == Some("1")]; (l.t("閲覧の記録も表示（他団体のデータを一覧した記録）", "Show reads too (operators listing other tenants' data)")) }
                 button type="submit" { (l.t("絞り込み", "Filter")) }
-                a.button href="/audit/export.csv" { (l.t("CSV 出力", "Export CSV")) }
                 @if a.principal.tenant_id().is_none() { a.button href="/audit?verify=1" { (l.t("改ざん検査", "Verify chain")) } }
             }
             @if let Some(v) = &verify {
@@ -152,47 +204,31 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q)
                     Some((seq, why)) => div.error role="alert" { (l.t("改ざんを検出しました", "Tampering detected")) ": seq " (seq) " — " (why) },
                 }
             }
-            table {
-                thead { tr { th { "#" } th { (l.t("日時", "Time")) } th { (l.t("実行者", "Actor")) } th { (l.t("接続元", "From")) } th { (l.t("操作", "Action")) } th { (l.t("対象", "Target")) } th { (l.t("変更内容", "Change")) } } }
-                tbody { @for e in &entries { tr {
-                    td { (e.seq) }
-                    td { (when(e.time)) }
-                    td { (e.actor_name) }
-                    td { (e.source_ip.clone().unwrap_or_default()) }
-                    td.nowrap { @match action_label(&e.action) {
-                        Some((ja, en)) => { (l.t(ja, en)) br; small { code { (e.action) } } }
-                        None => code { (e.action) },
-                    } }
-                    td { (e.target_kind) " " small { (e.target_id.clone().unwrap_or_default()) } }
-                    td { @if e.before.is_some() || e.after.is_some() {
-                        details { summary { (l.t("表示", "Show")) }
-                            @if let Some(b) = &e.before { p { (l.t("変更前", "Before")) } pre { (serde_json::to_string_pretty(b).unwrap_or_default()) } }
-                            @if let Some(af) = &e.after { p { (l.t("変更後", "After")) } pre { (serde_json::to_string_pretty(af).unwrap_or_default()) } }
-                        }
-                    } }
-                } } }
-            }
-            @if let Some(n) = next { p { a href=(keep(n)) { (l.t("さらに古い記録", "Older entries")) " →" } } }
+            (table(l, next).render(l, &entries, &tq))
         };
         Ok(layout(&a, l.t("監査ログ", "Audit log"), "/audit", body))
     }
     .await)
 }
 
-/// Percent-encodes a query value.
-pub fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
 /// GET /audit/export.csv
-pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, Query(q): Query<AuditQuery>) -> Response {
+/// The entries in the order the page's sort asks for (by sequence number when it asks
+/// for none), with their hashes, so that the chain can be checked outside.
+pub async fn export(
+    State(state): State<AppState>,
+    PageAuth(a): PageAuth,
+    Query(q): Query<AuditQuery>,
+    Query(raw): Query<BTreeMap<String, String>>,
+) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
             a.require(Permission::AuditRead)?;
             let entries = export_entries(&state, &a.principal, &q).await?;
-            Ok(super::tenants::csv_response("audit-log.csv", crate::csv_io::export_audit(&entries)))
+            let tq = TableQuery::from_query(&raw);
+            let ordered: Vec<Entry> = table(l, None).ordered(&entries, &tq).into_iter().cloned().collect();
+            Ok(super::tenants::csv_response("audit-log.csv", crate::csv_io::export_audit(&ordered)))
         }
         .await,
     )

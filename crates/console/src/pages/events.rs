@@ -10,10 +10,13 @@ use crate::{AppError, AppState, Lang};
 use axum::extract::State;
 use axum::response::Response;
 use mamori_core::{Disposition, EventClass, Permission, Problem, Problems, Severity, TenantId};
+use mamori_store::events::StoredEvent;
 use mamori_store::events::{EventQuery, FieldFilter};
+use mamori_web::table::{Table, TableQuery, num};
 use mamori_web::{Path, Query};
 use maud::html;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// Search form, also the query string of the API (`GET /api/v1/events`).
 #[derive(Deserialize, Default, Clone, Debug)]
@@ -106,36 +109,94 @@ impl SearchParams {
             })
             .map_err(AppError::Invalid)
     }
+}
 
-    fn link_with_cursor(&self, cursor: &str) -> String {
-        let mut s = String::from("/events?");
-        for (k, v) in [
-            ("from", &self.from),
-            ("to", &self.to),
-            ("tenant", &self.tenant),
-            ("class", &self.class),
-            ("severity", &self.severity),
-            ("disposition", &self.disposition),
-            ("q", &self.q),
-            ("fields", &self.fields),
-        ] {
-            if let Some(v) = nonempty(v) {
-                s.push_str(&format!("{k}={}&", super::audit::urlencode(v)));
-            }
+/// The most events a CSV export has (the newest first); a longer search is narrowed
+/// by its time range.
+pub const EXPORT_MAX: usize = 10_000;
+
+/// Returns the events matching `q`, newest first, at most [`EXPORT_MAX`].
+async fn export_events(state: &AppState, scope: &mamori_store::Scope, mut q: EventQuery) -> Result<Vec<StoredEvent>, AppError> {
+    let mut out = Vec::new();
+    q.cursor = None;
+    loop {
+        q.limit = (EXPORT_MAX - out.len()).min(mamori_store::events::MAX_LIMIT);
+        let page = state.bus.events().query(scope, &q).await?;
+        out.extend(page.events);
+        match page.next_cursor {
+            Some(c) if out.len() < EXPORT_MAX => q.cursor = Some(c),
+            _ => return Ok(out),
         }
-        s.push_str(&format!("cursor={}", super::audit::urlencode(cursor)));
-        s
     }
 }
 
+fn endpoint(e: &Option<mamori_core::Endpoint>) -> String {
+    match e {
+        Some(mamori_core::Endpoint { ip: Some(ip), port: Some(port), .. }) => format!("{ip}:{port}"),
+        Some(e) => e.ip.clone().or_else(|| e.hostname.clone()).unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// Search results: one page of the store's cursor, sortable within it; the CSV export
+/// (`?format=csv`) has every match up to [`EXPORT_MAX`], with the id, UTC time,
+/// destination and product besides.
+fn table<'a>(l: Lang, names: &'a BTreeMap<TenantId, String>, next: Option<String>) -> Table<'a, StoredEvent> {
+    let tenant = |s: &StoredEvent| names.get(&s.event.tenant).cloned().unwrap_or_default();
+    let class = move |s: &StoredEvent| l.t(s.event.class.ja(), s.event.class.en()).to_string();
+    let disposition = move |s: &StoredEvent| s.event.disposition.map(|d| l.t(d.ja(), d.en())).unwrap_or("").to_string();
+    Table::new("/events", "events.csv")
+        .keyset("cursor", next)
+        .column(
+            "time",
+            ("日時", "Time"),
+            |s: &StoredEvent| html! { a href=(format!("/events/{}", s.event.id)) { (when(s.event.time)) } },
+            |s| when(s.event.time),
+            num(|s: &StoredEvent| Some(s.event.time as f64)),
+        )
+        .nowrap()
+        .text_column("tenant", ("団体", "Tenant"), tenant)
+        .column("class", ("種類", "Class"), move |s: &StoredEvent| html! { (class(s)) }, class, num(|s: &StoredEvent| Some(f64::from(s.event.class.0))))
+        .column(
+            "severity",
+            ("重大度", "Severity"),
+            move |s: &StoredEvent| html! { span class=(format!("sev sev{}", s.event.severity.0)) { (l.t(s.event.severity.ja(), s.event.severity.en())) } },
+            move |s| l.t(s.event.severity.ja(), s.event.severity.en()).to_string(),
+            num(|s: &StoredEvent| Some(f64::from(s.event.severity.0))),
+        )
+        .text_column("disposition", ("処理", "Disposition"), disposition)
+        .text_column("src", ("送信元", "Source"), |s: &StoredEvent| endpoint(&s.event.src))
+        .text_column("dst", ("宛先", "Destination"), |s: &StoredEvent| endpoint(&s.event.dst))
+        .csv_only()
+        .text_column("message", ("内容", "Message"), |s: &StoredEvent| s.event.message.clone())
+        .text_column("product", ("製品", "Product"), |s: &StoredEvent| s.event.product.name.clone())
+        .csv_only()
+        .column("id", ("イベント ID", "Event id"), |_: &StoredEvent| html! {}, |s| s.event.id.to_string(), None)
+        .csv_only()
+        .column("time_utc", ("日時（UTC）", "Time (UTC)"), |_: &StoredEvent| html! {}, |s| mamori_core::time::format_rfc3339(s.event.time), None)
+        .csv_only()
+}
+
 /// GET /events
-pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p): Query<SearchParams>) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    PageAuth(a): PageAuth,
+    Query(p): Query<SearchParams>,
+    Query(raw): Query<BTreeMap<String, String>>,
+) -> Response {
     let l = a.lang;
     page_result(l, async {
         a.require(Permission::EventsRead)?;
         let scope = a.principal.scope();
         let tenants = state.store.list_tenants(&scope).await?;
-        let name_of = |t: TenantId| tenants.iter().find(|x| x.id == t).map(|x| x.name.clone()).unwrap_or_default();
+        let names: BTreeMap<TenantId, String> = tenants.iter().map(|t| (t.id, t.name.clone())).collect();
+        let tq = TableQuery::from_query(&raw);
+        if tq.wants_csv() {
+            let q = p.to_query()?;
+            state.store.note_scope(&scope, "events").await?;
+            let events = export_events(&state, &scope, q).await?;
+            return Ok(table(l, &names, None).csv(l, &events, &tq));
+        }
         let (result, error) = match p.to_query() {
             Ok(q) => {
                 state.store.note_scope(&scope, "events").await?;
@@ -182,19 +243,10 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth, Query(p)
             @if let Some((q, page, h)) = &result {
                 p.muted { (l.t("該当件数", "Matches")) ": " (h.total) " · " (when(q.from_ms)) " – " (when(q.to_ms)) }
                 (mamori_web::svg::histogram(&h.counts, [&when(h.from_ms), &when(h.from_ms + h.bucket_ms * (h.counts.len() as i64) / 2), &when(h.from_ms + h.bucket_ms * h.counts.len() as i64)], l.t("イベント件数の推移", "Events over time")))
-                table {
-                    thead { tr { th { (l.t("日時", "Time")) } th { (l.t("団体", "Tenant")) } th { (l.t("種類", "Class")) } th { (l.t("重大度", "Severity")) } th { (l.t("処理", "Disposition")) } th { (l.t("送信元", "Source")) } th { (l.t("内容", "Message")) } } }
-                    tbody { @for s in &page.events { @let e = &s.event; tr {
-                        td.nowrap { a href=(format!("/events/{}", e.id)) { (when(e.time)) } }
-                        td { (name_of(e.tenant)) }
-                        td { (l.t(e.class.ja(), e.class.en())) }
-                        td { span class=(format!("sev sev{}", e.severity.0)) { (l.t(e.severity.ja(), e.severity.en())) } }
-                        td { (e.disposition.map(|d| l.t(d.ja(), d.en())).unwrap_or("")) }
-                        td { (e.src.as_ref().and_then(|s| s.ip.clone()).unwrap_or_default()) }
-                        td { (e.message) }
-                    } } }
+                (table(l, &names, page.next_cursor.clone()).render(l, &page.events, &tq))
+                @if h.total > EXPORT_MAX as u64 {
+                    p.muted { (l.t(&format!("CSV 出力は新しい順に {EXPORT_MAX} 件までです。それより古いものは期間を絞って出力してください。"), &format!("The CSV export has the newest {EXPORT_MAX} events; narrow the time range for older ones."))) }
                 }
-                @if let Some(c) = &page.next_cursor { p { a href=(p.link_with_cursor(c)) { (l.t("次のページ", "Next page")) " →" } } }
             }
         };
         Ok(layout(&a, l.t("イベント検索", "Event search"), "/events", body))

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use mamori_core::{Contact, NewTenant, Permission, SeparationModel, Tenant, TenantId, TenantKind, catalog};
 use mamori_web::Form;
 use mamori_web::Path;
+use mamori_web::table::{Table, TableQuery, num, text};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
@@ -20,52 +21,85 @@ fn check_csrf(a: &Authed, pairs: &Pairs) -> Result<(), AppError> {
     a.check_csrf(field(pairs, "csrf"))
 }
 
-/// GET /tenants
+/// The tenants a query asks for: `q` searches name, kana and code (さくら finds サクラ;
+/// full-width digits find the code).
+async fn matching(state: &AppState, a: &Authed, q: &BTreeMap<String, String>) -> Result<(String, Vec<Tenant>), AppError> {
+    a.require(Permission::TenantsRead)?;
+    let filter = q.get("q").map(|s| s.trim().to_string()).unwrap_or_default();
+    let key = mamori_core::search_fold(&filter);
+    let fold = mamori_core::search_fold;
+    let tenants = state
+        .store
+        .list_tenants(&a.principal.scope())
+        .await?
+        .into_iter()
+        .filter(|t| key.is_empty() || fold(&t.name).contains(&key) || fold(&t.kana).contains(&key) || t.code.to_string().contains(&key))
+        .collect();
+    Ok((filter, tenants))
+}
+
+/// The tenant list: sortable, paged; its CSV is the export that re-imports.
+fn table<'a>(l: Lang) -> Table<'a, Tenant> {
+    Table::new("/tenants", "tenants.csv")
+        .csv_path("/tenants/export.csv")
+        .default_sort("code", false)
+        .text_column("code", ("団体コード", "Code"), |t: &Tenant| t.code.to_string())
+        .column(
+            "name",
+            ("団体名", "Name"),
+            |t: &Tenant| html! { a href=(format!("/tenants/{}", t.id)) { (t.name) } },
+            |t| t.name.clone(),
+            // In the order of the reading, as a Japanese list is.
+            text(|t: &Tenant| t.kana.clone()),
+        )
+        .nowrap()
+        .text_column("kana", ("フリガナ", "Kana"), |t: &Tenant| t.kana.clone())
+        .text_column("kind", ("種別", "Type"), move |t: &Tenant| l.t(t.kind.ja(), t.kind.en()).to_string())
+        .column(
+            "model",
+            ("分離モデル", "Model"),
+            move |t: &Tenant| html! { span title=(l.t(t.separation.ja(), t.separation.en())) { (t.separation.symbol()) } },
+            move |t| t.separation.symbol().to_string(),
+            text(|t: &Tenant| t.separation.symbol().to_string()),
+        )
+        .text_column("contact", ("主担当", "Primary contact"), |t: &Tenant| t.contacts.first().map(|c| c.name.clone()).unwrap_or_default())
+        .column(
+            "fqdns",
+            ("公開 FQDN", "Public FQDNs"),
+            |t: &Tenant| html! { (t.fqdns.len()) },
+            |t| t.fqdns.len().to_string(),
+            num(|t: &Tenant| Some(t.fqdns.len() as f64)),
+        )
+        .text_column("networks", ("ネットワーク", "Networks"), |t: &Tenant| {
+            t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        })
+}
+
+/// GET /tenants: searchable, sortable, paged.
 pub async fn list(State(state): State<AppState>, PageAuth(a): PageAuth, mamori_web::Query(q): mamori_web::Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(l, async {
-        a.require(Permission::TenantsRead)?;
-        let filter = q.get("q").map(|s| s.trim().to_string()).unwrap_or_default();
-        // さくら finds サクラ; full-width digits find the code.
-        let key = mamori_core::search_fold(&filter);
-        let fold = mamori_core::search_fold;
-        let tenants: Vec<Tenant> = state
-            .store
-            .list_tenants(&a.principal.scope())
-            .await?
-            .into_iter()
-            .filter(|t| key.is_empty() || fold(&t.name).contains(&key) || fold(&t.kana).contains(&key) || t.code.to_string().contains(&key))
-            .collect();
+        let (filter, tenants) = matching(&state, &a, &q).await?;
+        let tq = TableQuery::from_query(&q);
+        if tq.wants_csv() {
+            return Ok(export_csv(l, &tenants, &tq));
+        }
         let can_write = a.principal.can(Permission::TenantsWrite);
         let body = html! {
             div.toolbar {
                 form method="get" action="/tenants" {
-                    input type="search" name="q" value=(filter) placeholder=(l.t("団体名・フリガナ・コードで検索", "Search name, kana or code"));
+                    input type="search" name="q" value=(filter) placeholder=(l.t("団体名・フリガナ・コードで検索", "Search name, kana or code")) aria-label=(l.t("団体の検索", "Search tenants"));
                     button type="submit" { (l.t("検索", "Search")) }
                 }
                 @if can_write {
                     a.button href="/tenants/new" { (l.t("団体を追加", "Add tenant")) }
                     a.button href="/tenants/import" { (l.t("CSV 取り込み", "Import CSV")) }
                 }
-                a.button href="/tenants/export.csv" { (l.t("CSV 出力", "Export CSV")) }
                 @if a.principal.role().is_operator() {
                     a.button href="/tenants/segments" { (l.t("ネットワークセグメントと団体の判定", "Network segments and tenant lookup")) }
                 }
             }
-            table {
-                thead { tr { th { (l.t("団体コード", "Code")) } th { (l.t("団体名", "Name")) } th { (l.t("フリガナ", "Kana")) } th { (l.t("種別", "Type")) } th { (l.t("分離モデル", "Model")) } th { (l.t("主担当", "Primary contact")) } th { (l.t("ネットワーク", "Networks")) } } }
-                tbody {
-                    @for t in &tenants { tr {
-                        td { (t.code) }
-                        td { a href=(format!("/tenants/{}", t.id)) { (t.name) } }
-                        td { (t.kana) }
-                        td { (l.t(t.kind.ja(), t.kind.en())) }
-                        td title=(l.t(t.separation.ja(), t.separation.en())) { (t.separation.symbol()) }
-                        td { (t.contacts.first().map(|c| c.name.as_str()).unwrap_or("")) }
-                        td { (t.network_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
-                    } }
-                }
-            }
+            (table(l).render(l, &tenants, &tq))
         };
         Ok(layout(&a, l.t("団体", "Tenants"), "/tenants", body))
     }
@@ -456,18 +490,23 @@ pub async fn import(State(state): State<AppState>, PageAuth(a): PageAuth, mut mu
     )
 }
 
-/// GET /tenants/export.csv
-pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth) -> Response {
+/// GET /tenants/export.csv: the tenants of the list's search in its order, in the
+/// form the import reads (the list's CSV link).
+pub async fn export(State(state): State<AppState>, PageAuth(a): PageAuth, mamori_web::Query(q): mamori_web::Query<BTreeMap<String, String>>) -> Response {
     let l = a.lang;
     page_result(
         l,
         async {
-            a.require(Permission::TenantsRead)?;
-            let tenants = state.store.list_tenants(&a.principal.scope()).await?;
-            Ok(csv_response("tenants.csv", crate::csv_io::export_tenants(&tenants)))
+            let (_, tenants) = matching(&state, &a, &q).await?;
+            Ok(export_csv(l, &tenants, &TableQuery::from_query(&q)))
         }
         .await,
     )
+}
+
+fn export_csv(l: Lang, tenants: &[Tenant], tq: &TableQuery) -> Response {
+    let rows: Vec<Tenant> = table(l).ordered(tenants, tq).into_iter().cloned().collect();
+    csv_response("tenants.csv", crate::csv_io::export_tenants(&rows))
 }
 
 /// Returns a CSV download.

@@ -157,6 +157,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         }
 
         // Every page, with B's ids and B as filter.
+        let week_ago = mamori_core::time::now_ms() - 7 * 86_400_000;
         for p in &assembly.pages {
             let variants: Vec<String> = match *p {
                 "/tenants/{id}" => vec![format!("/tenants/{}", b.id)],
@@ -166,8 +167,11 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                     "/events".into(),
                     format!("/events?tenant={}", b.id),
                     "/events?q=%E3%82%A4%E3%83%99%E3%83%B3%E3%83%88".into(),
-                    format!("/events?from=2000-01-01&fields=metadata.tenant_uid%3D{}", b.id),
+                    format!("/events?from={week_ago}&fields=metadata.tenant_uid%3D{}", b.id),
+                    format!("/events?from={week_ago}&format=csv"),
+                    format!("/events?from={week_ago}&format=csv&tenant={}", b.id),
                 ],
+                "/tenants" => vec!["/tenants".into(), "/tenants?format=csv".into(), "/tenants?sort=name&dir=desc".into()],
                 "/users" => vec!["/users".into(), format!("/users?tenant={}", b.id)],
                 "/audit" => vec!["/audit".into(), format!("/audit?tenant={}", b.id), "/audit?verify=1".into()],
                 "/audit/export.csv" => vec!["/audit/export.csv".into(), format!("/audit/export.csv?tenant={}", b.id)],
