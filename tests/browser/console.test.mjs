@@ -503,7 +503,7 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     const firstPage = await page.locator('main > table tbody td:nth-child(1) a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
     const firstTimes = await column(page, 'main > table', 1);
     assert.equal(firstPage.length, 50, 'a page of 50 events');
-    await submit(page, page.getByRole('link', { name: '次のページ →' }));
+    await submit(page, page.getByRole('link', { name: '次へ →' }));
     assert.match(page.url(), /[?&]cursor=/);
     const secondPage = await page.locator('main > table tbody td:nth-child(1) a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
     assert.ok(secondPage.length > 0, 'the second page has events');
