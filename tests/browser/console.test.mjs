@@ -725,6 +725,31 @@ describe('Mamori console in a browser', { timeout: 600_000 }, () => {
     await shot(page, '15-fault-recovered.png');
   });
 
+  step('notifications: the missing mail server is shown, and a test notification reports back without a reload', async () => {
+    // The demo configures no mail server: the dashboard and the board say so.
+    await page.goto(`${base}/`);
+    assert.match(await page.locator('main div.notice').first().innerText(), /メールサーバーが設定されていない/);
+    await page.goto(`${base}/monitors`);
+    await submit(page, page.locator('main .toolbar').getByRole('link', { name: '障害通知', exact: true }));
+    assert.equal(pathOf(page), '/monitors/notifications');
+    assert.equal(await h1(page), '障害通知');
+    await page.selectOption('.toolbar select[name=tenant]', { label: '桜川市' });
+    await submit(page, page.locator('.toolbar').getByRole('button', { name: '表示' }));
+    assert.equal(new URL(page.url()).searchParams.get('tenant'), sakuragawaId);
+    // The first step goes to the municipality's contacts.
+    assert.match(await page.locator('main table.compact').last().innerText(), /joho@sakuragawa\.example\.jp/);
+    assert.match(await page.locator('#notify-live div.notice').innerText(), /メールサーバーが設定されていない/);
+    await submit(page, page.getByRole('button', { name: 'テスト通知を送る' }));
+    await page.evaluate(() => { window.mamoriNotReloaded = true; });
+    await page.waitForSelector('body.live-on', { timeout: 15_000 });
+    // The monitor takes the test within a second or two; the page learns it by itself.
+    const row = page.locator('#notify-live table tbody tr').first();
+    await row.locator('span.st.st-down').waitFor({ timeout: 20_000 });
+    assert.equal(await page.evaluate(() => window.mamoriNotReloaded), true, 'the outcome came without a reload');
+    assert.match(await row.innerText(), /admin[^]*失敗あり[^]*joho@sakuragawa\.example\.jp[^]*メールサーバーが設定されていません/);
+    await shot(page, '15b-notification-test.png');
+  });
+
   step('the new tenant admin logs in, changes the password and sees only its municipality', async () => {
     await logout(page);
     await login(page, base, NEW_ADMIN.username, newAdminOneTimePassword);

@@ -86,6 +86,10 @@ id_type!(
     ProbeId
 );
 id_type!(
+    /// Identifies a test notification (the monitor sends it to a tenant's targets).
+    NotifyTestId
+);
+id_type!(
     /// Identifies an event. UUID v7: the first 48 bits are the event's time in ms,
     /// which tells the event store the day partition of an id.
     EventId

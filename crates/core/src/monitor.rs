@@ -11,7 +11,7 @@ use crate::{Problem, Problems, TenantId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use crate::ids::{FaultId, MonitorId, ProbeId};
+pub use crate::ids::{FaultId, MonitorId, NotifyTestId, ProbeId};
 
 /// Shortest interval between checks, in seconds.
 pub const MIN_INTERVAL_SECS: u32 = 10;

@@ -191,7 +191,8 @@ impl Service for MonitorService {
     fn run(self: Arc<Self>, cx: RunCx) -> BoxFuture<Result<(), ComponentError>> {
         Box::pin(async move {
             let engine = Engine::new(cx.store.clone(), Some(cx.events.clone()), self.notifier.clone(), self.cfg.clone(), cx.system_grant().clone())
-                .with_metrics(self.metrics.clone());
+                .with_metrics(self.metrics.clone())
+                .with_health(cx.health.clone());
             let feed = cx.policy_feed::<crate::notify::NotifyPolicy>().await?;
             engine.run(cx.stop.clone(), Some(feed)).await.map_err(ComponentError::from)
         })

@@ -136,6 +136,9 @@ pub struct Engine {
     results: Vec<CheckResult>,
     stats: Arc<Stats>,
     gen_counter: u64,
+    /// Where the engine says what operators should know (mail not configured or
+    /// failing); none in tests and benchmarks.
+    health: Option<mamori_runtime::HealthReporter>,
 }
 
 /// Waits for the next change of the feed's policies; forever without a feed.
@@ -175,6 +178,7 @@ impl Engine {
             results: Vec::new(),
             stats: Arc::new(Stats::default()),
             gen_counter: 0,
+            health: None,
         }
     }
 
@@ -637,17 +641,8 @@ impl Engine {
 
     fn reached_targets(&self, t: &Track, policy: &NotifyPolicy) -> (Vec<String>, Vec<String>) {
         let tenant = self.tenants.get(&t.fault.tenant);
-        let (mut emails, mut hooks) = (Vec::new(), Vec::new());
-        for (i, step) in policy.steps().iter().take(t.steps_sent).enumerate() {
-            let (e, h) = targets(step, tenant, &self.notifier.always, i == 0);
-            emails.extend(e);
-            hooks.extend(h);
-        }
-        emails.sort();
-        emails.dedup();
-        hooks.sort();
-        hooks.dedup();
-        (emails, hooks)
+        let steps = policy.steps().iter().take(t.steps_sent).enumerate();
+        crate::notify::merge_targets(steps.map(|(i, step)| targets(step, tenant, &self.notifier.always, i == 0)))
     }
 
     fn spawn_notify(&self, fault: Fault, why: Why, step: u32, emails: Vec<String>, hooks: Vec<String>) {
@@ -657,8 +652,13 @@ impl Engine {
         let (notifier, store, grant) = (self.notifier.clone(), self.store.clone(), self.grant.clone());
         let tenant_name = self.tenants.get(&fault.tenant).map(|t| t.name.clone()).unwrap_or_default();
         let tenant_hooks = self.policies.has_own(fault.tenant);
+        let health = self.health.clone();
         tokio::spawn(async move {
-            for n in notifier.send(&fault, &tenant_name, why, step, &emails, &hooks, tenant_hooks).await {
+            let sent = notifier.send(&fault, &tenant_name, why, step, &emails, &hooks, tenant_hooks).await;
+            if let Some(h) = &health {
+                crate::notify::note_outcome(h, &sent);
+            }
+            for n in sent {
                 if let Err(e) = store.add_fault_notification(&grant, fault.id, &n).await {
                     tracing::warn!(error = %e, "cannot record a notification");
                 }
@@ -795,6 +795,54 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends the test notifications people asked for (on any node), each in a task of
+    /// its own, and writes back how each delivery went.
+    async fn send_notify_tests(&mut self) -> Result<(), StoreError> {
+        for test in self.store.take_notify_tests(&self.grant, 20).await? {
+            let tenant = test.tenant.and_then(|t| self.tenants.get(&t)).cloned();
+            if test.tenant.is_some() && tenant.is_none() {
+                // A tenant this engine does not know yet (just created): next reload.
+                continue;
+            }
+            let policy = test.tenant.map(|t| self.policy_of(t)).unwrap_or_default();
+            let (emails, hooks) = crate::notify::test_targets(&policy, tenant.as_ref(), &self.notifier.always);
+            let tenant_hooks = test.tenant.is_some_and(|t| self.policies.has_own(t));
+            let (notifier, store, grant, health) = (self.notifier.clone(), self.store.clone(), self.grant.clone(), self.health.clone());
+            tokio::spawn(async move {
+                let named = tenant.as_ref().map(|t| (t.id, t.name.as_str()));
+                let sent = notifier.send_test(named, &test.requested_by, &emails, &hooks, tenant_hooks).await;
+                if let Some(h) = &health {
+                    crate::notify::note_outcome(h, &sent);
+                }
+                if let Err(e) = store.finish_notify_test(&grant, test.id, &sent).await {
+                    tracing::warn!(error = %e, "cannot record a test notification; it is sent again later");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Reports through `health` what operators should know: a mail server that is
+    /// not configured (said each time the engine starts to run: a component that
+    /// stops running takes its notices back), mail that cannot be sent.
+    pub fn with_health(mut self, health: mamori_runtime::HealthReporter) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    fn say_mail_server(&self) {
+        let Some(health) = &self.health else { return };
+        if self.notifier.mail.is_none() {
+            health.notice(
+                "no_mail_server",
+                "メールサーバーが設定されていないため、障害通知のメールは送信されず、記録だけが残ります（mamori.toml の [components.monitor] smtp_host）。",
+                "No mail server is configured: fault notification mail is not sent, only recorded ([components.monitor] smtp_host in mamori.toml).",
+            );
+        } else {
+            health.clear_notice("no_mail_server");
+        }
+    }
+
     /// Counts results in these counters (registered in the node's registry).
     pub fn with_metrics(mut self, metrics: MonitorMetrics) -> Self {
         self.metrics = metrics;
@@ -812,6 +860,7 @@ impl Engine {
         if let Some(f) = &feed {
             self.set_policies(f.snapshot());
         }
+        self.say_mail_server();
         self.reload(true).await?;
         let mut changed = self.store.watch_monitors();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -835,6 +884,10 @@ impl Engine {
                     // Results remote probes posted to any node.
                     if let Err(e) = self.drain_probe_inbox().await {
                         tracing::error!(error = %e, "cannot read queued probe results; retrying");
+                    }
+                    // Test notifications asked for on any node.
+                    if let Err(e) = self.send_notify_tests().await {
+                        tracing::error!(error = %e, "cannot read test notifications; retrying");
                     }
                     // A store that cannot be written (locked, disconnected) must not stop
                     // monitoring: log, keep the state, try again on the next tick.

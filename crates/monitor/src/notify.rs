@@ -181,7 +181,8 @@ impl PolicyValidator for MonitorPolicy {
     }
 }
 
-pub(crate) fn valid_email(e: &str) -> bool {
+/// Whether `e` looks like an e-mail address a notification can go to.
+pub fn valid_email(e: &str) -> bool {
     e.len() <= 254
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !e.contains(['<', '>', ' ', '\r', '\n', ','])
@@ -247,7 +248,6 @@ fn encode_subject(s: &str) -> String {
 impl Notifier {
     /// Builds the message for a fault.
     pub fn message(&self, fault: &Fault, tenant_name: &str, why: Why, to: &[String]) -> Vec<u8> {
-        use base64::Engine;
         let (subject, lead_ja, lead_en) = match why {
             Why::Down => ("【障害】", "監視で障害を検知しました。", "A monitor detected a fault."),
             Why::Repeat => ("【障害継続】", "障害が継続しています（未対応）。", "The fault continues (not acknowledged)."),
@@ -267,20 +267,7 @@ impl Notifier {
             fault.cause.en,
             mamori_core::time::format_rfc3339(fault.opened_at),
         );
-        let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
-        let wrapped: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
-        format!(
-            "From: Mamori <{}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}@mamori.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\nX-Mamori-Fault: {}\r\n\r\n{}\r\n",
-            self.from,
-            to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
-            encode_subject(&subject),
-            crate::check::rfc2822_now(),
-            fault.id,
-            why.as_str(),
-            fault.id,
-            wrapped.join("\r\n"),
-        )
-        .into_bytes()
+        self.mime(&subject, &body, to, &fault.id.to_string(), why.as_str())
     }
 
     /// Sends one step's notifications; returns the records to keep on the fault.
@@ -297,42 +284,106 @@ impl Notifier {
         webhooks: &[String],
         tenant_hooks: bool,
     ) -> Vec<Notification> {
+        let doc = json!({
+            "event": why.as_str(),
+            "fault_id": fault.id,
+            "tenant_id": fault.tenant,
+            "tenant": tenant_name,
+            "monitor_id": fault.monitor,
+            "monitor": fault.monitor_name,
+            "cause": fault.cause,
+            "opened_at": mamori_core::time::format_rfc3339(fault.opened_at),
+            "closed_at": fault.closed_at.map(mamori_core::time::format_rfc3339),
+            "url": format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id),
+        });
+        let delivery = Delivery { reason: why.as_str(), step, emails, webhooks, doc: &doc, tenant_hooks };
+        self.deliver(delivery, || self.message(fault, tenant_name, why, emails)).await
+    }
+
+    /// Builds a test message: says it is a test, for whom, and who asked.
+    pub fn test_message(&self, tenant_name: &str, requested_by: &str, to: &[String]) -> Vec<u8> {
+        let subject = format!("【テスト】{tenant_name} 障害通知のテスト");
+        let body = format!(
+            "これは Mamori の障害通知のテストです。このメールが届いていれば、障害が起きたときの通知もこの宛先に届きます。\n\n団体: {tenant_name}\n依頼者: {requested_by}\n送信: {}\n通知の設定: {}/monitors/notifications\n\n-- \nThis is a test of Mamori's fault notifications: if it reached you, fault notifications reach this address too.\n\nMamori 自治体情報セキュリティクラウド\n",
+            mamori_core::time::format_jst(mamori_core::time::now_ms()),
+            self.console_url.trim_end_matches('/'),
+        );
+        self.mime(&subject, &body, to, "test", "test")
+    }
+
+    /// Sends a test notification to `emails` and `webhooks` (all of a tenant's steps).
+    pub async fn send_test(
+        &self,
+        tenant: Option<(mamori_core::TenantId, &str)>,
+        requested_by: &str,
+        emails: &[String],
+        webhooks: &[String],
+        tenant_hooks: bool,
+    ) -> Vec<Notification> {
+        let name = tenant.map(|(_, n)| n).unwrap_or("SOC");
+        let doc = json!({
+            "event": "test",
+            "tenant_id": tenant.map(|(t, _)| t),
+            "tenant": name,
+            "requested_by": requested_by,
+            "url": format!("{}/monitors/notifications", self.console_url.trim_end_matches('/')),
+        });
+        let delivery = Delivery { reason: "test", step: 0, emails, webhooks, doc: &doc, tenant_hooks };
+        self.deliver(delivery, || self.test_message(name, requested_by, emails)).await
+    }
+
+    fn mime(&self, subject: &str, body: &str, to: &[String], id: &str, kind: &str) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+        let wrapped: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+        format!(
+            "From: Mamori <{}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}.{}@mamori.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\nX-Mamori-Fault: {}\r\n\r\n{}\r\n",
+            self.from,
+            to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
+            encode_subject(subject),
+            crate::check::rfc2822_now(),
+            id,
+            kind,
+            mamori_core::time::now_ms(),
+            id,
+            wrapped.join("\r\n"),
+        )
+        .into_bytes()
+    }
+
+    async fn deliver(&self, d: Delivery<'_>, message: impl FnOnce() -> Vec<u8>) -> Vec<Notification> {
         let mut out = Vec::new();
         let now = mamori_core::time::now_ms();
-        if !emails.is_empty() {
+        if !d.emails.is_empty() {
             let result = match &self.mail {
-                Some(server) => send_mail(server, &self.from, emails, &self.message(fault, tenant_name, why, emails), self.timeout).await,
-                None => Err(Reason::new("no_mail_server", "メールサーバーが設定されていません", "no mail server configured")),
+                Some(server) => send_mail(server, &self.from, d.emails, &message(), self.timeout).await,
+                None => Err(no_mail_server()),
             };
-            for e in emails {
+            for e in d.emails {
                 let error = match &result {
                     Ok(refused) if refused.contains(e) => Some("宛先がメールサーバーに拒否されました".to_string()),
                     Ok(_) => None,
                     Err(r) => Some(r.ja.clone()),
                 };
-                out.push(Notification { at: now, channel: "email".into(), target: e.clone(), reason: why.as_str().into(), step, ok: error.is_none(), error });
+                out.push(Notification {
+                    at: now,
+                    channel: "email".into(),
+                    target: e.clone(),
+                    reason: d.reason.into(),
+                    step: d.step,
+                    ok: error.is_none(),
+                    error,
+                });
             }
         }
-        for w in webhooks {
-            let doc = json!({
-                "event": why.as_str(),
-                "fault_id": fault.id,
-                "tenant_id": fault.tenant,
-                "tenant": tenant_name,
-                "monitor_id": fault.monitor,
-                "monitor": fault.monitor_name,
-                "cause": fault.cause,
-                "opened_at": mamori_core::time::format_rfc3339(fault.opened_at),
-                "closed_at": fault.closed_at.map(mamori_core::time::format_rfc3339),
-                "url": format!("{}/faults/{}", self.console_url.trim_end_matches('/'), fault.id),
-            });
-            let result = post_json(w, &doc, tenant_hooks, self.timeout).await;
+        for w in d.webhooks {
+            let result = post_json(w, d.doc, d.tenant_hooks, self.timeout).await;
             out.push(Notification {
                 at: now,
                 channel: "webhook".into(),
                 target: redact_url(w),
-                reason: why.as_str().into(),
-                step,
+                reason: d.reason.into(),
+                step: d.step,
                 ok: result.is_ok(),
                 error: result.err().map(|r| r.ja),
             });
@@ -341,8 +392,64 @@ impl Notifier {
     }
 }
 
-/// Hides a webhook URL's query (tokens often live there) for the records.
-pub(crate) fn redact_url(u: &str) -> String {
+/// One round of deliveries: to whom, why, and the webhook's JSON.
+struct Delivery<'a> {
+    reason: &'a str,
+    step: u32,
+    emails: &'a [String],
+    webhooks: &'a [String],
+    doc: &'a Value,
+    tenant_hooks: bool,
+}
+
+fn no_mail_server() -> Reason {
+    Reason::new("no_mail_server", NO_MAIL_SERVER.0, NO_MAIL_SERVER.1)
+}
+
+/// Why mail is not sent when `[components.monitor] smtp_host` is unset.
+pub const NO_MAIL_SERVER: (&str, &str) = ("メールサーバーが設定されていません", "no mail server configured");
+
+/// The targets a test notification goes to: every step's targets of the tenant's
+/// policy (the SOC's addresses are told of every fault, not of each tenant's test);
+/// without a tenant, the SOC's addresses.
+pub fn test_targets(policy: &NotifyPolicy, tenant: Option<&Tenant>, always: &[String]) -> (Vec<String>, Vec<String>) {
+    let Some(t) = tenant else { return (always.to_vec(), Vec::new()) };
+    merge_targets(policy.steps().iter().map(|step| targets(step, Some(t), &[], false)))
+}
+
+/// Merges the targets of several steps: each address and webhook once, sorted.
+pub fn merge_targets(steps: impl Iterator<Item = (Vec<String>, Vec<String>)>) -> (Vec<String>, Vec<String>) {
+    let (mut emails, mut hooks) = (Vec::new(), Vec::new());
+    for (e, h) in steps {
+        emails.extend(e);
+        hooks.extend(h);
+    }
+    emails.sort();
+    emails.dedup();
+    hooks.sort();
+    hooks.dedup();
+    (emails, hooks)
+}
+
+/// Keeps the monitor's notices true to the last deliveries: mail that could not be
+/// sent raises `mail_failing` (shown in every node's console), mail that went clears it.
+pub fn note_outcome(health: &mamori_runtime::HealthReporter, sent: &[Notification]) {
+    let mail: Vec<&Notification> = sent.iter().filter(|n| n.channel == "email").collect();
+    if mail.iter().any(|n| n.ok) {
+        health.clear_notice("mail_failing");
+    } else if let Some(n) = mail.iter().find(|n| n.error.as_deref().is_some_and(|e| e != NO_MAIL_SERVER.0)) {
+        let at = mamori_core::time::format_jst(n.at);
+        let why = n.error.clone().unwrap_or_default();
+        health.notice(
+            "mail_failing",
+            format!("通知メールを送信できませんでした（{at}、{why}）。メールサーバーの設定と稼働を確認してください。"),
+            format!("Notification mail could not be sent ({at}: {why}). Check the mail server and its settings."),
+        );
+    }
+}
+
+/// Hides a webhook URL's query (tokens often live there) for records and pages.
+pub fn redact_url(u: &str) -> String {
     match u.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
         None => u.to_string(),

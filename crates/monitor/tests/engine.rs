@@ -190,3 +190,53 @@ async fn f01_f05_maintenance_dependencies_and_flapping() {
     assert!(faults.iter().any(|f| f.timeline.iter().any(|e| e.kind == "flapping")), "{faults:?}");
     assert!(faults.iter().any(|f| f.closed_at.is_none()), "the fault stays open while flapping");
 }
+
+#[tokio::test]
+async fn test_notifications_go_to_every_step_and_say_why_mail_cannot_go() {
+    let policy = json!({"escalation": [
+        {"after_minutes": 0, "tenant_contacts": true},
+        {"after_minutes": 30, "emails": ["kacho@city.example.lg.jp"], "webhooks": ["https://127.0.0.1:1/hook?token=secret-token"]}
+    ]});
+    let w = world(policy).await;
+    let health = mamori_runtime::Health::default();
+    let reporter = health.reporter("monitor", mamori_runtime::Placement::Singleton);
+    reporter.set_for_tests(mamori_runtime::State::Active);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let World { store, engine, tenant, scope, _dir } = w;
+    let run = tokio::spawn(engine.with_health(reporter).run(stop_rx, None));
+
+    let soc = Actor { name: "soc-operator".into(), ..Actor::system() };
+    let for_tenant = store.request_notify_test(&scope, &soc, Some(tenant)).await.unwrap();
+    let for_soc = store.request_notify_test(&scope, &soc, None).await.unwrap();
+    let done = |id| {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            for _ in 0..200 {
+                let t = store.get_notify_test(&scope, id).await.unwrap();
+                if t.done_at.is_some() {
+                    return t;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the engine never sent test {id}");
+        }
+    };
+    let t = done(for_tenant.id).await;
+    let got: Vec<(&str, &str, bool)> = t.results.iter().map(|n| (n.channel.as_str(), n.target.as_str(), n.ok)).collect();
+    assert_eq!(
+        got,
+        vec![("email", "kacho@city.example.lg.jp", false), ("email", "tanto@city.example.lg.jp", false), ("webhook", "https://127.0.0.1:1/hook?…", false)],
+        "every step's targets, the SOC left out, the webhook's token hidden: {t:?}"
+    );
+    assert!(t.results.iter().all(|n| n.reason == "test"));
+    assert_eq!(t.results[0].error.as_deref(), Some(mamori_monitor::notify::NO_MAIL_SERVER.0));
+    let s = done(for_soc.id).await;
+    assert_eq!(s.results.iter().map(|n| n.target.as_str()).collect::<Vec<_>>(), vec!["soc@pref.example.lg.jp"], "without a tenant: the SOC");
+
+    // The running engine says why no mail goes (once, not as failing mail).
+    let notices = health.snapshot()[0].notices.clone();
+    assert_eq!(notices.iter().map(|n| n.code.as_str()).collect::<Vec<_>>(), vec!["no_mail_server"], "{notices:?}");
+    assert!(notices[0].ja.contains("smtp_host"));
+    let _ = stop_tx.send(true);
+    run.await.unwrap().unwrap();
+}

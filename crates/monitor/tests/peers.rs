@@ -365,6 +365,72 @@ async fn f01_f05_real_peers_go_down_with_reasons_and_recover() {
     // Results were kept for the charts.
     let rows = store.monitor_results(&scope, ids[0].1, 0, i64::MAX, 1000).await.unwrap();
     assert!(rows.iter().any(|r| r.status == Status::Down) && rows.iter().any(|r| r.status == Status::Up));
+
+    // --- Test notifications: asked for in the store (as on any console node), sent by
+    // the running engine to the tenant's targets, the outcome written back. ---
+    let asked = store.request_notify_test(&scope, &Actor { name: "soc-operator".into(), ..Actor::system() }, Some(tenant.id)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let t = store.get_notify_test(&scope, asked.id).await.unwrap();
+        if t.done_at.is_some() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the engine sends the test: {t:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let targets: Vec<(&str, bool)> = done.results.iter().map(|n| (n.target.as_str(), n.ok)).collect();
+    assert_eq!(targets, vec![("joho@test.lg.jp", true)], "the tenant's contact, not the SOC (told of faults, not of tests)");
+    {
+        let got = mail.lock().unwrap();
+        let test = got.iter().find(|m| m.contains("X-Mamori-Fault: test")).expect("the test reached the sink");
+        assert!(test.contains("<joho@test.lg.jp>") && !test.contains("soc@pref.test.lg.jp"), "{test}");
+    }
+
+    // The same through Postfix (STARTTLS, verified): the address it serves is accepted,
+    // another refused and named; with Postfix gone, the monitor says mail is failing
+    // until mail goes again.
+    let health = mamori_runtime::Health::default();
+    let reporter = health.reporter("monitor", mamori_runtime::Placement::Singleton);
+    reporter.set_for_tests(mamori_runtime::State::Active);
+    let postfix = Notifier {
+        mail: Some(MailServer {
+            host: "localhost".into(),
+            port: p.get("SMTP_PORT").parse().unwrap(),
+            starttls: mamori_core::monitor::StartTls::Required,
+            ca_pem: Some(p.ca()),
+            ehlo: "mamori.test.lg.jp".into(),
+        }),
+        from: "monitor@test.lg.jp".into(),
+        always: Vec::new(),
+        console_url: "https://console.test".into(),
+        timeout: Duration::from_secs(5),
+    };
+    let to = [p.get("SMTP_SINK"), "someone@elsewhere.example".to_string()];
+    let sent = postfix.send_test(Some((tenant.id, "テスト市")), "soc-operator", &to, &[], false).await;
+    let outcome: Vec<(&str, bool)> = sent.iter().map(|n| (n.target.as_str(), n.ok)).collect();
+    assert_eq!(outcome, vec![(to[0].as_str(), true), ("someone@elsewhere.example", false)], "{sent:?}");
+    assert_eq!(sent[1].error.as_deref(), Some("宛先がメールサーバーに拒否されました"));
+    mamori_monitor::notify::note_outcome(&reporter, &sent);
+    assert!(health.snapshot()[0].notices.is_empty(), "mail went: nothing to say");
+    p.stop("postfix");
+    let sent = postfix.send_test(Some((tenant.id, "テスト市")), "soc-operator", &to[..1], &[], false).await;
+    assert!(!sent[0].ok, "{sent:?}");
+    mamori_monitor::notify::note_outcome(&reporter, &sent);
+    let notices = health.snapshot()[0].notices.clone();
+    assert_eq!(notices.iter().map(|n| n.code.as_str()).collect::<Vec<_>>(), vec!["mail_failing"], "{notices:?}");
+    assert!(notices[0].ja.contains("通知メールを送信できませんでした"), "{notices:?}");
+    p.start_one("postfix");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let sent = postfix.send_test(Some((tenant.id, "テスト市")), "soc-operator", &to[..1], &[], false).await;
+        mamori_monitor::notify::note_outcome(&reporter, &sent);
+        if sent[0].ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "postfix takes mail again: {sent:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(health.snapshot()[0].notices.is_empty(), "mail goes again: the notice is taken back");
     let _ = stop_tx.send(true);
     engine_task.await.unwrap().unwrap();
     let _ = Check::kind;

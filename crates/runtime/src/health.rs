@@ -55,6 +55,24 @@ pub struct ComponentHealth {
     /// so the console can show which version each node runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_revision: Option<i64>,
+    /// What operators should know of a running component that is not a fault of it
+    /// (e.g. "no mail server: notifications are not sent"). In the node report, so the
+    /// console of every node shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+}
+
+/// Something a running component wants operators to know ([`HealthReporter::notice`]).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Notice {
+    /// Stable code, e.g. `no_mail_server`; one notice per code.
+    pub code: String,
+    /// For people, in Japanese.
+    pub ja: String,
+    /// For people, in English.
+    pub en: String,
+    /// Since when (Unix ms).
+    pub since: i64,
 }
 
 /// The health of every component of this node.
@@ -82,6 +100,7 @@ impl Health {
                 restarts: 0,
                 lease_epoch: None,
                 policy_revision: None,
+                notices: Vec::new(),
             },
         );
         HealthReporter { health: self.clone(), name }
@@ -128,6 +147,9 @@ impl HealthReporter {
             c.reason = reason;
             if state != State::Active && state != State::Degraded {
                 c.lease_epoch = None;
+                // A component that does not run has nothing to say; it says it again
+                // when it runs.
+                c.notices.clear();
             }
         });
     }
@@ -160,6 +182,24 @@ impl HealthReporter {
                 c.reason = Some(reason);
             }
         });
+    }
+
+    /// Raises (or rewords) the notice `code`: shown in the console of every node while
+    /// the component runs, until [`HealthReporter::clear_notice`].
+    pub fn notice(&self, code: &str, ja: impl Into<String>, en: impl Into<String>) {
+        let (ja, en) = (ja.into(), en.into());
+        self.update(|c| match c.notices.iter_mut().find(|n| n.code == code) {
+            Some(n) => {
+                n.ja = ja;
+                n.en = en;
+            }
+            None => c.notices.push(Notice { code: code.to_string(), ja, en, since: mamori_core::time::now_ms() }),
+        });
+    }
+
+    /// Takes the notice `code` back.
+    pub fn clear_notice(&self, code: &str) {
+        self.update(|c| c.notices.retain(|n| n.code != code));
     }
 
     /// Tells the node the trouble is over.

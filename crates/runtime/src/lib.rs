@@ -50,7 +50,7 @@ mod tenants;
 pub use component::{AnyComponent, BoxFuture, BuildCx, BuildError, Checked, Component, ComponentConfig, ComponentError, Placement, Registry, RunCx, Service};
 pub use config::{read_section, template};
 pub use event::{ComponentEvent, Emitter, RuntimeEvent};
-pub use health::{ComponentHealth, Health, HealthReporter, State};
+pub use health::{ComponentHealth, Health, HealthReporter, Notice, State};
 pub use listen::{Resource, Transport};
 pub use metrics::Metrics;
 pub use node::{BoundPlan, Node, NodeOptions, Plan, Running, hostname, lease_name};

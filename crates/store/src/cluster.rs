@@ -58,7 +58,61 @@ pub struct NodeReport {
     pub status: Value,
 }
 
+/// A component running on a node that reported lately, as the node said
+/// ([`Store::running_components`]).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct ComponentStatus {
+    /// The node's name.
+    #[serde(default)]
+    pub node: String,
+    /// The component.
+    pub name: String,
+    /// `active`, `standby`, `degraded`, `restarting`, …
+    pub state: String,
+    /// What operators should know of it while it runs.
+    #[serde(default)]
+    pub notices: Vec<ComponentNotice>,
+}
+
+/// A notice of a running component (e.g. `no_mail_server`).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct ComponentNotice {
+    /// Stable code.
+    pub code: String,
+    /// For people, in Japanese.
+    pub ja: String,
+    /// For people, in English.
+    pub en: String,
+    /// Since when (Unix ms).
+    pub since: i64,
+}
+
+/// A node that has not reported for this long (Unix ms) is taken as stopped (nodes
+/// report every few seconds).
+pub const SILENT_AFTER_MS: i64 = 30_000;
+
 impl Store {
+    /// Returns the components of the nodes that reported lately (within
+    /// [`SILENT_AFTER_MS`]), with their states and notices, so that any node's console
+    /// shows what a component on another node says. Platform data without tenant data:
+    /// any signed-in view may show it (the notices are written for everyone who reads
+    /// the page).
+    pub async fn running_components(&self) -> Result<Vec<ComponentStatus>, StoreError> {
+        let since = mamori_core::time::now_ms() - SILENT_AFTER_MS;
+        let rows = sqlx::query("SELECT name, status FROM nodes WHERE seen_at >= $1 ORDER BY name").bind(since).fetch_all(&self.db.pool).await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let node: String = r.try_get(0)?;
+            let status: Value = serde_json::from_str(&r.try_get::<String, _>(1)?)?;
+            let components = status.get("components").and_then(Value::as_array).cloned().unwrap_or_default();
+            // A report this build cannot read (another version's) is left out, not an error.
+            out.extend(
+                components.into_iter().filter_map(|c| serde_json::from_value::<ComponentStatus>(c).ok()).map(|c| ComponentStatus { node: node.clone(), ..c }),
+            );
+        }
+        Ok(out)
+    }
+
     /// Returns the time by the database's clock on PostgreSQL (shared by every node),
     /// by this machine's clock on SQLite (one machine).
     async fn clock_ms(&self) -> Result<i64, StoreError> {

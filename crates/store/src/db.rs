@@ -82,6 +82,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0009_accounts_and_approval.sqlite.sql"),
         postgres: include_str!("migrations/0009_accounts_and_approval.postgres.sql"),
     },
+    Migration {
+        version: 10,
+        name: "notify_tests",
+        sqlite: include_str!("migrations/0010_notify_tests.sqlite.sql"),
+        postgres: include_str!("migrations/0010_notify_tests.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

@@ -9,6 +9,22 @@ fn spec(name: &str) -> MonitorSpec {
     serde_json::from_value(json!({"name": name, "check": {"type": "http", "url": "https://www.city.example.lg.jp/"}})).unwrap()
 }
 
+/// A市 and B町.
+async fn two_tenants(store: &Store, scope: &mamori_store::Scope, actor: &Actor) -> (mamori_core::Tenant, mamori_core::Tenant) {
+    let mk = |five: &str, name: &str| {
+        NewTenant {
+            code: mamori_core::LocalGovCode::from_five(five).unwrap().to_string(),
+            name: name.into(),
+            kana: "テスト".into(),
+            kind: "city".into(),
+            ..Default::default()
+        }
+        .check()
+        .unwrap()
+    };
+    (store.create_tenant(scope, actor, mk("39341", "A市")).await.unwrap(), store.create_tenant(scope, actor, mk("39342", "B町")).await.unwrap())
+}
+
 #[tokio::test]
 async fn monitors_states_results_and_faults_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
@@ -16,19 +32,7 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         let (store, authority) = Store::open(&url).await.unwrap();
         let grant = authority.grant("test", "test").await.unwrap();
         let actor = Actor::system();
-        let mk = |five: &str, name: &str| {
-            NewTenant {
-                code: mamori_core::LocalGovCode::from_five(five).unwrap().to_string(),
-                name: name.into(),
-                kana: "テスト".into(),
-                kind: "city".into(),
-                ..Default::default()
-            }
-            .check()
-            .unwrap()
-        };
-        let a = store.create_tenant(&grant.scope(), &actor, mk("39341", "A市")).await.unwrap();
-        let b = store.create_tenant(&grant.scope(), &actor, mk("39342", "B町")).await.unwrap();
+        let (a, b) = two_tenants(&store, &grant.scope(), &actor).await;
         let m = store.create_monitor(&grant.scope(), &actor, a.id, spec("web")).await.unwrap();
         let other = store.create_monitor(&grant.scope(), &actor, b.id, spec("b-web")).await.unwrap();
 
@@ -143,5 +147,69 @@ async fn monitors_states_results_and_faults_on_every_backend() {
         for action in ["monitor.create", "monitor.delete", "fault.acknowledge", "probe.create", "probe.delete"] {
             assert!(audit.iter().any(|e| e.action == action), "{backend}: {action} not audited");
         }
+    }
+}
+
+#[tokio::test]
+async fn test_notifications_are_asked_for_taken_once_and_answered_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for (backend, url) in mamori_store::testing::backends(dir.path()).await {
+        let (store, authority) = Store::open(&url).await.unwrap();
+        let grant = authority.grant("test", "test").await.unwrap();
+        let actor = Actor { name: "soc-operator".into(), ..Actor::system() };
+        let (a, b) = two_tenants(&store, &grant.scope(), &actor).await;
+        let (scope_a, scope_b) = (grant.tenant(a.id), grant.tenant(b.id));
+
+        // A tenant asks for itself only; the SOC's test is the operators'.
+        assert!(matches!(store.request_notify_test(&scope_a, &actor, Some(b.id)).await, Err(StoreError::Forbidden(_))), "{backend}");
+        assert!(matches!(store.request_notify_test(&scope_a, &actor, None).await, Err(StoreError::Forbidden(_))), "{backend}");
+        assert!(matches!(store.request_notify_test(&grant.scope(), &actor, Some(mamori_core::TenantId::new())).await, Err(StoreError::NotFound)));
+        let ta = store.request_notify_test(&scope_a, &actor, Some(a.id)).await.unwrap();
+        let soc = store.request_notify_test(&grant.scope(), &actor, None).await.unwrap();
+        assert_eq!((ta.tenant, ta.requested_by.as_str(), ta.started_at, ta.done_at), (Some(a.id), "soc-operator", None, None));
+
+        // Each sees its own; the other tenant sees nothing of them.
+        assert_eq!(store.list_notify_tests(&scope_a, None, 50).await.unwrap(), vec![ta.clone()], "{backend}");
+        assert!(store.list_notify_tests(&scope_b, None, 50).await.unwrap().is_empty());
+        assert!(matches!(store.get_notify_test(&scope_b, ta.id).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.get_notify_test(&scope_a, soc.id).await, Err(StoreError::NotFound)), "the SOC's test is not a tenant's");
+        assert_eq!(store.list_notify_tests(&grant.scope(), None, 50).await.unwrap().len(), 2);
+        assert_eq!(store.list_notify_tests(&grant.scope(), Some(a.id), 50).await.unwrap(), vec![ta.clone()]);
+        let filter = mamori_store::AuditFilter { action: Some("notify.test".into()), ..Default::default() };
+        let audit = store.list_audit(&grant.scope(), &filter, None, 100).await.unwrap();
+        assert_eq!(audit.len(), 2, "{backend}: asking is audited");
+
+        // Taken once, oldest first; a second holder finds nothing until the first is long silent.
+        let taken = store.take_notify_tests(&grant, 20).await.unwrap();
+        assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ta.id, soc.id], "{backend}");
+        assert!(taken.iter().all(|t| t.started_at.is_some()));
+        assert!(store.take_notify_tests(&grant, 20).await.unwrap().is_empty(), "{backend}: not taken twice");
+
+        // The outcome is kept per target; a finished test is not taken again.
+        let sent = vec![
+            Notification { at: 1, channel: "email".into(), target: "joho@a.example.lg.jp".into(), reason: "test".into(), step: 0, ok: true, error: None },
+            Notification {
+                at: 1,
+                channel: "webhook".into(),
+                target: "https://hooks.example/x".into(),
+                reason: "test".into(),
+                step: 0,
+                ok: false,
+                error: Some("HTTP 500".into()),
+            },
+        ];
+        store.finish_notify_test(&grant, ta.id, &sent).await.unwrap();
+        let done = store.get_notify_test(&scope_a, ta.id).await.unwrap();
+        assert_eq!(done.results, sent, "{backend}");
+        assert!(done.done_at.is_some());
+
+        // A tenant keeps its last 50.
+        for _ in 0..55 {
+            store.request_notify_test(&scope_a, &actor, Some(a.id)).await.unwrap();
+        }
+        let kept = store.list_notify_tests(&scope_a, None, 1000).await.unwrap();
+        assert_eq!(kept.len(), 50, "{backend}");
+        assert!(!kept.iter().any(|t| t.id == ta.id), "{backend}: the oldest went");
+        assert_eq!(store.list_notify_tests(&grant.scope(), None, 1000).await.unwrap().len(), 51, "{backend}: the SOC's stays");
     }
 }

@@ -106,6 +106,12 @@ pub fn created(v: Value) -> ApiResult {
     Ok(axum::response::IntoResponse::into_response((axum::http::StatusCode::CREATED, Json(v))))
 }
 
+/// Returns 202 with `v`: taken, to be done by another part (e.g. the node running
+/// the component).
+pub fn accepted(v: Value) -> ApiResult {
+    Ok(axum::response::IntoResponse::into_response((axum::http::StatusCode::ACCEPTED, Json(v))))
+}
+
 /// Reads a JSON body, turning syntax and type errors into clear problems.
 pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(bytes)

@@ -81,6 +81,7 @@ pub fn action_label(action: &str) -> Option<(&'static str, &'static str)> {
         "policy.reject" => ("ポリシー変更の却下", "Policy change rejected"),
         "probe.create" => ("プローブの登録", "Probe registered"),
         "probe.delete" => ("プローブの削除", "Probe removed"),
+        "notify.test" => ("テスト通知の依頼", "Test notification asked for"),
         "secret.create" => ("秘密情報の登録", "Secret stored"),
         "secret.update" => ("秘密情報の更新", "Secret replaced"),
         "secret.delete" => ("秘密情報の削除", "Secret deleted"),

@@ -52,7 +52,24 @@ async fn render(state: &AppState, a: &crate::auth::Authed) -> Result<Response, A
         }
     }
     needing.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| name_of(a.0).cmp(&name_of(b.0))));
+    // What running components say operators should know (mail not configured, …),
+    // from whichever node they run on; each once (a component on several nodes says
+    // it on each).
+    let notices: Vec<(String, mamori_store::ComponentNotice)> = if a.principal.tenant_id().is_none() {
+        let mut seen = std::collections::HashSet::new();
+        let running = state.store.running_components().await?;
+        running
+            .into_iter()
+            .flat_map(|c| c.notices.into_iter().map(move |n| (c.name.clone(), n)))
+            .filter(|(c, n)| seen.insert((c.clone(), n.code.clone())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = html! {
+        @for (_, n) in &notices {
+            div.notice role="alert" { (l.t(&n.ja, &n.en)) " " span.muted { (l.t("（", "(since ")) (when(n.since)) (l.t(" から）", ")")) } }
+        }
         section #attention {
             h2 { (l.t("いま対応が必要なもの", "Needs attention now")) }
             @if needing.is_empty() {

@@ -10,10 +10,6 @@ use mamori_core::Permission;
 use maud::{Markup, html};
 use serde_json::Value;
 
-/// A node that has not reported for this long is shown as not answering (it reports
-/// every 5 seconds).
-const SILENT_MS: i64 = 30_000;
-
 fn state_label(l: Lang, state: &str) -> Markup {
     let (ja, en, class) = match state {
         "active" => ("稼働中", "active", "up"),
@@ -49,7 +45,7 @@ pub async fn page(State(state): State<AppState>, PageAuth(a): PageAuth) -> Respo
                 p { (l.t("この設定ストアを共有する Mamori のノードと、各ノードで動くコンポーネントの状態です。シングルトン（監視など）は、リースを持つ一つのノードだけで動きます。",
                          "The Mamori nodes sharing this config store, and the state of each node's components. A singleton (such as the monitor) runs only on the node holding its lease.")) }
                 @for n in &nodes {
-                    @let silent = now - n.seen_at > SILENT_MS;
+                    @let silent = now - n.seen_at > mamori_store::SILENT_AFTER_MS;
                     h2 { (n.name) " " small { code { (n.id) } } @if *n.id == *state.node.id { " " span.st.st-up { (l.t("このノード", "this node")) } } }
                     p {
                         (l.t("バージョン ", "Version ")) (n.version) " · "

@@ -296,3 +296,100 @@ async fn maintenance_windows_are_set_in_a_form() {
     })
     .await;
 }
+
+/// The notification page: where a municipality's fault notifications go at each step,
+/// whether they can be sent now (what the monitor on another node reports), and a test
+/// notification asked for by form or API, each municipality for itself only.
+#[tokio::test]
+async fn notifications_show_targets_and_notices_and_take_test_requests() {
+    each_backend_with(mamori::components::registry, |c| async move {
+        let mut input = tenant_input("39341", "桜川市", "10.66.0.0/24");
+        input.contacts = vec![mamori_core::Contact {
+            name: "情報 花子".into(),
+            department: "情報政策課".into(),
+            email: "joho@sakuragawa.example.lg.jp".into(),
+            phone: String::new(),
+        }];
+        let t = c.state.store.create_tenant(&c.grant.scope(), &mamori_core::Actor::system(), input.check().unwrap()).await.unwrap();
+        let other = c.tenant("39342", "青葉町", "10.67.0.0/24").await;
+        c.user("sakura-admin", "桜川 管理者", Role::TenantAdmin, Some(t.id)).await;
+        let s = c.login("sakura-admin", PASSWORD).await;
+
+        // No node runs the monitor yet: said plainly, with the targets of each step.
+        let (status, page) = c.get("/monitors/notifications", &s).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("いま監視を実行しているノードがありません"), "{page}");
+        assert!(page.contains("joho@sakuragawa.example.lg.jp") && page.contains("検知と同時"), "the contact gets the first step: {page}");
+        assert!(page.contains("県の既定の通知ポリシー"), "{page}");
+        assert!(page.contains("data-live=\"/monitors/notifications/live\""));
+        let (_, board) = c.get("/monitors", &s).await;
+        assert!(board.contains("いま監視を実行しているノードがありません"), "the board warns too");
+
+        // A test by form: audited, waiting until the monitor takes it.
+        let (status, headers, _) = c.post_form("/monitors/notifications/test", &s, &[("csrf", s.csrf()), ("tenant_id", "")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[axum::http::header::LOCATION], format!("/monitors/notifications?tenant={}#tests", t.id));
+        let (_, page) = c.get("/monitors/notifications", &s).await;
+        assert!(page.contains("待機中") && page.contains("sakura-admin"), "{page}");
+        let (status, _, _) = c.post_form("/monitors/notifications/test", &s, &[("csrf", s.csrf()), ("tenant_id", &other.id.to_string())]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not for another municipality");
+        assert_eq!(c.state.store.list_notify_tests(&c.grant.scope(), Some(other.id), 10).await.unwrap().len(), 0);
+
+        // By API: 202, then readable by id; a tenant user may read, not ask.
+        let (_, token) = c.token(c.user("sakura-api", "API", Role::TenantAdmin, Some(t.id)).await, Role::TenantAdmin, "api").await;
+        let api = Auth::Bearer(token);
+        let (status, body) = c.api("POST", "/api/v1/notifications/tests", &api, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let asked: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(asked["tenant"], json!(t.id.to_string()));
+        let (status, body) = c.api("GET", &format!("/api/v1/notifications/tests/{}", asked["id"].as_str().unwrap()), &api, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = c.api("POST", "/api/v1/notifications/tests", &api, Some(json!({"tenant_id": other.id}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, body) = c.api("POST", "/api/v1/notifications/tests", &api, Some(json!({"tenant": t.id}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown field is named, not ignored: {body}");
+        let (_, list) = c.api("GET", "/api/v1/notifications/tests", &api, None).await;
+        assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&list).unwrap().len(), 2, "{list}");
+        let (_, token) = c.token(c.user("sakura-user", "職員", Role::TenantUser, Some(t.id)).await, Role::TenantUser, "user").await;
+        let (status, _) = c.api("POST", "/api/v1/notifications/tests", &Auth::Bearer(token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let audit = c
+            .state
+            .store
+            .list_audit(&c.grant.scope(), &mamori_store::AuditFilter { action: Some("notify.test".into()), ..Default::default() }, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 2);
+
+        // The monitor runs on another node and says no mail server is configured: this
+        // node's pages and the operators' dashboard say so.
+        let health = mamori_runtime::Health::default();
+        let reporter = health.reporter("monitor", mamori_runtime::Placement::Singleton);
+        reporter.set_for_tests(mamori_runtime::State::Active);
+        reporter.notice("no_mail_server", "メールサーバーが設定されていないため", "No mail server is configured");
+        let now = mamori_core::time::now_ms();
+        let report = mamori_store::NodeReport {
+            id: "node-b".into(),
+            name: "node-b".into(),
+            version: "0".into(),
+            started_at: now,
+            seen_at: now,
+            status: json!({"components": health.snapshot()}),
+        };
+        c.state.store.report_node(&report).await.unwrap();
+        let (_, page) = c.get("/monitors/notifications", &s).await;
+        assert!(page.contains("メールサーバーが設定されていないため") && !page.contains("いま監視を実行しているノードがありません"), "{page}");
+        let (_, body) = c.api("GET", "/api/v1/notifications/status", &api, None).await;
+        let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((st["running_on"].clone(), st["notices"][0]["code"].clone()), (json!(["node-b"]), json!("no_mail_server")), "{body}");
+        let op = c.user("ope", "運用", Role::OperatorAdmin, None).await;
+        let ops = c.login_operator_bypass(op).await;
+        let (_, dash) = c.get("/", &ops).await;
+        assert!(dash.contains("メールサーバーが設定されていないため"), "the dashboard shows it to operators");
+        let (_, page) = c.get(&format!("/monitors/notifications?tenant={}", t.id), &ops).await;
+        assert!(page.contains("joho@sakuragawa.example.lg.jp") && page.contains("通知ポリシーを編集"), "{page}");
+        let (_, page) = c.get("/monitors/notifications", &ops).await;
+        assert!(page.contains("SOC の宛先に、テストであることを明記したメールを送ります"), "operators test the SOC's addresses");
+    })
+    .await;
+}

@@ -9,6 +9,7 @@
 
 mod api;
 mod board;
+mod notifications;
 mod pages;
 
 pub use board::{BoardRow, MonthUptime};
@@ -81,14 +82,48 @@ pub const ROUTES: &[RouteDoc] = &[
         .returns(201, "CreatedProbe"),
     route("DELETE", "/api/v1/probes/{id}", "monitors", "Remove a remote probe (its monitors go back to the core)", Some(MonitorsWrite), &[], None)
         .returns(200, "Deleted"),
+    route(
+        "GET",
+        "/api/v1/notifications/status",
+        "monitors",
+        "Whether fault notifications can be sent now: the nodes running the monitor and what it reports (no mail server, mail failing)",
+        Some(MonitorsRead),
+        &[],
+        None,
+    )
+    .returns(200, "NotifyStatus"),
+    route("GET", "/api/v1/notifications/tests", "monitors", "Test notifications, newest first", Some(MonitorsRead), &["tenant", "limit"], None)
+        .returns(200, "NotifyTests"),
+    route(
+        "POST",
+        "/api/v1/notifications/tests",
+        "monitors",
+        "Ask for a test notification to every target of a tenant's policy (operators: no tenant_id, the SOC's addresses); the monitor sends it",
+        Some(MonitorsWrite),
+        &[],
+        Some("NewNotifyTest"),
+    )
+    .returns(202, "NotifyTest"),
+    route("GET", "/api/v1/notifications/tests/{id}", "monitors", "A test notification and how each delivery went", Some(MonitorsRead), &[], None)
+        .returns(200, "NotifyTest"),
     route("GET", "/api/v1/probe/monitors", "probe", "For a probe (probe token): its assigned monitors", None, &[], None).returns(200, "Assignments"),
     route("POST", "/api/v1/probe/results", "probe", "For a probe (probe token): submit check results (up to 1000)", None, &[], Some("CheckResults"))
         .returns(202, "ResultsAccepted"),
 ];
 
 /// Every page of the monitor (GET).
-pub const PAGES: &[&str] =
-    &["/monitors", "/monitors/live", "/monitors/new", "/monitors/new-custom", "/monitors/probes", "/monitors/{id}", "/faults", "/faults/{id}"];
+pub const PAGES: &[&str] = &[
+    "/monitors",
+    "/monitors/live",
+    "/monitors/new",
+    "/monitors/new-custom",
+    "/monitors/probes",
+    "/monitors/notifications",
+    "/monitors/notifications/live",
+    "/monitors/{id}",
+    "/faults",
+    "/faults/{id}",
+];
 
 const NAV: &[NavEntry] =
     &[NavEntry::new("/monitors", "サービス監視", "Monitoring", 20).needs(MonitorsRead), NavEntry::new("/faults", "障害記録", "Faults", 21).needs(MonitorsRead)];
@@ -102,6 +137,9 @@ pub fn part(cx: &WebCx) -> WebPart {
         .route("/monitors/new-custom", get(pages::custom_new).post(pages::custom_create))
         .route("/monitors/probes", get(pages::probes).post(pages::create_probe))
         .route("/monitors/probes/{id}/delete", post(pages::delete_probe))
+        .route("/monitors/notifications", get(notifications::page))
+        .route("/monitors/notifications/live", get(notifications::live))
+        .route("/monitors/notifications/test", post(notifications::request))
         .route("/monitors/{id}", get(pages::show).post(pages::update))
         .route("/monitors/{id}/toggle", post(pages::toggle))
         .route("/monitors/{id}/maintenance", post(pages::add_maintenance))
@@ -120,6 +158,9 @@ pub fn part(cx: &WebCx) -> WebPart {
         .route("/api/v1/faults/{id}/comments", post(api::comment))
         .route("/api/v1/probes", get(api::probes).post(api::create_probe))
         .route("/api/v1/probes/{id}", axum::routing::delete(api::delete_probe))
+        .route("/api/v1/notifications/status", get(notifications::api_status))
+        .route("/api/v1/notifications/tests", get(notifications::api_tests).post(notifications::api_request))
+        .route("/api/v1/notifications/tests/{id}", get(notifications::api_test))
         .route("/api/v1/probe/monitors", get(api::probe_monitors))
         .route("/api/v1/probe/results", post(api::probe_results))
         .with_state(cx.store.clone());
@@ -189,6 +230,9 @@ fn schemas() -> serde_json::Value {
         .with::<mamori_store::Probe>("Probe")
         .with::<Vec<mamori_store::Probe>>("Probes")
         .with::<crate::probe::Assignments>("Assignments")
+        .with::<notifications::NotifyStatus>("NotifyStatus")
+        .with::<mamori_store::NotifyTest>("NotifyTest")
+        .with::<Vec<mamori_store::NotifyTest>>("NotifyTests")
         .into_map();
     let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
     all.insert(
@@ -218,6 +262,7 @@ fn requests() -> serde_json::Value {
                 "depends_on": {"type": "string", "format": "uuid"}, "probe": {"type": "string", "format": "uuid"}, "enabled": {"type": "boolean"}, "maintenance": {"type": "array", "items": {"type": "object"}}}},
         "MonitorPatch": {"type": "object", "description": "JSON merge patch (RFC 7396) of a MonitorSpec: the fields named change, null removes an optional one", "additionalProperties": true},
         "StandardSet": {"type": "object", "required": ["label"], "properties": {"tenant_id": {"type": "string", "format": "uuid"}, "label": string, "web_url": string, "web_keyword": string, "mail_relay": string, "proxy": string, "proxy_test_url": string, "dns_zone": string, "dns_servers": string, "ca_pem": string, "interval_secs": {"type": "integer"}}},
+        "NewNotifyTest": {"type": "object", "description": "Whose targets: a tenant's (staff of a tenant: their own, may be omitted); operators omit tenant_id for the SOC's addresses. An empty body is {}.", "properties": {"tenant_id": {"type": "string", "format": "uuid"}}, "additionalProperties": false},
         "FaultComment": {"type": "object", "properties": {"text": string, "acknowledge": {"type": "boolean"}}},
         "NewProbe": {"type": "object", "required": ["name"], "properties": {"name": string, "tenant_id": {"type": "string", "format": "uuid"}}},
         "CheckResults": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["monitor", "at", "status", "rt_ms"], "properties": {"monitor": {"type": "string", "format": "uuid"}, "at": {"type": "integer"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]}, "rt_ms": {"type": "integer"}, "reason": {"type": "object"}, "details": {"type": "object"}}}}
@@ -230,6 +275,7 @@ struct Fixture;
 
 const MARKER_MONITOR: &str = "MARKERB 公式サイト";
 const MARKER_PROBE: &str = "marker-b-probe";
+const MARKER_TESTER: &str = "marker-b-tester";
 
 impl IsolationFixture for Fixture {
     fn seed<'a>(&'a self, cx: FixtureCx<'a>) -> FixtureFuture<'a, Result<mamori_web::Fixture, String>> {
@@ -253,16 +299,19 @@ impl IsolationFixture for Fixture {
             };
             cx.store.open_fault(cx.grant, &f).await.map_err(|e| e.to_string())?;
             let p = cx.store.create_probe(&cx.grant.scope(), &system, Some(cx.tenant), MARKER_PROBE, "hash-of-marker-b").await.map_err(|e| e.to_string())?;
-            let (m, f, p, t) = (m.id.to_string(), f.id.to_string(), p.id.to_string(), cx.tenant.to_string());
+            let tester = mamori_core::Actor { name: MARKER_TESTER.into(), ..mamori_core::Actor::system() };
+            let n = cx.store.request_notify_test(&cx.grant.scope(), &tester, Some(cx.tenant)).await.map_err(|e| e.to_string())?;
+            let (m, f, p, t, n) = (m.id.to_string(), f.id.to_string(), p.id.to_string(), cx.tenant.to_string(), n.id.to_string());
             let takeover = json!({"tenant_id": t, "name": "乗っ取り", "check": {"type": "tcp", "host": "192.0.2.1", "port": 1}});
             let takeover_text = takeover.to_string();
             let form = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
             Ok(mamori_web::Fixture {
-                markers: vec![MARKER_MONITOR.into(), MARKER_PROBE.into(), "marker-b.example.lg.jp".into()],
+                markers: vec![MARKER_MONITOR.into(), MARKER_PROBE.into(), MARKER_TESTER.into(), "marker-b.example.lg.jp".into()],
                 ids: vec![
                     ("/api/v1/monitors/".into(), m.clone()),
                     ("/api/v1/faults/".into(), f.clone()),
                     ("/api/v1/probes/".into(), p.clone()),
+                    ("/api/v1/notifications/tests/".into(), n),
                     ("/monitors/".into(), m.clone()),
                     ("/faults/".into(), f.clone()),
                 ],
@@ -274,6 +323,7 @@ impl IsolationFixture for Fixture {
                     ("POST", "/api/v1/faults/{id}/comments", json!({"text": "乗っ取り", "acknowledge": true})),
                     ("POST", "/api/v1/probes", json!({"name": "乗っ取り", "tenant_id": t})),
                     ("POST", "/api/v1/probe/results", json!([])),
+                    ("POST", "/api/v1/notifications/tests", json!({"tenant_id": t})),
                 ],
                 pages: vec![
                     ("/monitors", vec!["/monitors".into(), format!("/monitors?tenant={t}"), "/monitors?status=unknown".into(), "/monitors?format=csv".into()]),
@@ -281,6 +331,8 @@ impl IsolationFixture for Fixture {
                     ("/monitors/{id}", vec![format!("/monitors/{m}"), format!("/monitors/{m}?hours=168")]),
                     ("/faults", vec!["/faults".into(), format!("/faults?tenant={t}"), "/faults?open=1".into()]),
                     ("/faults/{id}", vec![format!("/faults/{f}")]),
+                    ("/monitors/notifications", vec!["/monitors/notifications".into(), format!("/monitors/notifications?tenant={t}")]),
+                    ("/monitors/notifications/live", vec!["/monitors/notifications/live".into(), format!("/monitors/notifications/live?tenant={t}")]),
                 ],
                 forms: vec![
                     (format!("/monitors/{m}"), form(&[("spec", &takeover_text)])),
@@ -293,6 +345,7 @@ impl IsolationFixture for Fixture {
                     (format!("/monitors/{m}/delete"), vec![]),
                     (format!("/faults/{f}/comment"), form(&[("text", "乗っ取り"), ("acknowledge", "1")])),
                     (format!("/monitors/probes/{p}/delete"), vec![]),
+                    ("/monitors/notifications/test".into(), form(&[("tenant_id", &t)])),
                     ("/monitors/new".into(), form(&[("tenant_id", &t), ("label", "乗っ取り"), ("web_url", "https://x.example/")])),
                     ("/monitors/new-custom".into(), form(&[("tenant_id", &t), ("spec", &takeover_text)])),
                 ],
@@ -310,7 +363,8 @@ impl IsolationFixture for Fixture {
                 faults.push(cx.store.get_fault(&scope, f.id).await.map_err(|e| e.to_string())?);
             }
             let probes = cx.store.list_probes(&cx.grant.tenant(cx.tenant)).await.map_err(|e| e.to_string())?;
-            Ok(format!("{monitors:?}|{faults:?}|{probes:?}"))
+            let tests = cx.store.list_notify_tests(&scope, Some(cx.tenant), 1000).await.map_err(|e| e.to_string())?;
+            Ok(format!("{monitors:?}|{faults:?}|{probes:?}|{tests:?}"))
         })
     }
 }

@@ -147,7 +147,13 @@ async fn board_view(store: &Store, a: &Authed, q: &BoardQuery) -> Result<Markup,
     }
     let shown: Vec<BoardRow> = rows.into_iter().filter(|r| q.only.is_none_or(|s| r.status() == s)).collect();
     let operator = a.principal.tenant_id().is_none();
+    let notify = super::notifications::status(store).await?;
     Ok(html! {
+        // Trouble with notifications shows where people watch: faults would go unseen.
+        @if notify.running_on.is_empty() || !notify.notices.is_empty() {
+            (super::notifications::status_view(l, &notify))
+            p { a href="/monitors/notifications" { (l.t("障害通知の設定とテスト送信 →", "Notification settings and test →")) } }
+        }
         div.cards {
             @for (s, class) in [(Status::Down, "card bad"), (Status::Unreachable, "card warn"), (Status::Degraded, "card warn"), (Status::Pending, "card warn"), (Status::Up, "card")] {
                 a class=(class) href=(format!("/monitors?status={}", s.as_str())) {
@@ -195,6 +201,7 @@ pub async fn list(State(store): State<Store>, PageAuth(a): PageAuth, uri: Uri, Q
                             button type="submit" { (l.t("絞り込み", "Filter")) }
                         }
                     }
+                    a.button href="/monitors/notifications" { (l.t("障害通知", "Notifications")) }
                     @if can_write {
                         a.button href="/monitors/new" { (l.t("標準監視を追加", "Add standard monitors")) }
                         a.button href="/monitors/new-custom" { (l.t("個別に追加", "Add one monitor")) }
