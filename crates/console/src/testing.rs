@@ -43,7 +43,7 @@ pub async fn console_with(url: &str, dir: tempfile::TempDir, registry: Registry)
     let state = AppState {
         vault,
         store,
-        bus: Bus::new(events, 64),
+        bus: Bus::new(events, 64).unwrap(),
         registry,
         config: Arc::new(ConsoleConfig { argon2_memory_kib: 64, argon2_iterations: 1, max_body_bytes: 256 * 1024, ..Default::default() }),
         metrics: Arc::new(Metrics::default()),

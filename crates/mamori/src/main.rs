@@ -76,10 +76,53 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         refresh_secs: u64,
     },
+    /// Measure this machine: `bench events` publishes events of the benchmark mix
+    /// through the real pipeline into a fresh folder and reports publish-to-searchable.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Apply database migrations and report the schema version.
     Migrate,
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Publish N events (50 tenants, 7 days, ~200-byte raw records) through the event
+    /// log into the searchable store, wait until all are searchable, and end with the
+    /// line `RATE <events/s>` (publish to searchable, whole run).
+    Events {
+        /// How many events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// A fresh (absent or empty) folder for the run; default a temporary one,
+        /// removed afterwards.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// `mamori bench events`.
+async fn bench_events(n: usize, data: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
+    anyhow::ensure!(n > 0, "--events must be at least 1");
+    let tmp;
+    let dir = match data {
+        Some(d) => {
+            anyhow::ensure!(!d.exists() || std::fs::read_dir(&d)?.next().is_none(), "{} is not empty: a benchmark needs a fresh folder", d.display());
+            d
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().join("events")
+        }
+    };
+    println!("publishing {n} events into {} …", dir.display());
+    let r = mamori_bus::bench::run(&dir, n).await?;
+    println!("acknowledged (in the log): {:.1} s, {:.0} events/s", r.acknowledged.as_secs_f64(), n as f64 / r.acknowledged.as_secs_f64());
+    println!("searchable: {:.1} s; raw data {:.1} MB/s", r.searchable.as_secs_f64(), r.raw_bytes as f64 / 1e6 / r.searchable.as_secs_f64());
+    println!("on disk: store {:.0} bytes/event, log {:.0} bytes/event", r.store_bytes as f64 / n as f64, r.log_bytes as f64 / n as f64);
+    println!("RATE {:.0} events/s", r.rate());
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn main() -> std::process::ExitCode {
@@ -122,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Events { events, data }) => bench_events(events, data).await,
         Command::User(c) => admin::user(&config, c).await,
         Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,

@@ -207,6 +207,8 @@ pub async fn demo(store: &Store, grant: &CrossTenant, bus: &Bus, hasher: &Passwo
     store.put_policy(&system, &actor, Some(tenants[1].0.id), &retention, json!({"events_days": 730})).await?;
     let ids: Vec<TenantId> = tenants.iter().map(|(t, _)| t.id).collect();
     bus.publish(sample_events(&ids, mamori_core::time::now_ms())).await?;
+    // The demo is searchable when the console opens.
+    bus.searchable().await;
     Ok(creds)
 }
 

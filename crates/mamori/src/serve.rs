@@ -72,7 +72,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let first_start = crate::prepare_data_dir(&data)?;
     let (store, authority) = Store::open(&config.database_url()).await.context("cannot open the config store")?;
     let events = EventStore::open(&data.join("events")).context("cannot open the event store")?;
-    let bus = Bus::new(events, 4096);
+    let bus = Bus::new(events, 4096).context("cannot open the event log")?;
     let hasher = mamori_console::auth::PasswordHasher::new(config.console.argon2_memory_kib, config.console.argon2_iterations);
 
     // First start: an operator to log in with, and the demo unless turned off.

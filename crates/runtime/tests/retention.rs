@@ -24,7 +24,7 @@ async fn f18_a_saved_retention_policy_takes_effect_within_seconds() {
         let events_dir = tempfile::tempdir().unwrap();
         let (store, authority) = Store::open(&url).await.unwrap();
         let grant = authority.grant("test", "test").await.unwrap();
-        let bus = Bus::new(EventStore::open(events_dir.path()).unwrap(), 64);
+        let bus = Bus::new(EventStore::open(events_dir.path()).unwrap(), 64).unwrap();
         let mk = |five: &str, name: &str, kind: &str| NewTenant {
             code: mamori_core::LocalGovCode::from_five(five).unwrap().to_string(),
             name: name.into(),
@@ -42,6 +42,7 @@ async fn f18_a_saved_retention_policy_takes_effect_within_seconds() {
             old.push(Event::new(t, now - days * 86_400_000, EventClass::NETWORK_ACTIVITY, format!("{days} days old"), "test"));
         }
         bus.publish(old).await.unwrap();
+        bus.searchable().await;
 
         let registry = Registry::builtin();
         let sections = [("retention".to_string(), json!({"interval_secs": 3600}))].into_iter().collect();

@@ -81,7 +81,7 @@ async fn a_panicking_component_is_restarted_counted_and_shown_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let (store, authority) = Store::open(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
     let grant = authority.grant("test", "test").await.unwrap();
-    let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16);
+    let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16).unwrap();
     let pref = mamori_core::NewTenant {
         code: mamori_core::LocalGovCode::from_five("39000").unwrap().to_string(),
         name: "サンプル県".into(),
@@ -162,7 +162,7 @@ async fn a_singleton_runs_on_one_node_and_fails_over() {
         let mut nodes = Vec::new();
         for i in 0..2 {
             let node = Node::new(NodeOptions { name: format!("n{i}"), ..options.clone() });
-            let bus = Bus::new(EventStore::open(&dir.path().join(format!("events-{backend}-{i}"))).unwrap(), 16);
+            let bus = Bus::new(EventStore::open(&dir.path().join(format!("events-{backend}-{i}"))).unwrap(), 16).unwrap();
             let running = Plan::check(&registry, &sections, |_| true, &[])
                 .unwrap()
                 .bind()

@@ -40,7 +40,7 @@ async fn f06_resolver_follows_changes_made_on_another_node() {
     }
     there.create_tenant(&system, &actor, town("39301", "東町", &["192.168.1.0/24@wan-a"], "higashi.example.lg.jp")).await.unwrap();
 
-    let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16);
+    let bus = Bus::new(EventStore::open(&dir.path().join("events")).unwrap(), 16).unwrap();
     let node = Node::default();
     let running = Plan::check(&Registry::default(), &Default::default(), |_| true, &[])
         .unwrap()

@@ -81,6 +81,7 @@ pub async fn submit(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
     let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     let n = state.bus.publish(events).await.map_err(|e| match e {
         mamori_bus::BusError::Store(s) => AppError::from(s),
+        mamori_bus::BusError::Log(l) => AppError::Internal(l.to_string()),
     })?;
     created(json!({ "accepted": n, "ids": ids }))
 }

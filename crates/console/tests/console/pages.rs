@@ -136,6 +136,7 @@ async fn tenants_audit_and_events_sort_page_and_export() {
             let (status, body) = c.api("POST", "/api/v1/events", &s, Some(ev)).await;
             assert_eq!(status, StatusCode::CREATED, "{body}");
         }
+        c.state.bus.searchable().await;
         let from = mamori_core::time::now_ms() - 86_400_000;
         let (_, page) = c.get(&format!("/events?from={from}&sort=severity&dir=desc"), &s).await;
         let (high, mid, low) = (page.find("ev-high").expect(&page), page.find("ev-mid").unwrap(), page.find("ev-low").unwrap());

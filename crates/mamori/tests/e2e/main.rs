@@ -8,6 +8,8 @@
 //! - `proxy`: behind a real nginx reverse proxy, client addresses from `X-Forwarded-For`.
 //! - `cluster`: component config checked at start, root given up after binding, the
 //!   singleton monitor on two nodes sharing PostgreSQL and its failover.
+//! - `events`: events posted through the API while the server is killed: every
+//!   acknowledged one is searchable after the restart, none twice.
 //! - `accounts`: a maintenance vendor made by the CLI, refused once its account expired.
 //! - `vault`: secrets never leave as text (logs, audit, API, files, `mamori init`); the
 //!   master key file, a wrong key refused at start, rotation.
@@ -15,6 +17,7 @@
 mod accounts;
 mod basics;
 mod cluster;
+mod events;
 mod hardening;
 mod https;
 mod proxy;

@@ -71,6 +71,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         let event_b = Event::new(b.id, now, EventClass::HTTP_ACTIVITY, "MARKERB イベント", "test");
         let event_a = Event::new(a.id, now, EventClass::HTTP_ACTIVITY, "own event", "test");
         c.state.bus.publish(vec![event_b.clone(), event_a]).await.unwrap();
+        c.state.bus.searchable().await;
         let retention = mamori_runtime::retention::RetentionPolicy;
         c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
         let fixtures = seed_parts(&c, &assembly, b.id).await;
@@ -229,6 +230,7 @@ async fn every_documented_route_is_served() {
         let (tok_id, tok) = c.token(op, Role::OperatorAdmin, "op").await;
         let e = Event::new(a.id, mamori_core::time::now_ms() - 1000, EventClass::HTTP_ACTIVITY, "x", "t");
         c.state.bus.publish(vec![e.clone()]).await.unwrap();
+        c.state.bus.searchable().await;
         let auth = Auth::Bearer(tok);
         let fixtures = seed_parts(&c, &assembly, a.id).await;
         let probe_token = {

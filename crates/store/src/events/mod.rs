@@ -33,6 +33,7 @@
 //! still be safe, SQLite locks, but would defeat group commit).
 
 mod day;
+pub mod mix;
 mod query;
 mod schema;
 mod writer;
@@ -79,6 +80,17 @@ pub enum EventStoreError {
     /// A background task failed.
     #[error("event store task failed: {0}")]
     Task(String),
+}
+
+/// An event read back from the event log ([`EventStore::index`]).
+#[derive(Clone, Debug)]
+pub struct Logged {
+    /// Its offset in the log.
+    pub offset: u64,
+    /// The event.
+    pub event: Event,
+    /// Its OCSF document as written in the log.
+    pub doc: String,
 }
 
 /// What [`EventStore::purge`] did.
@@ -182,6 +194,27 @@ impl EventStore {
         let (tx, rx) = sync_channel(1);
         self.send(Command::Append { rows, reply: Reply::Blocking(tx) })?;
         rx.recv().map_err(|_| EventStoreError::Closed)?
+    }
+
+    /// Checks `events` as [`EventStore::append`] does and returns each one's OCSF
+    /// document, for the event log: what passes here is indexed from there without
+    /// another check.
+    pub fn check(events: &[Event]) -> Result<Vec<String>, EventStoreError> {
+        writer::check(events)
+    }
+
+    /// Stores events read back from the event log, once they are committed. An event
+    /// at or before the last offset its day partition holds is already there (indexed
+    /// before a restart) and is skipped, so a replay stores nothing twice. Offsets must
+    /// ascend within a call and from call to call.
+    pub async fn index(&self, logged: Vec<Logged>) -> Result<u64, EventStoreError> {
+        if logged.is_empty() {
+            return Ok(0);
+        }
+        let rows = logged.into_iter().map(|l| writer::row(l.event, l.doc, Some(l.offset))).collect();
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Append { rows, reply: Reply::Async(tx) })?;
+        rx.await.map_err(|_| EventStoreError::Closed)?
     }
 
     async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EventStoreError> + Send + 'static) -> Result<T, EventStoreError> {

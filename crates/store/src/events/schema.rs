@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version kept in `PRAGMA user_version`; 0 means "being created".
-/// Version 2 added the field indexes (`FIELD_INDEXES`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added the field indexes (`FIELD_INDEXES`), version 3 the event-log
+/// offset the partition holds (`LOG_META`).
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -39,6 +40,17 @@ CREATE INDEX IF NOT EXISTS events_dst_ip_time ON events(dst_ip, time) WHERE dst_
 CREATE INDEX IF NOT EXISTS events_user_time ON events(user, time) WHERE user IS NOT NULL;
 ";
 
+/// The last event-log offset whose event the partition holds (events indexed from
+/// the log; a replay after a restart skips those at or before it).
+const LOG_META: &str = "
+CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), log_offset INTEGER NOT NULL);
+";
+
+/// Reads the partition's last event-log offset.
+pub(crate) const LOG_OFFSET: &str = "SELECT log_offset FROM log_meta WHERE id = 1";
+/// Sets it.
+pub(crate) const SET_LOG_OFFSET: &str = "INSERT INTO log_meta (id, log_offset) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET log_offset = excluded.log_offset";
+
 /// Inserts one event row (the FTS row follows with rowid = seq).
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, time, tenant, class_uid, severity_id, disposition_id, src_ip, dst_ip, user, message, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 /// Inserts the full-text row of an event.
@@ -59,11 +71,13 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, EventStoreError> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")?;
     conn.set_prepared_statement_cache_capacity(32);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 || version == 1 {
-        // New partition, or one of version 1 that lacks the field indexes.
+    if (0..SCHEMA_VERSION).contains(&version) {
+        // New partition, or an older one: what it lacks is added (every statement is
+        // IF NOT EXISTS).
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
         tx.execute_batch(FIELD_INDEXES)?;
+        tx.execute_batch(LOG_META)?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;
     } else if version != SCHEMA_VERSION {

@@ -1,10 +1,10 @@
 //! The single writer thread: group commit of appends and retention purges.
 
 use super::day::{DAY_MS, END_TIME_MS, MIN_TIME_MS, day_of, day_start, list_partitions, partition_path};
-use super::schema::{INSERT_EVENT, INSERT_FTS, open_writer};
+use super::schema::{INSERT_EVENT, INSERT_FTS, LOG_OFFSET, SET_LOG_OFFSET, open_writer};
 use super::{EventStoreError, PurgeReport};
 use mamori_core::{Event, Problem, Problems, TenantId};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub(crate) struct Row {
     message: String,
     doc: String,
     text: String,
+    /// Its offset in the event log (events indexed from there).
+    offset: Option<i64>,
 }
 
 /// Where the writer sends a result.
@@ -68,13 +70,13 @@ pub(crate) enum Command {
     Purge { now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>, reply: Reply<PurgeReport> },
 }
 
-/// Checks and serializes a batch; refuses the whole batch when any event is out of
-/// bounds (time outside 2000–2200, id time differing from the event time, or beyond
-/// the limits the store needs to read it back).
-pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
+/// Checks a batch and serializes each event's OCSF document; refuses the whole batch
+/// when any event is out of bounds (time outside 2000–2200, id time differing from the
+/// event time, or beyond the limits the store needs to read it back).
+pub(crate) fn check(events: &[Event]) -> Result<Vec<String>, EventStoreError> {
     let mut problems = Problems::default();
-    let mut rows = Vec::with_capacity(events.len());
-    for (i, e) in events.into_iter().enumerate() {
+    let mut docs = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
         if problems.0.len() >= MAX_PROBLEMS {
             break;
         }
@@ -100,35 +102,41 @@ pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
                 .within(&at),
             );
         }
-        let doc = match e.checked_ocsf() {
-            Ok(ocsf) => serde_json::to_string(&ocsf).unwrap_or_default(),
-            Err(ps) => {
-                ps.0.into_iter().for_each(|p| problems.push(p.within(&at)));
-                String::new()
-            }
-        };
-        if !problems.is_empty() {
-            // The batch is refused anyway; the rest is only checked.
-            continue;
+        match e.checked_ocsf() {
+            Ok(ocsf) if problems.is_empty() => docs.push(serde_json::to_string(&ocsf).unwrap_or_default()),
+            Ok(_) => {}
+            Err(ps) => ps.0.into_iter().for_each(|p| problems.push(p.within(&at))),
         }
-        let text = e.search_text();
-        rows.push(Row {
-            day: day_of(e.time),
-            time: e.time,
-            id: e.id.to_string(),
-            tenant: e.tenant.to_string(),
-            class_uid: i64::from(e.class.0),
-            severity_id: i64::from(e.severity.0),
-            disposition_id: e.disposition.map(|d| i64::from(d.0)),
-            src_ip: e.src.and_then(|s| s.ip),
-            dst_ip: e.dst.and_then(|d| d.ip),
-            user: e.user,
-            message: e.message,
-            doc,
-            text,
-        });
     }
-    if problems.is_empty() { Ok(rows) } else { Err(EventStoreError::Rejected(problems)) }
+    if problems.is_empty() { Ok(docs) } else { Err(EventStoreError::Rejected(problems)) }
+}
+
+/// Checks and serializes a batch ([`check`]) into rows.
+pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
+    let docs = check(&events)?;
+    Ok(events.into_iter().zip(docs).map(|(e, doc)| row(e, doc, None)).collect())
+}
+
+/// The row of an event whose document is `doc`; `offset` is its place in the event
+/// log when it comes from there.
+pub(crate) fn row(e: Event, doc: String, offset: Option<u64>) -> Row {
+    let text = e.search_text();
+    Row {
+        day: day_of(e.time),
+        time: e.time,
+        id: e.id.to_string(),
+        tenant: e.tenant.to_string(),
+        class_uid: i64::from(e.class.0),
+        severity_id: i64::from(e.severity.0),
+        disposition_id: e.disposition.map(|d| i64::from(d.0)),
+        src_ip: e.src.and_then(|s| s.ip),
+        dst_ip: e.dst.and_then(|d| d.ip),
+        user: e.user,
+        message: e.message,
+        doc,
+        text,
+        offset: offset.and_then(|o| i64::try_from(o).ok()),
+    }
 }
 
 /// Returns a copy of an error for another waiter of the same failed commit.
@@ -144,8 +152,9 @@ fn copy_error(e: &EventStoreError) -> EventStoreError {
 /// The writer's state: the store's folder and the partitions it keeps open.
 struct Writer {
     dir: PathBuf,
-    /// Open partitions, least recently used first.
-    conns: Vec<(i64, Connection)>,
+    /// Open partitions, least recently used first, each with the last event-log
+    /// offset it holds (-1: none).
+    conns: Vec<(i64, Connection, i64)>,
 }
 
 /// Runs the writer loop until every sender is gone.
@@ -181,26 +190,27 @@ pub(crate) fn run(dir: PathBuf, rx: Receiver<Command>) {
 
 impl Writer {
     /// Returns the cached connection of a day, opening (and creating) it when needed.
-    fn conn(&mut self, day: i64) -> Result<&mut Connection, EventStoreError> {
-        if let Some(pos) = self.conns.iter().position(|(d, _)| *d == day) {
+    fn conn(&mut self, day: i64) -> Result<(&mut Connection, &mut i64), EventStoreError> {
+        if let Some(pos) = self.conns.iter().position(|(d, _, _)| *d == day) {
             let entry = self.conns.remove(pos);
             self.conns.push(entry);
         } else {
             let conn = open_writer(&partition_path(&self.dir, day))?;
+            let offset: i64 = conn.query_row(LOG_OFFSET, [], |r| r.get(0)).optional()?.unwrap_or(-1);
             if self.conns.len() >= CACHED_PARTITIONS {
                 self.conns.remove(0);
             }
-            self.conns.push((day, conn));
+            self.conns.push((day, conn, offset));
         }
         match self.conns.last_mut() {
-            Some((_, c)) => Ok(c),
+            Some((_, c, o)) => Ok((c, o)),
             None => Err(EventStoreError::Write("no partition connection".into())),
         }
     }
 
     /// Closes the cached connection of a day, if any.
     fn forget(&mut self, day: i64) {
-        self.conns.retain(|(d, _)| *d != day);
+        self.conns.retain(|(d, _, _)| *d != day);
     }
 
     /// Writes every pending batch (one transaction per day) and answers the callers.
@@ -239,14 +249,26 @@ impl Writer {
     }
 
     /// Writes the given rows of one day in one transaction.
+    ///
+    /// Rows from the event log at or before the last offset the partition holds are
+    /// already in it (indexed before a restart) and are skipped, so replaying the log
+    /// never stores an event twice; the partition's last offset is written in the same
+    /// transaction as its rows.
     fn write_day(&mut self, day: i64, batches: &[(Vec<Row>, Reply<u64>)], refs: &[(usize, usize)]) -> Result<(), EventStoreError> {
-        let conn = self.conn(day)?;
+        let (conn, held) = self.conn(day)?;
+        let mut last = *held;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut ins = tx.prepare_cached(INSERT_EVENT)?;
             let mut fts = tx.prepare_cached(INSERT_FTS)?;
             for (b, r) in refs {
                 let Some(row) = batches.get(*b).and_then(|(rows, _)| rows.get(*r)) else { continue };
+                if let Some(o) = row.offset {
+                    if o <= last {
+                        continue;
+                    }
+                    last = o;
+                }
                 ins.execute(params![
                     row.id,
                     row.time,
@@ -263,8 +285,12 @@ impl Writer {
                 let seq = tx.last_insert_rowid();
                 fts.execute(params![seq, row.text])?;
             }
+            if last != *held {
+                tx.prepare_cached(SET_LOG_OFFSET)?.execute(params![last])?;
+            }
         }
         tx.commit()?;
+        *held = last;
         Ok(())
     }
 
@@ -291,8 +317,8 @@ impl Writer {
             }
             let explicit: Vec<String> = per_tenant.keys().map(|t| t.to_string()).collect();
             let explicit = serde_json::to_string(&explicit).map_err(|e| EventStoreError::Write(e.to_string()))?;
-            let deleted = match self.conns.iter_mut().find(|(d, _)| *d == day) {
-                Some((_, conn)) => purge_day(conn, start, default_cutoff, &explicit, &tenant_cutoffs)?,
+            let deleted = match self.conns.iter_mut().find(|(d, _, _)| *d == day) {
+                Some((_, conn, _)) => purge_day(conn, start, default_cutoff, &explicit, &tenant_cutoffs)?,
                 None => purge_day(&mut open_writer(&path)?, start, default_cutoff, &explicit, &tenant_cutoffs)?,
             };
             report.events_deleted += deleted;

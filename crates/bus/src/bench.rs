@@ -1,0 +1,76 @@
+//! The pipeline measured the way `mamori bench events` and `cargo bench -p mamori-bus`
+//! report it: `n` events of the benchmark mix ([`mamori_store::events::mix`]) published
+//! in batches of 1,000 by a few concurrent publishers into a fresh folder, timed until
+//! every one is searchable.
+
+use crate::{Bus, BusError, BusOptions};
+use mamori_store::events::EventStore;
+use mamori_store::events::mix::Mix;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Events per published batch.
+pub const BATCH: usize = 1000;
+/// Concurrent publishers (as several components or API clients would be).
+pub const PUBLISHERS: usize = 4;
+
+/// What a run measured.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Events published.
+    pub events: usize,
+    /// Time until the last was acknowledged (in the log).
+    pub acknowledged: Duration,
+    /// Time until the last was searchable (the whole run).
+    pub searchable: Duration,
+    /// Bytes of raw records (`raw_data`) published.
+    pub raw_bytes: u64,
+    /// Bytes of the searchable store on disk.
+    pub store_bytes: u64,
+    /// Bytes of the log on disk.
+    pub log_bytes: u64,
+}
+
+impl Report {
+    /// Events per second, publish to searchable.
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.searchable.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the pipeline on `n` events in `dir` (which must be empty or absent). Events
+/// are generated before the clock starts.
+pub async fn run(dir: &Path, n: usize) -> Result<Report, BusError> {
+    let mut mix = Mix::new(n, mamori_core::time::now_ms());
+    let mut batches = Vec::with_capacity(n.div_ceil(BATCH));
+    let mut raw_bytes = 0u64;
+    for from in (0..n).step_by(BATCH) {
+        let b = mix.batch(from, (from + BATCH).min(n));
+        raw_bytes += b.iter().filter_map(|e| e.raw.as_ref()).map(|r| r.len() as u64).sum::<u64>();
+        batches.push(b);
+    }
+    // Oldest first, as events arrive.
+    batches.reverse();
+    let bus = Bus::open(EventStore::open(dir)?, BusOptions::default())?;
+    let started = Instant::now();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+    let mut publishers = Vec::new();
+    for _ in 0..PUBLISHERS {
+        let (bus, queue) = (bus.clone(), queue.clone());
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(batch) = next else { return Ok::<(), BusError>(()) };
+                bus.publish(batch).await?;
+            }
+        }));
+    }
+    for p in publishers {
+        p.await.map_err(|e| BusError::Log(crate::log::LogError::Write(e.to_string())))??;
+    }
+    let acknowledged = started.elapsed();
+    bus.searchable().await;
+    let searchable = started.elapsed();
+    let store_bytes = bus.events().partitions()?.iter().map(|p| p.bytes).sum();
+    Ok(Report { events: n, acknowledged, searchable, raw_bytes, store_bytes, log_bytes: bus.pipeline().log_bytes })
+}
