@@ -259,7 +259,7 @@ impl Log {
         std::fs::create_dir_all(dir)?;
         let segs = segments(dir)?;
         let stats = Arc::new(LogStats::default());
-        let (base, end, file, size) = match segs.last() {
+        let (end, file, size) = match segs.last() {
             Some((base, path)) => {
                 let mut f = OpenOptions::new().read(true).write(true).open(path)?;
                 let mut buf = Vec::new();
@@ -276,17 +276,17 @@ impl Log {
                 }
                 f.seek(SeekFrom::Start(valid_end as u64))?;
                 let end = records.last().map(|(o, _, _)| o + 1).unwrap_or(*base).max(*base);
-                (*base, end, f, valid_end as u64)
+                (end, f, valid_end as u64)
             }
             None => {
                 let f = create_segment(dir, 0)?;
-                (0, 0, f, 0)
+                (0, f, 0)
             }
         };
         let (end_tx, _) = watch::channel(end);
         let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Shared { dir: dir.to_path_buf(), tx: Mutex::new(Some(tx)), thread: Mutex::new(None), end: end_tx, stats });
-        let writer = Writer { dir: dir.to_path_buf(), file, base, size, next: end, options, shared: Arc::downgrade(&shared) };
+        let writer = Writer { dir: dir.to_path_buf(), file, size, next: end, options, shared: Arc::downgrade(&shared) };
         let thread = std::thread::Builder::new().name("mamori-event-log".into()).spawn(move || writer.run(rx))?;
         if let Ok(mut t) = shared.thread.lock() {
             *t = Some(thread);
@@ -373,7 +373,6 @@ fn create_segment(dir: &Path, base: u64) -> io::Result<File> {
 struct Writer {
     dir: PathBuf,
     file: File,
-    base: u64,
     size: u64,
     next: u64,
     options: LogOptions,
@@ -446,7 +445,6 @@ impl Writer {
     fn rotate(&mut self) -> io::Result<()> {
         self.file.sync_all()?;
         self.file = create_segment(&self.dir, self.next)?;
-        self.base = self.next;
         self.size = 0;
         Ok(())
     }

@@ -29,9 +29,8 @@ async fn grant() -> (tempfile::TempDir, CrossTenant) {
 }
 
 async fn count(bus: &Bus, scope: &Scope) -> usize {
-    let q = EventQuery { from_ms: BASE - 1, to_ms: BASE + 86_400_000, limit: 1000, ..Default::default() };
+    let mut q = EventQuery { from_ms: BASE - 1, to_ms: BASE + 86_400_000, limit: 1000, ..Default::default() };
     let mut total = 0;
-    let mut q = q;
     loop {
         let page = bus.events().query(scope, &q).await.unwrap();
         total += page.events.len();

@@ -177,7 +177,11 @@ impl EventStore {
         if events.is_empty() {
             return Ok(0);
         }
-        let rows = writer::prepare(events)?;
+        self.write(writer::prepare(events)?).await
+    }
+
+    /// Hands rows to the writer thread and waits until they are committed.
+    async fn write(&self, rows: Vec<writer::Row>) -> Result<u64, EventStoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Append { rows, reply: Reply::Async(tx) })?;
         rx.await.map_err(|_| EventStoreError::Closed)?
@@ -211,10 +215,7 @@ impl EventStore {
         if logged.is_empty() {
             return Ok(0);
         }
-        let rows = logged.into_iter().map(|l| writer::row(l.event, l.doc, Some(l.offset))).collect();
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Append { rows, reply: Reply::Async(tx) })?;
-        rx.await.map_err(|_| EventStoreError::Closed)?
+        self.write(logged.into_iter().map(|l| writer::row(l.event, l.doc, Some(l.offset))).collect()).await
     }
 
     async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EventStoreError> + Send + 'static) -> Result<T, EventStoreError> {
