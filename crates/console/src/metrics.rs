@@ -101,7 +101,7 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     events_published: Gauge<i64, AtomicI64>,
     live_lagged: Gauge<i64, AtomicI64>,
-    pipeline: [Gauge<i64, AtomicI64>; 5],
+    pipeline: [Gauge<i64, AtomicI64>; 6],
     http: HttpServerMetrics,
 }
 
@@ -125,13 +125,14 @@ impl Metrics {
         registry.register("logins", "Login attempts by result", logins.clone());
         registry.register("events_published", "Events acknowledged (in the event log) since start", events_published.clone());
         registry.register("live_events_lagged", "Live event copies lost by slow subscribers since start", live_lagged.clone());
-        let pipeline: [Gauge<i64, AtomicI64>; 5] = Default::default();
+        let pipeline: [Gauge<i64, AtomicI64>; 6] = Default::default();
         for (g, (name, help)) in pipeline.iter().zip([
             ("event_log_end", "Offset after the last event acknowledged in the event log"),
             ("event_log_indexed", "Offset up to which logged events are searchable"),
             ("event_index_lag", "Events acknowledged but not yet searchable"),
             ("event_log_damaged", "Damaged event-log records found and skipped since start"),
             ("event_log_bytes", "Bytes of the event log on disk"),
+            ("event_blocks_damaged", "Damaged event-store blocks queries found and skipped since start"),
         ]) {
             registry.register(name, help, g.clone());
         }
@@ -169,7 +170,14 @@ pub async fn render(State(state): State<AppState>, parts: axum::http::request::P
     state.metrics.live_lagged.set(stats.lagged.load(Ordering::Relaxed) as i64);
     let p = state.bus.pipeline();
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    for (g, v) in state.metrics.pipeline.iter().zip([p.log_end, p.indexed, p.log_end.saturating_sub(p.indexed), p.damaged, p.log_bytes]) {
+    for (g, v) in state.metrics.pipeline.iter().zip([
+        p.log_end,
+        p.indexed,
+        p.log_end.saturating_sub(p.indexed),
+        p.damaged,
+        p.log_bytes,
+        state.bus.events().damaged_blocks(),
+    ]) {
         g.set(gauge(v));
     }
     state.metrics.http.copy();

@@ -490,6 +490,12 @@ impl Event {
     /// they hold, else every problem. The event store refuses events that fail it, so
     /// anything stored can be read back by [`Event::from_ocsf`].
     pub fn checked_ocsf(&self) -> Result<Value, Problems> {
+        self.checked_ocsf_text().map(|(doc, _)| doc)
+    }
+
+    /// Returns what [`Event::checked_ocsf`] returns and the document serialized
+    /// (serialized once: the size check needs it anyway).
+    pub fn checked_ocsf_text(&self) -> Result<(Value, String), Problems> {
         let mut problems = Problems::default();
         if !(1000..=99_999).contains(&self.class.0) {
             problems.push(Problem::new("class_uid", "invalid_class", "class_uid（OCSF クラス番号）が正しくありません", "class_uid is not a valid OCSF class"));
@@ -511,12 +517,16 @@ impl Event {
             problems.push(Problem::new("raw_data", "too_long", "raw_data が長すぎます（64 KiB まで）", "raw_data is too long (at most 64 KiB)"));
         }
         let doc = self.to_ocsf();
+        let mut text = String::new();
         if json_depth(&doc) > MAX_DEPTH + 2 {
             problems.push(Problem::new("", "too_deep", "イベントの入れ子が深すぎます", "event nesting is too deep"));
-        } else if doc.to_string().len() > MAX_EVENT_BYTES {
-            problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)"));
+        } else {
+            text = doc.to_string();
+            if text.len() > MAX_EVENT_BYTES {
+                problems.push(Problem::new("", "too_large", "イベントが大きすぎます（256 KiB まで）", "event is too large (at most 256 KiB)"));
+            }
         }
-        problems.into_result(doc)
+        problems.into_result((doc, text))
     }
 
     /// Returns the text the full-text index holds for this event.

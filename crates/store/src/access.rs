@@ -273,6 +273,14 @@ impl Scope {
         true
     }
 
+    /// Returns a scope of these tenants without a holder, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn of_tenants_for_tests(tenants: &[TenantId]) -> Scope {
+        let mut ts = tenants.to_vec();
+        ts.sort();
+        Scope { span: if ts.is_empty() { Span::None } else { Span::Some(Arc::from(ts)) }, holder: None }
+    }
+
     fn of(tenants: &[TenantId], holder: Arc<Holder>) -> Scope {
         let mut ts = tenants.to_vec();
         ts.sort();

@@ -301,9 +301,16 @@ async fn f18_histogram_totals_equal_query_counts() {
     }
 }
 
-fn fts_hits(dir: &Path, day: &str, term: &str) -> i64 {
-    let conn = rusqlite::Connection::open(dir.join(format!("{day}.sqlite"))).unwrap();
-    conn.query_row("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1", [format!("\"{term}\"")], |r| r.get(0)).unwrap()
+/// Events of `tenant` on `day` that a text search for the tenant's id finds.
+async fn text_hits(store: &EventStore, grant: &CrossTenant, day: &str, tenant: TenantId) -> usize {
+    let start = days_since_epoch(day) * DAY;
+    let q = EventQuery { text: Some(tenant.to_string()), limit: 1000, ..EventQuery::between(start, start + DAY) };
+    walk(store, &grant.scope(), &q).await.len()
+}
+
+fn days_since_epoch(day: &str) -> i64 {
+    let d = time::Date::parse(day, &time::format_description::well_known::Iso8601::DATE).unwrap();
+    (d - time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap()).whole_days()
 }
 
 #[tokio::test]
@@ -325,7 +332,7 @@ async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert!(days_before.iter().all(|p| p.bytes > 0));
     let old_day = days_before[0].day.clone();
     let mid_day = days_before[1].day.clone();
-    assert_eq!(fts_hits(dir.path(), &mid_day, &short.to_string()), 1);
+    assert_eq!(text_hits(&store, &grant, &mid_day, short).await, 1);
 
     let retention = HashMap::from([(short, 2), (long, 30)]);
     let report = store.purge(&grant, now, 10, retention.clone()).await.unwrap();
@@ -335,8 +342,7 @@ async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     let after = store.partitions().unwrap();
     assert_eq!(after.len(), days_before.len() - 1);
     assert!(after.iter().all(|p| p.day != old_day));
-    assert!(!dir.path().join(format!("{old_day}.sqlite")).exists());
-    assert!(!dir.path().join(format!("{old_day}.sqlite-wal")).exists());
+    assert!(!dir.path().join(&old_day).exists());
 
     let left = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..EventQuery::between(now - 399 * DAY, now + DAY) }).await;
     let keep = |e: &Event| {
@@ -353,9 +359,9 @@ async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     let want: HashSet<EventId> = events.iter().filter(|e| keep(e)).map(|e| e.id).collect();
     assert_eq!(left.iter().copied().collect::<HashSet<_>>(), want);
     assert_eq!(left.len(), 18 - 3 - 4);
-    // The full-text rows went with the events.
-    assert_eq!(fts_hits(dir.path(), &mid_day, &short.to_string()), 0);
-    assert_eq!(fts_hits(dir.path(), &mid_day, &long.to_string()), 1);
+    // Full text finds only what is kept.
+    assert_eq!(text_hits(&store, &grant, &mid_day, short).await, 0);
+    assert_eq!(text_hits(&store, &grant, &mid_day, long).await, 1);
     // Purging again changes nothing; new appends still work.
     assert_eq!(store.purge(&grant, now, 10, retention).await.unwrap().events_deleted, 0);
     assert_eq!(store.append(vec![event(short, now, EventClass::HTTP_ACTIVITY, "after purge")]).await.unwrap(), 1);
@@ -369,17 +375,10 @@ async fn f18_appended_events_survive_a_restart() {
     let d = data();
     {
         let store = store_with(dir.path(), &d).await;
-        // A crash right now: the files as they are on disk (database and WAL, without
-        // the shared-memory index) hold every event whose append returned.
+        // A crash right now: the files as they are on disk hold every event whose
+        // append returned.
         let crashed = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            if !name.ends_with("-shm") {
-                std::fs::copy(&path, crashed.path().join(name)).unwrap();
-            }
-        }
-        assert!(std::fs::read_dir(crashed.path()).unwrap().any(|e| e.unwrap().file_name().to_str().unwrap().ends_with("-wal")), "the WAL was copied");
+        copy_tree(dir.path(), crashed.path());
         let copy = EventStore::open(crashed.path()).unwrap();
         assert_eq!(walk(&copy, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await.len(), d.events.len());
         drop(copy);
@@ -394,6 +393,19 @@ async fn f18_appended_events_survive_a_restart() {
         assert_eq!(store.get(&grant.scope(), e.id).await.unwrap().unwrap().event, *e);
     }
     assert_eq!(store.partitions().unwrap().len(), 3);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, target).unwrap();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,8 +440,8 @@ async fn f18_concurrent_appends_are_all_committed() {
 async fn f18_a_failing_partition_fails_only_the_batches_that_write_to_it() {
     let grant = cross_tenant().await;
     let dir = tempfile::tempdir().unwrap();
-    // A folder where the day's database file should be: it cannot be opened.
-    std::fs::create_dir(dir.path().join("2025-11-20.sqlite")).unwrap();
+    // A file where the day's partition folder should be: it cannot be created.
+    std::fs::write(dir.path().join("2025-11-20"), "not a partition").unwrap();
     let store = EventStore::open(dir.path()).unwrap();
     let t = TenantId::new();
     let broken = || vec![event(t, BASE + 10, EventClass::HTTP_ACTIVITY, "broken day")];
@@ -437,9 +449,9 @@ async fn f18_a_failing_partition_fails_only_the_batches_that_write_to_it() {
     let both = || vec![event(t, BASE + 20, EventClass::HTTP_ACTIVITY, "broken"), event(t, BASE + DAY + 20, EventClass::HTTP_ACTIVITY, "fine")];
     // Queued together, so they share one group commit.
     let (a, b, c, d) = tokio::join!(store.append(broken()), store.append(fine()), store.append(broken()), store.append(both()));
-    assert!(matches!(a, Err(EventStoreError::Sqlite(_))), "{a:?}");
+    assert!(matches!(a, Err(EventStoreError::Io(_))), "{a:?}");
     assert_eq!(b.unwrap(), 1);
-    assert!(matches!(c, Err(EventStoreError::Sqlite(_))), "{c:?}");
+    assert!(matches!(c, Err(EventStoreError::Io(_))), "{c:?}");
     assert!(d.is_err(), "a batch with a failed day reports the failure");
     let got = store.query(&grant.scope(), &EventQuery { limit: 1000, ..range() }).await.unwrap();
     assert_eq!(got.events.iter().map(|e| e.event.message.as_str()).collect::<Vec<_>>(), ["fine", "fine day"]);
@@ -561,4 +573,46 @@ async fn f18_hostile_queries_are_refused_or_harmless() {
     assert_eq!(all_ids.len(), d.events.len());
     let page = store.query(&s, &EventQuery { text: Some("\"".into()), ..range() }).await.unwrap();
     assert!(page.events.is_empty());
+}
+
+#[tokio::test]
+async fn f18_damaged_partition_files_lose_only_what_is_damaged() {
+    let grant = cross_tenant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = TenantId::new();
+    let day = |i: i64| event(t, BASE + i * 1000, EventClass::HTTP_ACTIVITY, &format!("県庁への不正アクセス {i}"));
+    {
+        let store = EventStore::open(dir.path()).unwrap();
+        // Three appends: three blocks.
+        for r in [0..100, 100..200, 200..300] {
+            store.append(r.map(day).collect()).await.unwrap();
+        }
+    }
+    let part = dir.path().join("2025-11-20");
+    let all = || EventQuery { limit: 1000, ..EventQuery::between(BASE, BASE + DAY) };
+    // A crash in the middle of a flush: bytes after the last block and half an entry.
+    let mut data = std::fs::OpenOptions::new().append(true).open(part.join("blocks.dat")).unwrap();
+    std::io::Write::write_all(&mut data, &[0xab; 5000]).unwrap();
+    let mut idx = std::fs::OpenOptions::new().append(true).open(part.join("blocks.idx")).unwrap();
+    std::io::Write::write_all(&mut idx, b"MMD1\x46\x00\x00\x00garbage").unwrap();
+    drop((data, idx));
+    {
+        let store = EventStore::open(dir.path()).unwrap();
+        assert_eq!(walk(&store, &grant.scope(), &all()).await.len(), 300);
+        // The writer cuts the tail off before it appends.
+        store.append(vec![day(300)]).await.unwrap();
+        assert_eq!(walk(&store, &grant.scope(), &all()).await.len(), 301);
+    }
+    // A flipped bit in the middle block: its rows are lost, the rest is read, and the
+    // damage is counted.
+    let mut bytes = std::fs::read(part.join("blocks.dat")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(part.join("blocks.dat"), bytes).unwrap();
+    let store = EventStore::open(dir.path()).unwrap();
+    let got = walk(&store, &grant.scope(), &all()).await.len();
+    assert!((200..=201).contains(&got), "{got} events read");
+    assert_eq!(store.damaged_blocks(), 1);
+    let text = EventQuery { text: Some("不正アクセス".into()), ..all() };
+    assert_eq!(walk(&store, &grant.scope(), &text).await.len(), got);
 }

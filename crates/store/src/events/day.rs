@@ -1,5 +1,6 @@
 //! UTC day arithmetic for the partitions: a day is `time_ms.div_euclid(DAY_MS)` (days
-//! since 1970-01-01) and its file is `YYYY-MM-DD.sqlite`.
+//! since 1970-01-01) and its folder is `YYYY-MM-DD` (`YYYY-MM-DD.sqlite` files are
+//! partitions of earlier versions, migrated when the store opens).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -48,12 +49,7 @@ pub(crate) fn parse_day_name(name: &str) -> Option<i64> {
     (day_name(day) == name).then_some(day)
 }
 
-/// Returns the path of a day's partition file.
-pub(crate) fn partition_path(dir: &Path, day: i64) -> PathBuf {
-    dir.join(format!("{}{EXT}", day_name(day)))
-}
-
-/// Returns the partitions present in `dir`, by day.
+/// Returns the SQLite partitions of earlier versions present in `dir`, by day.
 pub(crate) fn list_partitions(dir: &Path) -> io::Result<BTreeMap<i64, PathBuf>> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir)? {

@@ -1,43 +1,107 @@
 //! The single writer thread: group commit of appends and retention purges.
+//!
+//! Each flush takes every batch already queued, splits its rows by day, tenant and
+//! class, lays them out as blocks ([`super::block`]) of at most 1,024 rows and writes
+//! each day's blocks with one append and two syncs ([`super::part::Files::append`]).
+//! Rows from the event log at or before the offset a tenant and class of the day
+//! already hold are skipped, so a replay after a crash stores nothing twice.
 
-use super::day::{DAY_MS, END_TIME_MS, MIN_TIME_MS, day_of, day_start, list_partitions, partition_path};
-use super::schema::{INSERT_EVENT, INSERT_FTS, LOG_OFFSET, SET_LOG_OFFSET, open_writer};
+use super::block::{self, FastHash, HashSet64, MAX_ROWS, NO_DISPOSITION};
+use super::day::{DAY_MS, END_TIME_MS, MIN_TIME_MS, day_name, day_of, day_start};
+use super::part::{BlockMeta, Catalog, Entry, Files, Partition, crc};
 use super::{EventStoreError, PurgeReport};
 use mamori_core::{Event, Problem, Problems, TenantId};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use tokio::sync::oneshot;
 
-// The limits `Event::from_ocsf` applies when the store reads an event back (the
-// constants of mamori-core are not exported); an event beyond them is refused at
-// append, so every stored row can be read.
 /// Problems reported for one refused batch, at most.
 const MAX_PROBLEMS: usize = 20;
 /// Rows written in one group commit, at most (more wait for the next one).
 const MAX_GROUP_ROWS: usize = 50_000;
-/// Partition connections the writer keeps open.
+/// Partitions whose files the writer keeps open.
 const CACHED_PARTITIONS: usize = 8;
+/// Sequence numbers of rows that did not come from the event log start here (rows
+/// from the log have their offset + 1, rows migrated from the SQLite store 2^61 +
+/// their old number), so the three never meet.
+const APPEND_SEQ_BASE: i64 = 1 << 62;
+/// Where migrated rows' sequence numbers start.
+pub(crate) const MIGRATED_SEQ_BASE: i64 = 1 << 61;
 
-/// An event ready to be written.
-pub(crate) struct Row {
+/// Events of one day, tenant and class (at most [`MAX_ROWS`]) ready to be written,
+/// with the bloom hashes of all of them.
+pub(crate) struct Group {
     day: i64,
-    time: i64,
-    id: String,
-    tenant: String,
-    class_uid: i64,
-    severity_id: i64,
-    disposition_id: Option<i64>,
-    src_ip: Option<String>,
-    dst_ip: Option<String>,
-    user: Option<String>,
-    message: String,
-    doc: String,
-    text: String,
-    /// Its offset in the event log (events indexed from there).
-    offset: Option<i64>,
+    tenant: TenantId,
+    class: u32,
+    rows: Vec<block::Row>,
+    set: HashSet64,
+}
+
+/// The rows of one tenant and class in a flush, and the hash sets of their groups.
+type KeyRows<'a> = (Vec<&'a block::Row>, Vec<&'a HashSet64>);
+
+/// Sorts documents into [`Group`]s, reading each one once ([`block::scan_doc`]).
+pub(crate) struct Grouper {
+    groups: Vec<Group>,
+    open: HashMap<(i64, TenantId, u32), usize, FastHash>,
+    scratch: Vec<u64>,
+    rows: usize,
+}
+
+impl Grouper {
+    pub(crate) fn new() -> Grouper {
+        Grouper { groups: Vec::new(), open: HashMap::with_hasher(FastHash), scratch: Vec::with_capacity(4096), rows: 0 }
+    }
+
+    /// Adds a document; `offset` is its place in the event log when it comes from
+    /// there, `seq` a sequence number of its own (migrated rows). Returns false when
+    /// the document is not JSON or lacks a valid time, tenant or class.
+    pub(crate) fn add(&mut self, doc: String, offset: Option<u64>, seq: Option<i64>) -> bool {
+        self.scratch.clear();
+        let Some(c) = block::scan_doc(&doc, &mut self.scratch) else { return false };
+        let Some(time) = c.time.filter(|t| (MIN_TIME_MS..END_TIME_MS).contains(t)) else { return false };
+        let Some(tenant) = c.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()) else { return false };
+        let Some(class) = c.class.and_then(|c| u32::try_from(c).ok()) else { return false };
+        let key = (day_of(time), tenant, class);
+        let idx = match self.open.get(&key) {
+            Some(i) if self.groups.get(*i).is_some_and(|g| g.rows.len() < MAX_ROWS) => *i,
+            _ => {
+                self.groups.push(Group { day: key.0, tenant, class, rows: Vec::new(), set: HashSet64::with_capacity(2048) });
+                self.open.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let Some(g) = self.groups.get_mut(idx) else { return false };
+        for h in &self.scratch {
+            g.set.insert(*h);
+        }
+        let small = |v: Option<u64>| v.and_then(|v| u8::try_from(v).ok());
+        g.rows.push(block::Row {
+            time,
+            seq: seq.or_else(|| offset.map(|o| i64::try_from(o).unwrap_or(i64::MAX - 1) + 1)).unwrap_or(0),
+            severity: small(c.severity).unwrap_or(0),
+            disposition: small(c.disposition).unwrap_or(NO_DISPOSITION),
+            src_ip: c.src_ip,
+            dst_ip: c.dst_ip,
+            user: c.user,
+            doc,
+            log: offset,
+        });
+        self.rows += 1;
+        true
+    }
+
+    /// Returns the rows added.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Returns the groups of the day of each.
+    pub(crate) fn finish(self) -> Vec<Group> {
+        self.groups
+    }
 }
 
 /// Where the writer sends a result.
@@ -64,8 +128,8 @@ impl<T> Reply<T> {
 
 /// What the writer thread is asked to do.
 pub(crate) enum Command {
-    /// Appends rows.
-    Append { rows: Vec<Row>, reply: Reply<u64> },
+    /// Appends rows (`rows` of them in the groups).
+    Append { groups: Vec<Group>, rows: u64, reply: Reply<u64> },
     /// Applies retention.
     Purge { now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>, reply: Reply<PurgeReport> },
 }
@@ -102,8 +166,8 @@ pub(crate) fn check(events: &[Event]) -> Result<Vec<String>, EventStoreError> {
                 .within(&at),
             );
         }
-        match e.checked_ocsf() {
-            Ok(ocsf) if problems.is_empty() => docs.push(serde_json::to_string(&ocsf).unwrap_or_default()),
+        match e.checked_ocsf_text() {
+            Ok((_, text)) if problems.is_empty() => docs.push(text),
             Ok(_) => {}
             Err(ps) => ps.0.into_iter().for_each(|p| problems.push(p.within(&at))),
         }
@@ -111,65 +175,48 @@ pub(crate) fn check(events: &[Event]) -> Result<Vec<String>, EventStoreError> {
     if problems.is_empty() { Ok(docs) } else { Err(EventStoreError::Rejected(problems)) }
 }
 
-/// Checks and serializes a batch ([`check`]) into rows.
-pub(crate) fn prepare(events: Vec<Event>) -> Result<Vec<Row>, EventStoreError> {
+/// Checks and serializes a batch ([`check`]) into groups; returns them and the
+/// number of events.
+pub(crate) fn prepare(events: Vec<Event>) -> Result<(Vec<Group>, u64), EventStoreError> {
     let docs = check(&events)?;
-    Ok(events.into_iter().zip(docs).map(|(e, doc)| row(e, doc, None)).collect())
-}
-
-/// The row of an event whose document is `doc`; `offset` is its place in the event
-/// log when it comes from there.
-pub(crate) fn row(e: Event, doc: String, offset: Option<u64>) -> Row {
-    let text = e.search_text();
-    Row {
-        day: day_of(e.time),
-        time: e.time,
-        id: e.id.to_string(),
-        tenant: e.tenant.to_string(),
-        class_uid: i64::from(e.class.0),
-        severity_id: i64::from(e.severity.0),
-        disposition_id: e.disposition.map(|d| i64::from(d.0)),
-        src_ip: e.src.and_then(|s| s.ip),
-        dst_ip: e.dst.and_then(|d| d.ip),
-        user: e.user,
-        message: e.message,
-        doc,
-        text,
-        offset: offset.and_then(|o| i64::try_from(o).ok()),
+    let mut g = Grouper::new();
+    for doc in docs {
+        g.add(doc, None, None);
     }
+    let n = g.rows() as u64;
+    Ok((g.finish(), n))
 }
 
 /// Returns a copy of an error for another waiter of the same failed commit.
 fn copy_error(e: &EventStoreError) -> EventStoreError {
     match e {
-        EventStoreError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => EventStoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone())),
         EventStoreError::Io(io) => EventStoreError::Io(std::io::Error::new(io.kind(), io.to_string())),
         EventStoreError::Closed => EventStoreError::Closed,
         other => EventStoreError::Write(other.to_string()),
     }
 }
 
-/// The writer's state: the store's folder and the partitions it keeps open.
-struct Writer {
-    dir: PathBuf,
-    /// Open partitions, least recently used first, each with the last event-log
-    /// offset it holds (-1: none).
-    conns: Vec<(i64, Connection, i64)>,
+/// The writer's state: the partitions and the files it keeps open.
+pub(crate) struct Writer {
+    catalog: Arc<Catalog>,
+    /// Open partitions, least recently used first.
+    files: Vec<(i64, Files)>,
+    /// The next sequence number of a row that did not come from the log.
+    next_seq: i64,
 }
 
 /// Runs the writer loop until every sender is gone.
-pub(crate) fn run(dir: PathBuf, rx: Receiver<Command>) {
-    let mut w = Writer { dir, conns: Vec::new() };
-    let mut pending: Vec<(Vec<Row>, Reply<u64>)> = Vec::new();
+pub(crate) fn run(mut w: Writer, rx: Receiver<Command>) {
+    let mut pending: Vec<(Vec<Group>, u64, Reply<u64>)> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut rows = 0usize;
         // Group commit: take everything already queued.
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Append { rows: r, reply } => {
-                    rows += r.len();
-                    pending.push((r, reply));
+                Command::Append { groups, rows: n, reply } => {
+                    rows += n as usize;
+                    pending.push((groups, n, reply));
                 }
                 Command::Purge { now_ms, default_days, per_tenant, reply } => {
                     w.flush(&mut pending);
@@ -189,46 +236,60 @@ pub(crate) fn run(dir: PathBuf, rx: Receiver<Command>) {
 }
 
 impl Writer {
-    /// Returns the cached connection of a day, opening (and creating) it when needed.
-    fn conn(&mut self, day: i64) -> Result<(&mut Connection, &mut i64), EventStoreError> {
-        if let Some(pos) = self.conns.iter().position(|(d, _, _)| *d == day) {
-            let entry = self.conns.remove(pos);
-            self.conns.push(entry);
+    pub(crate) fn new(catalog: Arc<Catalog>) -> Writer {
+        // Microseconds since the epoch, times 1,024: a restart never reuses a number
+        // unless a run wrote more than a thousand rows a microsecond.
+        let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+        Writer { catalog, files: Vec::new(), next_seq: APPEND_SEQ_BASE + (micros << 10) % APPEND_SEQ_BASE }
+    }
+
+    /// Returns a day's partition and its open files, creating them when needed.
+    fn open(&mut self, day: i64) -> Result<(Arc<Partition>, &mut Files), EventStoreError> {
+        let part = self.catalog.create(day)?;
+        if let Some(pos) = self.files.iter().position(|(d, _)| *d == day) {
+            let entry = self.files.remove(pos);
+            self.files.push(entry);
         } else {
-            let conn = open_writer(&partition_path(&self.dir, day))?;
-            let offset: i64 = conn.query_row(LOG_OFFSET, [], |r| r.get(0)).optional()?.unwrap_or(-1);
-            if self.conns.len() >= CACHED_PARTITIONS {
-                self.conns.remove(0);
+            let files = Files::open(&part)?;
+            if self.files.len() >= CACHED_PARTITIONS {
+                self.files.remove(0);
             }
-            self.conns.push((day, conn, offset));
+            self.files.push((day, files));
         }
-        match self.conns.last_mut() {
-            Some((_, c, o)) => Ok((c, o)),
-            None => Err(EventStoreError::Write("no partition connection".into())),
+        match self.files.last_mut() {
+            Some((_, f)) => Ok((part, f)),
+            None => Err(EventStoreError::Write("no partition files".into())),
         }
     }
 
-    /// Closes the cached connection of a day, if any.
+    /// Closes the files of a day, if open.
     fn forget(&mut self, day: i64) {
-        self.conns.retain(|(d, _, _)| *d != day);
+        self.files.retain(|(d, _)| *d != day);
     }
 
-    /// Writes every pending batch (one transaction per day) and answers the callers.
-    fn flush(&mut self, pending: &mut Vec<(Vec<Row>, Reply<u64>)>) {
+    /// Writes every pending batch (one append per day) and answers the callers.
+    fn flush(&mut self, pending: &mut Vec<(Vec<Group>, u64, Reply<u64>)>) {
         if pending.is_empty() {
             return;
         }
-        let batches = std::mem::take(pending);
+        let mut batches = std::mem::take(pending);
+        for (groups, _, _) in &mut batches {
+            for r in groups.iter_mut().flat_map(|g| g.rows.iter_mut()).filter(|r| r.seq == 0) {
+                r.seq = self.next_seq;
+                self.next_seq += 1;
+            }
+        }
         let mut by_day: BTreeMap<i64, Vec<(usize, usize)>> = BTreeMap::new();
-        for (b, (rows, _)) in batches.iter().enumerate() {
-            for (r, row) in rows.iter().enumerate() {
-                by_day.entry(row.day).or_default().push((b, r));
+        for (b, (groups, _, _)) in batches.iter().enumerate() {
+            for (i, g) in groups.iter().enumerate() {
+                by_day.entry(g.day).or_default().push((b, i));
             }
         }
         let mut failed: Vec<Option<EventStoreError>> = batches.iter().map(|_| None).collect();
         for (day, refs) in &by_day {
-            if let Err(e) = self.write_day(*day, &batches, refs) {
-                tracing::error!(day = %super::day::day_name(*day), error = %e, "event store: commit failed");
+            let groups: Vec<&Group> = refs.iter().filter_map(|(b, i)| batches.get(*b).and_then(|(g, _, _)| g.get(*i))).collect();
+            if let Err(e) = self.write_day(*day, &groups, None) {
+                tracing::error!(day = %day_name(*day), error = %e, "event store: commit failed");
                 for (b, _) in refs {
                     if let Some(slot) = failed.get_mut(*b)
                         && slot.is_none()
@@ -236,127 +297,128 @@ impl Writer {
                         *slot = Some(copy_error(&e));
                     }
                 }
-                // A broken connection is reopened next time.
+                // Broken files are reopened (and cut back) next time.
                 self.forget(*day);
             }
         }
-        for ((rows, reply), fail) in batches.into_iter().zip(failed) {
+        for ((_, n, reply), fail) in batches.into_iter().zip(failed) {
             reply.send(match fail {
                 Some(e) => Err(e),
-                None => Ok(rows.len() as u64),
+                None => Ok(n),
             });
         }
     }
 
-    /// Writes the given rows of one day in one transaction.
-    ///
-    /// Rows from the event log at or before the last offset the partition holds are
-    /// already in it (indexed before a restart) and are skipped, so replaying the log
-    /// never stores an event twice; the partition's last offset is written in the same
-    /// transaction as its rows.
-    fn write_day(&mut self, day: i64, batches: &[(Vec<Row>, Reply<u64>)], refs: &[(usize, usize)]) -> Result<(), EventStoreError> {
-        let (conn, held) = self.conn(day)?;
-        let mut last = *held;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
-            let mut fts = tx.prepare_cached(INSERT_FTS)?;
-            for (b, r) in refs {
-                let Some(row) = batches.get(*b).and_then(|(rows, _)| rows.get(*r)) else { continue };
-                if let Some(o) = row.offset {
-                    if o <= last {
-                        continue;
-                    }
-                    last = o;
-                }
-                ins.execute(params![
-                    row.id,
-                    row.time,
-                    row.tenant,
-                    row.class_uid,
-                    row.severity_id,
-                    row.disposition_id,
-                    row.src_ip,
-                    row.dst_ip,
-                    row.user,
-                    row.message,
-                    row.doc
-                ])?;
-                let seq = tx.last_insert_rowid();
-                fts.execute(params![seq, row.text])?;
+    /// Writes groups of one day as blocks, one per tenant and class (more past
+    /// [`MAX_ROWS`]), in one append. Rows from the log at or before the offset their
+    /// tenant and class already hold are skipped. `floor` also records that the
+    /// partition holds every log event up to that offset (migration).
+    pub(crate) fn write_day(&mut self, day: i64, groups: &[&Group], floor: Option<i64>) -> Result<(), EventStoreError> {
+        let (part, _) = self.open(day)?;
+        let mut keys: Vec<(TenantId, u32)> = Vec::new();
+        let mut merged: HashMap<(TenantId, u32), KeyRows<'_>, FastHash> = HashMap::with_hasher(FastHash);
+        let at = {
+            let st = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+            for g in groups {
+                let key = (g.tenant, g.class);
+                let held = st.held(g.tenant, g.class);
+                let entry = merged.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    (Vec::new(), Vec::new())
+                });
+                entry.0.extend(g.rows.iter().filter(|r| r.log.is_none_or(|o| i64::try_from(o).unwrap_or(i64::MAX) > held)));
+                entry.1.push(&g.set);
             }
-            if last != *held {
-                tx.prepare_cached(SET_LOG_OFFSET)?.execute(params![last])?;
+            st.data_len
+        };
+        let mut data = Vec::new();
+        let mut entries = Vec::new();
+        for key in keys {
+            let Some((rows, sets)) = merged.get(&key) else { continue };
+            if rows.is_empty() {
+                continue;
+            }
+            // Blocks from several groups of a key get the union of their hashes (a
+            // superset for each: more false positives, never a miss).
+            let union;
+            let set = match sets.as_slice() {
+                [one] => *one,
+                many => {
+                    let mut u = HashSet64::with_capacity(many.iter().map(|s| s.len()).max().unwrap_or(0));
+                    many.iter().for_each(|s| u.merge(s));
+                    union = u;
+                    &union
+                }
+            };
+            for chunk in rows.chunks(MAX_ROWS) {
+                let (bytes, head_len) = block::encode(chunk, set)?;
+                let meta = BlockMeta {
+                    class: key.1,
+                    rows: chunk.len() as u32,
+                    min_time: chunk.iter().map(|r| r.time).min().unwrap_or(0),
+                    max_time: chunk.iter().map(|r| r.time).max().unwrap_or(0),
+                    max_log: chunk.iter().filter_map(|r| r.log).map(|o| i64::try_from(o).unwrap_or(i64::MAX)).max().unwrap_or(-1),
+                    max_severity: chunk.iter().map(|r| r.severity).max().unwrap_or(0),
+                    pos: at + data.len() as u64,
+                    len: bytes.len() as u32,
+                    head_len: head_len as u32,
+                    crc: crc(&bytes),
+                };
+                data.extend_from_slice(&bytes);
+                entries.push(Entry::Block(key.0, meta));
             }
         }
-        tx.commit()?;
-        *held = last;
-        Ok(())
+        if let Some(f) = floor {
+            entries.push(Entry::Floor(f));
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (part, files) = self.open(day)?;
+        files.append(&part, at, &data, &entries)
     }
 
-    /// Applies retention: drops partitions older than the longest retention and
-    /// deletes the rows of shorter-retention tenants from the others.
+    /// Applies retention: drops partitions older than the longest retention and marks
+    /// the rows of shorter-retention tenants as gone in the others (a directory entry;
+    /// the blocks they fill alone are no longer read, the others are filtered).
     fn purge(&mut self, now_ms: i64, default_days: u32, per_tenant: &HashMap<TenantId, u32>) -> Result<PurgeReport, EventStoreError> {
         let cutoff = |days: u32| now_ms.saturating_sub(i64::from(days) * DAY_MS);
         let longest = per_tenant.values().copied().fold(default_days, u32::max);
         let drop_before = cutoff(longest);
         let mut report = PurgeReport::default();
-        for (day, path) in list_partitions(&self.dir)? {
+        for day in self.catalog.days()? {
             let start = day_start(day);
             if start.saturating_add(DAY_MS) <= drop_before {
                 self.forget(day);
-                remove_partition(&path)?;
+                self.catalog.remove(day)?;
                 report.partitions_dropped += 1;
-                tracing::info!(day = %super::day::day_name(day), "event store: partition dropped by retention");
+                tracing::info!(day = %day_name(day), "event store: partition dropped by retention");
                 continue;
             }
-            let default_cutoff = cutoff(default_days);
-            let tenant_cutoffs: Vec<(String, i64)> = per_tenant.iter().map(|(t, d)| (t.to_string(), cutoff(*d))).filter(|(_, c)| *c > start).collect();
-            if default_cutoff <= start && tenant_cutoffs.is_empty() {
-                continue;
-            }
-            let explicit: Vec<String> = per_tenant.keys().map(|t| t.to_string()).collect();
-            let explicit = serde_json::to_string(&explicit).map_err(|e| EventStoreError::Write(e.to_string()))?;
-            let deleted = match self.conns.iter_mut().find(|(d, _, _)| *d == day) {
-                Some((_, conn, _)) => purge_day(conn, start, default_cutoff, &explicit, &tenant_cutoffs)?,
-                None => purge_day(&mut open_writer(&path)?, start, default_cutoff, &explicit, &tenant_cutoffs)?,
+            let Some(part) = self.catalog.get(day)? else { continue };
+            let tenants: Vec<(TenantId, i64, Vec<BlockMeta>)> = {
+                let st = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+                st.tenants.iter().map(|(t, tp)| (*t, tp.hidden_before, tp.blocks.clone())).collect()
             };
-            report.events_deleted += deleted;
+            let mut entries = Vec::new();
+            for (t, hidden, blocks) in tenants {
+                let until = cutoff(per_tenant.get(&t).copied().unwrap_or(default_days));
+                if until <= start || until <= hidden {
+                    continue;
+                }
+                for m in blocks.iter().filter(|m| m.min_time < until) {
+                    report.events_deleted += super::search::count_rows(&part, m, hidden, until)?;
+                }
+                entries.push(Entry::Hide(t, until));
+            }
+            if !entries.is_empty() {
+                let at = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?.data_len;
+                let (part, files) = self.open(day)?;
+                files.append(&part, at, &[], &entries)?;
+            }
         }
         Ok(report)
     }
-}
-
-/// Deletes the expired rows (and their full-text rows) of one partition.
-fn purge_day(conn: &mut Connection, start: i64, default_cutoff: i64, explicit_json: &str, tenant_cutoffs: &[(String, i64)]) -> Result<u64, EventStoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut deleted = 0u64;
-    for (tenant, cutoff) in tenant_cutoffs {
-        tx.execute("DELETE FROM events_fts WHERE rowid IN (SELECT seq FROM events WHERE tenant = ?1 AND time < ?2)", params![tenant, cutoff])?;
-        deleted += tx.execute("DELETE FROM events WHERE tenant = ?1 AND time < ?2", params![tenant, cutoff])? as u64;
-    }
-    if default_cutoff > start {
-        let others = "tenant NOT IN (SELECT value FROM json_each(?1)) AND time < ?2";
-        tx.execute(&format!("DELETE FROM events_fts WHERE rowid IN (SELECT seq FROM events WHERE {others})"), params![explicit_json, default_cutoff])?;
-        deleted += tx.execute(&format!("DELETE FROM events WHERE {others}"), params![explicit_json, default_cutoff])? as u64;
-    }
-    tx.commit()?;
-    Ok(deleted)
-}
-
-/// Deletes a partition file and its WAL and shared-memory files.
-fn remove_partition(path: &Path) -> Result<(), EventStoreError> {
-    std::fs::remove_file(path)?;
-    for suffix in ["-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        match std::fs::remove_file(PathBuf::from(p)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -388,6 +450,6 @@ mod tests {
         assert!(p.0.iter().all(|p| !p.ja.is_empty() && !p.en.is_empty()));
         let mut ok = good.clone();
         ok.id = EventId::at(ok.time);
-        assert_eq!(prepare(vec![good, ok]).map(|r| r.len()).ok(), Some(2));
+        assert_eq!(prepare(vec![good, ok]).map(|(_, n)| n).ok(), Some(2));
     }
 }
