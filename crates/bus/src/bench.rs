@@ -5,7 +5,7 @@
 
 use crate::{Bus, BusError, BusOptions};
 use mamori_store::events::EventStore;
-use mamori_store::events::mix::Mix;
+use mamori_store::events::mix::{Kind, Mix};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,10 +38,15 @@ impl Report {
     }
 }
 
-/// Runs the pipeline on `n` events in `dir` (which must be empty or absent). Events
-/// are generated before the clock starts.
+/// Runs the pipeline on `n` events of the standard mix in `dir` (which must be empty
+/// or absent). Events are generated before the clock starts.
 pub async fn run(dir: &Path, n: usize) -> Result<Report, BusError> {
-    let mut mix = Mix::new(n, mamori_core::time::now_ms());
+    run_mix(dir, n, Kind::Standard).await
+}
+
+/// Runs the pipeline on `n` events of a mix of this kind.
+pub async fn run_mix(dir: &Path, n: usize, kind: Kind) -> Result<Report, BusError> {
+    let mut mix = Mix::of(kind, n, mamori_core::time::now_ms());
     let mut batches = Vec::with_capacity(n.div_ceil(BATCH));
     let mut raw_bytes = 0u64;
     for from in (0..n).step_by(BATCH) {

@@ -99,11 +99,22 @@ enum BenchCommand {
         /// removed afterwards.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Which events: `standard` (~200-byte raw records) or `real-sizes` (proxy
+        /// ~240 B, firewall ~1 KB, Windows XML 1.8–3.5 KB).
+        #[arg(long, value_enum, default_value_t = MixArg::Standard)]
+        mix: MixArg,
     },
 }
 
+/// The event mixes of `mamori bench events`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MixArg {
+    Standard,
+    RealSizes,
+}
+
 /// `mamori bench events`.
-async fn bench_events(n: usize, data: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
+async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg) -> anyhow::Result<std::process::ExitCode> {
     anyhow::ensure!(n > 0, "--events must be at least 1");
     let tmp;
     let dir = match data {
@@ -117,7 +128,11 @@ async fn bench_events(n: usize, data: Option<PathBuf>) -> anyhow::Result<std::pr
         }
     };
     println!("publishing {n} events into {} …", dir.display());
-    let r = mamori_bus::bench::run(&dir, n).await?;
+    let kind = match mix {
+        MixArg::Standard => mamori_store::events::mix::Kind::Standard,
+        MixArg::RealSizes => mamori_store::events::mix::Kind::RealSizes,
+    };
+    let r = mamori_bus::bench::run_mix(&dir, n, kind).await?;
     println!("acknowledged (in the log): {:.1} s, {:.0} events/s", r.acknowledged.as_secs_f64(), n as f64 / r.acknowledged.as_secs_f64());
     println!("searchable: {:.1} s; raw data {:.1} MB/s", r.searchable.as_secs_f64(), r.raw_bytes as f64 / 1e6 / r.searchable.as_secs_f64());
     println!("on disk: store {:.0} bytes/event, log {:.0} bytes/event", r.store_bytes as f64 / n as f64, r.log_bytes as f64 / n as f64);
@@ -165,7 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Events { events, data }) => bench_events(events, data).await,
+        Command::Bench(BenchCommand::Events { events, data, mix }) => bench_events(events, data, mix).await,
         Command::User(c) => admin::user(&config, c).await,
         Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,

@@ -80,7 +80,7 @@ fn remove_sqlite(path: &Path) -> Result<(), EventStoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::{INSERT_EVENT, INSERT_FTS, SET_LOG_OFFSET, open_writer};
+    use super::super::schema::{SET_LOG_OFFSET, open_writer};
     use super::super::{EventQuery, EventStore, Logged};
     use crate::access::Scope;
     use mamori_core::{Event, EventClass, TenantId};
@@ -91,32 +91,11 @@ mod tests {
     const BASE: i64 = 1_763_596_800_000;
 
     fn old_partition(dir: &std::path::Path, events: &[Event], log_offset: i64) {
-        let mut conn = open_writer(&dir.join("2025-11-20.sqlite")).unwrap();
-        let tx = conn.transaction().unwrap();
-        for e in events {
-            let doc = serde_json::to_string(&e.to_ocsf()).unwrap();
-            tx.execute(
-                INSERT_EVENT,
-                params![
-                    e.id.to_string(),
-                    e.time,
-                    e.tenant.to_string(),
-                    i64::from(e.class.0),
-                    i64::from(e.severity.0),
-                    None::<i64>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    e.message,
-                    doc
-                ],
-            )
-            .unwrap();
-            let seq = tx.last_insert_rowid();
-            tx.execute(INSERT_FTS, params![seq, e.search_text()]).unwrap();
-        }
-        tx.execute(SET_LOG_OFFSET, params![log_offset]).unwrap();
-        tx.commit().unwrap();
+        let mut old = super::super::legacy::SqliteStore::open(dir).unwrap();
+        assert_eq!(old.append(events).unwrap(), events.len() as u64);
+        drop(old);
+        let conn = open_writer(&dir.join("2025-11-20.sqlite")).unwrap();
+        conn.execute(SET_LOG_OFFSET, params![log_offset]).unwrap();
     }
 
     #[tokio::test]

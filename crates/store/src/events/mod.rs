@@ -34,6 +34,7 @@
 
 mod block;
 mod day;
+pub mod legacy;
 mod migrate;
 pub mod mix;
 mod part;

@@ -1,5 +1,6 @@
 //! The SQLite day partitions of earlier versions, read once to migrate them
-//! ([`super::migrate`]); tests create them with [`open_writer`].
+//! ([`super::migrate`]); tests and the benchmarks' old-store path create them with
+//! [`open_writer`] ([`super::legacy`]).
 
 use super::EventStoreError;
 use rusqlite::{Connection, OpenFlags, ffi};
@@ -11,7 +12,6 @@ use std::time::Duration;
 /// offset the partition holds (`LOG_META`).
 const SCHEMA_VERSION: i64 = 3;
 
-#[cfg(test)]
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -36,7 +36,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='', conte
 /// Indexes of the fields kept in columns (addresses and users), partial so events
 /// without them cost nothing. Time is the second key, so a search for an address over
 /// a range reads only matching rows.
-#[cfg(test)]
 const FIELD_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS events_src_ip_time ON events(src_ip, time) WHERE src_ip IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_dst_ip_time ON events(dst_ip, time) WHERE dst_ip IS NOT NULL;
@@ -45,7 +44,6 @@ CREATE INDEX IF NOT EXISTS events_user_time ON events(user, time) WHERE user IS 
 
 /// The last event-log offset whose event the partition holds (events indexed from
 /// the log; a replay after a restart skips those at or before it).
-#[cfg(test)]
 const LOG_META: &str = "
 CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), log_offset INTEGER NOT NULL);
 ";
@@ -57,10 +55,8 @@ pub(crate) const LOG_OFFSET: &str = "SELECT log_offset FROM log_meta WHERE id = 
 pub(crate) const SET_LOG_OFFSET: &str = "INSERT INTO log_meta (id, log_offset) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET log_offset = excluded.log_offset";
 
 /// Inserts one event row (the FTS row follows with rowid = seq).
-#[cfg(test)]
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, time, tenant, class_uid, severity_id, disposition_id, src_ip, dst_ip, user, message, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 /// Inserts the full-text row of an event.
-#[cfg(test)]
 pub(crate) const INSERT_FTS: &str = "INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)";
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,7 +64,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens (creating when needed) a partition for the writer thread: WAL,
 /// `synchronous=FULL`, schema created in one transaction that ends by setting
 /// `user_version`, so readers skip a partition until it is complete.
-#[cfg(test)]
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, EventStoreError> {
     let mut conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
