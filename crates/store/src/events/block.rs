@@ -107,9 +107,9 @@ impl Head {
     }
 }
 
-/// Returns the bytes of a block of `rows` whose bloom holds `set`, and the length of
-/// its head.
-pub(crate) fn encode<'a>(rows: &[&'a Row], set: &HashSet64) -> Result<(Vec<u8>, usize), EventStoreError> {
+/// Returns the bytes of a block of `rows` whose bloom holds `set`, the length of its
+/// head and where its columns end.
+pub(crate) fn encode<'a>(rows: &[&'a Row], set: &HashSet64) -> Result<(Vec<u8>, usize, usize), EventStoreError> {
     // Distinct hashes size the bloom filter.
     let bits = (set.len() * BITS_PER_KEY).max(64);
     let words = bits.div_ceil(64);
@@ -174,7 +174,8 @@ pub(crate) fn encode<'a>(rows: &[&'a Row], set: &HashSet64) -> Result<(Vec<u8>, 
     for f in frame_bytes {
         out.extend_from_slice(&f);
     }
-    Ok((out, head_len))
+    let cols_end = head_len + cols.len();
+    Ok((out, head_len, cols_end))
 }
 
 thread_local! {
@@ -785,7 +786,7 @@ mod tests {
             .map(|i| row(i, &format!(r#"{{"message":"不正アクセス {i}","a":{{"b":[{i},true]}}}}"#), &format!("不正アクセス {i}\nzz{i}zz"), &mut set))
             .collect();
         let refs: Vec<&Row> = rows.iter().collect();
-        let (bytes, head_len) = encode(&refs, &set).unwrap();
+        let (bytes, head_len, _) = encode(&refs, &set).unwrap();
         let head = decode_head(&bytes[..head_len], rows.len()).unwrap();
         let body = &bytes[head_len..];
         assert_eq!(head.body_len(), body.len());
@@ -812,7 +813,7 @@ mod tests {
         let mut set = HashSet64::with_capacity(16);
         let rows: Vec<Row> = (0..10).map(|i| row(i, r#"{"m":"x"}"#, "x", &mut set)).collect();
         let refs: Vec<&Row> = rows.iter().collect();
-        let (bytes, head_len) = encode(&refs, &set).unwrap();
+        let (bytes, head_len, _) = encode(&refs, &set).unwrap();
         for cut in [0, 3, head_len - 1] {
             assert!(decode_head(&bytes[..cut], 10).is_err());
         }

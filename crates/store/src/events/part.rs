@@ -4,7 +4,8 @@
 //! ```text
 //! entry: "MMD1" | len u32 | crc32c(body) u32 | body
 //! body:  1 | tenant 16 | class u32 | rows u32 | min_time i64 | max_time i64
-//!          | max_log i64 | max_severity u8 | pos u64 | len u32 | head_len u32 | crc u32
+//!          | max_log i64 | max_severity u8 | pos u64 | len u32 | head_len u32
+//!          | cols_end u32 | cols_crc u32 | docs_crc u32
 //!        2 | tenant 16 | hidden_before i64          (retention: rows before are gone)
 //!        3 | log offset i64                         (events at or before it are here)
 //! ```
@@ -47,7 +48,12 @@ pub(crate) struct BlockMeta {
     pub pos: u64,
     pub len: u32,
     pub head_len: u32,
-    pub crc: u32,
+    /// End of the columns (head and columns: what filters need).
+    pub cols_end: u32,
+    /// CRC-32C of the head and columns.
+    pub cols_crc: u32,
+    /// CRC-32C of the document frames.
+    pub docs_crc: u32,
 }
 
 /// One tenant's part of a partition.
@@ -125,7 +131,7 @@ impl Entry {
                 }
                 body.push(m.max_severity);
                 body.extend_from_slice(&m.pos.to_le_bytes());
-                for v in [m.len, m.head_len, m.crc] {
+                for v in [m.len, m.head_len, m.cols_end, m.cols_crc, m.docs_crc] {
                     body.extend_from_slice(&v.to_le_bytes());
                 }
             }
@@ -150,7 +156,7 @@ impl Entry {
         let u32_at = |i: usize| -> Option<u32> { Some(u32::from_le_bytes(body.get(i..i + 4)?.try_into().ok()?)) };
         let i64_at = |i: usize| -> Option<i64> { Some(i64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?)) };
         match *body.first()? {
-            1 if body.len() == 70 => Some(Entry::Block(
+            1 if body.len() == 78 => Some(Entry::Block(
                 tenant(body)?,
                 BlockMeta {
                     class: u32_at(17)?,
@@ -162,7 +168,9 @@ impl Entry {
                     pos: i64_at(50)? as u64,
                     len: u32_at(58)?,
                     head_len: u32_at(62)?,
-                    crc: u32_at(66)?,
+                    cols_end: u32_at(66)?,
+                    cols_crc: u32_at(70)?,
+                    docs_crc: u32_at(74)?,
                 },
             )),
             2 if body.len() == 25 => Some(Entry::Hide(tenant(body)?, i64_at(17)?)),
@@ -244,11 +252,18 @@ impl Partition {
         Ok(buf)
     }
 
-    /// Returns a whole block, its checksum checked.
-    pub fn read_block(&self, m: &BlockMeta) -> Result<Vec<u8>, EventStoreError> {
-        let b = self.read(m, 0, m.len as usize)?;
-        if crc(&b) != m.crc {
-            return Err(EventStoreError::Corrupt(format!("partition {}: block at {} fails its checksum", day_name(self.day), m.pos)));
+    /// Returns a block's head and columns, or the whole block with `docs`, their
+    /// checksums checked.
+    pub fn read_block(&self, m: &BlockMeta, docs: bool) -> Result<Vec<u8>, EventStoreError> {
+        let cols_end = (m.cols_end as usize).min(m.len as usize);
+        let b = self.read(m, 0, if docs { m.len as usize } else { cols_end })?;
+        let damaged =
+            |what: &str| EventStoreError::Corrupt(format!("partition {}: the {what} of the block at {} fail their checksum", day_name(self.day), m.pos));
+        if crc(b.get(..cols_end).unwrap_or(&[])) != m.cols_crc {
+            return Err(damaged("head and columns"));
+        }
+        if docs && crc(b.get(cols_end..).unwrap_or(&[])) != m.docs_crc {
+            return Err(damaged("documents"));
         }
         Ok(b)
     }
@@ -392,7 +407,20 @@ mod tests {
     use super::*;
 
     fn meta(pos: u64) -> BlockMeta {
-        BlockMeta { class: 4002, rows: 3, min_time: 10, max_time: 20, max_log: 7, max_severity: 2, pos, len: 100, head_len: 40, crc: 0xdead_beef }
+        BlockMeta {
+            class: 4002,
+            rows: 3,
+            min_time: 10,
+            max_time: 20,
+            max_log: 7,
+            max_severity: 2,
+            pos,
+            len: 100,
+            head_len: 40,
+            cols_end: 60,
+            cols_crc: 1,
+            docs_crc: 0xdead_beef,
+        }
     }
 
     #[test]

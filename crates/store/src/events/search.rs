@@ -160,8 +160,9 @@ fn corrupt(part: &Partition, m: &BlockMeta, why: impl std::fmt::Display) -> Even
     EventStoreError::Corrupt(format!("partition {} block at {}: {why}", day_name(part.day), m.pos))
 }
 
-/// Reads a block, or None when its bloom filter rules out `hashes`.
-fn load(part: &Partition, m: &BlockMeta, hashes: &[u64]) -> Result<Option<Loaded>, EventStoreError> {
+/// Reads a block (its documents too with `docs`), or None when its bloom filter rules
+/// out `hashes`.
+fn load(part: &Partition, m: &BlockMeta, hashes: &[u64], docs: bool) -> Result<Option<Loaded>, EventStoreError> {
     if !hashes.is_empty() {
         let head = part.read(m, 0, m.head_len as usize)?;
         let head = block::decode_head(&head, m.rows as usize).map_err(|e| corrupt(part, m, e))?;
@@ -169,7 +170,7 @@ fn load(part: &Partition, m: &BlockMeta, hashes: &[u64]) -> Result<Option<Loaded
             return Ok(None);
         }
     }
-    let bytes = part.read_block(m)?;
+    let bytes = part.read_block(m, docs)?;
     let head = block::decode_head(bytes.get(..m.head_len as usize).unwrap_or(&[]), m.rows as usize).map_err(|e| corrupt(part, m, e))?;
     let cols = block::decode_cols(&head, bytes.get(m.head_len as usize..).unwrap_or(&[]), m.rows as usize).map_err(|e| corrupt(part, m, e))?;
     Ok(Some(Loaded { head, bytes, cols }))
@@ -227,13 +228,12 @@ fn scan(
     {
         return Ok(());
     }
-    let b = match load(part, m, &plan.hashes) {
+    let b = match load(part, m, &plan.hashes, plan.needs_docs()) {
         Ok(Some(b)) => b,
         Ok(None) => return Ok(()),
         // A damaged block loses its rows, not the query: skipped, counted and said.
         Err(EventStoreError::Corrupt(why)) => {
-            part.damaged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(%why, "event store: damaged block skipped");
+            damaged(part, &why);
             return Ok(());
         }
         Err(e) => return Err(e),
@@ -376,36 +376,50 @@ pub(crate) fn run_query(catalog: &Catalog, plan: &Plan, q: &EventQuery, cursor: 
         None
     };
     fill_docs(&mut hits)?;
-    let events = hits.iter().map(|h| stored(&h.part, &h.meta, h.doc.as_deref().unwrap_or_default())).collect::<Result<Vec<_>, _>>()?;
+    let events = hits.iter().filter_map(|h| Some(stored(&h.part, &h.meta, h.doc.as_deref()?))).collect::<Result<Vec<_>, _>>()?;
     Ok(EventPage { events, next_cursor })
 }
 
-/// Reads the documents of hits that do not have theirs yet, one frame at a time.
+/// Reads the documents of hits that do not have theirs yet, one frame at a time. A
+/// hit whose block turns out damaged keeps no document (skipped by the caller,
+/// counted and said like any damaged block).
 fn fill_docs(hits: &mut [Hit]) -> Result<(), EventStoreError> {
     let mut cache: HashMap<(i64, u64, usize), Vec<String>> = HashMap::new();
-    let mut loaded: HashMap<(i64, u64), Loaded> = HashMap::new();
+    let mut loaded: HashMap<(i64, u64), Option<Loaded>> = HashMap::new();
     for h in hits.iter_mut().filter(|h| h.doc.is_none()) {
         let key = (h.part.day, h.meta.pos);
         let b = match loaded.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => match load(&h.part, &h.meta, &[])? {
-                Some(b) => v.insert(b),
-                None => continue,
-            },
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(match load(&h.part, &h.meta, &[], true) {
+                Ok(b) => b,
+                Err(EventStoreError::Corrupt(why)) => {
+                    damaged(&h.part, &why);
+                    None
+                }
+                Err(e) => return Err(e),
+            }),
         };
+        let Some(b) = b.as_ref() else { continue };
         let fi = h.row / block::FRAME_ROWS;
         let docs = match cache.entry((key.0, key.1, fi)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(block::decode_frame(&b.head, b.body(&h.meta), &b.cols, fi).map_err(|e| corrupt(&h.part, &h.meta, e))?)
-            }
+            std::collections::hash_map::Entry::Vacant(v) => match block::decode_frame(&b.head, b.body(&h.meta), &b.cols, fi) {
+                Ok(d) => v.insert(d),
+                Err(why) => {
+                    damaged(&h.part, &why);
+                    continue;
+                }
+            },
         };
         h.doc = docs.get(h.row % block::FRAME_ROWS).cloned();
-        if h.doc.is_none() {
-            return Err(corrupt(&h.part, &h.meta, "row beyond its frame"));
-        }
     }
     Ok(())
+}
+
+/// Counts and says a damaged block.
+fn damaged(part: &Partition, why: &str) {
+    part.damaged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(partition = %day_name(part.day), %why, "event store: damaged block skipped");
 }
 
 /// Finds one event by id (blocking).
@@ -431,7 +445,7 @@ pub(crate) fn run_get(catalog: &Catalog, scope: &Scope, id: EventId) -> Result<O
         let mut hits: Vec<Hit> = rows.into_iter().map(|row| Hit { time, seq: 0, part: part.clone(), meta: m, row, doc: None }).collect();
         fill_docs(&mut hits)?;
         for h in hits {
-            let doc = h.doc.unwrap_or_default();
+            let Some(doc) = h.doc else { continue };
             if doc.contains(&wanted) {
                 let s = stored(&part, &m, &doc)?;
                 if s.event.id == id {

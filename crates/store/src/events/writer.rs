@@ -351,7 +351,7 @@ impl Writer {
                 }
             };
             for chunk in rows.chunks(MAX_ROWS) {
-                let (bytes, head_len) = block::encode(chunk, set)?;
+                let (bytes, head_len, cols_end) = block::encode(chunk, set)?;
                 let meta = BlockMeta {
                     class: key.1,
                     rows: chunk.len() as u32,
@@ -362,7 +362,9 @@ impl Writer {
                     pos: at + data.len() as u64,
                     len: bytes.len() as u32,
                     head_len: head_len as u32,
-                    crc: crc(&bytes),
+                    cols_end: cols_end as u32,
+                    cols_crc: crc(bytes.get(..cols_end).unwrap_or(&[])),
+                    docs_crc: crc(bytes.get(cols_end..).unwrap_or(&[])),
                 };
                 data.extend_from_slice(&bytes);
                 entries.push(Entry::Block(key.0, meta));
