@@ -315,16 +315,23 @@ impl Indexer {
                     continue;
                 }
             };
-            if let Err(e) = self.events.index(logged).await {
-                // A store that cannot write now: the same records are read again, so
-                // nothing acknowledged is skipped.
-                tracing::error!(error = %e, "event indexer: cannot store events; retrying");
-                reader = Some(self.log.reader(first));
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = stop.changed() => return,
+            let handed = logged.len() as u64;
+            match self.events.index(logged).await {
+                // Records the store could not read as events (it says which in its log).
+                Ok(taken) => {
+                    self.stats.unreadable.fetch_add(handed.saturating_sub(taken), Ordering::Relaxed);
                 }
-                continue;
+                Err(e) => {
+                    // A store that cannot write now: the same records are read again, so
+                    // nothing acknowledged is skipped.
+                    tracing::error!(error = %e, "event indexer: cannot store events; retrying");
+                    reader = Some(self.log.reader(first));
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return,
+                    }
+                    continue;
+                }
             }
             last_index = Some(std::time::Instant::now());
             self.indexed.send_replace(position);

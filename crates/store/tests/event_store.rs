@@ -616,3 +616,21 @@ async fn f18_damaged_partition_files_lose_only_what_is_damaged() {
     let text = EventQuery { text: Some("不正アクセス".into()), ..all() };
     assert_eq!(walk(&store, &grant.scope(), &text).await.len(), got);
 }
+
+#[tokio::test]
+async fn f18_logged_documents_that_are_not_events_are_left_out_and_counted() {
+    let grant = cross_tenant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(dir.path()).unwrap();
+    let t = TenantId::new();
+    let good = event(t, BASE + 10, EventClass::HTTP_ACTIVITY, "good");
+    let logged = |offset: u64, doc: String| mamori_store::events::Logged { offset, doc };
+    let no_tenant = json!({"time": BASE, "class_uid": 4002, "message": "no tenant"}).to_string();
+    let taken = store
+        .index(vec![logged(0, good.to_ocsf().to_string()), logged(1, no_tenant), logged(2, "not json {".into()), logged(3, "[1,2]".into())])
+        .await
+        .unwrap();
+    assert_eq!(taken, 1);
+    let got = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await;
+    assert_eq!(got, vec![good.id]);
+}

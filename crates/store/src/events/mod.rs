@@ -217,10 +217,12 @@ impl EventStore {
         writer::check(events)
     }
 
-    /// Stores events read back from the event log, once they are committed. An event
-    /// at or before the last offset its day partition holds is already there (indexed
-    /// before a restart) and is skipped, so a replay stores nothing twice. Offsets must
-    /// ascend within a call and from call to call.
+    /// Stores events read back from the event log, once they are committed, and
+    /// returns how many were events (a document without a valid time, tenant or class
+    /// is left out and said in the log). An event at or before the last offset its
+    /// tenant and class hold in its day partition is already there (indexed before a
+    /// restart) and is skipped, so a replay stores nothing twice. Offsets must ascend
+    /// within a call and from call to call.
     pub async fn index(&self, logged: Vec<Logged>) -> Result<u64, EventStoreError> {
         if logged.is_empty() {
             return Ok(0);
