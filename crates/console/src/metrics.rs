@@ -101,7 +101,7 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     events_published: Gauge<i64, AtomicI64>,
     live_lagged: Gauge<i64, AtomicI64>,
-    pipeline: [Gauge<i64, AtomicI64>; 6],
+    pipeline: [Gauge<i64, AtomicI64>; 7],
     http: HttpServerMetrics,
 }
 
@@ -125,7 +125,7 @@ impl Metrics {
         registry.register("logins", "Login attempts by result", logins.clone());
         registry.register("events_published", "Events acknowledged (in the event log) since start", events_published.clone());
         registry.register("live_events_lagged", "Live event copies lost by slow subscribers since start", live_lagged.clone());
-        let pipeline: [Gauge<i64, AtomicI64>; 6] = Default::default();
+        let pipeline: [Gauge<i64, AtomicI64>; 7] = Default::default();
         for (g, (name, help)) in pipeline.iter().zip([
             ("event_log_end", "Offset after the last event acknowledged in the event log"),
             ("event_log_indexed", "Offset up to which logged events are searchable"),
@@ -133,6 +133,7 @@ impl Metrics {
             ("event_log_damaged", "Damaged event-log records found and skipped since start"),
             ("event_log_bytes", "Bytes of the event log on disk"),
             ("event_blocks_damaged", "Damaged event-store blocks queries found and skipped since start"),
+            ("events_unreadable", "Logged records the indexer could not read as events since start"),
         ]) {
             registry.register(name, help, g.clone());
         }
@@ -177,6 +178,7 @@ pub async fn render(State(state): State<AppState>, parts: axum::http::request::P
         p.damaged,
         p.log_bytes,
         state.bus.events().damaged_blocks(),
+        stats.unreadable.load(Ordering::Relaxed),
     ]) {
         g.set(gauge(v));
     }

@@ -168,6 +168,10 @@ async fn responses_carry_security_headers_and_metrics_count_them() {
         assert!(!body.contains("<script"), "no script on pages");
         let (_, _, metrics) = c.send(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await;
         assert!(metrics.contains("mamori_http_requests_total{kind=\"page\",status=\"200\"}"), "{metrics}");
+        // The event pipeline's gauges, the store's damage and the unreadable records too.
+        for g in ["mamori_event_index_lag 0", "mamori_event_blocks_damaged 0", "mamori_events_unreadable 0", "mamori_event_log_damaged 0"] {
+            assert!(metrics.contains(g), "{g} in {metrics}");
+        }
         let (status, _, body) = c.send(axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         // English on request.
