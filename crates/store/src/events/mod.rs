@@ -321,9 +321,7 @@ impl EventStore {
     pub fn partitions(&self) -> Result<Vec<PartitionInfo>, EventStoreError> {
         let mut out = Vec::new();
         for d in self.inner.catalog.days()? {
-            if let Some(p) = self.inner.catalog.get(d)? {
-                out.push(PartitionInfo { day: day::day_name(d), bytes: p.bytes() });
-            }
+            out.push(PartitionInfo { day: day::day_name(d), bytes: self.inner.catalog.bytes(d) });
         }
         Ok(out)
     }

@@ -21,6 +21,7 @@
 //! blocks are kept apart from another's, so a tenant's query reads only its own.
 
 use super::EventStoreError;
+use super::block::Bytes;
 use super::day::{day_name, parse_day_name};
 use mamori_core::TenantId;
 use std::collections::{BTreeMap, HashMap};
@@ -152,31 +153,33 @@ impl Entry {
     }
 
     fn decode(body: &[u8]) -> Option<Entry> {
-        let tenant = |b: &[u8]| -> Option<TenantId> { Some(TenantId(uuid::Uuid::from_bytes(b.get(1..17)?.try_into().ok()?))) };
-        let u32_at = |i: usize| -> Option<u32> { Some(u32::from_le_bytes(body.get(i..i + 4)?.try_into().ok()?)) };
-        let i64_at = |i: usize| -> Option<i64> { Some(i64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?)) };
-        match *body.first()? {
-            1 if body.len() == 78 => Some(Entry::Block(
-                tenant(body)?,
+        let mut b = Bytes(body);
+        let kind = b.u8().ok()?;
+        let tenant = |b: &mut Bytes| -> Option<TenantId> { Some(TenantId(uuid::Uuid::from_bytes(b.array().ok()?))) };
+        let e = match kind {
+            1 => Entry::Block(
+                tenant(&mut b)?,
                 BlockMeta {
-                    class: u32_at(17)?,
-                    rows: u32_at(21)?,
-                    min_time: i64_at(25)?,
-                    max_time: i64_at(33)?,
-                    max_log: i64_at(41)?,
-                    max_severity: *body.get(49)?,
-                    pos: i64_at(50)? as u64,
-                    len: u32_at(58)?,
-                    head_len: u32_at(62)?,
-                    cols_end: u32_at(66)?,
-                    cols_crc: u32_at(70)?,
-                    docs_crc: u32_at(74)?,
+                    class: b.u32().ok()?,
+                    rows: b.u32().ok()?,
+                    min_time: b.i64().ok()?,
+                    max_time: b.i64().ok()?,
+                    max_log: b.i64().ok()?,
+                    max_severity: b.u8().ok()?,
+                    pos: b.u64().ok()?,
+                    len: b.u32().ok()?,
+                    head_len: b.u32().ok()?,
+                    cols_end: b.u32().ok()?,
+                    cols_crc: b.u32().ok()?,
+                    docs_crc: b.u32().ok()?,
                 },
-            )),
-            2 if body.len() == 25 => Some(Entry::Hide(tenant(body)?, i64_at(17)?)),
-            3 if body.len() == 9 => Some(Entry::Floor(i64_at(1)?)),
-            _ => None,
-        }
+            ),
+            2 => Entry::Hide(tenant(&mut b)?, b.i64().ok()?),
+            3 => Entry::Floor(b.i64().ok()?),
+            _ => return None,
+        };
+        // Exactly its size: a longer body is not an entry of this version.
+        b.is_empty().then_some(e)
     }
 }
 
@@ -222,7 +225,7 @@ pub(crate) struct Partition {
     pub day: i64,
     pub path: PathBuf,
     data: File,
-    pub state: RwLock<State>,
+    state: RwLock<State>,
     /// Blocks found damaged by readers (skipped, and said in the log).
     pub damaged: std::sync::atomic::AtomicU64,
 }
@@ -243,6 +246,15 @@ impl Partition {
         }
         state.index_len = index_len;
         Ok(Partition { day, path, data, state: RwLock::new(state), damaged: std::sync::atomic::AtomicU64::new(0) })
+    }
+
+    /// Reads the partition's state.
+    pub fn read_state(&self) -> Result<std::sync::RwLockReadGuard<'_, State>, EventStoreError> {
+        self.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))
+    }
+
+    fn write_state(&self) -> Result<std::sync::RwLockWriteGuard<'_, State>, EventStoreError> {
+        self.state.write().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))
     }
 
     /// Returns a block's bytes `from..to` (relative to the block).
@@ -266,11 +278,6 @@ impl Partition {
             return Err(damaged("documents"));
         }
         Ok(b)
-    }
-
-    /// Bytes on disk.
-    pub fn bytes(&self) -> u64 {
-        [DATA, INDEX].iter().map(|f| std::fs::metadata(self.path.join(f)).map(|m| m.len()).unwrap_or(0)).sum()
     }
 }
 
@@ -306,6 +313,12 @@ impl Catalog {
         }
         out.sort_unstable();
         Ok(out)
+    }
+
+    /// Returns the bytes a day's partition takes on disk (without loading it).
+    pub fn bytes(&self, day: i64) -> u64 {
+        let path = self.path(day);
+        [DATA, INDEX].iter().map(|f| std::fs::metadata(path.join(f)).map(|m| m.len()).unwrap_or(0)).sum()
     }
 
     /// Returns a day's partition, or None when it has none.
@@ -367,7 +380,7 @@ impl Files {
     pub fn open(p: &Partition) -> Result<Files, EventStoreError> {
         let data = OpenOptions::new().read(true).write(true).open(p.path.join(DATA))?;
         let index = OpenOptions::new().read(true).write(true).open(p.path.join(INDEX))?;
-        let st = p.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+        let st = p.read_state()?;
         for (f, len) in [(&data, st.data_len), (&index, st.index_len)] {
             if f.metadata()?.len() != len {
                 tracing::warn!(partition = %day_name(p.day), bytes = len, "event store: cutting a partition file back to what its directory names");
@@ -389,10 +402,10 @@ impl Files {
         for e in entries {
             e.encode(&mut idx);
         }
-        let index_at = p.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?.index_len;
+        let index_at = p.read_state()?.index_len;
         self.index.write_all_at(&idx, index_at)?;
         self.index.sync_data()?;
-        let mut st = p.state.write().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+        let mut st = p.write_state()?;
         for e in entries {
             st.apply(*e);
         }

@@ -277,8 +277,13 @@ fn scan(
     for i in candidates {
         let fi = i / block::FRAME_ROWS;
         if frame.as_ref().is_none_or(|(n, _)| *n != fi) {
-            let docs = block::decode_frame(&b.head, b.body(m), &b.cols, fi).map_err(|e| corrupt(part, m, e))?;
-            frame = Some((fi, docs));
+            match block::decode_frame(&b.head, b.body(m), &b.cols, fi) {
+                Ok(docs) => frame = Some((fi, docs)),
+                Err(why) => {
+                    damaged(part, &why);
+                    return Ok(());
+                }
+            }
         }
         let Some(doc) = frame.as_ref().and_then(|(_, d)| d.get(i % block::FRAME_ROWS)) else { continue };
         if doc_matches(plan, doc) {
@@ -291,7 +296,7 @@ fn scan(
 /// The blocks of a partition a plan may read, with the retention mark of their
 /// tenant.
 fn blocks_of(part: &Partition, plan: &Plan) -> Result<Vec<(TenantId, i64, BlockMeta)>, EventStoreError> {
-    let st = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+    let st = part.read_state()?;
     let mut out = Vec::new();
     let mut add = |t: &TenantId| {
         if let Some(tp) = st.tenants.get(t) {

@@ -29,6 +29,11 @@ const APPEND_SEQ_BASE: i64 = 1 << 62;
 /// Where migrated rows' sequence numbers start.
 pub(crate) const MIGRATED_SEQ_BASE: i64 = 1 << 61;
 
+/// A log offset as the directory keeps it (offsets beyond i64 never occur).
+fn log_offset(o: u64) -> i64 {
+    i64::try_from(o).unwrap_or(i64::MAX)
+}
+
 /// Events of one day, tenant and class (at most [`MAX_ROWS`]) ready to be written,
 /// with the bloom hashes of all of them.
 pub(crate) struct Group {
@@ -80,7 +85,7 @@ impl Grouper {
         let small = |v: Option<u64>| v.and_then(|v| u8::try_from(v).ok());
         g.rows.push(block::Row {
             time,
-            seq: seq.or_else(|| offset.map(|o| i64::try_from(o).unwrap_or(i64::MAX - 1) + 1)).unwrap_or(0),
+            seq: seq.or_else(|| offset.map(|o| log_offset(o).saturating_add(1))).unwrap_or(0),
             severity: small(c.severity).unwrap_or(0),
             disposition: small(c.disposition).unwrap_or(NO_DISPOSITION),
             src_ip: c.src_ip,
@@ -243,21 +248,21 @@ impl Writer {
         Writer { catalog, files: Vec::new(), next_seq: APPEND_SEQ_BASE + (micros << 10) % APPEND_SEQ_BASE }
     }
 
-    /// Returns a day's partition and its open files, creating them when needed.
-    fn open(&mut self, day: i64) -> Result<(Arc<Partition>, &mut Files), EventStoreError> {
-        let part = self.catalog.create(day)?;
-        if let Some(pos) = self.files.iter().position(|(d, _)| *d == day) {
+    /// Returns the open files of a partition, opening them (and cutting back what its
+    /// directory does not name) when needed.
+    fn files(&mut self, part: &Partition) -> Result<&mut Files, EventStoreError> {
+        if let Some(pos) = self.files.iter().position(|(d, _)| *d == part.day) {
             let entry = self.files.remove(pos);
             self.files.push(entry);
         } else {
-            let files = Files::open(&part)?;
+            let files = Files::open(part)?;
             if self.files.len() >= CACHED_PARTITIONS {
                 self.files.remove(0);
             }
-            self.files.push((day, files));
+            self.files.push((part.day, files));
         }
         match self.files.last_mut() {
-            Some((_, f)) => Ok((part, f)),
+            Some((_, f)) => Ok(f),
             None => Err(EventStoreError::Write("no partition files".into())),
         }
     }
@@ -314,11 +319,11 @@ impl Writer {
     /// tenant and class already hold are skipped. `floor` also records that the
     /// partition holds every log event up to that offset (migration).
     pub(crate) fn write_day(&mut self, day: i64, groups: &[&Group], floor: Option<i64>) -> Result<(), EventStoreError> {
-        let (part, _) = self.open(day)?;
+        let part = self.catalog.create(day)?;
         let mut keys: Vec<(TenantId, u32)> = Vec::new();
         let mut merged: HashMap<(TenantId, u32), KeyRows<'_>, FastHash> = HashMap::with_hasher(FastHash);
         let at = {
-            let st = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+            let st = part.read_state()?;
             for g in groups {
                 let key = (g.tenant, g.class);
                 let held = st.held(g.tenant, g.class);
@@ -326,7 +331,7 @@ impl Writer {
                     keys.push(key);
                     (Vec::new(), Vec::new())
                 });
-                entry.0.extend(g.rows.iter().filter(|r| r.log.is_none_or(|o| i64::try_from(o).unwrap_or(i64::MAX) > held)));
+                entry.0.extend(g.rows.iter().filter(|r| r.log.is_none_or(|o| log_offset(o) > held)));
                 entry.1.push(&g.set);
             }
             st.data_len
@@ -357,7 +362,7 @@ impl Writer {
                     rows: chunk.len() as u32,
                     min_time: chunk.iter().map(|r| r.time).min().unwrap_or(0),
                     max_time: chunk.iter().map(|r| r.time).max().unwrap_or(0),
-                    max_log: chunk.iter().filter_map(|r| r.log).map(|o| i64::try_from(o).unwrap_or(i64::MAX)).max().unwrap_or(-1),
+                    max_log: chunk.iter().filter_map(|r| r.log).map(log_offset).max().unwrap_or(-1),
                     max_severity: chunk.iter().map(|r| r.severity).max().unwrap_or(0),
                     pos: at + data.len() as u64,
                     len: bytes.len() as u32,
@@ -376,8 +381,7 @@ impl Writer {
         if entries.is_empty() {
             return Ok(());
         }
-        let (part, files) = self.open(day)?;
-        files.append(&part, at, &data, &entries)
+        self.files(&part)?.append(&part, at, &data, &entries)
     }
 
     /// Applies retention: drops partitions older than the longest retention and marks
@@ -399,7 +403,7 @@ impl Writer {
             }
             let Some(part) = self.catalog.get(day)? else { continue };
             let tenants: Vec<(TenantId, i64, Vec<BlockMeta>)> = {
-                let st = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?;
+                let st = part.read_state()?;
                 st.tenants.iter().map(|(t, tp)| (*t, tp.hidden_before, tp.blocks.clone())).collect()
             };
             let mut entries = Vec::new();
@@ -414,9 +418,8 @@ impl Writer {
                 entries.push(Entry::Hide(t, until));
             }
             if !entries.is_empty() {
-                let at = part.state.read().map_err(|_| EventStoreError::Task("partition lock poisoned".into()))?.data_len;
-                let (part, files) = self.open(day)?;
-                files.append(&part, at, &[], &entries)?;
+                let at = part.read_state()?.data_len;
+                self.files(&part)?.append(&part, at, &[], &entries)?;
             }
         }
         Ok(report)
