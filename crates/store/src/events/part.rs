@@ -15,7 +15,8 @@
 //! disk. Loading reads the directory up to its first damaged or cut entry; the writer
 //! then cuts both files back to what the directory names (a crash in the middle of a
 //! flush leaves a tail nobody acknowledged: those events are still in the event log).
-//! Each block's bytes carry a CRC-32C in its entry, checked on every read.
+//! Each block carries two CRC-32Cs in its entry (head and columns; documents), checked
+//! on every read of those bytes.
 //!
 //! Readers share a partition's state with the writer ([`Catalog`]); one tenant's
 //! blocks are kept apart from another's, so a tenant's query reads only its own.
