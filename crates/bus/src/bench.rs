@@ -46,6 +46,13 @@ pub async fn run(dir: &Path, n: usize) -> Result<Report, BusError> {
 
 /// Runs the pipeline on `n` events of a mix of this kind.
 pub async fn run_mix(dir: &Path, n: usize, kind: Kind) -> Result<Report, BusError> {
+    run_with(dir, n, kind, None).await
+}
+
+/// Runs the pipeline on `n` events of a mix of this kind, with the log over JetStream
+/// when `js` is given (this process then both publishes and indexes; the run's streams
+/// are removed afterwards).
+pub async fn run_with(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstream::JetStreamOptions>) -> Result<Report, BusError> {
     let mut mix = Mix::of(kind, n, mamori_core::time::now_ms());
     let mut batches = Vec::with_capacity(n.div_ceil(BATCH));
     let mut raw_bytes = 0u64;
@@ -56,7 +63,10 @@ pub async fn run_mix(dir: &Path, n: usize, kind: Kind) -> Result<Report, BusErro
     }
     // Oldest first, as events arrive.
     batches.reverse();
-    let bus = Bus::open(EventStore::open(dir)?, BusOptions::default())?;
+    let bus = match js {
+        None => Bus::open(EventStore::open(dir)?, BusOptions::default())?,
+        Some(js) => Bus::connect(EventStore::open(dir)?, BusOptions::default(), js).await?,
+    };
     let started = Instant::now();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
     let mut publishers = Vec::new();
@@ -77,5 +87,13 @@ pub async fn run_mix(dir: &Path, n: usize, kind: Kind) -> Result<Report, BusErro
     bus.searchable().await;
     let searchable = started.elapsed();
     let store_bytes = bus.events().partitions()?.iter().map(|p| p.bytes).sum();
-    Ok(Report { events: n, acknowledged, searchable, raw_bytes, store_bytes, log_bytes: bus.pipeline().log_bytes })
+    let log_bytes = match &bus.transport {
+        crate::Transport::Local(log) => log.bytes(),
+        crate::Transport::JetStream(js) => {
+            let bytes = js.fresh_bytes().await?;
+            js.delete_streams().await?;
+            bytes
+        }
+    };
+    Ok(Report { events: n, acknowledged, searchable, raw_bytes, store_bytes, log_bytes })
 }

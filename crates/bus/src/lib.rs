@@ -1,8 +1,10 @@
 //! The event bus of Mamori.
 //!
-//! - [`Bus::publish`] checks events, writes them to the event log ([`log`]) and returns
-//!   once they are synced there: that is the acknowledgement, and an acknowledged event
-//!   survives a crash. It then fans them out to live subscribers.
+//! - [`Bus::publish`] checks events, writes them to the event log and returns once they
+//!   are durable there: that is the acknowledgement, and an acknowledged event survives
+//!   a crash. It then fans them out to live subscribers. The log is local ([`log`]:
+//!   segments on this node's disk, the default) or NATS JetStream ([`jetstream`]: for
+//!   split nodes, where intake nodes publish and indexing nodes consume).
 //! - The indexer, a task of the bus, reads the log by offset and stores the events in
 //!   the searchable event store, asynchronously; after a restart it goes on from its
 //!   checkpoint, and a replay stores nothing twice. [`Bus::searchable`] waits until
@@ -17,14 +19,18 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod jetstream;
 pub mod log;
+pub mod testing;
 
+use jetstream::{JetStream, JetStreamOptions};
 use log::{Log, LogError, LogOptions, LogReader};
 use mamori_core::Event;
 use mamori_store::events::{EventStore, EventStoreError, Logged};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 /// Errors of publishing.
@@ -36,6 +42,10 @@ pub enum BusError {
     /// The event log failed; nothing was acknowledged.
     #[error("{0}")]
     Log(#[from] LogError),
+    /// JetStream failed or is unreachable; what it did not acknowledge was not
+    /// acknowledged (a retry is safe: JetStream drops duplicates by event id).
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Counters of the bus, for `/metrics`.
@@ -59,16 +69,17 @@ pub struct BusOptions {
     /// The event log.
     pub log: LogOptions,
     /// How long fully indexed log segments are kept for readers by cursor.
-    pub log_keep: std::time::Duration,
+    pub log_keep: Duration,
 }
 
 impl Default for BusOptions {
     fn default() -> Self {
-        BusOptions { live_capacity: 4096, max_lag: 2_000_000, log: LogOptions::default(), log_keep: std::time::Duration::from_secs(86_400) }
+        BusOptions { live_capacity: 4096, max_lag: 2_000_000, log: LogOptions::default(), log_keep: Duration::from_secs(86_400) }
     }
 }
 
-/// The state of the pipeline, for `/metrics` and the console.
+/// The state of the pipeline, for `/metrics` and the console (with JetStream, summed
+/// over the partitions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pipeline {
     /// The offset after the last acknowledged event.
@@ -81,14 +92,26 @@ pub struct Pipeline {
     pub log_bytes: u64,
 }
 
-/// The in-process event bus.
+/// Where the log is.
+#[derive(Clone)]
+enum Transport {
+    Local(Log),
+    JetStream(JetStream),
+}
+
+/// The event bus.
 #[derive(Clone)]
 pub struct Bus {
     events: EventStore,
-    log: Log,
+    transport: Transport,
     live: broadcast::Sender<Arc<Event>>,
     stats: Arc<BusStats>,
-    indexed: watch::Receiver<u64>,
+    /// Per partition (one for the local log): the offset after the last acknowledged
+    /// event, and the offset up to which events are stored by its indexer.
+    ends: Vec<watch::Receiver<u64>>,
+    indexed: Vec<watch::Receiver<u64>>,
+    /// The partition readers by cursor read.
+    own: u32,
     max_lag: u64,
     /// Dropped with the last clone: the indexer then stops.
     _stop: Arc<watch::Sender<()>>,
@@ -103,16 +126,16 @@ const INDEX_BATCH: usize = 20_000;
 /// trickle of events does not become a trickle of one-event blocks (the event store
 /// writes one block per tenant and class of each call). Also the longest an
 /// acknowledged event waits to be searchable when the indexer keeps up.
-const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+const INDEX_INTERVAL: Duration = Duration::from_millis(250);
 
-fn read_checkpoint(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(CHECKPOINT)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+fn read_checkpoint(path: &Path) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-fn write_checkpoint(dir: &Path, offset: u64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
+fn write_checkpoint(path: &Path, offset: u64) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, offset.to_string())?;
-    std::fs::rename(tmp, dir.join(CHECKPOINT))
+    std::fs::rename(tmp, path)
 }
 
 impl Bus {
@@ -122,14 +145,65 @@ impl Bus {
     pub fn open(events: EventStore, options: BusOptions) -> Result<Self, BusError> {
         let dir = events.dir().join("log");
         let log = Log::open(&dir, options.log.clone())?;
-        let start = read_checkpoint(&dir).min(log.end());
+        let checkpoint = dir.join(CHECKPOINT);
+        let start = read_checkpoint(&checkpoint).min(log.end());
         let (indexed_tx, indexed) = watch::channel(start);
         let (stop, stop_rx) = watch::channel(());
-        let (live, _) = broadcast::channel(options.live_capacity.max(16));
         let stats = Arc::new(BusStats::default());
-        let indexer = Indexer { log: log.clone(), events: events.clone(), dir, indexed: indexed_tx, stats: stats.clone(), keep: options.log_keep };
-        tokio::spawn(indexer.run(log.reader(start), stop_rx));
-        Ok(Self { events, log, live, stats, indexed, max_lag: options.max_lag, _stop: Arc::new(stop) })
+        let indexer = Indexer {
+            source: Source::Local { log: log.clone(), reader: Some(log.reader(start)), end: log.watch_end() },
+            progress: Progress::Local(indexed_tx),
+            events: events.clone(),
+            checkpoint,
+            stats: stats.clone(),
+            cleanup: Some((log.clone(), options.log_keep)),
+        };
+        tokio::spawn(indexer.run(stop_rx));
+        Ok(Self::assemble(events, Transport::Local(log.clone()), &options, stats, vec![log.watch_end()], vec![indexed], 0, stop))
+    }
+
+    /// Returns a bus whose log is NATS JetStream: it connects, makes the streams when
+    /// missing, and starts the indexer of the partition this node indexes (if any,
+    /// `index_partition`), from its checkpoint in `events`' folder.
+    pub async fn connect(events: EventStore, options: BusOptions, js: JetStreamOptions) -> Result<Self, BusError> {
+        let js = JetStream::connect(js).await?;
+        let (stop, stop_rx) = watch::channel(());
+        let stats = Arc::new(BusStats::default());
+        let own = js.options().index_partition.unwrap_or(0);
+        if let Some(k) = js.options().index_partition {
+            let dir = events.dir().join("log");
+            std::fs::create_dir_all(&dir).map_err(LogError::Io)?;
+            let checkpoint = dir.join(format!("{CHECKPOINT}-{}_{k}", js.options().stream));
+            let end = js.ends().get(k as usize).map(|e| *e.borrow()).unwrap_or(0);
+            let start = read_checkpoint(&checkpoint).min(end);
+            let indexer = Indexer {
+                source: Source::JetStream { reader: Box::new(js.reader(k, start)), end: js.ends().swap_remove(k as usize) },
+                progress: Progress::JetStream(js.clone(), k),
+                events: events.clone(),
+                checkpoint,
+                stats: stats.clone(),
+                cleanup: None,
+            };
+            js.report(k, start).await;
+            tokio::spawn(indexer.run(stop_rx));
+        }
+        let (ends, indexed) = (js.ends(), js.indexed());
+        Ok(Self::assemble(events, Transport::JetStream(js), &options, stats, ends, indexed, own, stop))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        events: EventStore,
+        transport: Transport,
+        options: &BusOptions,
+        stats: Arc<BusStats>,
+        ends: Vec<watch::Receiver<u64>>,
+        indexed: Vec<watch::Receiver<u64>>,
+        own: u32,
+        stop: watch::Sender<()>,
+    ) -> Self {
+        let (live, _) = broadcast::channel(options.live_capacity.max(16));
+        Self { events, transport, live, stats, ends, indexed, own, max_lag: options.max_lag, _stop: Arc::new(stop) }
     }
 
     /// Returns a bus as [`Bus::open`] does, keeping `live_capacity` events per live
@@ -139,7 +213,7 @@ impl Bus {
     }
 
     /// Checks `events` and writes them to the log; returns how many once they are
-    /// synced there (acknowledged), then sends them to live subscribers. A batch with
+    /// durable there (acknowledged), then sends them to live subscribers. A batch with
     /// one bad event is refused whole. Waits while the indexer is too far behind.
     pub async fn publish(&self, events: Vec<Event>) -> Result<u64, BusError> {
         if events.is_empty() {
@@ -147,46 +221,68 @@ impl Bus {
         }
         let docs = EventStore::check(&events)?;
         self.wait_for_indexer().await;
-        let copies: Vec<Arc<Event>> = if self.live.receiver_count() > 0 { events.into_iter().map(Arc::new).collect() } else { Vec::new() };
         let n = docs.len() as u64;
-        self.log.append(docs.into_iter().map(String::into_bytes).collect()).await?;
+        match &self.transport {
+            Transport::Local(log) => {
+                log.append(docs.into_iter().map(String::into_bytes).collect()).await?;
+            }
+            Transport::JetStream(js) => js.append(&events, docs).await?,
+        }
         self.stats.published.fetch_add(n, Ordering::Relaxed);
-        for e in copies {
-            // An error only means nobody is listening right now.
-            let _ = self.live.send(e);
+        if self.live.receiver_count() > 0 {
+            for e in events {
+                // An error only means nobody is listening right now.
+                let _ = self.live.send(Arc::new(e));
+            }
         }
         Ok(n)
     }
 
     async fn wait_for_indexer(&self) {
-        let mut indexed = self.indexed.clone();
-        while self.log.end().saturating_sub(*indexed.borrow()) > self.max_lag {
-            if indexed.changed().await.is_err() {
-                return;
+        for (end, indexed) in self.ends.iter().zip(&self.indexed) {
+            let mut indexed = indexed.clone();
+            while end.borrow().saturating_sub(*indexed.borrow()) > self.max_lag {
+                if indexed.changed().await.is_err() {
+                    return;
+                }
             }
         }
     }
 
-    /// Waits until every event acknowledged before the call is searchable.
+    /// Waits until every event acknowledged before the call is searchable (with
+    /// JetStream: by the indexers of every partition, wherever they run).
     pub async fn searchable(&self) {
-        let target = self.log.end();
-        let mut indexed = self.indexed.clone();
-        while *indexed.borrow() < target {
-            if indexed.changed().await.is_err() {
-                return;
+        let targets: Vec<u64> = match &self.transport {
+            Transport::Local(log) => vec![log.end()],
+            Transport::JetStream(js) => match js.fresh_ends().await {
+                Ok(t) => t,
+                Err(_) => self.ends.iter().map(|e| *e.borrow()).collect(),
+            },
+        };
+        for (target, indexed) in targets.into_iter().zip(&self.indexed) {
+            let mut indexed = indexed.clone();
+            while *indexed.borrow() < target {
+                if indexed.changed().await.is_err() {
+                    return;
+                }
             }
         }
     }
 
     /// Returns a reader of every acknowledged event from `offset` on (0: the oldest
-    /// kept; [`Bus::end`]: only new ones).
+    /// kept; [`Bus::end`]: only new ones). With JetStream, of the partition this node
+    /// indexes.
     pub fn reader(&self, offset: u64) -> EventReader {
-        EventReader { inner: Some(self.log.reader(offset)), end: self.log.watch_end(), stats: self.stats.clone() }
+        let source = match &self.transport {
+            Transport::Local(log) => Source::Local { log: log.clone(), reader: Some(log.reader(offset)), end: log.watch_end() },
+            Transport::JetStream(js) => Source::JetStream { reader: Box::new(js.reader(self.own, offset)), end: self.ends[self.own as usize].clone() },
+        };
+        EventReader { source, stats: self.stats.clone() }
     }
 
-    /// The offset after the last acknowledged event.
+    /// The offset after the last acknowledged event (of the partition readers read).
     pub fn end(&self) -> u64 {
-        self.log.end()
+        self.ends.get(self.own as usize).map(|e| *e.borrow()).unwrap_or(0)
     }
 
     /// Returns a live subscription to events published from now on.
@@ -206,12 +302,11 @@ impl Bus {
 
     /// Returns where the pipeline stands.
     pub fn pipeline(&self) -> Pipeline {
-        Pipeline {
-            log_end: self.log.end(),
-            indexed: *self.indexed.borrow(),
-            damaged: self.log.stats().damaged.load(Ordering::Relaxed),
-            log_bytes: self.log.bytes(),
-        }
+        let (damaged, log_bytes) = match &self.transport {
+            Transport::Local(log) => (log.stats().damaged.load(Ordering::Relaxed), log.bytes()),
+            Transport::JetStream(js) => (0, js.bytes()),
+        };
+        Pipeline { log_end: self.ends.iter().map(|e| *e.borrow()).sum(), indexed: self.indexed.iter().map(|i| *i.borrow()).sum(), damaged, log_bytes }
     }
 }
 
@@ -224,72 +319,135 @@ fn decode(payload: Vec<u8>) -> Option<(Event, String)> {
     Some((event, doc))
 }
 
+/// Where a reader of the log reads: records by offset.
+enum Source {
+    Local { log: Log, reader: Option<LogReader>, end: watch::Receiver<u64> },
+    JetStream { reader: Box<jetstream::Reader>, end: watch::Receiver<u64> },
+}
+
+impl Source {
+    fn position(&self) -> u64 {
+        match self {
+            Source::Local { reader, .. } => reader.as_ref().map(LogReader::position).unwrap_or(0),
+            Source::JetStream { reader, .. } => reader.position(),
+        }
+    }
+
+    fn end(&self) -> u64 {
+        match self {
+            Source::Local { end, .. } | Source::JetStream { end, .. } => *end.borrow(),
+        }
+    }
+
+    fn seek(&mut self, offset: u64) {
+        match self {
+            Source::Local { log, reader, .. } => *reader = Some(log.reader(offset)),
+            Source::JetStream { reader, .. } => reader.seek(offset),
+        }
+    }
+
+    /// Returns up to `max` records from the position on, waiting up to `wait` when
+    /// there are none yet. `LogError::Closed` when the log is gone.
+    async fn read(&mut self, max: usize, wait: Duration) -> Result<Vec<(u64, Vec<u8>)>, BusError> {
+        match self {
+            Source::Local { reader, end, .. } => {
+                end.borrow_and_update();
+                let r = reader.take().ok_or(LogError::Closed)?;
+                let (r, got) = tokio::task::spawn_blocking(move || {
+                    let mut r = r;
+                    let got = r.read(max.max(1));
+                    (r, got)
+                })
+                .await
+                .map_err(|_| LogError::Closed)?;
+                *reader = Some(r);
+                let got = got?;
+                if got.is_empty()
+                    && let Ok(Err(_)) = tokio::time::timeout(wait, end.changed()).await
+                {
+                    return Err(LogError::Closed.into());
+                }
+                Ok(got)
+            }
+            Source::JetStream { reader, .. } => reader.read(max.max(1), wait).await,
+        }
+    }
+}
+
+/// Where the indexer says how far it is.
+enum Progress {
+    Local(watch::Sender<u64>),
+    JetStream(JetStream, u32),
+}
+
 /// Reads the log into the event store.
 struct Indexer {
-    log: Log,
+    source: Source,
+    progress: Progress,
     events: EventStore,
-    dir: PathBuf,
-    indexed: watch::Sender<u64>,
+    checkpoint: PathBuf,
     stats: Arc<BusStats>,
-    keep: std::time::Duration,
+    /// The local log, and how long indexed segments are kept.
+    cleanup: Option<(Log, Duration)>,
+}
+
+impl Progress {
+    async fn report(&self, offset: u64) {
+        match self {
+            Progress::Local(tx) => {
+                tx.send_if_modified(|i| {
+                    let moved = *i != offset;
+                    *i = offset;
+                    moved
+                });
+            }
+            Progress::JetStream(js, k) => js.report(*k, offset).await,
+        }
+    }
 }
 
 impl Indexer {
-    async fn run(self, reader: LogReader, mut stop: watch::Receiver<()>) {
-        let mut reader = Some(reader);
-        let mut end = self.log.watch_end();
+    async fn run(mut self, mut stop: watch::Receiver<()>) {
         let mut last_cleanup = std::time::Instant::now();
         let mut last_index: Option<std::time::Instant> = None;
+        let mut reported = self.source.position();
         loop {
-            let Some(r) = reader.take() else { return };
             if let Some(at) = last_index
                 && at.elapsed() < INDEX_INTERVAL
-                && self.log.end().saturating_sub(r.position()) < INDEX_BATCH as u64
+                && self.source.end().saturating_sub(self.source.position()) < INDEX_BATCH as u64
             {
                 tokio::select! {
                     _ = tokio::time::sleep(INDEX_INTERVAL.saturating_sub(at.elapsed())) => {}
                     _ = stop.changed() => return,
                 }
             }
-            let read = tokio::task::spawn_blocking(move || {
-                let mut r = r;
-                let batch = r.read(INDEX_BATCH);
-                (r, batch)
-            })
-            .await;
-            let (r, batch) = match read {
-                Ok(x) => x,
-                // Cancelled: the runtime is shutting down (the log keeps the rest).
-                Err(e) if e.is_cancelled() => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "event indexer: read task failed");
-                    return;
-                }
+            let first = self.source.position();
+            let batch = tokio::select! {
+                b = self.source.read(INDEX_BATCH, Duration::from_millis(500)) => b,
+                _ = stop.changed() => return,
             };
-            let position = r.position();
-            reader = Some(r);
             let batch = match batch {
                 Ok(b) => b,
+                Err(BusError::Log(LogError::Closed)) => return,
                 Err(e) => {
                     tracing::error!(error = %e, "event indexer: cannot read the log; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    self.source.seek(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return,
+                    }
                     continue;
                 }
             };
+            let position = self.source.position();
             if batch.is_empty() {
                 // Caught up: the reader's position is the end (or beyond damage).
-                self.indexed.send_if_modified(|i| {
-                    let moved = *i != position;
-                    *i = position;
-                    moved
-                });
-                tokio::select! {
-                    changed = end.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
+                if position != reported {
+                    self.progress.report(position).await;
+                    reported = position;
                 }
                 continue;
             }
-            let first = batch.first().map(|(o, _)| *o).unwrap_or(position);
             let stats = self.stats.clone();
             let logged = tokio::task::spawn_blocking(move || {
                 batch
@@ -310,8 +468,8 @@ impl Indexer {
                 Err(e) if e.is_cancelled() => return,
                 Err(e) => {
                     tracing::error!(error = %e, "event indexer: decoding failed; retrying");
-                    reader = Some(self.log.reader(first));
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    self.source.seek(first);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
@@ -325,30 +483,32 @@ impl Indexer {
                     // A store that cannot write now: the same records are read again, so
                     // nothing acknowledged is skipped.
                     tracing::error!(error = %e, "event indexer: cannot store events; retrying");
-                    reader = Some(self.log.reader(first));
+                    self.source.seek(first);
                     tokio::select! {
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = stop.changed() => return,
                     }
                     continue;
                 }
             }
             last_index = Some(std::time::Instant::now());
-            self.indexed.send_replace(position);
-            if let Err(e) = write_checkpoint(&self.dir, position) {
+            if let Err(e) = write_checkpoint(&self.checkpoint, position) {
                 tracing::warn!(error = %e, "event indexer: cannot write its checkpoint (a restart replays more)");
             }
-            if last_cleanup.elapsed() > std::time::Duration::from_secs(60) {
+            self.progress.report(position).await;
+            reported = position;
+            if last_cleanup.elapsed() > Duration::from_secs(60) {
                 last_cleanup = std::time::Instant::now();
                 self.cleanup(position);
             }
         }
     }
 
-    /// Removes log segments that are indexed and older than `keep`.
+    /// Removes local log segments that are indexed and older than their keeping time.
     fn cleanup(&self, indexed: u64) {
-        let cutoff = std::time::SystemTime::now().checked_sub(self.keep);
-        match self.log.remove_before(indexed, cutoff) {
+        let Some((log, keep)) = &self.cleanup else { return };
+        let cutoff = std::time::SystemTime::now().checked_sub(*keep);
+        match log.remove_before(indexed, cutoff) {
             Ok(0) => {}
             Ok(n) => tracing::info!(segments = n, "event log: indexed segments past their keeping time removed"),
             Err(e) => tracing::warn!(error = %e, "event log: cannot remove old segments"),
@@ -358,8 +518,7 @@ impl Indexer {
 
 /// Reads every acknowledged event from an offset on ([`Bus::reader`]).
 pub struct EventReader {
-    inner: Option<LogReader>,
-    end: watch::Receiver<u64>,
+    source: Source,
     stats: Arc<BusStats>,
 }
 
@@ -367,23 +526,16 @@ impl EventReader {
     /// The offset of the next event this reader returns (a consumer keeps it as its
     /// cursor).
     pub fn position(&self) -> u64 {
-        self.inner.as_ref().map(LogReader::position).unwrap_or(0)
+        self.source.position()
     }
 
     /// Returns the next events (up to `max`) with their offsets, waiting until there
     /// are some. None when the bus is gone.
     pub async fn next(&mut self, max: usize) -> Option<Vec<(u64, Event)>> {
         loop {
-            let mut r = self.inner.take()?;
-            let (r, got) = tokio::task::spawn_blocking(move || {
-                let got = r.read(max.max(1));
-                (r, got)
-            })
-            .await
-            .ok()?;
-            self.inner = Some(r);
-            match got {
-                Ok(batch) if !batch.is_empty() => {
+            let at = self.source.position();
+            match self.source.read(max, Duration::from_secs(1)).await {
+                Ok(batch) => {
                     let mut out = Vec::with_capacity(batch.len());
                     for (offset, payload) in batch {
                         match decode(payload) {
@@ -397,19 +549,11 @@ impl EventReader {
                         return Some(out);
                     }
                 }
-                Ok(_) => {
-                    if self.position() >= *self.end.borrow_and_update() {
-                        if self.end.changed().await.is_err() {
-                            return None;
-                        }
-                    } else {
-                        // Stuck before the end (a damaged stretch not yet passed).
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                }
+                Err(BusError::Log(LogError::Closed)) => return None,
                 Err(e) => {
                     tracing::error!(error = %e, "event reader: cannot read the log; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    self.source.seek(at);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }

@@ -2,31 +2,15 @@
 //! into the event store, replay after a restart, back-pressure, and readers by cursor
 //! that see every event while a slow live subscriber loses copies and counts them.
 
+mod common;
+
+use common::{BASE, events, grant};
 use mamori_bus::{Bus, BusOptions};
-use mamori_core::{Event, EventClass, TenantId};
+use mamori_core::TenantId;
+use mamori_store::Scope;
 use mamori_store::events::{EventQuery, EventStore};
-use mamori_store::{CrossTenant, Scope};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-
-const BASE: i64 = 1_780_000_000_000;
-
-fn events(tenant: TenantId, from: usize, n: usize) -> Vec<Event> {
-    (from..from + n)
-        .map(|i| {
-            let mut e = Event::new(tenant, BASE + i as i64, EventClass::HTTP_ACTIVITY, format!("不正アクセスの試行 {i}"), "test");
-            e.raw = Some(format!("GET /login?n={i} HTTP/1.1 403"));
-            e
-        })
-        .collect()
-}
-
-async fn grant() -> (tempfile::TempDir, CrossTenant) {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, authority) = mamori_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display())).await.unwrap();
-    let grant = authority.grant("test", "test").await.unwrap();
-    (dir, grant)
-}
 
 async fn count(bus: &Bus, scope: &Scope) -> usize {
     let mut q = EventQuery { from_ms: BASE - 1, to_ms: BASE + 86_400_000, limit: 1000, ..Default::default() };

@@ -18,6 +18,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub demo: DemoConfig,
     pub vault: VaultConfig,
+    pub events: EventsConfig,
     /// `[components.NAME]` sections, handed to each component as JSON.
     pub components: BTreeMap<String, toml::Value>,
 }
@@ -153,6 +154,94 @@ impl Default for S3Section {
     }
 }
 
+/// `[events]`: where events are acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// "local" (a log on this node's disk) or "jetstream" (NATS JetStream, split nodes).
+    pub log: String,
+    /// `[events.jetstream]`.
+    pub jetstream: JetStreamSection,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { log: "local".into(), jetstream: JetStreamSection::default() }
+    }
+}
+
+/// NATS JetStream as the event log. The password or token come from
+/// MAMORI_NATS_PASSWORD / MAMORI_NATS_TOKEN, never from this file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JetStreamSection {
+    pub urls: Vec<String>,
+    pub stream: String,
+    pub subject: String,
+    pub partitions: u32,
+    /// Whether this node indexes a partition (false: an intake node only).
+    pub index: bool,
+    pub index_partition: u32,
+    pub max_age_hours: u64,
+    /// 0: no limit.
+    pub max_gib: u64,
+    pub replicas: usize,
+    pub user: String,
+    pub ca_file: String,
+}
+
+impl Default for JetStreamSection {
+    fn default() -> Self {
+        let d = mamori_bus::jetstream::JetStreamOptions::default();
+        Self {
+            urls: d.urls,
+            stream: d.stream,
+            subject: d.subject,
+            partitions: d.partitions,
+            index: true,
+            index_partition: 0,
+            max_age_hours: d.max_age.as_secs() / 3600,
+            max_gib: 0,
+            replicas: d.replicas,
+            user: String::new(),
+            ca_file: String::new(),
+        }
+    }
+}
+
+/// The environment variables that hold the NATS password and token.
+pub const NATS_PASSWORD_ENV: &str = "MAMORI_NATS_PASSWORD";
+pub const NATS_TOKEN_ENV: &str = "MAMORI_NATS_TOKEN";
+
+impl EventsConfig {
+    /// The JetStream options of this node, when the log is JetStream.
+    pub fn jetstream(&self, node: &str) -> Option<mamori_bus::jetstream::JetStreamOptions> {
+        use mamori_bus::jetstream::{JetStreamOptions, NatsAuth};
+        if self.log != "jetstream" {
+            return None;
+        }
+        let j = &self.jetstream;
+        let auth = match (std::env::var(NATS_TOKEN_ENV).ok().filter(|t| !t.is_empty()), j.user.is_empty()) {
+            (Some(t), _) => NatsAuth::Token(t),
+            (None, false) => NatsAuth::User { name: j.user.clone(), password: std::env::var(NATS_PASSWORD_ENV).unwrap_or_default() },
+            (None, true) => NatsAuth::None,
+        };
+        Some(JetStreamOptions {
+            urls: j.urls.clone(),
+            stream: j.stream.clone(),
+            subject: j.subject.clone(),
+            partitions: j.partitions,
+            index_partition: j.index.then_some(j.index_partition),
+            max_age: std::time::Duration::from_secs(j.max_age_hours.saturating_mul(3600)),
+            max_bytes: j.max_gib.saturating_mul(1 << 30),
+            replicas: j.replicas,
+            auth,
+            ca_file: (!j.ca_file.is_empty()).then(|| PathBuf::from(&j.ca_file)),
+            node: node.to_string(),
+        })
+    }
+}
+
 /// The environment variable that holds the S3 secret access key.
 pub const S3_SECRET_ENV: &str = "MAMORI_S3_SECRET_ACCESS_KEY";
 
@@ -246,6 +335,16 @@ impl Config {
         }
         if !(3..=300).contains(&self.server.cluster.lease_secs) {
             bail!("[server.cluster] lease_secs must be 3-300 / lease_secs は3〜300秒で指定してください");
+        }
+        match self.events.log.as_str() {
+            "local" => {}
+            "jetstream" => {
+                let problems = self.events.jetstream("check").map(|j| j.problems()).unwrap_or_default();
+                if !problems.is_empty() {
+                    bail!("configuration problems / 設定の誤り:\n  {}", problems.join("\n  "));
+                }
+            }
+            other => bail!("[events] log must be \"local\" or \"jetstream\", not \"{other}\" / log は local か jetstream です"),
         }
         if let Err(problems) = self.server.http.validate() {
             bail!("configuration problems:\n  {}", problems.iter().map(|p| format!("[server.http] {p}")).collect::<Vec<_>>().join("\n  "));
@@ -392,6 +491,43 @@ access_key_id = ""
 # Seconds one request may take before it is retried. / 1 回の要求の待ち時間（秒、超えると再試行）。
 timeout_secs = 60
 
+[events]
+# Where an event is acknowledged: "local" (a checksummed log on this node's disk) or
+# "jetstream" (NATS JetStream: intake nodes publish, indexing nodes consume; for split
+# nodes and scaling out).
+# イベントの受付記録の置き場所: "local"（このノードのディスク上のログ）または "jetstream"
+# （NATS JetStream。受付ノードが書き込み、索引ノードが読み出します。ノード分割・スケールアウト用）。
+log = "local"
+
+[events.jetstream]
+# NATS servers (tls:// and ca_file outside loopback). / NATS サーバー（ループバック以外は tls:// と ca_file）。
+urls = ["nats://127.0.0.1:4222"]
+# Partition k is the stream STREAM_k with subjects SUBJECT.k.>.
+# パーティション k はストリーム STREAM_k（サブジェクト SUBJECT.k.>）です。
+stream = "MAMORI_EVENTS"
+subject = "mamori.events"
+# Streams the events are spread over by tenant; every node must agree.
+# イベントを団体ごとに振り分けるストリーム数。全ノードで同じ値にしてください。
+partitions = 1
+# Whether this node indexes (false: an intake node only; search on the indexing nodes),
+# and which partition. / このノードで索引を作るか（false: 受付専用。検索は索引ノードで行います）と、その対象パーティション。
+index = true
+index_partition = 0
+# Hours a stream keeps events, indexed or not: the longest an indexer may be down.
+# ストリームがイベントを保持する時間。索引ノードが停止していてよい最長時間です。
+max_age_hours = 168
+# GiB a stream may hold (0: no limit); when full, intake is refused, nothing is dropped.
+# ストリームの容量上限（GiB、0: 無制限）。上限に達すると受付を拒否し、既存のイベントは消しません。
+max_gib = 0
+# Copies in a JetStream cluster (1, 3 or 5). / JetStream クラスター内の複製数（1・3・5）。
+replicas = 1
+# A NATS user (its password from MAMORI_NATS_PASSWORD); or a token in MAMORI_NATS_TOKEN.
+# NATS のユーザー名（パスワードは MAMORI_NATS_PASSWORD）。トークンは MAMORI_NATS_TOKEN で指定します。
+user = ""
+# CA certificates (PEM) for the servers' certificates; set, TLS is required.
+# サーバー証明書を検証する CA（PEM）。指定すると TLS 必須になります。
+ca_file = ""
+
 [demo]
 # Seed the demo prefecture (サンプル県) when the data directory is first created.
 # Set to false for a real installation.
@@ -414,6 +550,7 @@ mod tests {
         assert!(c.demo.seed);
         assert_eq!(c.server.cluster, ClusterConfig::default());
         assert_eq!(c.vault, VaultConfig::default());
+        assert_eq!(c.events, EventsConfig::default());
         let plan = mamori_runtime::Plan::check(&registry, &component_sections(&c), |_| true, &[]);
         assert_eq!(plan.err(), None, "every component reads its template section");
         for name in ["retention", "monitor"] {

@@ -103,6 +103,10 @@ enum BenchCommand {
         /// ~240 B, firewall ~1 KB, Windows XML 1.8–3.5 KB).
         #[arg(long, value_enum, default_value_t = MixArg::Standard)]
         mix: MixArg,
+        /// Run the log over NATS JetStream at this URL (e.g. nats://127.0.0.1:4222)
+        /// instead of the local log; the run's streams are removed afterwards.
+        #[arg(long)]
+        nats: Option<String>,
     },
 }
 
@@ -114,7 +118,7 @@ enum MixArg {
 }
 
 /// `mamori bench events`.
-async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg) -> anyhow::Result<std::process::ExitCode> {
+async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg, nats: Option<String>) -> anyhow::Result<std::process::ExitCode> {
     anyhow::ensure!(n > 0, "--events must be at least 1");
     let tmp;
     let dir = match data {
@@ -132,7 +136,17 @@ async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg) -> anyhow::R
         MixArg::Standard => mamori_store::events::mix::Kind::Standard,
         MixArg::RealSizes => mamori_store::events::mix::Kind::RealSizes,
     };
-    let r = mamori_bus::bench::run_mix(&dir, n, kind).await?;
+    let js = nats.map(|url| {
+        let run = format!("BENCH{}", std::process::id());
+        mamori_bus::jetstream::JetStreamOptions {
+            urls: vec![url],
+            stream: format!("MAMORI_{run}"),
+            subject: format!("mamori.{}", run.to_lowercase()),
+            node: "bench".into(),
+            ..Default::default()
+        }
+    });
+    let r = mamori_bus::bench::run_with(&dir, n, kind, js).await?;
     println!("acknowledged (in the log): {:.1} s, {:.0} events/s", r.acknowledged.as_secs_f64(), n as f64 / r.acknowledged.as_secs_f64());
     println!("searchable: {:.1} s; raw data {:.1} MB/s", r.searchable.as_secs_f64(), r.raw_bytes as f64 / 1e6 / r.searchable.as_secs_f64());
     println!("on disk: store {:.0} bytes/event, log {:.0} bytes/event", r.store_bytes as f64 / n as f64, r.log_bytes as f64 / n as f64);
@@ -180,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Events { events, data, mix }) => bench_events(events, data, mix).await,
+        Command::Bench(BenchCommand::Events { events, data, mix, nats }) => bench_events(events, data, mix, nats).await,
         Command::User(c) => admin::user(&config, c).await,
         Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,

@@ -72,7 +72,21 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let first_start = crate::prepare_data_dir(&data)?;
     let (store, authority) = Store::open(&config.database_url()).await.context("cannot open the config store")?;
     let events = EventStore::open(&data.join("events")).context("cannot open the event store")?;
-    let bus = Bus::new(events, 4096).context("cannot open the event log")?;
+    let node_name = if config.server.node_name.is_empty() { mamori_runtime::hostname() } else { config.server.node_name.clone() };
+    let bus = match config.events.jetstream(&node_name) {
+        None => Bus::new(events, 4096).context("cannot open the event log")?,
+        Some(js) => {
+            let role = match js.index_partition {
+                Some(k) => format!("indexing partition {k} of {}", js.partitions),
+                None => "intake only (events are searchable on the indexing nodes)".to_string(),
+            };
+            let bus = Bus::connect(events, mamori_bus::BusOptions { live_capacity: 4096, ..Default::default() }, js)
+                .await
+                .context("cannot reach NATS JetStream for the event log / イベントログの NATS JetStream に接続できません")?;
+            tracing::info!(role, "event log: NATS JetStream");
+            bus
+        }
+    };
     let hasher = mamori_console::auth::PasswordHasher::new(config.console.argon2_memory_kib, config.console.argon2_iterations);
 
     // First start: an operator to log in with, and the demo unless turned off.
@@ -98,7 +112,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let poller = store.spawn_policy_poller(Duration::from_secs(2));
     let directory_poller = store.spawn_directory_poller(Duration::from_secs(2));
     let node = Node::new(NodeOptions {
-        name: if config.server.node_name.is_empty() { mamori_runtime::hostname() } else { config.server.node_name.clone() },
+        name: node_name.clone(),
         lease_ttl: Duration::from_secs(config.server.cluster.lease_secs),
         shutdown_grace: Duration::from_secs(config.server.http.shutdown_grace_secs),
         ..NodeOptions::default()

@@ -25,6 +25,9 @@ pub enum AppError {
     Csrf,
     /// Something failed inside (500); the detail is logged, never shown.
     Internal(String),
+    /// A service this one needs is unreachable for now (503 with `Retry-After`);
+    /// the detail is logged, never shown. Nothing was done: the caller may retry.
+    Unavailable(String),
 }
 
 impl From<StoreError> for AppError {
@@ -78,6 +81,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -93,6 +97,9 @@ impl AppError {
                 lang.t("フォームの有効期限が切れました。画面を再読み込みしてやり直してください", "the form has expired; reload the page and try again").into()
             }
             AppError::Internal(_) => lang.t("内部エラーが発生しました。運用担当にお問い合わせください", "internal error; please contact the operators").into(),
+            AppError::Unavailable(_) => lang
+                .t("一時的に受け付けられません。しばらくしてから送り直してください", "temporarily unavailable; nothing was accepted, please retry shortly")
+                .into(),
         }
     }
 
@@ -104,20 +111,25 @@ impl AppError {
             AppError::Invalid(_) => "invalid",
             AppError::Csrf => "csrf",
             AppError::Internal(_) => "internal",
+            AppError::Unavailable(_) => "unavailable",
         }
     }
 
     /// Returns the error as a JSON API response.
     pub fn json(&self) -> Response {
-        if let AppError::Internal(detail) = self {
-            tracing::error!(error = %detail, "internal error");
+        match self {
+            AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            AppError::Unavailable(detail) => tracing::warn!(error = %detail, "service unavailable"),
+            _ => {}
         }
         let problems = match self {
             AppError::Invalid(p) => json!(p),
             _ => json!([]),
         };
+        let retry = matches!(self, AppError::Unavailable(_)).then_some([(axum::http::header::RETRY_AFTER, "5")]);
         (
             self.status(),
+            retry,
             axum::Json(json!({"error": self.code(), "message": self.message(Lang::En), "message_ja": self.message(Lang::Ja), "problems": problems})),
         )
             .into_response()

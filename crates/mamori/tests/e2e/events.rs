@@ -20,7 +20,7 @@ fn operator_token(data: &std::path::Path) -> String {
 }
 
 /// Every event id the search finds for `word`, page by page.
-fn found(server: &Server, bearer: &str, word: &str) -> Vec<String> {
+pub fn found(server: &Server, bearer: &str, word: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor = String::new();
     loop {

@@ -13,21 +13,12 @@ use std::time::{Duration, Instant};
 pub fn seed_probe(db_url: &str, token: &str, target_port: u16) -> mamori_core::monitor::MonitorId {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        use mamori_core::{Actor, NewTenant};
+        use mamori_core::Actor;
 
         let (store, authority) = mamori_store::Store::open(db_url).await.unwrap();
         let grant = authority.grant("test", "test").await.unwrap();
         let scope = grant.scope();
-        let t = store
-            .create_tenant(
-                &scope,
-                &Actor::system(),
-                NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() }
-                    .check()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let t = create_city(&store, &scope).await;
         let p = store.create_probe(&scope, &Actor::system(), Some(t.id), "庁内プローブ", &hex_sha256(token)).await.unwrap();
         let spec: mamori_core::monitor::MonitorSpec = serde_json::from_value(serde_json::json!({
             "name": "庁内サーバー", "check": {"type": "tcp", "host": "127.0.0.1", "port": target_port},

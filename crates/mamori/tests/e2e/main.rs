@@ -10,6 +10,8 @@
 //!   singleton monitor on two nodes sharing PostgreSQL and its failover.
 //! - `events`: events posted through the API while the server is killed: every
 //!   acknowledged one is searchable after the restart, none twice.
+//! - `split`: split nodes over NATS JetStream (intake and indexing nodes, PostgreSQL):
+//!   events posted to one are searchable on the other; killing the indexer loses nothing.
 //! - `accounts`: a maintenance vendor made by the CLI, refused once its account expired.
 //! - `vault`: secrets never leave as text (logs, audit, API, files, `mamori init`); the
 //!   master key file, a wrong key refused at start, rotation.
@@ -21,5 +23,6 @@ mod events;
 mod hardening;
 mod https;
 mod proxy;
+mod split;
 mod support;
 mod vault;

@@ -296,3 +296,10 @@ pub fn csrf_field(page: &str) -> String {
     let v = tail.find("value=\"").unwrap() + 7;
     tail[v..v + tail[v..].find('"').unwrap()].to_string()
 }
+
+/// Creates the municipality 札幌市 (011002) in the store, as the console would.
+pub async fn create_city(store: &mamori_store::Store, scope: &mamori_store::Scope) -> mamori_core::Tenant {
+    let city =
+        mamori_core::NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() };
+    store.create_tenant(scope, &mamori_core::Actor::system(), city.check().unwrap()).await.unwrap()
+}
