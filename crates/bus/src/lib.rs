@@ -219,6 +219,11 @@ impl Bus {
         if events.is_empty() {
             return Ok(0);
         }
+        let mut events = events;
+        let now = mamori_core::time::now_ms();
+        for e in &mut events {
+            e.received = Some(now);
+        }
         let docs = EventStore::check(&events)?;
         self.wait_for_indexer().await;
         let n = docs.len() as u64;

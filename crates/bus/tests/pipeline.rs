@@ -116,3 +116,26 @@ async fn a_reader_by_cursor_sees_every_event_of_a_burst_while_a_slow_subscriber_
     let lost = bus.stats().lagged.load(Ordering::Relaxed);
     assert_eq!(lost, (n - 1024) as u64, "the loss is counted, exactly");
 }
+
+/// A late event lands in the day partition of its event time and keeps both times: when
+/// it happened and when the bus received it (`metadata.logged_time`), whatever the
+/// submitter wrote there.
+#[tokio::test]
+async fn a_late_event_lands_in_its_own_day_with_its_receipt_time() {
+    let (_c, grant) = grant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), BusOptions::default());
+    let now = mamori_core::time::now_ms();
+    let tenant = TenantId::new();
+    let mut late = mamori_core::Event::new(tenant, now - 3 * 86_400_000, mamori_core::EventClass::HTTP_ACTIVITY, "三日前の記録", "test");
+    late.received = Some(1); // a submitter's claim: replaced
+    bus.publish(vec![late.clone()]).await.unwrap();
+    bus.searchable().await;
+    let day = mamori_core::time::format_rfc3339(late.time)[..10].to_string();
+    assert_eq!(bus.events().partitions().unwrap().into_iter().map(|p| p.day).collect::<Vec<_>>(), vec![day], "the partition of its event time");
+    let got = bus.events().get(&grant.scope(), late.id).await.unwrap().unwrap();
+    assert_eq!(got.event.time, late.time);
+    let received = got.event.received.unwrap();
+    assert!(received >= now && received <= mamori_core::time::now_ms(), "received now: {received}");
+    assert_eq!(got.doc["metadata"]["logged_time"], received);
+}

@@ -241,8 +241,12 @@ pub struct Event {
     pub id: EventId,
     /// Owning tenant (`metadata.tenant_uid`).
     pub tenant: TenantId,
-    /// Event time, Unix ms.
+    /// Event time, Unix ms: when it happened, as its source says. Partitions and
+    /// retention go by it, so a late event lands with the others of its time.
     pub time: i64,
+    /// Receipt time, Unix ms (`metadata.logged_time`): when Mamori took it in, set by
+    /// the bus on publish whatever a submitter sent. None before that.
+    pub received: Option<i64>,
     /// Class.
     pub class: EventClass,
     /// `activity_id` within the class.
@@ -304,6 +308,7 @@ impl Event {
             id: EventId::at(time),
             tenant,
             time,
+            received: None,
             class,
             activity_id: 0,
             severity: Severity::INFO,
@@ -331,15 +336,16 @@ impl Event {
                 m.insert(k.clone(), v.clone());
             }
         }
-        m.insert(
-            "metadata".into(),
-            json!({
-                "uid": self.id.to_string(),
-                "version": "1.3.0",
-                "tenant_uid": self.tenant.to_string(),
-                "product": self.product,
-            }),
-        );
+        let mut meta = json!({
+            "uid": self.id.to_string(),
+            "version": "1.3.0",
+            "tenant_uid": self.tenant.to_string(),
+            "product": self.product,
+        });
+        if let (Some(r), Some(o)) = (self.received, meta.as_object_mut()) {
+            o.insert("logged_time".into(), json!(r));
+        }
+        m.insert("metadata".into(), meta);
         m.insert("time".into(), json!(self.time));
         m.insert("class_uid".into(), json!(self.class.0));
         m.insert("class_name".into(), json!(self.class.en()));
@@ -461,11 +467,13 @@ impl Event {
             .and_then(|p| serde_json::from_value::<Product>(p.clone()).ok())
             .unwrap_or_else(|| Product { name: "api".into(), vendor_name: String::new() });
         let fields: Map<String, Value> = obj.iter().filter(|(k, _)| !RESERVED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let received = meta.and_then(|m| m.get("logged_time")).and_then(Value::as_i64).filter(|t| *t > 0);
         let event = match (tenant, time, class) {
             (Some(tenant), Some(time), Some(class)) if problems.is_empty() => Event {
                 id: EventId::at(time),
                 tenant,
                 time,
+                received,
                 class: EventClass(class as u32),
                 activity_id: activity_id.unwrap_or(0),
                 severity: Severity(severity.unwrap_or(1)),

@@ -106,6 +106,81 @@ pub enum AuditCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Legal holds (証拠保全): events retention keeps until the hold is released.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Check every sealed day partition against its manifest and the audit log (or,
+    /// with --export, an evidence export); exit status 1 when something does not hold.
+    /// Reads the files only (safe while serving).
+    Verify {
+        /// An export made by `mamori events export` (its FILE; FILE.manifest.json beside it).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Export a tenant's events of a time range as evidence: OCSF documents one per
+    /// line (newest first) in FILE, and FILE.manifest.json with its SHA-256, the query,
+    /// the seals of the days it read and who exported it; recorded in the audit log.
+    Export {
+        #[command(flatten)]
+        range: TenantRange,
+        /// Only events matching these words (as in the console's search).
+        #[arg(long)]
+        query: Option<String>,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+/// A tenant's events of a time range (`mamori events hold add`, `export`).
+#[derive(clap::Args)]
+pub struct TenantRange {
+    /// The tenant's code (全国地方公共団体コード).
+    #[arg(long)]
+    tenant: String,
+    /// From (included): YYYY-MM-DD (JST midnight), YYYY-MM-DD HH:MM (JST) or RFC 3339.
+    #[arg(long)]
+    from: String,
+    /// To (excluded), as --from; a date alone means the end of that day.
+    #[arg(long)]
+    to: String,
+}
+
+impl TenantRange {
+    /// The tenant, and the range in Unix ms.
+    async fn resolve(&self, store: &Store, scope: &mamori_store::Scope) -> anyhow::Result<(mamori_core::Tenant, i64, i64)> {
+        let t = store.tenant_by_code(scope, &self.tenant).await?.with_context(|| format!("no tenant with code {}", self.tenant))?;
+        Ok((t, hold_time("from", &self.from, false)?, hold_time("to", &self.to, true)?))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold on a tenant's events in a time range.
+    Add {
+        #[command(flatten)]
+        range: TenantRange,
+        /// Why (required; kept with the hold and in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// What it is for: a case number, a letter's reference.
+        #[arg(long, default_value = "")]
+        reference: String,
+    },
+    /// List the holds in force (with --all, released ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Release a hold by its id: retention may then purge its events.
+    Release {
+        /// The hold's id (from `list`).
+        id: String,
+    },
+}
+
 /// Opens the config store and takes the command's cross-tenant grant (audited).
 async fn open(config: &Config, command: &str) -> anyhow::Result<(Store, CrossTenant)> {
     crate::prepare_data_dir(&config.server.data_dir)?;
@@ -345,4 +420,211 @@ pub async fn vault(config: &Config, c: VaultCommand) -> anyhow::Result<ExitCode>
         VaultCommand::NewKey => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a time of `mamori events hold`; a date alone as `to` is the end of that day.
+fn hold_time(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
+    let date_only = value.trim().len() == 10 && value.trim().as_bytes().get(4) == Some(&b'-');
+    let t = if end_of_day && date_only { mamori_core::time::end_of_day_jst(value) } else { mamori_core::time::parse_time(value) };
+    t.with_context(|| format!("--{flag} {value}: not a date or time (YYYY-MM-DD, YYYY-MM-DD HH:MM or RFC 3339) / 日時を読めません"))
+}
+
+pub async fn events(config: &Config, c: EventsCommand) -> anyhow::Result<ExitCode> {
+    let c = match c {
+        EventsCommand::Verify { export: None } => return verify_events(config).await,
+        EventsCommand::Verify { export: Some(file) } => return verify_export(config, &file).await,
+        EventsCommand::Export { range, query, output } => return export_events(config, &range, query, &output).await,
+        EventsCommand::Hold(c) => c,
+    };
+    let (store, grant) = open(config, "events hold").await?;
+    let (actor, scope) = (grant.actor().clone(), grant.scope());
+    match c {
+        HoldCommand::Add { range, reason, reference } => {
+            let (t, from_ms, to_ms) = range.resolve(&store, &scope).await?;
+            let hold = mamori_store::NewEventHold { tenant: t.id, from_ms, to_ms, reason, reference };
+            let h = match store.place_event_hold(&scope, &actor, hold).await {
+                Err(mamori_store::StoreError::Invalid(problems)) => {
+                    bail!("{}", problems.0.iter().map(|p| format!("{} / {}", p.en, p.ja)).collect::<Vec<_>>().join("\n"))
+                }
+                other => other?,
+            };
+            println!("{}", h.id);
+            eprintln!(
+                "hold placed on {}'s events {} – {} / {} の {} から {} までのイベントを保全しました",
+                t.name,
+                mamori_core::time::format_jst(h.from_ms),
+                mamori_core::time::format_jst(h.to_ms),
+                t.name,
+                mamori_core::time::format_jst(h.from_ms),
+                mamori_core::time::format_jst(h.to_ms)
+            );
+        }
+        HoldCommand::List { all } => {
+            let names: std::collections::HashMap<_, _> = store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, (t.code.to_string(), t.name))).collect();
+            for h in store.list_event_holds(&scope, all).await? {
+                let (code, name) = names.get(&h.tenant).cloned().unwrap_or_default();
+                let state = match (&h.released_by, h.released_at) {
+                    (Some(by), Some(at)) => format!("released {} by {by}", mamori_core::time::format_jst(at)),
+                    _ => "holding".to_string(),
+                };
+                println!(
+                    "{}\t{code} {name}\t{} – {}\t{}\t{}\tby {} {}\t{state}",
+                    h.id,
+                    mamori_core::time::format_jst(h.from_ms),
+                    mamori_core::time::format_jst(h.to_ms),
+                    h.reason,
+                    h.reference,
+                    h.created_by,
+                    mamori_core::time::format_jst(h.created_at)
+                );
+            }
+        }
+        HoldCommand::Release { id } => {
+            let id: uuid::Uuid = id.parse().with_context(|| format!("{id} is not a hold id"))?;
+            let h = store.release_event_hold(&scope, &actor, id).await?;
+            eprintln!("hold {} released; retention may purge its events at its next run / 保全を解除しました", h.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mamori events verify`.
+async fn verify_events(config: &Config) -> anyhow::Result<ExitCode> {
+    use mamori_store::events::seal::DayCheck;
+    let (store, grant) = open(config, "events verify").await?;
+    let dir = config.server.data_dir.join("events");
+    let recorded = store.event_seal_digests(&grant).await?;
+    let checks = if dir.is_dir() { mamori_store::events::seal::verify_dir(&dir)? } else { Vec::new() };
+    let (mut sealed, mut open, mut bad) = (0, 0, 0);
+    for (day, check) in &checks {
+        match check {
+            DayCheck::Sealed { seals, digest } if recorded.get(day).is_some_and(|d| d.contains(digest)) => {
+                sealed += 1;
+                println!("{day}\tOK\t{seals} seal(s), last {digest}");
+            }
+            DayCheck::Sealed { digest, .. } => {
+                bad += 1;
+                println!("{day}\tBROKEN\tthe last seal ({digest}) is not in the audit log: the manifest was rewritten / 封印記録が監査ログにありません");
+            }
+            DayCheck::Open => {
+                if recorded.contains_key(day) {
+                    bad += 1;
+                    println!("{day}\tBROKEN\tthe audit log records seals of this day but it has no manifest / 封印記録があるのにマニフェストがありません");
+                } else {
+                    open += 1;
+                    println!("{day}\topen\tnot sealed yet");
+                }
+            }
+            DayCheck::Broken { reason } => {
+                bad += 1;
+                println!("{day}\tBROKEN\t{reason} / 封印後に変更されています");
+            }
+        }
+    }
+    eprintln!("{sealed} sealed day(s) hold, {open} open, {bad} broken / 封印済み {sealed} 日は正常、未封印 {open} 日、異常 {bad} 日");
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn manifest_path(file: &std::path::Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".manifest.json");
+    PathBuf::from(name)
+}
+
+fn sha256_file(path: &std::path::Path) -> anyhow::Result<(u64, String)> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut f, &mut h)?;
+    Ok((bytes, hex::encode(h.finalize())))
+}
+
+/// `mamori events export`.
+async fn export_events(config: &Config, range: &TenantRange, query: Option<String>, output: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use sha2::Digest;
+    use std::io::Write;
+    let (store, grant) = open(config, "events export").await?;
+    let (t, from_ms, to_ms) = range.resolve(&store, &grant.scope()).await?;
+    let dir = config.server.data_dir.join("events");
+    let events = mamori_store::events::EventStore::open_read_only(&dir).context("cannot read the event store")?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .with_context(|| format!("cannot create {} (it must not exist)", output.display()))?;
+    let mut out = std::io::BufWriter::new(out);
+    let mut q = mamori_store::events::EventQuery {
+        text: query.clone(),
+        limit: mamori_store::events::MAX_LIMIT,
+        ..mamori_store::events::EventQuery::between(from_ms, to_ms)
+    };
+    let mut count = 0u64;
+    loop {
+        let page = events.query(&grant.tenant(t.id), &q).await?;
+        for e in &page.events {
+            serde_json::to_writer(&mut out, &e.doc)?;
+            out.write_all(b"\n")?;
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    out.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?.sync_all()?;
+    let (bytes, sha256) = sha256_file(output)?;
+    // The seals of the days the range reaches (those sealed so far).
+    let first_day = mamori_core::time::format_rfc3339(from_ms)[..10].to_string();
+    let last_day = mamori_core::time::format_rfc3339(to_ms - 1)[..10].to_string();
+    let seals: Vec<serde_json::Value> = mamori_store::events::seal::last_digests(&dir)?
+        .into_iter()
+        .filter(|(d, _)| *d >= first_day && *d <= last_day)
+        .map(|(day, digest)| serde_json::json!({"day": day, "digest": digest}))
+        .collect();
+    let manifest = serde_json::json!({
+        "format": "mamori-evidence/1",
+        "tenant": {"id": t.id, "code": t.code.to_string(), "name": t.name},
+        "from": mamori_core::time::format_rfc3339(from_ms),
+        "to": mamori_core::time::format_rfc3339(to_ms),
+        "query": query,
+        "order": "newest first",
+        "events": count,
+        "file": {"name": output.file_name().map(|n| n.to_string_lossy().to_string()), "bytes": bytes, "sha256": sha256},
+        "partition_seals": seals,
+        "exported_by": grant.actor().name,
+        "exported_at": mamori_core::time::format_rfc3339(mamori_core::time::now_ms()),
+    });
+    let text = serde_json::to_string_pretty(&manifest)?;
+    std::fs::write(manifest_path(output), &text)?;
+    let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    store.record_event_export(&grant, t.id, &digest, &manifest).await?;
+    println!("{}", manifest_path(output).display());
+    eprintln!("{count} events of {} exported; manifest SHA-256 {digest} is in the audit log / {count} 件を書き出し、監査ログに記録しました", t.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mamori events verify --export FILE`.
+async fn verify_export(config: &Config, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use sha2::Digest;
+    let (store, grant) = open(config, "events verify").await?;
+    let text = std::fs::read(manifest_path(file)).with_context(|| format!("cannot read {}", manifest_path(file).display()))?;
+    let manifest: serde_json::Value = serde_json::from_slice(&text).context("the manifest is not JSON")?;
+    let digest = hex::encode(sha2::Sha256::digest(&text));
+    let (bytes, sha256) = sha256_file(file)?;
+    let mut problems = Vec::new();
+    if manifest["file"]["sha256"].as_str() != Some(sha256.as_str()) || manifest["file"]["bytes"].as_u64() != Some(bytes) {
+        problems.push("the file is not the one the manifest names (its SHA-256 or size differs) / ファイルがマニフェストと一致しません".to_string());
+    }
+    if !store.event_export_digests(&grant).await?.contains(&digest) {
+        problems.push("the manifest is not in the audit log (made elsewhere or changed) / マニフェストが監査ログの記録と一致しません".to_string());
+    }
+    if problems.is_empty() {
+        println!("OK\t{} events, SHA-256 {sha256}, manifest {digest}", manifest["events"]);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in problems {
+            println!("BROKEN\t{p}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
 }

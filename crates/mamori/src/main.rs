@@ -60,6 +60,9 @@ enum Command {
     /// Master keys, secrets and blobs: status, rotation, storing a secret.
     #[command(subcommand)]
     Vault(admin::VaultCommand),
+    /// Events: legal holds (証拠保全) that retention never purges.
+    #[command(subcommand)]
+    Events(admin::EventsCommand),
     /// Run as a remote monitoring probe: fetch the checks assigned to this probe from
     /// the core and report their results (runs inside a municipality's network).
     Probe {
@@ -200,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Tenant(c) => admin::tenant(&config, c).await,
         Command::Audit(c) => admin::audit(&config, c).await,
         Command::Vault(c) => admin::vault(&config, c).await,
+        Command::Events(c) => admin::events(&config, c).await,
         Command::Probe { server, token, ca_file, refresh_secs } => {
             let ca_pem = ca_file.map(|f| std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))).transpose()?;
             if let Some(pem) = &ca_pem {

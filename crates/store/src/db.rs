@@ -88,6 +88,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0010_notify_tests.sqlite.sql"),
         postgres: include_str!("migrations/0010_notify_tests.postgres.sql"),
     },
+    Migration {
+        version: 11,
+        name: "event_holds",
+        sqlite: include_str!("migrations/0011_event_holds.sqlite.sql"),
+        postgres: include_str!("migrations/0011_event_holds.postgres.sql"),
+    },
 ];
 
 /// Returns the newest schema version this build knows.

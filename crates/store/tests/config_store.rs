@@ -390,3 +390,50 @@ async fn f06_tenants_on_segments_resolve_and_conflicts_are_refused() {
     })
     .await;
 }
+
+/// Legal holds: placed and released within scope only, checked, audited, and the
+/// ones in force are what retention gets.
+#[tokio::test]
+async fn event_holds_are_scoped_checked_audited_and_released() {
+    each_backend(|store, grant| async move {
+        let actor = Actor::system();
+        let a = store.create_tenant(&grant.scope(), &actor, city("13101", "千代田区", "192.0.2.0/24")).await.unwrap();
+        let b = store.create_tenant(&grant.scope(), &actor, city("13102", "中央区", "198.51.100.0/24")).await.unwrap();
+        let hold = |t: TenantId, from_ms: i64, to_ms: i64, reason: &str| mamori_store::NewEventHold {
+            tenant: t,
+            from_ms,
+            to_ms,
+            reason: reason.into(),
+            reference: "令和8年 第12号".into(),
+        };
+        // Bad ranges and missing reasons are refused with every problem.
+        match store.place_event_hold(&grant.scope(), &actor, hold(a.id, 200, 100, " ")).await {
+            Err(StoreError::Invalid(p)) => assert_eq!(p.0.iter().map(|p| p.code).collect::<Vec<_>>(), ["invalid_range", "invalid_reason"]),
+            other => panic!("{other:?}"),
+        }
+        // A tenant's scope reaches its own events only.
+        let scope_a = grant.tenant(a.id);
+        assert!(matches!(store.place_event_hold(&scope_a, &actor, hold(b.id, 100, 200, "x")).await, Err(StoreError::NotFound)));
+        let ha = store.place_event_hold(&grant.scope(), &actor, hold(a.id, 100, 200, "不正アクセス事案の調査")).await.unwrap();
+        let hb = store.place_event_hold(&grant.scope(), &actor, hold(b.id, 300, 400, "監査の依頼")).await.unwrap();
+        assert_eq!(store.list_event_holds(&scope_a, false).await.unwrap(), vec![ha.clone()]);
+        assert_eq!(store.list_event_holds(&grant.scope(), false).await.unwrap().len(), 2);
+        let active = store.active_event_holds(&grant).await.unwrap();
+        assert_eq!(active.len(), 2);
+        assert!(active.contains(&mamori_store::events::Hold { tenant: a.id, from_ms: 100, to_ms: 200 }));
+        // Another tenant cannot release it; an operator can, once.
+        assert!(matches!(store.release_event_hold(&scope_a, &actor, hb.id).await, Err(StoreError::NotFound)));
+        let released = store.release_event_hold(&grant.scope(), &actor, ha.id).await.unwrap();
+        assert!(released.released_at.is_some());
+        assert_eq!(store.release_event_hold(&grant.scope(), &actor, ha.id).await.unwrap(), released, "releasing again changes nothing");
+        assert_eq!(store.active_event_holds(&grant).await.unwrap(), vec![mamori_store::events::Hold { tenant: b.id, from_ms: 300, to_ms: 400 }]);
+        assert!(store.list_event_holds(&grant.scope(), false).await.unwrap().iter().all(|h| h.id != ha.id));
+        assert_eq!(store.list_event_holds(&grant.scope(), true).await.unwrap().len(), 2, "a released hold stays as a record");
+        let log = store.list_audit(&grant.scope(), &AuditFilter::default(), None, 10).await.unwrap();
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(&actions[..3], ["events.release", "events.hold", "events.hold"]);
+        assert_eq!(log[0].after.as_ref().unwrap()["reason"], "不正アクセス事案の調査");
+        assert!(store.verify_audit().await.unwrap().first_bad.is_none());
+    })
+    .await;
+}

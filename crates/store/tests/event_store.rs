@@ -1,7 +1,7 @@
 //! Behaviour of the embedded event store, checked against an in-memory model.
 
 use mamori_core::{Disposition, Endpoint, Event, EventClass, EventId, Severity, TenantId};
-use mamori_store::events::{EventPage, EventQuery, EventStore, EventStoreError, FieldFilter, StoredEvent};
+use mamori_store::events::{EventPage, EventQuery, EventStore, EventStoreError, FieldFilter, Hold, RetentionRules, StoredEvent, TenantRetention};
 use mamori_store::{CrossTenant, Scope};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -335,7 +335,7 @@ async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert_eq!(text_hits(&store, &grant, &mid_day, short).await, 1);
 
     let retention = HashMap::from([(short, 2), (long, 30)]);
-    let report = store.purge(&grant, now, 10, retention.clone()).await.unwrap();
+    let report = store.purge(&grant, now, RetentionRules::days(10, retention.clone())).await.unwrap();
     assert_eq!(report.partitions_dropped, 1, "the day 35 days ago is older than every retention");
     // short: 20 d, 5 d and 2 d 1 h ago; default: 20 d ago.
     assert_eq!(report.events_deleted, 4);
@@ -363,9 +363,91 @@ async fn f18_purge_keeps_each_tenants_retention_and_drops_old_days() {
     assert_eq!(text_hits(&store, &grant, &mid_day, short).await, 0);
     assert_eq!(text_hits(&store, &grant, &mid_day, long).await, 1);
     // Purging again changes nothing; new appends still work.
-    assert_eq!(store.purge(&grant, now, 10, retention).await.unwrap().events_deleted, 0);
+    assert_eq!(store.purge(&grant, now, RetentionRules::days(10, retention)).await.unwrap().events_deleted, 0);
     assert_eq!(store.append(vec![event(short, now, EventClass::HTTP_ACTIVITY, "after purge")]).await.unwrap(), 1);
-    assert!(matches!(store.purge(&grant, now, 0, HashMap::new()).await, Err(EventStoreError::BadQuery(_))));
+    assert!(matches!(store.purge(&grant, now, RetentionRules::days(0, HashMap::new())).await, Err(EventStoreError::BadQuery(_))));
+}
+
+/// Retention classes and legal holds: firewall traffic kept shorter than
+/// authentication, per tenant; a tenant's rule replaces the default's; a hold keeps
+/// a tenant's events in its range past every retention, whole days included, until
+/// it is released; marks survive a reopen.
+#[tokio::test]
+async fn f18_purge_keeps_each_class_its_days_and_never_purges_a_held_range() {
+    let grant = cross_tenant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, strict, held) = (TenantId::new(), TenantId::new(), TenantId::new());
+    let now = BASE + 100 * DAY + 12 * 3_600_000;
+    let ages_d: [i64; 5] = [70, 40, 20, 8, 1];
+    let classes = [EventClass::NETWORK_ACTIVITY, EventClass::AUTHENTICATION, EventClass::HTTP_ACTIVITY];
+    let mut events = Vec::new();
+    for t in [plain, strict, held] {
+        for age in ages_d {
+            for c in classes {
+                events.push(event(t, now - age * DAY, c, &format!("marker {t} {} {age}", c.0)));
+            }
+        }
+    }
+    let store = EventStore::open(dir.path()).unwrap();
+    store.append(events.clone()).await.unwrap();
+    let (net, auth) = (EventClass::NETWORK_ACTIVITY.0, EventClass::AUTHENTICATION.0);
+    // Default: 30 days, network traffic 10, authentication 90. `strict` has its own
+    // rule: 15 days, authentication 60 (no network rule: its 15 days). `held` has the
+    // default rule and a hold over 45 to 35 days ago.
+    let hold = Hold { tenant: held, from_ms: now - 45 * DAY, to_ms: now - 35 * DAY };
+    let rules = RetentionRules {
+        default_days: 30,
+        default_classes: HashMap::from([(net, 10), (auth, 90)]),
+        tenants: HashMap::from([(strict, TenantRetention { days: 15, classes: HashMap::from([(auth, 60)]) })]),
+        holds: vec![hold],
+    };
+    assert_eq!(rules.longest(), 90);
+    let report = store.purge(&grant, now, rules.clone()).await.unwrap();
+    assert_eq!(report.partitions_dropped, 0, "authentication is kept 90 days: every day stays");
+    let kept_days = |t: TenantId, c: u32| -> i64 {
+        match (t == strict, c) {
+            (true, c) if c == auth => 60,
+            (true, _) => 15,
+            (false, c) if c == net => 10,
+            (false, c) if c == auth => 90,
+            _ => 30,
+        }
+    };
+    let keep = |e: &Event| {
+        let age = now - e.time;
+        age <= kept_days(e.tenant, e.class.0) * DAY || (e.tenant == held && e.time >= hold.from_ms && e.time < hold.to_ms)
+    };
+    let want: HashSet<EventId> = events.iter().filter(|e| keep(e)).map(|e| e.id).collect();
+    let all = EventQuery { limit: 1000, ..EventQuery::between(now - 399 * DAY, now + DAY) };
+    let left: HashSet<EventId> = walk(&store, &grant.scope(), &all).await.into_iter().collect();
+    assert_eq!(left, want);
+    assert_eq!(report.events_deleted as usize, events.len() - want.len());
+    // Held: the 40-day-old network and HTTP events of `held` are there, not `plain`'s.
+    let forty = |t: TenantId, c: EventClass| events.iter().find(|e| e.tenant == t && e.class == c && now - e.time == 40 * DAY).unwrap().id;
+    assert!(left.contains(&forty(held, EventClass::NETWORK_ACTIVITY)) && !left.contains(&forty(plain, EventClass::NETWORK_ACTIVITY)));
+    // The marks are durable; purging again deletes nothing.
+    drop(store);
+    let store = EventStore::open(dir.path()).unwrap();
+    assert_eq!(walk(&store, &grant.scope(), &all).await.into_iter().collect::<HashSet<_>>(), want);
+    assert_eq!(store.purge(&grant, now, rules.clone()).await.unwrap().events_deleted, 0);
+    // Released, the hold's events go at the next purge; past 90 days the days go whole.
+    let released = RetentionRules { holds: Vec::new(), ..rules.clone() };
+    let report = store.purge(&grant, now, released.clone()).await.unwrap();
+    assert!(report.events_deleted > 0);
+    assert!(!walk(&store, &grant.scope(), &all).await.contains(&forty(held, EventClass::NETWORK_ACTIVITY)));
+    let later = now + 30 * DAY;
+    let days_before = store.partitions().unwrap().len();
+    let report = store.purge(&grant, later, released).await.unwrap();
+    assert_eq!(report.partitions_dropped, 1, "the day 70 days ago is now past 90 days: {report:?}");
+    assert_eq!(store.partitions().unwrap().len(), days_before - 1);
+    // A held whole day is not dropped.
+    let store2_dir = tempfile::tempdir().unwrap();
+    let store2 = EventStore::open(store2_dir.path()).unwrap();
+    store2.append(vec![event(held, now - 200 * DAY, EventClass::AUTHENTICATION, "case evidence")]).await.unwrap();
+    let hold = Hold { tenant: held, from_ms: now - 201 * DAY, to_ms: now - 199 * DAY };
+    let report = store2.purge(&grant, now, RetentionRules { holds: vec![hold], ..RetentionRules::days(30, HashMap::new()) }).await.unwrap();
+    assert_eq!((report.partitions_dropped, report.events_deleted), (0, 0));
+    assert_eq!(walk(&store2, &grant.scope(), &all).await.len(), 1, "the held event is there");
 }
 
 #[tokio::test]
@@ -633,4 +715,60 @@ async fn f18_logged_documents_that_are_not_events_are_left_out_and_counted() {
     assert_eq!(taken, 1);
     let got = walk(&store, &grant.scope(), &EventQuery { limit: 1000, ..range() }).await;
     assert_eq!(got, vec![good.id]);
+}
+
+/// Sealing: closed days get a manifest whose seals chain; a late event is covered by
+/// the next seal; a changed or cut byte of a sealed prefix is found by the check.
+#[tokio::test]
+async fn closed_days_are_sealed_and_a_changed_byte_is_found() {
+    use mamori_store::events::seal::{DayCheck, MANIFEST, verify_dir};
+    let grant = cross_tenant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(dir.path()).unwrap();
+    let t = TenantId::new();
+    let now = BASE + 10 * DAY + 12 * 3_600_000;
+    let events: Vec<Event> = (0..5).map(|d| event(t, now - d * DAY, EventClass::HTTP_ACTIVITY, &format!("day {d}"))).collect();
+    store.append(events).await.unwrap();
+    // Days over for a day or more: today and yesterday are open.
+    let seals = store.seal(&grant, now, DAY).await.unwrap();
+    assert_eq!(seals.len(), 3, "{seals:?}");
+    assert!(store.seal(&grant, now, DAY).await.unwrap().is_empty(), "nothing grew: nothing to seal again");
+    let checks = verify_dir(dir.path()).unwrap();
+    assert_eq!(checks.iter().filter(|(_, c)| matches!(c, DayCheck::Open)).count(), 2);
+    for s in &seals {
+        let (_, c) = checks.iter().find(|(d, _)| d == &s.day).unwrap();
+        assert_eq!(c, &DayCheck::Sealed { seals: 1, digest: s.digest.clone() });
+    }
+    // A late event to a sealed day: the next seal covers it and chains to the first.
+    let oldest = seals[0].clone();
+    let late_time = now - 4 * DAY + 1000;
+    store.append(vec![event(t, late_time, EventClass::HTTP_ACTIVITY, "late")]).await.unwrap();
+    let again = store.seal(&grant, now, DAY).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].day, oldest.day);
+    assert_eq!(again[0].seal.previous.as_deref(), Some(oldest.digest.as_str()));
+    let (_, c) = verify_dir(dir.path()).unwrap().into_iter().find(|(d, _)| d == &oldest.day).unwrap();
+    assert_eq!(c, DayCheck::Sealed { seals: 2, digest: again[0].digest.clone() });
+    drop(store);
+    // One flipped bit inside the sealed prefix, then a cut file: both are found.
+    let data = dir.path().join(&oldest.day).join("blocks.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&data, &bytes).unwrap();
+    let (_, c) = verify_dir(dir.path()).unwrap().into_iter().find(|(d, _)| d == &oldest.day).unwrap();
+    assert!(matches!(&c, DayCheck::Broken { reason } if reason.contains("changed")), "{c:?}");
+    bytes[10] ^= 1;
+    std::fs::write(&data, &bytes[..bytes.len() - 1]).unwrap();
+    let (_, c) = verify_dir(dir.path()).unwrap().into_iter().find(|(d, _)| d == &oldest.day).unwrap();
+    assert!(matches!(&c, DayCheck::Broken { reason } if reason.contains("shorter")), "{c:?}");
+    // A manifest that does not chain, or is not JSON, is broken too.
+    let manifest = dir.path().join(&seals[1].day).join(MANIFEST);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["seals"][0]["previous"] = serde_json::json!("00");
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    std::fs::write(dir.path().join(&seals[2].day).join(MANIFEST), b"{not json").unwrap();
+    let checks = verify_dir(dir.path()).unwrap();
+    for day in [&seals[1].day, &seals[2].day] {
+        assert!(matches!(checks.iter().find(|(d, _)| d == day).unwrap().1, DayCheck::Broken { .. }), "{day}");
+    }
 }

@@ -175,6 +175,14 @@ fn table<'a>(l: Lang, names: &'a BTreeMap<TenantId, String>, next: Option<String
         .csv_only()
         .column("time_utc", ("日時（UTC）", "Time (UTC)"), |_: &StoredEvent| html! {}, |s| mamori_core::time::format_rfc3339(s.event.time), None)
         .csv_only()
+        .column(
+            "received_utc",
+            ("受信日時（UTC）", "Received (UTC)"),
+            |_: &StoredEvent| html! {},
+            |s| s.event.received.map(mamori_core::time::format_rfc3339).unwrap_or_default(),
+            None,
+        )
+        .csv_only()
 }
 
 /// GET /events
@@ -270,6 +278,9 @@ pub async fn show(State(state): State<AppState>, PageAuth(a): PageAuth, Path(id)
             let body = html! {
                 dl.facts {
                     dt { (l.t("日時", "Time")) } dd { (when(e.time)) }
+                    @if let Some(r) = e.received {
+                        dt { (l.t("受信日時", "Received")) } dd { (when(r)) }
+                    }
                     dt { (l.t("団体", "Tenant")) } dd { (tenant.map(|t| t.name).unwrap_or_default()) }
                     dt { (l.t("種類", "Class")) } dd { (l.t(e.class.ja(), e.class.en())) " (" (e.class.0) ")" }
                     dt { (l.t("重大度", "Severity")) } dd { (l.t(e.severity.ja(), e.severity.en())) }

@@ -40,6 +40,7 @@ pub mod mix;
 mod part;
 mod query;
 mod schema;
+pub mod seal;
 mod search;
 mod writer;
 
@@ -94,6 +95,72 @@ pub struct Logged {
     pub offset: u64,
     /// Its OCSF document as written in the log.
     pub doc: String,
+}
+
+/// How long events are kept ([`EventStore::purge`]): days per tenant, days per event
+/// class over them, and legal holds that nothing purges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionRules {
+    /// Days for a tenant with no rule of its own.
+    pub default_days: u32,
+    /// Days per class (`class_uid`) for a tenant with no rule of its own; other
+    /// classes keep `default_days`.
+    pub default_classes: HashMap<u32, u32>,
+    /// Rules of tenants.
+    pub tenants: HashMap<TenantId, TenantRetention>,
+    /// Events under legal hold (linked to a case): never purged while held.
+    pub holds: Vec<Hold>,
+}
+
+/// One tenant's retention.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantRetention {
+    /// Days for its events.
+    pub days: u32,
+    /// Days per class (`class_uid`), shorter or longer than `days`.
+    pub classes: HashMap<u32, u32>,
+}
+
+/// A legal hold: a tenant's events in a time range (Unix ms, `from` included, `to`
+/// excluded) that retention keeps until the hold is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// From (included).
+    pub from_ms: i64,
+    /// To (excluded).
+    pub to_ms: i64,
+}
+
+impl RetentionRules {
+    /// Rules of days per tenant only (no class rules, no holds).
+    pub fn days(default_days: u32, per_tenant: HashMap<TenantId, u32>) -> Self {
+        RetentionRules {
+            default_days,
+            tenants: per_tenant.into_iter().map(|(t, days)| (t, TenantRetention { days, classes: HashMap::new() })).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Days a tenant's events of a class are kept.
+    pub fn days_for(&self, tenant: TenantId, class: u32) -> u32 {
+        match self.tenants.get(&tenant) {
+            Some(t) => t.classes.get(&class).copied().unwrap_or(t.days),
+            None => self.default_classes.get(&class).copied().unwrap_or(self.default_days),
+        }
+    }
+
+    /// The longest retention of any tenant and class.
+    pub fn longest(&self) -> u32 {
+        let tenants = self.tenants.values().flat_map(|t| std::iter::once(t.days).chain(t.classes.values().copied()));
+        tenants.chain(self.default_classes.values().copied()).fold(self.default_days, u32::max)
+    }
+
+    fn all_days(&self) -> impl Iterator<Item = u32> + '_ {
+        let tenants = self.tenants.values().flat_map(|t| std::iter::once(t.days).chain(t.classes.values().copied()));
+        std::iter::once(self.default_days).chain(self.default_classes.values().copied()).chain(tenants)
+    }
 }
 
 /// What [`EventStore::purge`] did.
@@ -162,6 +229,16 @@ impl EventStore {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new().name("mamori-event-writer".into()).spawn(move || writer::run(writer, rx))?;
         Ok(EventStore { inner: Arc::new(Inner { dir: dir.to_path_buf(), catalog, tx: Some(tx), thread: Some(thread) }) })
+    }
+
+    /// Returns the store kept in `dir` for reading only, without a writer: what a
+    /// command running beside a serving node may do (appends and purges give
+    /// [`EventStoreError::Closed`]; what the node writes after a day's directory was
+    /// loaded is not seen). Migrates nothing.
+    pub fn open_read_only(dir: &Path) -> Result<EventStore, EventStoreError> {
+        let catalog = Arc::new(part::Catalog::new(dir));
+        catalog.days()?;
+        Ok(EventStore { inner: Arc::new(Inner { dir: dir.to_path_buf(), catalog, tx: None, thread: None }) })
     }
 
     /// Returns the folder of the store.
@@ -289,26 +366,29 @@ impl EventStore {
         Self::blocking(move || search::run_counts(&catalog, &scope, from_ms, to_ms, min_severity)).await
     }
 
-    /// Applies retention as of `now_ms`: a tenant's events older than its number of
-    /// days in `per_tenant` (else `default_days`) are deleted, and a day partition
-    /// older than the longest retention is deleted whole. Runs on the writer thread
-    /// after the appends queued before it. Retention days must be at least 1. Deletes
-    /// every tenant's events, so it takes the platform's cross-tenant grant.
-    pub async fn purge(
-        &self,
-        _grant: &crate::CrossTenant,
-        now_ms: i64,
-        default_days: u32,
-        per_tenant: HashMap<TenantId, u32>,
-    ) -> Result<PurgeReport, EventStoreError> {
-        if default_days == 0 || per_tenant.values().any(|d| *d == 0) {
+    /// Applies retention as of `now_ms`: a tenant's events of a class older than its
+    /// days ([`RetentionRules::days_for`]) are deleted, except those under a legal
+    /// hold, and a day partition older than the longest retention and under no hold
+    /// is deleted whole. Runs on the writer thread after the appends queued before it.
+    /// Retention days must be at least 1. Deletes every tenant's events, so it takes
+    /// the platform's cross-tenant grant.
+    pub async fn purge(&self, _grant: &crate::CrossTenant, now_ms: i64, rules: RetentionRules) -> Result<PurgeReport, EventStoreError> {
+        if rules.all_days().any(|d| d == 0) {
             return Err(EventStoreError::BadQuery(
                 Problem::new("retention_days", "invalid_retention", "保存期間は1日以上で指定してください", "retention must be at least 1 day").into(),
             ));
         }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Purge { now_ms, default_days, per_tenant, reply: Reply::Async(tx) })?;
+        self.send(Command::Purge { now_ms, rules, reply: Reply::Async(tx) })?;
         rx.await.map_err(|_| EventStoreError::Closed)?
+    }
+
+    /// Seals the day partitions that ended at least `after_ms` before `now_ms` and
+    /// grew since their last seal ([`seal`]); returns the seals made, for the audit
+    /// log. Reads files off the writer thread: intake goes on meanwhile.
+    pub async fn seal(&self, _grant: &crate::CrossTenant, now_ms: i64, after_ms: i64) -> Result<Vec<seal::SealRecord>, EventStoreError> {
+        let catalog = self.inner.catalog.clone();
+        Self::blocking(move || seal::seal_closed(&catalog, now_ms, after_ms)).await
     }
 
     /// Returns the number of damaged blocks queries have skipped since the store

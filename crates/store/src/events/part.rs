@@ -8,6 +8,8 @@
 //!          | cols_end u32 | cols_crc u32 | docs_crc u32
 //!        2 | tenant 16 | hidden_before i64          (retention: rows before are gone)
 //!        3 | log offset i64                         (events at or before it are here)
+//!        4 | tenant 16 | class u32 | hidden_before i64
+//!                                   (retention of one class: its rows before are gone)
 //! ```
 //!
 //! The writer appends a flush's blocks to `blocks.dat`, syncs it, then appends their
@@ -32,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 const MAGIC: [u8; 4] = *b"MMD1";
-const DATA: &str = "blocks.dat";
-const INDEX: &str = "blocks.idx";
+pub(crate) const DATA: &str = "blocks.dat";
+pub(crate) const INDEX: &str = "blocks.idx";
 /// Largest directory entry body.
 const MAX_ENTRY: usize = 256;
 
@@ -65,6 +67,15 @@ pub(crate) struct TenantPart {
     pub blocks: Vec<BlockMeta>,
     /// Rows before this time were deleted by retention (`i64::MIN`: none).
     pub hidden_before: i64,
+    /// Rows of a class before this time were deleted by its class's retention.
+    pub class_hidden: HashMap<u32, i64>,
+}
+
+impl TenantPart {
+    /// Rows of `class` before this time are gone (the tenant's mark or its class's).
+    pub fn hidden_for(&self, class: u32) -> i64 {
+        self.class_hidden.get(&class).copied().unwrap_or(i64::MIN).max(self.hidden_before)
+    }
 }
 
 /// What a partition holds, as its directory says.
@@ -89,7 +100,7 @@ impl State {
                     let k = self.key_max.entry((t, m.class)).or_insert(-1);
                     *k = (*k).max(m.max_log);
                 }
-                let part = self.tenants.entry(t).or_insert_with(|| TenantPart { blocks: Vec::new(), hidden_before: i64::MIN });
+                let part = self.tenants.entry(t).or_insert_with(|| TenantPart { blocks: Vec::new(), hidden_before: i64::MIN, class_hidden: HashMap::new() });
                 part.blocks.push(m);
                 self.data_len = self.data_len.max(m.pos + u64::from(m.len));
             }
@@ -97,6 +108,13 @@ impl State {
                 if let Some(part) = self.tenants.get_mut(&t) {
                     part.hidden_before = part.hidden_before.max(before);
                     part.blocks.retain(|b| b.max_time >= before);
+                }
+            }
+            Entry::HideClass(t, class, before) => {
+                if let Some(part) = self.tenants.get_mut(&t) {
+                    let h = part.class_hidden.entry(class).or_insert(i64::MIN);
+                    *h = (*h).max(before);
+                    part.blocks.retain(|b| b.class != class || b.max_time >= before);
                 }
             }
             Entry::Floor(o) => self.floor = self.floor.max(o),
@@ -115,6 +133,7 @@ pub(crate) enum Entry {
     Block(TenantId, BlockMeta),
     Hide(TenantId, i64),
     Floor(i64),
+    HideClass(TenantId, u32, i64),
 }
 
 impl Entry {
@@ -145,6 +164,12 @@ impl Entry {
             Entry::Floor(o) => {
                 body.push(3);
                 body.extend_from_slice(&o.to_le_bytes());
+            }
+            Entry::HideClass(t, class, before) => {
+                body.push(4);
+                body.extend_from_slice(t.0.as_bytes());
+                body.extend_from_slice(&class.to_le_bytes());
+                body.extend_from_slice(&before.to_le_bytes());
             }
         }
         out.extend_from_slice(&MAGIC);
@@ -177,6 +202,7 @@ impl Entry {
             ),
             2 => Entry::Hide(tenant(&mut b)?, b.i64().ok()?),
             3 => Entry::Floor(b.i64().ok()?),
+            4 => Entry::HideClass(tenant(&mut b)?, b.u32().ok()?, b.i64().ok()?),
             _ => return None,
         };
         // Exactly its size: a longer body is not an entry of this version.
@@ -440,18 +466,19 @@ mod tests {
     #[test]
     fn entries_round_trip_and_the_directory_stops_at_damage() {
         let t = TenantId::new();
-        let entries = [Entry::Block(t, meta(0)), Entry::Hide(t, 15), Entry::Floor(99), Entry::Block(t, meta(100))];
+        let entries = [Entry::Block(t, meta(0)), Entry::Hide(t, 15), Entry::Floor(99), Entry::Block(t, meta(100)), Entry::HideClass(t, 7, 20)];
         let mut bytes = Vec::new();
         for e in &entries {
             e.encode(&mut bytes);
         }
         let (got, len) = read_index(&bytes, 200);
-        assert_eq!(got.len(), 4);
+        assert_eq!(got.len(), 5);
         assert_eq!(len, bytes.len() as u64);
         let mut st = State { floor: -1, ..State::default() };
         got.into_iter().for_each(|e| st.apply(e));
         assert_eq!(st.tenants[&t].blocks.len(), 2);
         assert_eq!(st.tenants[&t].hidden_before, 15);
+        assert_eq!((st.tenants[&t].hidden_for(7), st.tenants[&t].hidden_for(4002)), (20, 15), "a class's mark applies to its class only");
         assert_eq!(st.held(t, 4002), 99);
         assert_eq!(st.held(t, 1), 99);
         // A block beyond the data ends the directory; so does a flipped bit or a cut.
@@ -459,7 +486,7 @@ mod tests {
         let mut bad = bytes.clone();
         bad[20] ^= 1;
         assert_eq!(read_index(&bad, 200).0.len(), 0);
-        assert_eq!(read_index(&bytes[..bytes.len() - 1], 200).0.len(), 3);
+        assert_eq!(read_index(&bytes[..bytes.len() - 1], 200).0.len(), 4);
         assert_eq!(read_index(&[0xff; 64], 200).0.len(), 0);
     }
 }

@@ -300,7 +300,7 @@ fn blocks_of(part: &Partition, plan: &Plan) -> Result<Vec<(TenantId, i64, BlockM
     let mut out = Vec::new();
     let mut add = |t: &TenantId| {
         if let Some(tp) = st.tenants.get(t) {
-            out.extend(tp.blocks.iter().map(|b| (*t, tp.hidden_before, *b)));
+            out.extend(tp.blocks.iter().map(|b| (*t, tp.hidden_for(b.class), *b)));
         }
     };
     match &plan.tenants {

@@ -136,7 +136,7 @@ pub(crate) enum Command {
     /// Appends rows (`rows` of them in the groups).
     Append { groups: Vec<Group>, rows: u64, reply: Reply<u64> },
     /// Applies retention.
-    Purge { now_ms: i64, default_days: u32, per_tenant: HashMap<TenantId, u32>, reply: Reply<PurgeReport> },
+    Purge { now_ms: i64, rules: super::RetentionRules, reply: Reply<PurgeReport> },
 }
 
 /// Checks a batch and serializes each event's OCSF document; refuses the whole batch
@@ -223,10 +223,10 @@ pub(crate) fn run(mut w: Writer, rx: Receiver<Command>) {
                     rows += n as usize;
                     pending.push((groups, n, reply));
                 }
-                Command::Purge { now_ms, default_days, per_tenant, reply } => {
+                Command::Purge { now_ms, rules, reply } => {
                     w.flush(&mut pending);
                     rows = 0;
-                    reply.send(w.purge(now_ms, default_days, &per_tenant));
+                    reply.send(w.purge(now_ms, &rules));
                 }
             }
             if rows >= MAX_GROUP_ROWS {
@@ -384,17 +384,21 @@ impl Writer {
         self.files(&part)?.append(&part, at, &data, &entries)
     }
 
-    /// Applies retention: drops partitions older than the longest retention and marks
-    /// the rows of shorter-retention tenants as gone in the others (a directory entry;
-    /// the blocks they fill alone are no longer read, the others are filtered).
-    fn purge(&mut self, now_ms: i64, default_days: u32, per_tenant: &HashMap<TenantId, u32>) -> Result<PurgeReport, EventStoreError> {
+    /// Applies retention: drops partitions older than the longest retention (unless a
+    /// legal hold reaches into them) and marks the rows past their class's retention
+    /// as gone in the others (a directory entry per tenant and class; the blocks they
+    /// fill alone are no longer read, the others are filtered). A mark never passes
+    /// the start of a hold of its tenant, and never the end of its day (so a day gone
+    /// whole is marked once, not again at every purge).
+    fn purge(&mut self, now_ms: i64, rules: &super::RetentionRules) -> Result<PurgeReport, EventStoreError> {
         let cutoff = |days: u32| now_ms.saturating_sub(i64::from(days) * DAY_MS);
-        let longest = per_tenant.values().copied().fold(default_days, u32::max);
-        let drop_before = cutoff(longest);
+        let drop_before = cutoff(rules.longest());
         let mut report = PurgeReport::default();
         for day in self.catalog.days()? {
             let start = day_start(day);
-            if start.saturating_add(DAY_MS) <= drop_before {
+            let end = start.saturating_add(DAY_MS);
+            let held = |t: Option<TenantId>| rules.holds.iter().filter(move |h| t.is_none_or(|t| h.tenant == t) && h.from_ms < end && h.to_ms > start);
+            if end <= drop_before && held(None).next().is_none() {
                 self.forget(day);
                 self.catalog.remove(day)?;
                 report.partitions_dropped += 1;
@@ -402,20 +406,25 @@ impl Writer {
                 continue;
             }
             let Some(part) = self.catalog.get(day)? else { continue };
-            let tenants: Vec<(TenantId, i64, Vec<BlockMeta>)> = {
+            let tenants: Vec<(TenantId, super::part::TenantPart)> = {
                 let st = part.read_state()?;
-                st.tenants.iter().map(|(t, tp)| (*t, tp.hidden_before, tp.blocks.clone())).collect()
+                st.tenants.iter().map(|(t, tp)| (*t, tp.clone())).collect()
             };
             let mut entries = Vec::new();
-            for (t, hidden, blocks) in tenants {
-                let until = cutoff(per_tenant.get(&t).copied().unwrap_or(default_days));
-                if until <= start || until <= hidden {
-                    continue;
+            for (t, tp) in tenants {
+                let hold_from = held(Some(t)).map(|h| h.from_ms).min().unwrap_or(i64::MAX);
+                let classes: std::collections::BTreeSet<u32> = tp.blocks.iter().map(|b| b.class).collect();
+                for class in classes {
+                    let hidden = tp.hidden_for(class);
+                    let until = cutoff(rules.days_for(t, class)).min(end).min(hold_from);
+                    if until <= start || until <= hidden {
+                        continue;
+                    }
+                    for m in tp.blocks.iter().filter(|m| m.class == class && m.min_time < until) {
+                        report.events_deleted += super::search::count_rows(&part, m, hidden, until)?;
+                    }
+                    entries.push(Entry::HideClass(t, class, until));
                 }
-                for m in blocks.iter().filter(|m| m.min_time < until) {
-                    report.events_deleted += super::search::count_rows(&part, m, hidden, until)?;
-                }
-                entries.push(Entry::Hide(t, until));
             }
             if !entries.is_empty() {
                 let at = part.read_state()?.data_len;
