@@ -97,15 +97,20 @@ fn delivery(l: Lang, n: &Notification) -> Markup {
     }
 }
 
-/// The live part: whether notifications can go now, and the recent tests.
-async fn live_view(store: &Store, a: &Authed, tenant: Option<TenantId>) -> Result<Markup, AppError> {
+/// The tenants an operator picks from (none for a tenant's own account).
+async fn tenant_choice(store: &Store, a: &Authed) -> Result<Vec<mamori_core::Tenant>, AppError> {
+    Ok(if a.principal.tenant_id().is_none() { store.list_tenants(&a.principal.scope()).await? } else { Vec::new() })
+}
+
+/// The live part: whether notifications can go now, and the recent tests (`tenants`:
+/// the names an operator sees, from [`tenant_choice`]).
+async fn live_view(store: &Store, a: &Authed, tenant: Option<TenantId>, tenants: &[mamori_core::Tenant]) -> Result<Markup, AppError> {
     let l = a.lang;
     let scope = a.principal.scope();
     let s = status(store).await?;
     let tests = store.list_notify_tests(&scope, tenant, SHOWN).await?;
     let operator = a.principal.tenant_id().is_none();
-    let names: HashMap<TenantId, String> =
-        if operator { store.list_tenants(&scope).await?.into_iter().map(|t| (t.id, t.name)).collect() } else { HashMap::new() };
+    let names: HashMap<TenantId, String> = tenants.iter().map(|t| (t.id, t.name.clone())).collect();
     Ok(html! {
         (status_view(l, &s))
         h2 #tests { (l.t("テスト通知の履歴", "Test notifications")) }
@@ -183,8 +188,8 @@ pub async fn page(State(store): State<Store>, PageAuth(a): PageAuth, uri: Uri, Q
             let scope = a.principal.scope();
             store.note_scope(&scope, "notify_tests").await?;
             let tenant = whose(&a, q.get("tenant").map(String::as_str))?;
-            let view = live_view(&store, &a, tenant).await?;
-            let tenants = if a.principal.tenant_id().is_none() { store.list_tenants(&scope).await? } else { Vec::new() };
+            let tenants = tenant_choice(&store, &a).await?;
+            let view = live_view(&store, &a, tenant, &tenants).await?;
             let chosen = match tenant {
                 Some(t) => Some(store.get_tenant(&scope, t).await?.ok_or(AppError::NotFound)?),
                 None => None,
@@ -237,7 +242,7 @@ pub async fn live(State(store): State<Store>, PageAuth(a): PageAuth, Query(q): Q
     };
     mamori_web::live::stream(a, mamori_web::live::EVERY, move |a| {
         let store = store.clone();
-        async move { live_view(&store, &a, tenant).await }
+        async move { live_view(&store, &a, tenant, &tenant_choice(&store, &a).await?).await }
     })
 }
 

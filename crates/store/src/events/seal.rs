@@ -106,8 +106,15 @@ fn hash_prefix(path: &Path, len: u64) -> Result<Option<String>, EventStoreError>
     Ok((read == len).then(|| hex::encode(h.finalize())))
 }
 
+/// The largest manifest read (a day sealed hourly for years stays far below).
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 fn read_manifest(dir: &Path) -> Result<Option<Manifest>, EventStoreError> {
-    match std::fs::read(dir.join(MANIFEST)) {
+    let path = dir.join(MANIFEST);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_MANIFEST_BYTES) {
+        return Err(EventStoreError::Task(format!("{}: larger than {MAX_MANIFEST_BYTES} bytes", path.display())));
+    }
+    match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| EventStoreError::Task(format!("{}: {e}", dir.join(MANIFEST).display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
