@@ -175,7 +175,15 @@ impl Bus {
             std::fs::create_dir_all(&dir).map_err(LogError::Io)?;
             let checkpoint = dir.join(format!("{CHECKPOINT}-{}_{k}", js.options().stream));
             let end = js.ends().get(k as usize).map(|e| *e.borrow()).unwrap_or(0);
-            let start = read_checkpoint(&checkpoint).min(end);
+            let start = read_checkpoint(&checkpoint);
+            if start > end {
+                // The stream was made again (its sequence starts anew): its events would
+                // be taken for ones already stored.
+                return Err(BusError::Transport(format!(
+                    "JetStream stream {}_{k} ends at {end} but this node has indexed it up to {start}: the stream was deleted and made again. Give the new stream another name ([events.jetstream] stream) or this node a fresh event store / ストリームが作り直されています。別の名前にするか、このノードのイベントストアを新しくしてください",
+                    js.options().stream
+                )));
+            }
             let indexer = Indexer {
                 source: Source::JetStream { reader: Box::new(js.reader(k, start)), end: js.ends().swap_remove(k as usize) },
                 progress: Progress::JetStream(js.clone(), k),

@@ -99,6 +99,14 @@ async fn events_published_on_an_intake_bus_are_searchable_on_the_indexing_bus_an
     assert_eq!(ids.len(), got.len(), "none twice");
     assert_eq!(ids, sent, "none lost");
 
+    drop(indexer);
+    // A checkpoint beyond the stream's end (the stream was made again): refused.
+    std::fs::write(b_dir.path().join("log").join("indexed-MAMORI_EVENTS_0"), "99999999").unwrap();
+    let refused = Bus::connect(EventStore::open(b_dir.path()).unwrap(), BusOptions::default(), nats.options(1, Some(0))).await;
+    assert!(matches!(&refused, Err(BusError::Transport(m)) if m.contains("made again")), "{:?}", refused.err());
+    std::fs::write(b_dir.path().join("log").join("indexed-MAMORI_EVENTS_0"), sent.len().to_string()).unwrap();
+    let indexer = connect(b_dir.path(), &nats, 1, Some(0)).await;
+
     // A reader by cursor on the indexing node sees every event in order.
     let mut reader = indexer.reader(0);
     let mut seen = 0;
