@@ -269,14 +269,15 @@ impl JetStream {
         for (k, ack) in acks {
             let ack = ack.await.map_err(|e| nats_error("publish", e))?;
             if let Some(end) = self.inner.ends.get(k as usize) {
-                end.send_if_modified(|e| {
-                    let moved = ack.sequence > *e;
-                    *e = (*e).max(ack.sequence);
-                    moved
-                });
+                raise(end, ack.sequence);
             }
         }
         Ok(())
+    }
+
+    /// Partition `k`'s end as last seen.
+    pub(crate) fn end(&self, k: u32) -> u64 {
+        self.inner.ends.get(k as usize).map(|e| *e.borrow()).unwrap_or(0)
     }
 
     /// The partitions' ends and indexed offsets.
@@ -294,11 +295,7 @@ impl JetStream {
         for (k, s) in self.inner.streams.iter().enumerate() {
             let info = s.get_info().await.map_err(|e| nats_error("stream info", e))?;
             if let Some(end) = self.inner.ends.get(k) {
-                end.send_if_modified(|e| {
-                    let moved = info.state.last_sequence > *e;
-                    *e = (*e).max(info.state.last_sequence);
-                    moved
-                });
+                raise(end, info.state.last_sequence);
             }
             out.push(info.state.last_sequence);
         }
@@ -343,11 +340,21 @@ impl JetStream {
     }
 
     /// A reader of partition `k` from `offset` on.
+    /// (`k` is below `partitions`, which the options check; past it, the last.)
     pub(crate) fn reader(&self, k: u32, offset: u64) -> Reader {
-        let stream = self.inner.streams.get(k as usize).or(self.inner.streams.first()).cloned();
-        let end = self.inner.ends.get(k as usize).or(self.inner.ends.first()).map(watch::Sender::subscribe);
-        Reader { stream, next: offset, messages: None, end, stalls: 0 }
+        let k = (k as usize).min(self.inner.streams.len().saturating_sub(1));
+        Reader { stream: self.inner.streams[k].clone(), next: offset, messages: None, end: self.inner.ends[k].subscribe(), stalls: 0 }
     }
+}
+
+/// Moves a partition's end forward to `to` (never back: acknowledgements and stream
+/// infos arrive in any order).
+fn raise(end: &watch::Sender<u64>, to: u64) {
+    end.send_if_modified(|e| {
+        let moved = to > *e;
+        *e = (*e).max(to);
+        moved
+    });
 }
 
 /// Makes a stream, or brings an existing one to `config`.
@@ -377,21 +384,13 @@ async fn follow(inner: std::sync::Weak<Inner>) {
         let Some(i) = inner.upgrade() else { return };
         for (k, s) in i.streams.iter().enumerate() {
             if let Ok(info) = s.get_info().await {
-                i.ends[k].send_if_modified(|e| {
-                    let moved = info.state.last_sequence > *e;
-                    *e = (*e).max(info.state.last_sequence);
-                    moved
-                });
+                raise(&i.ends[k], info.state.last_sequence);
                 i.bytes[k].store(info.state.bytes, std::sync::atomic::Ordering::Relaxed);
             }
             if i.options.index_partition != Some(k as u32)
                 && let Some(at) = last_progress(&i.progress, &i.options.subject, k as u32).await
             {
-                i.indexed[k].send_if_modified(|x| {
-                    let moved = at != *x;
-                    *x = at;
-                    moved
-                });
+                crate::set(&i.indexed[k], at);
             }
         }
     }
@@ -399,18 +398,23 @@ async fn follow(inner: std::sync::Weak<Inner>) {
 
 /// Reads one partition by offset (stream sequence − 1) through an ordered consumer.
 pub(crate) struct Reader {
-    stream: Option<stream::Stream>,
+    stream: stream::Stream,
     next: u64,
     messages: Option<consumer::pull::Ordered>,
     /// The partition's end, to notice a consumer that delivers nothing while events
     /// wait (its server restarted and forgot it): it is then made again.
-    end: Option<watch::Receiver<u64>>,
+    end: watch::Receiver<u64>,
     stalls: u32,
 }
 
 impl Reader {
     pub(crate) fn position(&self) -> u64 {
         self.next
+    }
+
+    /// The partition's end as last seen.
+    pub(crate) fn end(&self) -> u64 {
+        *self.end.borrow()
     }
 
     pub(crate) fn seek(&mut self, offset: u64) {
@@ -422,7 +426,7 @@ impl Reader {
     /// waiting up to `wait` for the first.
     pub(crate) async fn read(&mut self, max: usize, wait: Duration) -> Result<Vec<(u64, Vec<u8>)>, BusError> {
         if self.messages.is_none() {
-            let Some(stream) = &self.stream else { return Err(BusError::Transport("JetStream: no stream".into())) };
+            let stream = &self.stream;
             let deliver_policy =
                 if self.next == 0 { consumer::DeliverPolicy::All } else { consumer::DeliverPolicy::ByStartSequence { start_sequence: self.next + 1 } };
             let c =
@@ -433,7 +437,7 @@ impl Reader {
         let mut out = Vec::new();
         let first = match tokio::time::timeout(wait, messages.next()).await {
             Err(_) => {
-                if self.end.as_ref().is_some_and(|e| *e.borrow() > self.next) {
+                if self.end() > self.next {
                     self.stalls += 1;
                     if self.stalls >= 2 {
                         tracing::info!(at = self.next, "JetStream reader: the consumer delivers nothing while events wait; making it again");
@@ -483,7 +487,7 @@ impl Reader {
             // What is delivered or on its way: the consumer pulls in batches, so while
             // the stream is known to hold more, wait for them (a full batch makes
             // fuller blocks); at the end, a pause of a few milliseconds ends the read.
-            let behind = self.end.as_ref().is_some_and(|e| *e.borrow() > self.next);
+            let behind = *self.end.borrow() > self.next;
             next = match messages.next().now_or_never() {
                 Some(m) => Some(m),
                 None => tokio::time::timeout(Duration::from_millis(if behind { 100 } else { 5 }), messages.next()).await.ok(),

@@ -174,7 +174,7 @@ impl Bus {
             let dir = events.dir().join("log");
             std::fs::create_dir_all(&dir).map_err(LogError::Io)?;
             let checkpoint = dir.join(format!("{CHECKPOINT}-{}_{k}", js.options().stream));
-            let end = js.ends().get(k as usize).map(|e| *e.borrow()).unwrap_or(0);
+            let end = js.end(k);
             let start = read_checkpoint(&checkpoint);
             if start > end {
                 // The stream was made again (its sequence starts anew): its events would
@@ -185,7 +185,7 @@ impl Bus {
                 )));
             }
             let indexer = Indexer {
-                source: Source::JetStream { reader: Box::new(js.reader(k, start)), end: js.ends().swap_remove(k as usize) },
+                source: Source::JetStream(Box::new(js.reader(k, start))),
                 progress: Progress::JetStream(js.clone(), k),
                 events: events.clone(),
                 checkpoint,
@@ -288,7 +288,7 @@ impl Bus {
     pub fn reader(&self, offset: u64) -> EventReader {
         let source = match &self.transport {
             Transport::Local(log) => Source::Local { log: log.clone(), reader: Some(log.reader(offset)), end: log.watch_end() },
-            Transport::JetStream(js) => Source::JetStream { reader: Box::new(js.reader(self.own, offset)), end: self.ends[self.own as usize].clone() },
+            Transport::JetStream(js) => Source::JetStream(Box::new(js.reader(self.own, offset))),
         };
         EventReader { source, stats: self.stats.clone() }
     }
@@ -323,6 +323,15 @@ impl Bus {
     }
 }
 
+/// Sets a watched offset, telling watchers only when it changed.
+fn set(tx: &watch::Sender<u64>, to: u64) {
+    tx.send_if_modified(|v| {
+        let moved = *v != to;
+        *v = to;
+        moved
+    });
+}
+
 /// Decodes a log record into the event it holds (with its own id, `metadata.uid`).
 fn decode(payload: Vec<u8>) -> Option<(Event, String)> {
     let doc = String::from_utf8(payload).ok()?;
@@ -335,27 +344,28 @@ fn decode(payload: Vec<u8>) -> Option<(Event, String)> {
 /// Where a reader of the log reads: records by offset.
 enum Source {
     Local { log: Log, reader: Option<LogReader>, end: watch::Receiver<u64> },
-    JetStream { reader: Box<jetstream::Reader>, end: watch::Receiver<u64> },
+    JetStream(Box<jetstream::Reader>),
 }
 
 impl Source {
     fn position(&self) -> u64 {
         match self {
             Source::Local { reader, .. } => reader.as_ref().map(LogReader::position).unwrap_or(0),
-            Source::JetStream { reader, .. } => reader.position(),
+            Source::JetStream(reader) => reader.position(),
         }
     }
 
     fn end(&self) -> u64 {
         match self {
-            Source::Local { end, .. } | Source::JetStream { end, .. } => *end.borrow(),
+            Source::Local { end, .. } => *end.borrow(),
+            Source::JetStream(reader) => reader.end(),
         }
     }
 
     fn seek(&mut self, offset: u64) {
         match self {
             Source::Local { log, reader, .. } => *reader = Some(log.reader(offset)),
-            Source::JetStream { reader, .. } => reader.seek(offset),
+            Source::JetStream(reader) => reader.seek(offset),
         }
     }
 
@@ -382,7 +392,7 @@ impl Source {
                 }
                 Ok(got)
             }
-            Source::JetStream { reader, .. } => reader.read(max.max(1), wait).await,
+            Source::JetStream(reader) => reader.read(max.max(1), wait).await,
         }
     }
 }
@@ -407,13 +417,7 @@ struct Indexer {
 impl Progress {
     async fn report(&self, offset: u64) {
         match self {
-            Progress::Local(tx) => {
-                tx.send_if_modified(|i| {
-                    let moved = *i != offset;
-                    *i = offset;
-                    moved
-                });
-            }
+            Progress::Local(tx) => set(tx, offset),
             Progress::JetStream(js, k) => js.report(*k, offset).await,
         }
     }

@@ -152,7 +152,7 @@ impl TenantRange {
     /// The tenant, and the range in Unix ms.
     async fn resolve(&self, store: &Store, scope: &mamori_store::Scope) -> anyhow::Result<(mamori_core::Tenant, i64, i64)> {
         let t = store.tenant_by_code(scope, &self.tenant).await?.with_context(|| format!("no tenant with code {}", self.tenant))?;
-        Ok((t, hold_time("from", &self.from, false)?, hold_time("to", &self.to, true)?))
+        Ok((t, range_time("from", &self.from, false)?, range_time("to", &self.to, true)?))
     }
 }
 
@@ -422,8 +422,8 @@ pub async fn vault(config: &Config, c: VaultCommand) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a time of `mamori events hold`; a date alone as `to` is the end of that day.
-fn hold_time(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
+/// Reads a time of a [`TenantRange`]; a date alone as `to` is the end of that day.
+fn range_time(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
     let date_only = value.trim().len() == 10 && value.trim().as_bytes().get(4) == Some(&b'-');
     let t = if end_of_day && date_only { mamori_core::time::end_of_day_jst(value) } else { mamori_core::time::parse_time(value) };
     t.with_context(|| format!("--{flag} {value}: not a date or time (YYYY-MM-DD, YYYY-MM-DD HH:MM or RFC 3339) / 日時を読めません"))

@@ -176,7 +176,7 @@ impl PolicyValidator for RetentionPolicy {
         }
         let class_min = classes_of(minimums);
         for (i, c) in classes_of(doc).iter().enumerate() {
-            let floor = class_min.iter().find(|m| m.class_uid == c.class_uid).map(|m| m.days).unwrap_or(min);
+            let floor = floor_of(&class_min, c.class_uid, min);
             if c.days < floor {
                 problems.push(Problem::new(
                     format!("classes.{i}.days"),
@@ -235,6 +235,11 @@ fn validate_classes(v: Option<&Value>, problems: &mut Problems) {
             )),
         }
     }
+}
+
+/// The minimum days of a class: its own in the minimums, else the minimum of all.
+fn floor_of(class_min: &[ClassDays], class: u32, min_days: u32) -> u32 {
+    class_min.iter().find(|m| m.class_uid == class).map(|m| m.days).unwrap_or(min_days)
 }
 
 /// The valid entries of a document's `classes`.
@@ -321,8 +326,7 @@ struct ClassDays {
 impl RetentionDoc {
     /// This document's rule, each figure held to its minimum.
     fn rule(&self, min_days: u32, class_min: &[ClassDays]) -> TenantRetention {
-        let floor = |class: u32| class_min.iter().find(|m| m.class_uid == class).map(|m| m.days).unwrap_or(min_days);
-        let mut classes: HashMap<u32, u32> = self.classes.iter().map(|c| (c.class_uid, c.days.max(floor(c.class_uid)))).collect();
+        let mut classes: HashMap<u32, u32> = self.classes.iter().map(|c| (c.class_uid, c.days.max(floor_of(class_min, c.class_uid, min_days)))).collect();
         let days = self.events_days.max(min_days);
         // A class the minimums name and this policy does not keeps at least its minimum.
         for m in class_min {

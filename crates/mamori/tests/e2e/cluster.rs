@@ -6,11 +6,6 @@ use crate::support::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let (_, _, body) = server.http("GET", "/metrics", &[], "");
-    body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 fn component_state(server: &Server, component: &str) -> (u16, String) {
     let (status, _, body) = server.http("GET", "/healthz", &[], "");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

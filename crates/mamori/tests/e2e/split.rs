@@ -77,11 +77,6 @@ fn post(client: &Client, bearer: &str, tenant: &str, words: &str, n: usize) -> O
     Some(answer["ids"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
 }
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let (_, _, body) = server.http("GET", "/metrics", &[], "");
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(f64::NAN)
-}
-
 #[test]
 fn events_posted_to_the_intake_node_are_searchable_on_the_indexing_node_and_killing_it_loses_nothing() {
     let Some(url) = fresh_postgres() else { return };

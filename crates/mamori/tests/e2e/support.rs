@@ -303,3 +303,9 @@ pub async fn create_city(store: &mamori_store::Store, scope: &mamori_store::Scop
         mamori_core::NewTenant { code: "011002".into(), name: "札幌市".into(), kana: "サッポロシ".into(), kind: "city".into(), ..Default::default() };
     store.create_tenant(scope, &mamori_core::Actor::system(), city.check().unwrap()).await.unwrap()
 }
+
+/// A metric of the server's `/metrics`: the sum of its series (0 when absent).
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let (_, _, body) = server.http("GET", "/metrics", &[], "");
+    body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}

@@ -153,10 +153,10 @@ impl RetentionRules {
 
     /// The longest retention of any tenant and class.
     pub fn longest(&self) -> u32 {
-        let tenants = self.tenants.values().flat_map(|t| std::iter::once(t.days).chain(t.classes.values().copied()));
-        tenants.chain(self.default_classes.values().copied()).fold(self.default_days, u32::max)
+        self.all_days().max().unwrap_or(self.default_days)
     }
 
+    /// Every number of days the rules name.
     fn all_days(&self) -> impl Iterator<Item = u32> + '_ {
         let tenants = self.tenants.values().flat_map(|t| std::iter::once(t.days).chain(t.classes.values().copied()));
         std::iter::once(self.default_days).chain(self.default_classes.values().copied()).chain(tenants)
