@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cursor;
 pub mod jetstream;
 pub mod log;
 pub mod testing;
@@ -46,6 +47,9 @@ pub enum BusError {
     /// acknowledged (a retry is safe: JetStream drops duplicates by event id).
     #[error("{0}")]
     Transport(String),
+    /// A durable cursor could not be used.
+    #[error("cursor: {0}")]
+    Cursor(String),
 }
 
 /// Counters of the bus, for `/metrics`.
@@ -70,11 +74,21 @@ pub struct BusOptions {
     pub log: LogOptions,
     /// How long fully indexed log segments are kept for readers by cursor.
     pub log_keep: Duration,
+    /// How long segments are kept at most for a durable cursor that is behind (a
+    /// forwarder whose receiver is down): past that the oldest go, and the cursor's
+    /// reader counts what it lost.
+    pub reader_keep: Duration,
 }
 
 impl Default for BusOptions {
     fn default() -> Self {
-        BusOptions { live_capacity: 4096, max_lag: 2_000_000, log: LogOptions::default(), log_keep: Duration::from_secs(86_400) }
+        BusOptions {
+            live_capacity: 4096,
+            max_lag: 2_000_000,
+            log: LogOptions::default(),
+            log_keep: Duration::from_secs(86_400),
+            reader_keep: Duration::from_secs(7 * 86_400),
+        }
     }
 }
 
@@ -156,7 +170,7 @@ impl Bus {
             events: events.clone(),
             checkpoint,
             stats: stats.clone(),
-            cleanup: Some((log.clone(), options.log_keep)),
+            cleanup: Some(Cleanup { log: log.clone(), keep: options.log_keep, reader_keep: options.reader_keep.max(options.log_keep) }),
         };
         tokio::spawn(indexer.run(stop_rx));
         Ok(Self::assemble(events, Transport::Local(log.clone()), &options, stats, vec![log.watch_end()], vec![indexed], 0, stop))
@@ -293,6 +307,50 @@ impl Bus {
         EventReader { source, stats: self.stats.clone() }
     }
 
+    /// Opens the durable cursor `name` of the log readers read ([`Bus::reader`]),
+    /// making it at `start` when it is new ([`cursor::Cursor::created`]). See
+    /// [`cursor`].
+    pub fn cursor(&self, name: &str, start: u64) -> Result<cursor::Cursor, BusError> {
+        cursor::Cursor::open(&self.cursor_dir(), name, &format!("{name}{}", self.cursor_suffix()), start, self.end())
+    }
+
+    /// Every durable cursor of the log readers read: (name, offset).
+    pub fn cursors(&self) -> Vec<(String, u64)> {
+        cursor::list(&self.cursor_dir(), &self.cursor_suffix())
+    }
+
+    /// Removes a durable cursor (its consumer is gone for good), so the log no longer
+    /// keeps segments for it.
+    pub fn remove_cursor(&self, name: &str) -> Result<(), BusError> {
+        cursor::check_name(name)?;
+        match std::fs::remove_file(self.cursor_dir().join(format!("{name}{}", self.cursor_suffix()))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io(e).into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn cursor_dir(&self) -> PathBuf {
+        self.events.dir().join("log").join(cursor::DIR)
+    }
+
+    /// The local log's cursors are named alone; JetStream's by stream and partition.
+    fn cursor_suffix(&self) -> String {
+        match &self.transport {
+            Transport::Local(_) => String::new(),
+            Transport::JetStream(js) => format!("@{}_{}", js.options().stream, self.own),
+        }
+    }
+
+    /// Whether this node has a log that readers by cursor read: the local log, or the
+    /// JetStream partition it indexes (an intake-only node has none: its readers
+    /// would read a partition that another node reads).
+    pub fn reads_log(&self) -> bool {
+        match &self.transport {
+            Transport::Local(_) => true,
+            Transport::JetStream(js) => js.options().index_partition.is_some(),
+        }
+    }
+
     /// The offset after the last acknowledged event (of the partition readers read).
     pub fn end(&self) -> u64 {
         self.ends.get(self.own as usize).map(|e| *e.borrow()).unwrap_or(0)
@@ -403,6 +461,15 @@ enum Progress {
     JetStream(JetStream, u32),
 }
 
+/// What the indexer removes from the local log, and when.
+struct Cleanup {
+    log: Log,
+    /// Indexed segments read by every cursor are kept this long.
+    keep: Duration,
+    /// Indexed segments are kept at most this long for cursors behind.
+    reader_keep: Duration,
+}
+
 /// Reads the log into the event store.
 struct Indexer {
     source: Source,
@@ -411,7 +478,7 @@ struct Indexer {
     checkpoint: PathBuf,
     stats: Arc<BusStats>,
     /// The local log, and how long indexed segments are kept.
-    cleanup: Option<(Log, Duration)>,
+    cleanup: Option<Cleanup>,
 }
 
 impl Progress {
@@ -521,11 +588,24 @@ impl Indexer {
         }
     }
 
-    /// Removes local log segments that are indexed and older than their keeping time.
     fn cleanup(&self, indexed: u64) {
-        let Some((log, keep)) = &self.cleanup else { return };
-        let cutoff = std::time::SystemTime::now().checked_sub(*keep);
-        match log.remove_before(indexed, cutoff) {
+        if let Some(c) = &self.cleanup {
+            c.run(indexed, std::time::SystemTime::now());
+        }
+    }
+}
+
+impl Cleanup {
+    /// Removes local log segments that are indexed, read by every durable cursor and
+    /// older than their keeping time, and those indexed and older than the longest
+    /// keeping time for cursors whatever the cursors say.
+    fn run(&self, indexed: u64, now: std::time::SystemTime) {
+        let read = cursor::list(&self.log.dir().join(cursor::DIR), "").into_iter().map(|(_, o)| o).fold(indexed, u64::min);
+        let removed = self
+            .log
+            .remove_before(read, now.checked_sub(self.keep))
+            .and_then(|a| Ok(a + self.log.remove_before(indexed, now.checked_sub(self.reader_keep))?));
+        match removed {
             Ok(0) => {}
             Ok(n) => tracing::info!(segments = n, "event log: indexed segments past their keeping time removed"),
             Err(e) => tracing::warn!(error = %e, "event log: cannot remove old segments"),
@@ -549,6 +629,13 @@ impl EventReader {
     /// Returns the next events (up to `max`) with their offsets, waiting until there
     /// are some. None when the bus is gone.
     pub async fn next(&mut self, max: usize) -> Option<Vec<(u64, Event)>> {
+        Some(self.next_records(max).await?.into_iter().map(|r| (r.offset, r.event)).collect())
+    }
+
+    /// Returns the next records (up to `max`): each event with its offset and its
+    /// OCSF document as logged, waiting until there are some. None when the bus is
+    /// gone.
+    pub async fn next_records(&mut self, max: usize) -> Option<Vec<Record>> {
         loop {
             let at = self.source.position();
             match self.source.read(max, Duration::from_secs(1)).await {
@@ -556,7 +643,7 @@ impl EventReader {
                     let mut out = Vec::with_capacity(batch.len());
                     for (offset, payload) in batch {
                         match decode(payload) {
-                            Some((e, _)) => out.push((offset, e)),
+                            Some((event, doc)) => out.push(Record { offset, event, doc }),
                             None => {
                                 self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
                             }
@@ -575,6 +662,17 @@ impl EventReader {
             }
         }
     }
+}
+
+/// An event read by cursor.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Its offset in the log.
+    pub offset: u64,
+    /// The event.
+    pub event: Event,
+    /// Its OCSF document (JSON), as logged.
+    pub doc: String,
 }
 
 /// A live subscription.
@@ -597,5 +695,40 @@ impl Subscription {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn segments_a_cursor_needs_are_kept_until_the_readers_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogOptions { segment_bytes: 4096, ..Default::default() }).unwrap();
+        for _ in 0..20 {
+            log.append((0..20).map(|i| format!("record {i:0>100}").into_bytes()).collect()).await.unwrap();
+        }
+        let segments = || std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
+        let before = segments();
+        assert!(before > 5, "{before} segments");
+        let end = log.end();
+        let mut cursor = cursor::Cursor::open(&dir.path().join(cursor::DIR), "forward.x", "forward.x", 0, end).unwrap();
+        cursor.save(10).await.unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let cleanup = |reader_keep: u64| Cleanup { log: log.clone(), keep: Duration::from_secs(60), reader_keep: Duration::from_secs(reader_keep) };
+        // Indexed to the end, but the cursor is at 10: its segment and the later ones stay.
+        cleanup(7200).run(end, later);
+        assert_eq!(segments(), before, "the cursor still needs them");
+        cursor.save(end - 1).await.unwrap();
+        cleanup(7200).run(end, later);
+        assert_eq!(segments(), 1, "read by everyone: only the newest stays");
+        // A cursor left behind keeps nothing past the readers' limit.
+        for _ in 0..20 {
+            log.append((0..20).map(|i| format!("record {i:0>100}").into_bytes()).collect()).await.unwrap();
+        }
+        cursor.save(end).await.unwrap();
+        cleanup(1800).run(log.end(), later);
+        assert_eq!(segments(), 1, "past reader_keep, segments go whatever the cursor says");
     }
 }

@@ -395,6 +395,8 @@ pub struct TenantEntry {
     pub id: TenantId,
     /// Name, e.g. 桜川市.
     pub name: String,
+    /// Local government code, e.g. `082015`.
+    pub code: String,
     /// Network separation model.
     pub separation: SeparationModel,
     /// The zones of the segments it has ranges on.
@@ -483,7 +485,7 @@ impl TenantDirectory {
             for f in &t.fqdns {
                 d.fqdns.insert(f.0.clone(), t.id);
             }
-            d.tenants.insert(t.id, TenantEntry { id: t.id, name: t.name.clone(), separation: t.separation, zones });
+            d.tenants.insert(t.id, TenantEntry { id: t.id, name: t.name.clone(), code: t.code.to_string(), separation: t.separation, zones });
         }
         d
     }
@@ -519,6 +521,11 @@ impl TenantDirectory {
     /// Returns what the directory knows of a tenant.
     pub fn tenant(&self, id: TenantId) -> Option<&TenantEntry> {
         self.tenants.get(&id)
+    }
+
+    /// Returns the tenant with this local government code.
+    pub fn by_code(&self, code: &str) -> Option<TenantId> {
+        self.tenants.values().find(|t| t.code == code).map(|t| t.id)
     }
 
     /// Returns a segment by name.

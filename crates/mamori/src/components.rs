@@ -7,5 +7,6 @@ use std::sync::Arc;
 pub fn registry() -> Registry {
     let mut registry = Registry::builtin();
     registry.add(Arc::new(mamori_monitor::Monitoring::new()));
+    registry.add(Arc::new(mamori_forward::Forwarding));
     registry
 }

@@ -160,13 +160,18 @@ impl Default for S3Section {
 pub struct EventsConfig {
     /// "local" (a log on this node's disk) or "jetstream" (NATS JetStream, split nodes).
     pub log: String,
+    /// Hours the local log keeps segments once every reader has read them.
+    pub log_keep_hours: u64,
+    /// Hours the local log keeps segments at most for a durable reader behind (a
+    /// forwarder whose receiver is down).
+    pub reader_keep_hours: u64,
     /// `[events.jetstream]`.
     pub jetstream: JetStreamSection,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { log: "local".into(), jetstream: JetStreamSection::default() }
+        Self { log: "local".into(), log_keep_hours: 24, reader_keep_hours: 168, jetstream: JetStreamSection::default() }
     }
 }
 
@@ -214,6 +219,12 @@ pub const NATS_PASSWORD_ENV: &str = "MAMORI_NATS_PASSWORD";
 pub const NATS_TOKEN_ENV: &str = "MAMORI_NATS_TOKEN";
 
 impl EventsConfig {
+    /// The bus options of these settings.
+    pub fn bus_options(&self) -> mamori_bus::BusOptions {
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        mamori_bus::BusOptions { live_capacity: 4096, log_keep: hours(self.log_keep_hours), reader_keep: hours(self.reader_keep_hours), ..Default::default() }
+    }
+
     /// The JetStream options of this node, when the log is JetStream.
     pub fn jetstream(&self, node: &str) -> Option<mamori_bus::jetstream::JetStreamOptions> {
         use mamori_bus::jetstream::{JetStreamOptions, NatsAuth};
@@ -335,6 +346,11 @@ impl Config {
         }
         if !(3..=300).contains(&self.server.cluster.lease_secs) {
             bail!("[server.cluster] lease_secs must be 3-300 / lease_secs は3〜300秒で指定してください");
+        }
+        if !(1..=8760).contains(&self.events.log_keep_hours) || !(self.events.log_keep_hours..=8760).contains(&self.events.reader_keep_hours) {
+            bail!(
+                "[events] log_keep_hours must be 1-8760 and reader_keep_hours from log_keep_hours to 8760 / log_keep_hours は1〜8760、reader_keep_hours は log_keep_hours〜8760 で指定してください"
+            );
         }
         match self.events.log.as_str() {
             "local" => {}
@@ -498,6 +514,14 @@ timeout_secs = 60
 # イベントの受付記録の置き場所: "local"（このノードのディスク上のログ）または "jetstream"
 # （NATS JetStream。受付ノードが書き込み、索引ノードが読み出します。ノード分割・スケールアウト用）。
 log = "local"
+# Hours the local log keeps what every reader has read (the searchable store keeps
+# events by retention; this is only the log in front of it).
+# すべての読み手が読み終えたローカルログのセグメントを残す時間（検索用のイベントストアは保存期間に従い、これはその手前のログだけの設定です）。
+log_keep_hours = 24
+# Hours it keeps at most for a reader behind, such as a forwarder whose receiver is
+# down; past that the oldest go and the forwarder counts them as lost.
+# 遅れている読み手（受信側が止まっている転送先など）のために残す最長時間。これを過ぎると古い順に消え、転送側で欠落として数えます。
+reader_keep_hours = 168
 
 [events.jetstream]
 # NATS servers (tls:// and ca_file outside loopback). / NATS サーバー（ループバック以外は tls:// と ca_file）。

@@ -74,13 +74,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let events = EventStore::open(&data.join("events")).context("cannot open the event store")?;
     let node_name = if config.server.node_name.is_empty() { mamori_runtime::hostname() } else { config.server.node_name.clone() };
     let bus = match config.events.jetstream(&node_name) {
-        None => Bus::new(events, 4096).context("cannot open the event log")?,
+        None => Bus::open(events, config.events.bus_options()).context("cannot open the event log")?,
         Some(js) => {
             let role = match js.index_partition {
                 Some(k) => format!("indexing partition {k} of {}", js.partitions),
                 None => "intake only (events are searchable on the indexing nodes)".to_string(),
             };
-            let bus = Bus::connect(events, mamori_bus::BusOptions { live_capacity: 4096, ..Default::default() }, js)
+            let bus = Bus::connect(events, config.events.bus_options(), js)
                 .await
                 .context("cannot reach NATS JetStream for the event log / イベントログの NATS JetStream に接続できません")?;
             tracing::info!(role, "event log: NATS JetStream");

@@ -82,6 +82,7 @@ pub async fn submit(State(state): State<AppState>, ApiAuth(a): ApiAuth, bytes: B
     let n = state.bus.publish(events).await.map_err(|e| match e {
         mamori_bus::BusError::Store(s) => AppError::from(s),
         mamori_bus::BusError::Log(l) => AppError::Internal(l.to_string()),
+        mamori_bus::BusError::Cursor(c) => AppError::Internal(c),
         mamori_bus::BusError::Transport(t) => AppError::Unavailable(t),
     })?;
     created(json!({ "accepted": n, "ids": ids }))

@@ -4,12 +4,11 @@
 
 use super::support::*;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An operator's API token made by the command line (the demo admin's one-time
 /// password set aside, as after a first login).
-fn operator_token(data: &std::path::Path) -> String {
+pub fn operator_token(data: &std::path::Path) -> String {
     rusqlite::Connection::open(data.join("mamori.db")).unwrap().execute("UPDATE users SET must_change_password = 0 WHERE username = 'admin'", []).unwrap();
     let out = std::process::Command::new(BIN)
         .args(["--data", data.to_str().unwrap(), "token", "create", "--user", "admin", "--name", "crash", "--scopes", "events:write,events:read,tenants:read"])
@@ -55,34 +54,7 @@ fn acknowledged_events_survive_a_kill_during_sustained_publishing_once_each() {
     let tenant = tenants[0]["id"].as_str().unwrap().to_string();
 
     // Four clients post batches of 200 until the server is gone.
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut clients = Vec::new();
-    for k in 0..4 {
-        let (client, acked, bearer, tenant) = (server.client.clone(), acked.clone(), bearer.clone(), tenant.clone());
-        clients.push(std::thread::spawn(move || {
-            for n in 0.. {
-                let batch: Vec<serde_json::Value> = (0..200)
-                    .map(|i| serde_json::json!({"class_uid": 4002, "severity_id": 2, "message": format!("crashrun c{k} b{n} e{i}"), "metadata": {"tenant_uid": tenant}}))
-                    .collect();
-                let (status, _, body) =
-                    client.request("POST", "/api/v1/events", &[("authorization", &bearer), ("content-type", "application/json")], &serde_json::Value::from(batch).to_string());
-                if status != 201 {
-                    return n;
-                }
-                let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-                acked.lock().unwrap().extend(answer["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
-            }
-            unreachable!()
-        }));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let mut server = server;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
-    for c in clients {
-        c.join().unwrap();
-    }
-    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    let acked = post_then_kill(server, &bearer, &tenant, 4, "crashrun", Duration::from_secs(2));
     assert!(acked.len() >= 1000, "publishing went on for a while: {}", acked.len());
     eprintln!("{} events acknowledged before the kill", acked.len());
 

@@ -10,6 +10,8 @@
 //!   singleton monitor on two nodes sharing PostgreSQL and its failover.
 //! - `events`: events posted through the API while the server is killed: every
 //!   acknowledged one is searchable after the restart, none twice.
+//! - `forwarding`: a RELP destination to a real rsyslog gets every acknowledged event
+//!   across a kill of the server.
 //! - `split`: split nodes over NATS JetStream (intake and indexing nodes, PostgreSQL):
 //!   events posted to one are searchable on the other; killing the indexer loses nothing.
 //! - `accounts`: a maintenance vendor made by the CLI, refused once its account expired.
@@ -20,6 +22,7 @@ mod accounts;
 mod basics;
 mod cluster;
 mod events;
+mod forwarding;
 mod hardening;
 mod https;
 mod proxy;

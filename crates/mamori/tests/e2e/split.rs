@@ -60,23 +60,6 @@ fn seed(url: &str, data: &std::path::Path) -> (String, String) {
 
 /// Posts `n` events with `words` in their message; their ids once acknowledged (None:
 /// refused).
-fn post(client: &Client, bearer: &str, tenant: &str, words: &str, n: usize) -> Option<Vec<String>> {
-    let batch: Vec<serde_json::Value> = (0..n)
-        .map(|i| serde_json::json!({"class_uid": 4002, "severity_id": 2, "message": format!("splitrun {words} e{i}"), "metadata": {"tenant_uid": tenant}}))
-        .collect();
-    let (status, _, body) = client.request(
-        "POST",
-        "/api/v1/events",
-        &[("authorization", bearer), ("content-type", "application/json")],
-        &serde_json::Value::from(batch).to_string(),
-    );
-    if status != 201 {
-        return None;
-    }
-    let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
-    Some(answer["ids"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-}
-
 #[test]
 fn events_posted_to_the_intake_node_are_searchable_on_the_indexing_node_and_killing_it_loses_nothing() {
     let Some(url) = fresh_postgres() else { return };
@@ -103,7 +86,7 @@ fn events_posted_to_the_intake_node_are_searchable_on_the_indexing_node_and_kill
 
     let mut acked: HashSet<String> = HashSet::new();
     for b in 0..3 {
-        acked.extend(post(&intake.client, &bearer, &tenant, &format!("b{b}"), 300).expect("the intake node takes events"));
+        acked.extend(post_events(&intake.client, &bearer, &tenant, &format!("splitrun b{b}"), 300).expect("the intake node takes events"));
     }
     let wait_all = |server: &Server, acked: &HashSet<String>| {
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -131,7 +114,7 @@ fn events_posted_to_the_intake_node_are_searchable_on_the_indexing_node_and_kill
         clients.push(std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let ids = post(&client, &bearer, &tenant, &format!("c{k} n{n}"), 200);
+                let ids = post_events(&client, &bearer, &tenant, &format!("splitrun c{k} n{n}"), 200);
                 more.lock().unwrap().extend(ids.expect("the intake node keeps taking events while the indexer is down"));
                 n += 1;
             }

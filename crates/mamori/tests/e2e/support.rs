@@ -309,3 +309,48 @@ pub fn metric(server: &Server, name: &str) -> f64 {
     let (_, _, body) = server.http("GET", "/metrics", &[], "");
     body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
+
+/// Posts `n` events of `tenant` (HTTP Activity, messages `{words} e{i}`) through the
+/// API; their ids, or None when the server did not take them.
+pub fn post_events(client: &Client, bearer: &str, tenant: &str, words: &str, n: usize) -> Option<Vec<String>> {
+    let batch: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"class_uid": 4002, "severity_id": 2, "message": format!("{words} e{i}"), "metadata": {"tenant_uid": tenant}}))
+        .collect();
+    let (status, _, body) = client.request(
+        "POST",
+        "/api/v1/events",
+        &[("authorization", bearer), ("content-type", "application/json")],
+        &serde_json::Value::from(batch).to_string(),
+    );
+    if status != 201 {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(answer["ids"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+}
+
+/// `clients` threads post batches of 200 events (`{word} c{k} b{n} e{i}`) until the
+/// server is killed (SIGKILL) after `after`; returns every id acknowledged before.
+pub fn post_then_kill(mut server: Server, bearer: &str, tenant: &str, clients: usize, word: &str, after: Duration) -> std::collections::HashSet<String> {
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let threads: Vec<_> = (0..clients)
+        .map(|k| {
+            let (client, acked, bearer, tenant, word) = (server.client.clone(), acked.clone(), bearer.to_string(), tenant.to_string(), word.to_string());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    match post_events(&client, &bearer, &tenant, &format!("{word} c{k} b{n}"), 200) {
+                        Some(ids) => acked.lock().unwrap().extend(ids),
+                        None => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(after);
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    acked.lock().unwrap().iter().cloned().collect()
+}
