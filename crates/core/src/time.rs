@@ -49,6 +49,14 @@ pub fn parse_time(input: &str) -> Option<i64> {
     parse_unclamped(input).filter(|t| (MIN_MS..MAX_MS).contains(t))
 }
 
+/// Parses the end of a range given by a person (a hold, an export): as
+/// [`parse_time`], except that a date alone is the end of that JST day, so
+/// `2026-11-01` to `2026-11-30` covers all of November.
+pub fn parse_range_end(input: &str) -> Option<i64> {
+    let v = input.trim();
+    if v.len() == 10 && v.as_bytes().get(4) == Some(&b'-') { end_of_day_jst(v) } else { parse_time(v) }
+}
+
 /// Earliest time accepted from people and clients: 2000-01-01T00:00:00Z.
 pub const MIN_MS: i64 = 946_684_800_000;
 /// Latest time accepted (exclusive): 2200-01-01T00:00:00Z.

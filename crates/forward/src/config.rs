@@ -16,10 +16,20 @@ pub const MAX_BATCH: usize = 10_000;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardConfig {
-    /// 転送先（外部 SOC 事業者や既存の SIEM）。転送先ごとにカーソルを持ち、すべてのイベントを少なくとも一度送ります。例:
-    /// [[components.forward.destinations]] name = "soc" kind = "syslog" address = "siem.example.lg.jp:6514" protocol = "tcp" tls = true format = "cef" tenants = ["082015"] classes = [4001, 3002]
+    /// 転送先（外部 SOC 事業者や既存の SIEM）。転送先ごとにカーソルを持ち、すべてのイベントを少なくとも一度送ります。
+    /// 項目の一覧と例は運用ガイド「外部の SOC・SIEM へのイベント転送」にあります（[[components.forward.destinations]] の表でも書けます）。
     /// Destinations (outside SOC contractors, existing SIEMs), each with its own cursor: every event is sent at least once.
+    /// The operator guide lists every key with examples ([[components.forward.destinations]] tables work too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = example_destinations())]
     pub destinations: Vec<Destination>,
+}
+
+fn example_destinations() -> serde_json::Value {
+    serde_json::json!([{
+        "name": "soc", "kind": "syslog", "address": "siem.example.lg.jp:6514", "protocol": "tcp", "tls": true,
+        "format": "cef", "tenants": ["082015"], "classes": [4001, 3002]
+    }])
 }
 
 /// What a destination receives.

@@ -424,8 +424,7 @@ pub async fn vault(config: &Config, c: VaultCommand) -> anyhow::Result<ExitCode>
 
 /// Reads a time of a [`TenantRange`]; a date alone as `to` is the end of that day.
 fn range_time(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
-    let date_only = value.trim().len() == 10 && value.trim().as_bytes().get(4) == Some(&b'-');
-    let t = if end_of_day && date_only { mamori_core::time::end_of_day_jst(value) } else { mamori_core::time::parse_time(value) };
+    let t = if end_of_day { mamori_core::time::parse_range_end(value) } else { mamori_core::time::parse_time(value) };
     t.with_context(|| format!("--{flag} {value}: not a date or time (YYYY-MM-DD, YYYY-MM-DD HH:MM or RFC 3339) / 日時を読めません"))
 }
 

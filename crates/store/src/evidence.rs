@@ -18,9 +18,10 @@ use serde_json::json;
 use sqlx::Row;
 
 /// A legal hold.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EventHold {
     /// Its id.
+    #[schemars(with = "String")]
     pub id: uuid::Uuid,
     /// The tenant whose events it keeps.
     pub tenant: TenantId,

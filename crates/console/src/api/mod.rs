@@ -11,6 +11,7 @@
 
 mod audit;
 mod events;
+pub mod holds;
 pub mod openapi;
 mod policies;
 mod secrets;
@@ -127,6 +128,10 @@ pub const ROUTES: &[RouteDoc] = &[
         None,
     ).returns(200, "Histogram"),
     r("GET", "/api/v1/events/{id}", "events", "Get one event", Some(EventsRead), &[], None).returns(200, "OcsfEvent"),
+    r("GET", "/api/v1/holds", "events", "Legal holds (証拠保全) in scope, newest first; all=true with released ones", Some(EventsRead), &["all"], None).returns(200, "EventHolds"),
+    r("POST", "/api/v1/holds", "events", "Place a legal hold on a tenant's events in a range: retention never purges them until it is released (operators)", Some(EventsWrite), &[], Some("HoldRequest"))
+        .returns(201, "EventHold"),
+    r("POST", "/api/v1/holds/{id}/release", "events", "Release a legal hold (operators); retention may then purge its events", Some(EventsWrite), &[], None).returns(200, "EventHold"),
     r("GET", "/api/v1/audit", "audit", "List audit entries (newest first)", Some(AuditRead), AUDIT_QUERY, None).returns(200, "AuditEntries"),
     r("GET", "/api/v1/audit/export", "audit", "Export audit entries as CSV", Some(AuditRead), &["actor", "action", "tenant", "from", "to"], None).returns(200, "CsvText"),
     r("GET", "/api/v1/audit/verify", "audit", "Verify the audit hash chain (operator roles)", Some(AuditRead), &[], None).returns(200, "AuditVerification"),
@@ -264,6 +269,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/events", get(events::search).post(events::submit))
         .route("/api/v1/events/histogram", get(events::histogram))
         .route("/api/v1/events/{id}", get(events::get))
+        .route("/api/v1/holds", get(holds::list).post(holds::place))
+        .route("/api/v1/holds/{id}/release", post(holds::release))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/export", get(audit::export))
         .route("/api/v1/audit/verify", get(audit::verify))

@@ -220,6 +220,7 @@ pub async fn page(
         }
         let sel = |v: &Option<String>, x: String| nonempty(v) == Some(x.as_str());
         let body = html! {
+            div.toolbar { a href="/events/holds" { (l.t("証拠保全（保全中の期間）", "Legal holds")) } }
             form.filters method="get" action="/events" {
                 label { (l.t("開始", "From")) input type="text" name="from" value=(p.from.clone().unwrap_or_default()) placeholder=(l.t("既定: 24時間前", "default: 24 h ago")) title=(l.t("例: 2026-11-22 09:00", "e.g. 2026-11-22 09:00")); }
                 label { (l.t("終了", "To")) input type="text" name="to" value=(p.to.clone().unwrap_or_default()) placeholder=(l.t("既定: 現在", "default: now")); }

@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 mod dashboard;
 mod events;
+mod holds;
 pub mod login;
 mod nodes;
 mod secrets;
@@ -52,6 +53,7 @@ pub const PAGES: &[&str] = &[
     "/audit",
     "/audit/export.csv",
     "/events",
+    "/events/holds",
     "/events/{id}",
     "/settings",
     "/settings/policies",
@@ -87,6 +89,8 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit::page))
         .route("/audit/export.csv", get(audit::export))
         .route("/events", get(events::page))
+        .route("/events/holds", get(holds::page).post(holds::place))
+        .route("/events/holds/{id}/release", post(holds::release))
         .route("/events/{id}", get(events::show))
         .route("/settings", get(settings::page).post(settings::save_account))
         .route("/settings/security", post(settings::save_security))

@@ -9,4 +9,5 @@ mod support {
 mod accounts;
 mod auth_flows;
 mod bad_input;
+mod holds;
 mod pages;

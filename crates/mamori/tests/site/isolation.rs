@@ -74,6 +74,9 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
         c.state.bus.searchable().await;
         let retention = mamori_runtime::retention::RetentionPolicy;
         c.state.store.put_policy(&c.grant.scope(), &mamori_core::Actor::system(), Some(b.id), &retention, json!({"events_days": 777})).await.unwrap();
+        let hold_b =
+            mamori_store::NewEventHold { tenant: b.id, from_ms: now - 86_400_000, to_ms: now, reason: "MARKERB 保全".into(), reference: "MARKERB-1".into() };
+        let hold_b = c.state.store.place_event_hold(&c.grant.scope(), &mamori_core::Actor::system(), hold_b).await.unwrap();
         let fixtures = seed_parts(&c, &assembly, b.id).await;
         let markers: Vec<String> = MARKERS.iter().map(|m| m.to_string()).chain(fixtures.iter().flat_map(|f| f.markers.iter().cloned())).collect();
 
@@ -91,7 +94,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
                 .unwrap()
                 .get(&b.id)
                 .copied();
-            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}|{}", snapshot_parts(&c, &assembly, b.id).await)
+            let holds = c.state.store.list_event_holds(&c.grant.tenant(b.id), true).await.unwrap();
+            format!("{t:?}|{u:?}|{tokens:?}|{pol:?}|{ev:?}|{holds:?}|{}", snapshot_parts(&c, &assembly, b.id).await)
         };
         let before = snapshot().await;
 
@@ -109,6 +113,7 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             ("/api/v1/users/", user_b.to_string()),
             ("/api/v1/events/", event_b.id.to_string()),
             ("/api/v1/tokens/", token_b.to_string()),
+            ("/api/v1/holds/", hold_b.id.to_string()),
         ];
 
         // Every API endpoint, by token and by session, aimed at B.
@@ -199,6 +204,8 @@ async fn a_tenant_admin_reaches_nothing_of_another_tenant() {
             (format!("/users/{user_b}/action"), vec![("action", "delete")]),
             ("/settings/policies".into(), vec![("component", "retention"), ("tenant", &b_id), ("document", "{\"events_days\": 1}")]),
             (format!("/settings/tokens/{token_b}/revoke"), vec![]),
+            (format!("/events/holds/{}/release", hold_b.id), vec![("confirm", "on")]),
+            ("/events/holds".into(), vec![("tenant", &b_id), ("from", "2026-01-01"), ("to", "2026-01-02"), ("reason", "乗っ取り")]),
             ("/users".into(), vec![("username", "intruder2"), ("display_name", "x"), ("role", "tenant_user"), ("tenant", &b_id)]),
         ]
         .into_iter()
