@@ -217,3 +217,35 @@ async fn a_new_destination_starts_where_it_says_and_a_removed_one_loses_its_curs
     assert!(h.status("from-now").is_none());
     assert_eq!(h.bus.cursors()[0], ("forward.from-oldest".to_string(), h.bus.end()));
 }
+
+/// Split nodes: the indexing node of a JetStream partition forwards it (its cursor
+/// named by stream and partition); an intake-only node forwards nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jetstream_the_indexing_node_forwards_its_partition() {
+    use mamori_bus::jetstream::JetStreamOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = mamori_bus::testing::NatsServer::start(&dir.path().join("nats")) else { return };
+    let receiver: Shared = Arc::new(Mutex::new(Receiver::default()));
+    let http = serve(receiver.clone(), None).await;
+    let forward = json!({ "destinations": [{ "name": "es", "kind": "elasticsearch", "url": format!("http://127.0.0.1:{http}"), "user": "elastic", "password_secret": "es-password", "index": "i", "start": "oldest" }] });
+    let node = |k: Option<u32>, name: &str| {
+        let events = mamori_store::events::EventStore::open(&dir.path().join(name).join("events")).unwrap();
+        let js = JetStreamOptions { urls: vec![nats.url()], partitions: 1, index_partition: k, node: name.into(), ..Default::default() };
+        mamori_bus::Bus::connect(events, mamori_bus::BusOptions::default(), js)
+    };
+    let (indexer_dir, intake_dir) = (dir.path().join("indexer"), dir.path().join("intake"));
+    std::fs::create_dir_all(&indexer_dir).unwrap();
+    std::fs::create_dir_all(&intake_dir).unwrap();
+    let indexer = Harness::start_with(&indexer_dir, node(Some(0), "indexer").await.unwrap(), forward.clone(), &[("es-password", "es-password")]).await;
+    let intake = Harness::start_with(&intake_dir, node(None, "intake").await.unwrap(), forward, &[("es-password", "es-password")]).await;
+    // Tenants are made per node's store; events carry the indexer's tenant id.
+    let ids = intake.publish(indexer.a, EventClass::NETWORK_ACTIVITY, 700, "js").await;
+    wait_until(60, "the indexing node to forward the partition", async || receiver.lock().unwrap().docs.len() >= ids.len()).await;
+    assert!(ids.iter().all(|i| receiver.lock().unwrap().docs.contains_key(i)));
+    let cursors = indexer.bus.cursors();
+    assert_eq!(cursors.len(), 1);
+    assert!(indexer_dir.join("events/log/cursors/forward.es@MAMORI_EVENTS_0").is_file(), "the cursor is the partition's");
+    assert!(intake.bus.cursors().is_empty(), "an intake node keeps no cursor");
+    let notices: Vec<String> = intake.node.health.snapshot().iter().flat_map(|c| c.notices.iter().map(|n| n.code.clone())).collect();
+    assert!(notices.contains(&"forward_no_log".to_string()), "{notices:?}");
+}

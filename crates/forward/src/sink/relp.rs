@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt, BufStream};
 
-/// Messages sent before waiting for their answers (librelp's default window).
-pub const WINDOW: usize = 128;
+/// Messages sent before waiting for their answers. librelp's clients use 128; each wait
+/// for answers costs about 40 ms against rsyslog (its answers wait for our delayed
+/// ACK), so a larger window moves about eight times as many messages (measured in
+/// `benches/forward.rs`).
+pub const WINDOW: usize = 1024;
 /// Largest DATA accepted from the receiver.
 pub const MAX_DATA: usize = 128 * 1024;
 /// Largest transaction number; the next is 1.
