@@ -253,7 +253,6 @@ impl Destination {
             _ => {
                 let rest = self.url.split_once("://")?.1;
                 let authority = rest.split(['/', '?', '#']).next()?;
-                let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
                 if let Some(v6) = authority.strip_prefix('[') {
                     return v6.split_once(']').map(|(h, _)| h.to_string());
                 }
@@ -415,7 +414,16 @@ impl ComponentConfig for ForwardConfig {
                     }
                 }
                 Kind::SplunkHec | Kind::Elasticsearch => {
-                    if !(d.url.starts_with("https://") || d.url.starts_with("http://")) || d.host().is_none_or(|h| h.is_empty()) {
+                    let authority = d.url.split_once("://").map(|(_, r)| r.split(['/', '?', '#']).next().unwrap_or("")).unwrap_or("");
+                    if authority.contains('@') {
+                        target_ok = false;
+                        problems.push(Problem::new(
+                            at("url"),
+                            "credentials",
+                            "url に認証情報を含めないでください（user と password_secret、または token_secret を使います）",
+                            "url must not hold credentials (use user and password_secret, or token_secret)",
+                        ));
+                    } else if !(d.url.starts_with("https://") || d.url.starts_with("http://")) || d.host().is_none_or(|h| h.is_empty()) {
                         target_ok = false;
                         problems.push(Problem::new(
                             at("url"),
@@ -518,6 +526,7 @@ mod tests {
         assert_eq!(codes(Destination { index: "Mamori".into(), ..es.clone() }), ["destinations[0].index:invalid"]);
         assert_eq!(codes(Destination { index: "m-{host}".into(), ..es.clone() }), ["destinations[0].index:invalid"]);
         assert_eq!(codes(Destination { url: "ftp://x".into(), ..es.clone() }), ["destinations[0].url:invalid"]);
+        assert_eq!(codes(Destination { url: "https://elastic:secret@es.example.lg.jp:9200".into(), ..es.clone() }), ["destinations[0].url:credentials"]);
         let hec = Destination { name: "hec".into(), kind: Some(Kind::SplunkHec), url: "https://splunk:8088".into(), ..Default::default() };
         assert_eq!(codes(hec.clone()), ["destinations[0].token_secret:required"]);
         let two = ForwardConfig { destinations: vec![syslog(), syslog()] }.validate().unwrap_err();
@@ -529,7 +538,7 @@ mod tests {
         assert_eq!(split_host_port("[::1]:514"), Some(("::1".into(), 514)));
         assert_eq!(split_host_port("a.b:0"), None);
         assert_eq!(split_host_port("::1:514"), None);
-        let d = Destination { kind: Some(Kind::Elasticsearch), url: "https://u@[2001:db8::1]:9200/x".into(), ..Default::default() };
+        let d = Destination { kind: Some(Kind::Elasticsearch), url: "https://[2001:db8::1]:9200/x".into(), ..Default::default() };
         assert_eq!(d.host().as_deref(), Some("2001:db8::1"));
         assert_eq!(Destination { protocol: Protocol::Relp, tls: true, ..syslog() }.target(), "relp+tls://127.0.0.1:514");
     }

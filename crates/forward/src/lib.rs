@@ -17,7 +17,7 @@
 //! crash or a receiver that is down repeats, never skips: delivery is at least once
 //! (Elasticsearch drops the repeats by id). A receiver that is down makes the cursor
 //! fall behind, up to `[events] reader_keep_hours`, which the log keeps for it; the lag
-//! is in `/metrics` (`mamori_forward_lag_events`), on the console's 転送 page and
+//! is in `/metrics` (`mamori_forward_lag_events`), on the console's イベント転送 page and
 //! `GET /api/v1/forwarding`, and after a minute of failures in the node's notices.
 //!
 //! Placement: replicated. Each node forwards the log it has: its local log, or with
@@ -280,6 +280,7 @@ impl Forwarder {
                 r = reader.next_records(d.batch_events) => r,
                 _ = mamori_runtime::stopped(&mut stop) => {
                     cursor.save(expected).await?;
+                    status.write(&status_dir);
                     return Ok(());
                 }
             };
@@ -314,6 +315,9 @@ impl Forwarder {
                 }
             } else {
                 if !self.deliver(&mut sink, &items, &mut status, &status_dir, &label, &mut stop).await {
+                    // Stopped before the receiver took this batch: it goes again next time.
+                    cursor.save(expected).await?;
+                    status.write(&status_dir);
                     return Ok(());
                 }
                 // Everything before `next` is dealt with: durable before going on.

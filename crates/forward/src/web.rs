@@ -22,7 +22,7 @@ pub const ROUTES: &[RouteDoc] = &[route(
     "GET",
     "/api/v1/forwarding",
     "forwarding",
-    "Event forwarding destinations of this node: cursor, lag, events sent, refused and lost, last failure (operators)",
+    "Event forwarding destinations of this node: cursor, lag, events sent, refused and lost, last failure (operator roles)",
     Some(EventsRead),
     &[],
     None,
@@ -31,7 +31,7 @@ pub const ROUTES: &[RouteDoc] = &[route(
 
 const PAGES: &[&str] = &["/forwarding"];
 
-const NAV: &[NavEntry] = &[NavEntry::new("/forwarding", "転送", "Forwarding", 45).needs(EventsRead).operators()];
+const NAV: &[NavEntry] = &[NavEntry::new("/forwarding", "イベント転送", "Forwarding", 31).needs(EventsRead).operators()];
 
 #[derive(Clone)]
 struct Cx {

@@ -190,7 +190,8 @@ async fn a_new_destination_starts_where_it_says_and_a_removed_one_loses_its_curs
     let http = serve(receiver.clone(), None).await;
     let es = |name: &str, start: &str| json!({ "name": name, "kind": "elasticsearch", "url": format!("http://127.0.0.1:{http}"), "user": "elastic", "password_secret": "es-password", "index": "i", "start": start });
     let mut h = Harness::start(dir.path(), json!({ "destinations": [] }), &[("es-password", "es-password")]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_until(10, "the component to be ready", async || h.node.health.ready()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(h.node.health.ready(), "with no destinations the component stays up: {:?}", h.node.health.snapshot());
     let before = h.publish(h.a, EventClass::NETWORK_ACTIVITY, 20, "old").await;
     h.stop().await;
