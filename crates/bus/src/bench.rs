@@ -29,6 +29,20 @@ pub struct Report {
     pub store_bytes: u64,
     /// Bytes of the log on disk.
     pub log_bytes: u64,
+    /// With [`Split::IndexAfter`]: the time the indexing node took alone, from its
+    /// start on a stream holding every event until all were searchable.
+    pub index_only: Option<Duration>,
+}
+
+/// How a JetStream run is split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Split {
+    /// One bus publishes and indexes at once.
+    #[default]
+    Together,
+    /// An intake-only bus publishes every event first; then an indexing bus starts
+    /// and is timed alone (what an indexing node of a split installation does).
+    IndexAfter,
 }
 
 impl Report {
@@ -53,6 +67,11 @@ pub async fn run_mix(dir: &Path, n: usize, kind: Kind) -> Result<Report, BusErro
 /// when `js` is given (this process then both publishes and indexes; the run's streams
 /// are removed afterwards).
 pub async fn run_with(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstream::JetStreamOptions>) -> Result<Report, BusError> {
+    run_split(dir, n, kind, js, Split::Together).await
+}
+
+/// As [`run_with`], with the JetStream run split as `split` says.
+pub async fn run_split(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstream::JetStreamOptions>, split: Split) -> Result<Report, BusError> {
     let mut mix = Mix::of(kind, n, mamori_core::time::now_ms());
     let mut batches = Vec::with_capacity(n.div_ceil(BATCH));
     let mut raw_bytes = 0u64;
@@ -63,9 +82,16 @@ pub async fn run_with(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstr
     }
     // Oldest first, as events arrive.
     batches.reverse();
+    let index_after = split == Split::IndexAfter && js.is_some();
+    let indexer_options = js.clone();
     let bus = match js {
         None => Bus::open(EventStore::open(dir)?, BusOptions::default())?,
-        Some(js) => Bus::connect(EventStore::open(dir)?, BusOptions::default(), js).await?,
+        Some(mut js) => {
+            if index_after {
+                js.index_partition = None;
+            }
+            Bus::connect(EventStore::open(dir)?, BusOptions::default(), js).await?
+        }
     };
     let started = Instant::now();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
@@ -84,7 +110,21 @@ pub async fn run_with(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstr
         p.await.map_err(|e| BusError::Log(crate::log::LogError::Write(e.to_string())))??;
     }
     let acknowledged = started.elapsed();
-    bus.searchable().await;
+    let mut index_only = None;
+    let bus = match indexer_options.filter(|_| index_after) {
+        Some(js) => {
+            drop(bus);
+            let indexing = Instant::now();
+            let indexer = Bus::connect(EventStore::open(dir)?, BusOptions::default(), js).await?;
+            indexer.searchable().await;
+            index_only = Some(indexing.elapsed());
+            indexer
+        }
+        None => {
+            bus.searchable().await;
+            bus
+        }
+    };
     let searchable = started.elapsed();
     let store_bytes = bus.events().partitions()?.iter().map(|p| p.bytes).sum();
     let log_bytes = match &bus.transport {
@@ -95,5 +135,5 @@ pub async fn run_with(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetstr
             bytes
         }
     };
-    Ok(Report { events: n, acknowledged, searchable, raw_bytes, store_bytes, log_bytes })
+    Ok(Report { events: n, acknowledged, searchable, raw_bytes, store_bytes, log_bytes, index_only })
 }

@@ -110,6 +110,10 @@ enum BenchCommand {
         /// instead of the local log; the run's streams are removed afterwards.
         #[arg(long)]
         nats: Option<String>,
+        /// With --nats: publish every event through an intake-only node first, then
+        /// start an indexing node and time it alone (a split installation's indexer).
+        #[arg(long, requires = "nats")]
+        index_after: bool,
     },
 }
 
@@ -121,7 +125,7 @@ enum MixArg {
 }
 
 /// `mamori bench events`.
-async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg, nats: Option<String>) -> anyhow::Result<std::process::ExitCode> {
+async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg, nats: Option<String>, index_after: bool) -> anyhow::Result<std::process::ExitCode> {
     anyhow::ensure!(n > 0, "--events must be at least 1");
     let tmp;
     let dir = match data {
@@ -149,8 +153,12 @@ async fn bench_events(n: usize, data: Option<PathBuf>, mix: MixArg, nats: Option
             ..Default::default()
         }
     });
-    let r = mamori_bus::bench::run_with(&dir, n, kind, js).await?;
+    let split = if index_after { mamori_bus::bench::Split::IndexAfter } else { mamori_bus::bench::Split::Together };
+    let r = mamori_bus::bench::run_split(&dir, n, kind, js, split).await?;
     println!("acknowledged (in the log): {:.1} s, {:.0} events/s", r.acknowledged.as_secs_f64(), n as f64 / r.acknowledged.as_secs_f64());
+    if let Some(i) = r.index_only {
+        println!("indexing node alone: {:.1} s, {:.0} events/s", i.as_secs_f64(), n as f64 / i.as_secs_f64());
+    }
     println!("searchable: {:.1} s; raw data {:.1} MB/s", r.searchable.as_secs_f64(), r.raw_bytes as f64 / 1e6 / r.searchable.as_secs_f64());
     println!("on disk: store {:.0} bytes/event, log {:.0} bytes/event", r.store_bytes as f64 / n as f64, r.log_bytes as f64 / n as f64);
     println!("RATE {:.0} events/s", r.rate());
@@ -197,7 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("wrote {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Events { events, data, mix, nats }) => bench_events(events, data, mix, nats).await,
+        Command::Bench(BenchCommand::Events { events, data, mix, nats, index_after }) => bench_events(events, data, mix, nats, index_after).await,
         Command::User(c) => admin::user(&config, c).await,
         Command::Token(c) => admin::token(&config, c).await,
         Command::Tenant(c) => admin::tenant(&config, c).await,
