@@ -186,3 +186,28 @@ async fn partitions_split_tenants_between_indexers() {
     }
     assert_eq!(stored(&first, &scope).await.len() + stored(&second, &scope).await.len(), 12 * 200);
 }
+
+/// The benchmark's split run: every event through an intake-only bus, then an indexing
+/// bus alone on the full stream, timed apart; all are searchable at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_times_an_indexing_node_alone() {
+    let Some(nats) = Nats::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let js = JetStreamOptions { stream: "BENCHSPLIT".into(), subject: "bench.split".into(), ..nats.options(1, Some(0)) };
+    let r = mamori_bus::bench::run_split(
+        &dir.path().join("events"),
+        3000,
+        mamori_store::events::mix::Kind::Standard,
+        Some(js),
+        mamori_bus::bench::Split::IndexAfter,
+    )
+    .await
+    .unwrap();
+    let alone = r.index_only.expect("the indexing node is timed alone");
+    assert!(alone <= r.searchable && r.acknowledged <= r.searchable);
+    let (_g, grant) = grant().await;
+    let store = EventStore::open(&dir.path().join("events")).unwrap();
+    let now = mamori_core::time::now_ms();
+    let counts = store.count_by_tenant(&grant.scope(), now - 30 * 86_400_000, now + 86_400_000, None).await.unwrap();
+    assert_eq!(counts.values().sum::<u64>(), 3000, "every event indexed by the second bus");
+}
