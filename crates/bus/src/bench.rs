@@ -82,12 +82,12 @@ pub async fn run_split(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetst
     }
     // Oldest first, as events arrive.
     batches.reverse();
-    let index_after = split == Split::IndexAfter && js.is_some();
-    let indexer_options = js.clone();
+    // With IndexAfter, the indexing node's options; the publishing bus then indexes nothing.
+    let indexer_options = js.clone().filter(|_| split == Split::IndexAfter);
     let bus = match js {
         None => Bus::open(EventStore::open(dir)?, BusOptions::default())?,
         Some(mut js) => {
-            if index_after {
+            if indexer_options.is_some() {
                 js.index_partition = None;
             }
             Bus::connect(EventStore::open(dir)?, BusOptions::default(), js).await?
@@ -111,7 +111,7 @@ pub async fn run_split(dir: &Path, n: usize, kind: Kind, js: Option<crate::jetst
     }
     let acknowledged = started.elapsed();
     let mut index_only = None;
-    let bus = match indexer_options.filter(|_| index_after) {
+    let bus = match indexer_options {
         Some(js) => {
             drop(bus);
             let indexing = Instant::now();

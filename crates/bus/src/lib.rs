@@ -311,7 +311,7 @@ impl Bus {
     /// making it at `start` when it is new ([`cursor::Cursor::created`]). See
     /// [`cursor`].
     pub fn cursor(&self, name: &str, start: u64) -> Result<cursor::Cursor, BusError> {
-        cursor::Cursor::open(&self.cursor_dir(), name, &format!("{name}{}", self.cursor_suffix()), start, self.end())
+        cursor::Cursor::open(&self.cursor_dir(), name, &self.cursor_file(name), start, self.end())
     }
 
     /// Every durable cursor of the log readers read: (name, offset).
@@ -323,7 +323,7 @@ impl Bus {
     /// keeps segments for it.
     pub fn remove_cursor(&self, name: &str) -> Result<(), BusError> {
         cursor::check_name(name)?;
-        match std::fs::remove_file(self.cursor_dir().join(format!("{name}{}", self.cursor_suffix()))) {
+        match std::fs::remove_file(self.cursor_dir().join(self.cursor_file(name))) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io(e).into()),
             _ => Ok(()),
         }
@@ -331,6 +331,10 @@ impl Bus {
 
     fn cursor_dir(&self) -> PathBuf {
         self.events.dir().join("log").join(cursor::DIR)
+    }
+
+    fn cursor_file(&self, name: &str) -> String {
+        format!("{name}{}", self.cursor_suffix())
     }
 
     /// The local log's cursors are named alone; JetStream's by stream and partition.

@@ -198,7 +198,7 @@ pub fn index_name(template: &str, e: &Event, tenant: &TenantInfo) -> String {
 pub fn hec(e: &Event, doc: &str, tenant: &TenantInfo, d: &Destination, host: &str) -> String {
     let event: Value = serde_json::from_str(doc).unwrap_or(Value::String(doc.to_string()));
     let mut o = json!({
-        "time": format!("{}.{:03}", e.time.div_euclid(1000), e.time.rem_euclid(1000)).parse::<f64>().unwrap_or(0.0),
+        "time": e.time as f64 / 1000.0,
         "host": host,
         "source": "mamori",
         "sourcetype": d.sourcetype,

@@ -273,22 +273,22 @@ impl Forwarder {
         let classes: HashSet<u32> = d.classes.iter().copied().collect();
         status.write(&status_dir);
         let mut saved = std::time::Instant::now();
-        // Where the reader should go on: a first offset beyond it means records are gone.
-        let mut expected = cursor.offset();
         loop {
             let records = tokio::select! {
                 r = reader.next_records(d.batch_events) => r,
                 _ = mamori_runtime::stopped(&mut stop) => {
-                    cursor.save(expected).await?;
+                    cursor.save(status.position).await?;
                     status.write(&status_dir);
                     return Ok(());
                 }
             };
             let Some(records) = records else { return Ok(()) };
+            // The reader goes on from `status.position`: a first offset beyond it means
+            // records are gone.
             if let Some(first) = records.first()
-                && first.offset > expected
+                && first.offset > status.position
             {
-                let lost = first.offset - expected;
+                let lost = first.offset - status.position;
                 self.metrics.skipped.get_or_create(&label).inc_by(lost);
                 status.skipped += lost;
                 tracing::error!(destination = %d.name, lost, "forwarding: events could not be read from the log and were not sent (removed after [events] reader_keep_hours while the receiver was down, or damaged)");
@@ -316,7 +316,7 @@ impl Forwarder {
             } else {
                 if !self.deliver(&mut sink, &items, &mut status, &status_dir, &label, &mut stop).await {
                     // Stopped before the receiver took this batch: it goes again next time.
-                    cursor.save(expected).await?;
+                    cursor.save(status.position).await?;
                     status.write(&status_dir);
                     return Ok(());
                 }
@@ -324,7 +324,6 @@ impl Forwarder {
                 cursor.save(next).await?;
                 saved = std::time::Instant::now();
             }
-            expected = next;
             self.position.store(next, Ordering::Relaxed);
             status.position = next;
             status.end = self.bus.end();

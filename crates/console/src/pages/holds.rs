@@ -15,8 +15,9 @@ use mamori_web::{Form, Path, Query};
 use maud::{Markup, html};
 use std::collections::HashMap;
 
+/// Whether `a` may place and release holds: the guard of the handlers below.
 fn may_change(a: &Authed) -> bool {
-    a.principal.role().is_operator() && a.principal.can(Permission::EventsWrite)
+    a.require_operator(Permission::EventsWrite).is_ok()
 }
 
 async fn body(state: &AppState, a: &Authed, all: bool, error: Option<&AppError>, form: Option<&Pairs>) -> Result<Markup, AppError> {

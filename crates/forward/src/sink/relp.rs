@@ -195,26 +195,24 @@ impl RelpSink {
                 Ok(())
             })
             .await;
-            match result {
-                Ok(Ok(())) => done += window.len(),
-                failed => {
-                    let why = match failed {
-                        Err(_) => "timed out".to_string(),
-                        Ok(Err(e)) => e.to_string(),
-                        Ok(Ok(())) => String::new(),
-                    };
-                    tracing::warn!(receiver = %self.destination.address, error = %why, "RELP session broken; the unacknowledged messages are sent again");
-                    self.session = None;
-                    if done == 0 && pending.len() == window.len() {
-                        return Err(SendError(format!("RELP to {}: {why}", self.destination.address)));
-                    }
-                    // Acknowledged ones are delivered; the rest go again.
-                    delivery.retry.extend(pending.into_values());
-                    delivery.retry.extend(done + window.len()..items.len());
-                    delivery.retry.sort_unstable();
-                    return Ok(delivery);
+            let why = match result {
+                Ok(Ok(())) => {
+                    done += window.len();
+                    continue;
                 }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_string(),
+            };
+            tracing::warn!(receiver = %self.destination.address, error = %why, "RELP session broken; the unacknowledged messages are sent again");
+            self.session = None;
+            if done == 0 && pending.len() == window.len() {
+                return Err(SendError(format!("RELP to {}: {why}", self.destination.address)));
             }
+            // Acknowledged ones are delivered; the rest go again.
+            delivery.retry.extend(pending.into_values());
+            delivery.retry.extend(done + window.len()..items.len());
+            delivery.retry.sort_unstable();
+            return Ok(delivery);
         }
         Ok(delivery)
     }
